@@ -1,0 +1,81 @@
+/**
+ * The analytics application's domain: what a customer is, what one feature service answers, and what the
+ * analytics API answers. Everything that crosses a wire is a `Schema`, so both directions are checked.
+ */
+import { Schema } from "effect"
+
+/** The twelve product features, in the order the page shows their panels. */
+export const features = [
+  "listings",
+  "savedSearches",
+  "tours",
+  "offers",
+  "messages",
+  "documents",
+  "collections",
+  "alerts",
+  "reports",
+  "calendar",
+  "payments",
+  "referrals"
+] as const
+
+export const Feature = Schema.Literal(...features)
+export type Feature = typeof Feature.Type
+
+/** A customer id such as `c-1042`: lower-case letters, digits and dashes after a `c-` prefix. */
+export const CustomerId = Schema.String.pipe(
+  Schema.pattern(/^c-[a-z0-9-]{1,32}$/),
+  Schema.brand("CustomerId"),
+  Schema.annotations({ identifier: "CustomerId", description: "a customer id such as c-1042" })
+)
+export type CustomerId = typeof CustomerId.Type
+
+/** What a feature service answers for `GET /customers/:id/usage`. */
+export class FeatureUsage extends Schema.Class<FeatureUsage>("FeatureUsage")({
+  customerId: Schema.String,
+  feature: Schema.String,
+  count: Schema.Int.pipe(Schema.nonNegative()),
+  lastUsedAt: Schema.NullOr(Schema.String)
+}) {}
+
+/** `partial` settles every call and answers with what arrived; `strict` fails the request on the first failure. */
+export const Mode = Schema.Literal("partial", "strict")
+export type Mode = typeof Mode.Type
+
+/** Why a panel is missing, in words safe to show to any caller (internal details are logged, not sent). */
+export const PublicReason = Schema.Literal("unavailable", "bad_response", "timeout", "internal_error", "cancelled")
+export type PublicReason = typeof PublicReason.Type
+
+export const OkPanel = Schema.Struct({
+  status: Schema.Literal("ok"),
+  feature: Feature,
+  durationMs: Schema.Number,
+  usage: Schema.Struct({ count: Schema.Number, lastUsedAt: Schema.NullOr(Schema.String) })
+})
+
+export const FailedPanel = Schema.Struct({
+  status: Schema.Literal("failed"),
+  feature: Feature,
+  durationMs: Schema.Number,
+  reason: PublicReason
+})
+
+export const TimedOutPanel = Schema.Struct({
+  status: Schema.Literal("timed_out"),
+  feature: Feature,
+  durationMs: Schema.Number
+})
+
+/** One feature's panel on the usage page; `status` says whether it has data. */
+export const Panel = Schema.Union(OkPanel, FailedPanel, TimedOutPanel)
+export type Panel = typeof Panel.Type
+
+export class UsageResponse extends Schema.Class<UsageResponse>("UsageResponse")({
+  customerId: CustomerId,
+  mode: Mode,
+  /** `false` when any panel is not `ok`. */
+  complete: Schema.Boolean,
+  durationMs: Schema.Number,
+  panels: Schema.Array(Panel)
+}) {}

@@ -1,0 +1,305 @@
+/**
+ * Twelve feature-service simulators on plain `node:http`, one server per feature, each answering
+ * `GET /customers/:id/usage` like the real service would — or not, as its settings say.
+ *
+ * They are deliberately cheap (no Effect on the request path) so that a load test measures the analytics API, and
+ * deterministic: every feature draws from its own RNG seeded from `seed`, so the same requests in the same order
+ * give the same answers. They count requests started, completed and aborted (the client closed the connection
+ * before the answer was written), which is how tests see that a cancelled fan-out really cancels its HTTP calls.
+ */
+import { Context, Effect, Layer, Schema } from "effect"
+import * as Fs from "node:fs"
+import * as Http from "node:http"
+import type { AddressInfo } from "node:net"
+import { type Feature, features } from "./Domain.js"
+
+const Rate = Schema.Number.pipe(Schema.between(0, 1))
+const Millis = Schema.Number.pipe(Schema.nonNegative())
+
+/** How one simulated service behaves. Rates are probabilities per request, drawn in the order hang, error, malformed. */
+export const Settings = Schema.Struct({
+  /** Base latency before answering. */
+  latencyMs: Millis,
+  /** Up to this much extra latency, uniformly drawn. */
+  jitterMs: Millis,
+  /** Answer 503 with a JSON error. */
+  errorRate: Rate,
+  /** Answer 200 with a truncated JSON body. */
+  malformedRate: Rate,
+  /** Never answer; the connection stays open until the client gives up. */
+  hangRate: Rate,
+  /** The handler throws; the server answers 500 with the stack trace, as a careless framework in dev mode does. */
+  crash: Schema.Boolean
+})
+export type Settings = typeof Settings.Type
+
+const PartialSettings = Schema.partialWith(Settings, { exact: true })
+
+export const SimulatorConfig = Schema.Struct({
+  seed: Schema.Int,
+  defaults: Settings,
+  features: Schema.partialWith(Schema.Record({ key: Schema.Literal(...features), value: PartialSettings }), {
+    exact: true
+  })
+})
+export type SimulatorConfig = typeof SimulatorConfig.Type
+
+/** Settings per feature, or for `all` of them at once; the shape of config overrides, flags and demo scenarios. */
+export type Overrides = { readonly [K in Feature | "all"]?: Partial<Settings> }
+
+export const defaultConfigPath = new URL("./simulators.json", import.meta.url)
+
+/** Reads and checks a simulator config file (JSON in the `SimulatorConfig` shape; missing features use defaults). */
+export const loadConfig = (path: string | URL = defaultConfigPath): SimulatorConfig =>
+  Schema.decodeUnknownSync(SimulatorConfig)(JSON.parse(Fs.readFileSync(path, "utf8")))
+
+/**
+ * Applies command-line flags to a config: `--seed=7`, `--<feature>.<setting>=<value>` or `--all.<setting>=<value>`,
+ * for example `--payments.errorRate=1 --all.latencyMs=5 --calendar.crash=true`. Unknown flags are an error.
+ */
+export const applyFlags = (config: SimulatorConfig, argv: ReadonlyArray<string>): SimulatorConfig => {
+  let seed = config.seed
+  const overrides: Record<string, Record<string, unknown>> = {}
+  for (const arg of argv) {
+    const match = /^--([A-Za-z]+)(?:\.([A-Za-z]+))?=(.*)$/.exec(arg)
+    if (match === null) throw new Error(`unrecognised simulator flag: ${arg}`)
+    const [, target, setting, raw] = match as unknown as [string, string, string | undefined, string]
+    if (target === "seed" && setting === undefined) {
+      seed = Number(raw)
+      continue
+    }
+    if (setting === undefined || !(setting in Settings.fields) || (target !== "all" && !isFeature(target))) {
+      throw new Error(`unrecognised simulator flag: ${arg}`)
+    }
+    ;(overrides[target] ??= {})[setting] = setting === "crash" ? raw === "true" : Number(raw)
+  }
+  const checked = Schema.decodeUnknownSync(Schema.Record({ key: Schema.String, value: PartialSettings }))(
+    overrides
+  )
+  const { all, ...perFeature } = checked
+  const defaults = { ...config.defaults, ...all }
+  const merged: Record<string, Partial<Settings>> = {}
+  for (const feature of features) {
+    // A flag for `all` beats what the config file says about that setting for any one feature.
+    const fromFile = Object.entries(config.features[feature] ?? {}).filter(([key]) =>
+      all?.[key as keyof Settings] === undefined
+    )
+    merged[feature] = { ...Object.fromEntries(fromFile), ...perFeature[feature] }
+  }
+  return Schema.decodeUnknownSync(SimulatorConfig)({
+    seed: Schema.decodeUnknownSync(Schema.Int)(seed),
+    defaults,
+    features: merged
+  })
+}
+
+const isFeature = (name: string): name is Feature => (features as ReadonlyArray<string>).includes(name)
+
+/** Requests one simulator has seen. `aborted`: the connection closed before the answer was complete. */
+export interface Counts {
+  readonly started: number
+  readonly completed: number
+  readonly aborted: number
+}
+
+export type AllCounts = { readonly [F in Feature]: Counts }
+
+/** The running simulators. */
+export interface Simulators {
+  /** Base URL of each feature service, such as `http://127.0.0.1:41234`. */
+  readonly urls: { readonly [F in Feature]: string }
+  /** The settings each feature uses now. */
+  readonly settings: () => { readonly [F in Feature]: Settings }
+  /**
+   * Replaces the behaviour of every feature with the config defaults plus `overrides` (`all` first, then per
+   * feature), re-seeds the RNGs and zeroes the counters: one call per scenario.
+   */
+  readonly scenario: (overrides: Overrides) => void
+  /** Back to the config file's settings, re-seeded, counters zeroed. */
+  readonly reset: () => void
+  readonly counts: () => AllCounts
+  /** Resolves as soon as `predicate` holds for the counters (checked now and after every request event). */
+  readonly awaitCounts: (predicate: (counts: AllCounts) => boolean) => Promise<AllCounts>
+  /** Closes every server and every open connection (hung requests included). */
+  readonly close: () => Promise<void>
+}
+
+/** mulberry32: a tiny seeded PRNG, plenty for fault injection. */
+const makeRng = (seed: number) => {
+  let state = seed >>> 0
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0
+    let t = state
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+const hash = (text: string) => {
+  let h = 2166136261
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 16777619)
+  return h >>> 0
+}
+
+const usageBody = (feature: Feature, customerId: string) => {
+  const h = hash(`${feature}:${customerId}`)
+  const count = h % 500
+  return {
+    customerId,
+    feature,
+    count,
+    lastUsedAt: count === 0 ? null : new Date(Date.UTC(2026, 10, 1 + (h % 28))).toISOString()
+  }
+}
+
+/** A throwing handler, so that crash mode produces a real stack trace. */
+const crashingHandler = (feature: Feature): never => {
+  throw new Error(`simulated crash in the ${feature} service: cannot read properties of undefined (reading 'plan')`)
+}
+
+/** Starts the twelve simulators on 127.0.0.1, each on an ephemeral port. */
+export const start = async (config: SimulatorConfig = loadConfig()): Promise<Simulators> => {
+  const resolve = (overrides: Overrides) => {
+    const result = {} as { [F in Feature]: Settings }
+    for (const feature of features) {
+      result[feature] = { ...config.defaults, ...overrides.all, ...overrides[feature] }
+    }
+    return result
+  }
+  let current = resolve(config.features)
+  const rngs = new Map<Feature, () => number>()
+  const counts = new Map<Feature, { started: number; completed: number; aborted: number }>()
+  const waiters = new Set<() => void>()
+  const seedAll = () => {
+    features.forEach((feature, index) => {
+      rngs.set(feature, makeRng(config.seed * 31 + index))
+      counts.set(feature, { started: 0, completed: 0, aborted: 0 })
+    })
+  }
+  seedAll()
+  const snapshot = (): AllCounts => {
+    const result = {} as { [F in Feature]: Counts }
+    for (const feature of features) result[feature] = { ...counts.get(feature)! }
+    return result
+  }
+  const notify = () => {
+    for (const waiter of [...waiters]) waiter()
+  }
+
+  const handler = (feature: Feature) => (request: Http.IncomingMessage, response: Http.ServerResponse) => {
+    const url = new URL(request.url ?? "/", "http://localhost")
+    const match = /^\/customers\/([^/]+)\/usage$/.exec(url.pathname)
+    if (request.method !== "GET" || match === null) {
+      response.writeHead(404, { "content-type": "application/json" }).end(JSON.stringify({ error: "not found" }))
+      return
+    }
+    const customerId = decodeURIComponent(match[1]!)
+    const count = counts.get(feature)!
+    const settings = current[feature]
+    const rng = rngs.get(feature)!
+    count.started++
+    const roll = rng()
+    const delay = settings.latencyMs + rng() * settings.jitterMs
+    const answer = () => {
+      if (settings.crash) {
+        try {
+          crashingHandler(feature)
+        } catch (error) {
+          response.writeHead(500, { "content-type": "text/plain" }).end((error as Error).stack)
+        }
+      } else if (roll < settings.hangRate + settings.errorRate) {
+        response.writeHead(503, { "content-type": "application/json" }).end(
+          JSON.stringify({ error: `${feature} is unavailable` })
+        )
+      } else if (roll < settings.hangRate + settings.errorRate + settings.malformedRate) {
+        response.writeHead(200, { "content-type": "application/json" }).end(
+          JSON.stringify(usageBody(feature, customerId)).slice(0, 25)
+        )
+      } else {
+        response.writeHead(200, { "content-type": "application/json" }).end(
+          JSON.stringify(usageBody(feature, customerId))
+        )
+      }
+    }
+    const hangs = !settings.crash && roll < settings.hangRate
+    const timer = hangs ? undefined : setTimeout(answer, delay)
+    response.on("close", () => {
+      clearTimeout(timer)
+      if (response.writableFinished) count.completed++
+      else count.aborted++
+      notify()
+    })
+    notify()
+  }
+
+  const servers = await Promise.all(features.map(async (feature) => {
+    const server = Http.createServer({ keepAliveTimeout: 30_000 }, handler(feature))
+    await new Promise<void>((resolveListen, reject) => {
+      server.once("error", reject)
+      server.listen(0, "127.0.0.1", () => {
+        server.off("error", reject)
+        resolveListen()
+      })
+    })
+    return [feature, server] as const
+  }))
+  const urls = {} as { [F in Feature]: string }
+  for (const [feature, server] of servers) {
+    urls[feature] = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  }
+
+  return {
+    urls,
+    settings: () => current,
+    scenario: (overrides) => {
+      current = resolve(overrides)
+      seedAll()
+    },
+    reset: () => {
+      current = resolve(config.features)
+      seedAll()
+    },
+    counts: snapshot,
+    awaitCounts: (predicate) =>
+      new Promise((resolveWait) => {
+        const check = () => {
+          const now = snapshot()
+          if (predicate(now)) {
+            waiters.delete(check)
+            resolveWait(now)
+          }
+        }
+        waiters.add(check)
+        check()
+      }),
+    close: () =>
+      Promise.all(servers.map(([, server]) =>
+        new Promise<void>((resolveClose) => {
+          server.close(() => resolveClose())
+          server.closeAllConnections()
+        })
+      )).then(() => undefined)
+  }
+}
+
+/** The running simulators as an Effect service, for programs and tests that build them from a Layer. */
+export class SimulatorsService extends Context.Tag("analytics/Simulators")<SimulatorsService, Simulators>() {}
+
+/** Starts the simulators for the lifetime of the Layer and closes them (and their connections) when it ends. */
+export const layer = (config: SimulatorConfig = loadConfig()): Layer.Layer<SimulatorsService> =>
+  Layer.scoped(
+    SimulatorsService,
+    Effect.acquireRelease(Effect.promise(() => start(config)), (simulators) => Effect.promise(simulators.close))
+  )
+
+/** Sum of counters over all features. */
+export const total = (counts: AllCounts): Counts =>
+  Object.values(counts).reduce(
+    (sum, c) => ({
+      started: sum.started + c.started,
+      completed: sum.completed + c.completed,
+      aborted: sum.aborted + c.aborted
+    }),
+    { started: 0, completed: 0, aborted: 0 }
+  )

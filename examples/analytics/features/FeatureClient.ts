@@ -1,0 +1,115 @@
+/**
+ * What every feature-service client has in common. Each feature has its own file with its own service tag,
+ * Layer and typed error; this module is the one place that knows how to call a feature service over HTTP.
+ */
+import { HttpClient, HttpClientRequest, HttpClientResponse } from "@effect/platform"
+import { NodeHttpClient } from "@effect/platform-node"
+import type { ConfigError } from "effect"
+import { Config, Duration, Effect, Either, Layer } from "effect"
+import type { CustomerId, Feature } from "../Domain.js"
+import { FeatureUsage } from "../Domain.js"
+
+/**
+ * The fields of every feature client's typed error. `message` is for logs; callers decide on `reason`.
+ * - `Unavailable`: the service could not be reached or answered with a non-2xx status.
+ * - `BadResponse`: the service answered 2xx with a body that is not the expected JSON.
+ * - `Timeout`: the client's own request timeout (`FEATURE_TIMEOUT_MS`) passed.
+ */
+export interface ErrorFields {
+  readonly feature: Feature
+  readonly reason: "Unavailable" | "BadResponse" | "Timeout"
+  readonly message: string
+}
+
+/** A feature service's client: one call, with the feature's own typed error `E`. */
+export interface FeatureClient<E> {
+  readonly feature: Feature
+  readonly usage: (customerId: CustomerId) => Effect.Effect<FeatureUsage, E>
+}
+
+/** `savedSearches` → `SAVED_SEARCHES`, the prefix of that feature's configuration keys. */
+export const configPrefix = (feature: Feature): string => feature.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()
+
+/** The base URL of a feature service: `<FEATURE>_URL`, for example `SAVED_SEARCHES_URL=http://10.0.0.7:8080`. */
+export const baseUrl = (feature: Feature): Config.Config<string> => Config.string(`${configPrefix(feature)}_URL`)
+
+/** The client-side timeout of one call, shared by all features. */
+export const requestTimeout: Config.Config<Duration.Duration> = Config.duration("FEATURE_TIMEOUT").pipe(
+  Config.withDefault(Duration.seconds(5))
+)
+
+interface ErrorStatus {
+  readonly status: number
+  readonly body: string
+}
+
+const bodyExcerpt = (response: HttpClientResponse.HttpClientResponse) =>
+  response.text.pipe(
+    Effect.map((text) => text.slice(0, 500)),
+    Effect.orElseSucceed(() => "<unreadable body>")
+  )
+
+/**
+ * Builds a feature client from the `HttpClient` in context. Interrupting `usage` aborts its HTTP request (the
+ * platform client passes an `AbortSignal` to `node:http`), so a cancelled sibling in a fan-out closes its
+ * connection instead of waiting for an answer nobody will read.
+ */
+export const make = <E>(
+  feature: Feature,
+  makeError: (fields: ErrorFields) => E
+): Effect.Effect<FeatureClient<E>, ConfigError.ConfigError, HttpClient.HttpClient> =>
+  Effect.gen(function*() {
+    const url = yield* baseUrl(feature)
+    const timeout = yield* requestTimeout
+    const client = (yield* HttpClient.HttpClient).pipe(
+      HttpClient.mapRequest(HttpClientRequest.prependUrl(url)),
+      HttpClient.mapRequest(HttpClientRequest.acceptJson)
+    )
+    const usage = (customerId: CustomerId): Effect.Effect<FeatureUsage, E> =>
+      Effect.gen(function*() {
+        const response = yield* client.get(`/customers/${encodeURIComponent(customerId)}/usage`)
+        if (response.status < 200 || response.status >= 300) {
+          return Either.left<ErrorStatus>({ status: response.status, body: yield* bodyExcerpt(response) })
+        }
+        return Either.right(yield* HttpClientResponse.schemaBodyJson(FeatureUsage)(response))
+      }).pipe(
+        Effect.mapError((error) =>
+          error._tag === "RequestError" ?
+            makeError({ feature, reason: "Unavailable", message: `${feature}: ${error.message}` }) :
+            makeError({ feature, reason: "BadResponse", message: `${feature}: ${error.message}` })
+        ),
+        Effect.flatMap((result: Either.Either<FeatureUsage, ErrorStatus>) =>
+          Either.isRight(result) ?
+            Effect.succeed(result.right) :
+            // The body of a failed call may hold the service's stack trace: log it here, keep it out of the error.
+            Effect.logWarning("feature service answered with an error status").pipe(
+              Effect.annotateLogs({ feature, status: result.left.status, body: result.left.body }),
+              Effect.zipRight(
+                Effect.fail(
+                  makeError({ feature, reason: "Unavailable", message: `${feature} answered ${result.left.status}` })
+                )
+              )
+            )
+        ),
+        Effect.timeoutFail({
+          duration: timeout,
+          onTimeout: () =>
+            makeError({
+              feature,
+              reason: "Timeout",
+              message: `${feature}: no answer within ${Duration.format(timeout)}`
+            })
+        }),
+        Effect.withSpan(`feature.${feature}.usage`, { attributes: { feature, customerId } })
+      )
+
+    return { feature, usage }
+  })
+
+/**
+ * The `HttpClient` every feature client uses: `node:http` with a keep-alive agent, so a fan-out of twelve
+ * calls reuses connections from the previous request instead of opening twelve new ones.
+ */
+export const layerHttpClient: Layer.Layer<HttpClient.HttpClient> = NodeHttpClient.layerWithoutAgent.pipe(
+  Layer.provide(NodeHttpClient.makeAgentLayer({ keepAlive: true }))
+)
