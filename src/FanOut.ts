@@ -1,0 +1,362 @@
+/**
+ * Structured concurrent fan-out: run many effects at once and either **fail fast** (`all`, `forEach`: the first
+ * failure interrupts the rest) or **settle** (`settle`, `settleForEach`: wait for all, one typed `Outcome` per task).
+ *
+ * Tasks come the way `Effect.all` takes them — a tuple, a struct or an iterable of effects — and results come back
+ * in the same shape with the same static types. Every combinator has a data-first and a data-last form.
+ *
+ * Guarantees, each covered by a test: results are in input order and shape; no fiber started by a fan-out outlives
+ * it; the finalizers of interrupted tasks run exactly once, before the fan-out returns (unless `detach` says
+ * otherwise); in settle mode a crash in one task never loses another task's result; an empty input succeeds at once
+ * with the empty shape; an invalid option is reported at once with an `InvalidOptionError` naming it.
+ *
+ * Fiber-local state: tasks start with the caller's `FiberRef` values (services, log annotations, the current
+ * tracing span, so spans opened inside a task are children of the span around the fan-out). Changes a task makes
+ * to its own `FiberRef`s stay in that task: unlike `Effect.all`, a fan-out does not merge them back into the caller,
+ * because with concurrent tasks the merged result would depend on which task finished last.
+ *
+ * Cost: a task is a fiber started directly on the running Effect runtime (about a microsecond each, see
+ * `docs/BENCHMARKS.md`); with `concurrency: n`, n worker fibers run the tasks one after another.
+ *
+ * @since 0.1.0
+ */
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import { dual } from "effect/Function"
+import type * as Schedule from "effect/Schedule"
+import type { FanOutFailure, FanOutTimeoutError } from "./FanOutError.js"
+import * as internal from "./internal/fanOut.js"
+import type * as Outcome from "./Outcome.js"
+
+export {
+  /**
+   * @since 0.1.0
+   * @category errors
+   */
+  FanOutFailure,
+  /**
+   * @since 0.1.0
+   * @category errors
+   */
+  FanOutTimeoutError,
+  /**
+   * @since 0.1.0
+   * @category errors
+   */
+  InvalidOptionError
+} from "./FanOutError.js"
+
+// ---------------------------------------------------------------------------------------------------------------
+// models
+
+type AnyEffect = Effect.Effect<any, any, any>
+type SuccessOf<X> = X extends Effect.Effect<infer A, infer _E, infer _R> ? A : never
+type ErrorOfEffect<X> = X extends Effect.Effect<infer _A, infer E, infer _R> ? E : never
+type ContextOfEffect<X> = X extends Effect.Effect<infer _A, infer _E, infer R> ? R : never
+
+/**
+ * What a fan-out takes: a tuple, an iterable or a struct of effects.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Tasks = Iterable<AnyEffect> | { readonly [key: string]: AnyEffect }
+
+/**
+ * The success of `all` over `T`: a tuple stays a tuple, a struct keeps its keys, an iterable gives an array.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Results<T extends Tasks> = [T] extends [ReadonlyArray<AnyEffect>] ?
+  { -readonly [K in keyof T]: SuccessOf<T[K]> }
+  : [T] extends [Iterable<infer X>] ? Array<SuccessOf<X>>
+  : { -readonly [K in keyof T]: SuccessOf<T[K]> }
+
+/**
+ * The success of `settle` over `T`: one `Outcome` per task, in the shape of `T`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Outcomes<T extends Tasks> = [T] extends [ReadonlyArray<AnyEffect>] ?
+  { -readonly [K in keyof T]: Outcome.Outcome<SuccessOf<T[K]>, ErrorOfEffect<T[K]>> }
+  : [T] extends [Iterable<infer X>] ? Array<Outcome.Outcome<SuccessOf<X>, ErrorOfEffect<X>>>
+  : { -readonly [K in keyof T]: Outcome.Outcome<SuccessOf<T[K]>, ErrorOfEffect<T[K]>> }
+
+/**
+ * The union of the tasks' error types.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ErrorOf<T extends Tasks> = [T] extends [Iterable<infer X>] ? ErrorOfEffect<X>
+  : ErrorOfEffect<T[keyof T]>
+
+/**
+ * The union of the tasks' requirements.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ContextOf<T extends Tasks> = [T] extends [Iterable<infer X>] ? ContextOfEffect<X>
+  : ContextOfEffect<T[keyof T]>
+
+/**
+ * The error channel of a fail-fast fan-out whose tasks fail with `E`, given its options `O`: the tasks' own errors
+ * (plus `FanOutTimeoutError` when a `timeout` or `deadline` is set), or a `FanOutFailure<E>` with `report: true`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type FailFastError<E, O> = O extends { readonly report: true } ? FanOutFailure<E>
+  :
+    | E
+    | (O extends { readonly timeout: Duration.DurationInput } | { readonly deadline: Duration.DurationInput } ?
+      FanOutTimeoutError
+      : never)
+
+// ---------------------------------------------------------------------------------------------------------------
+// options
+
+/**
+ * Options shared by every fan-out.
+ *
+ * @since 0.1.0
+ * @category options
+ */
+export interface Options {
+  /**
+   * How many tasks run at once: a positive integer, or `"unbounded"` (the default). With a bound, no task starts
+   * after the fan-out has begun to stop.
+   */
+  readonly concurrency?: number | "unbounded" | undefined
+  /**
+   * A time limit for each attempt of each task. Settle: the task is `TimedOut`. Fail fast: the fan-out fails with a
+   * `FanOutTimeoutError` naming the task. Default: none.
+   */
+  readonly timeout?: Duration.DurationInput | undefined
+  /**
+   * A time limit for the whole fan-out. Settle: tasks still running (or not started) are interrupted and
+   * `TimedOut`, finished results are kept — partial results at a deadline. Fail fast: the fan-out fails with a
+   * `FanOutTimeoutError` (`reason: "Deadline"`). Default: none.
+   */
+  readonly deadline?: Duration.DurationInput | undefined
+  /**
+   * Retries each task's typed failures (and its timed-out attempts) by this `Schedule`; never a defect or an
+   * interruption. Retries stop at the deadline. The outcome's `attempts` counts the tries. Default: no retry.
+   */
+  readonly retry?: Schedule.Schedule<any, any, never> | undefined
+}
+
+/**
+ * Options of `all` and `forEach`.
+ *
+ * @since 0.1.0
+ * @category options
+ */
+export interface AllOptions extends Options {
+  /**
+   * Fail with a `FanOutFailure` that names the task that failed first and lists every other failure seen while
+   * the rest were being interrupted, instead of the task's own error. Default: `false`.
+   */
+  readonly report?: boolean | undefined
+  /**
+   * Return as soon as the fan-out has failed, while the other tasks' interruption (and their finalizers) finish
+   * in the background. Faster to answer, but no longer structured: a finalizer may still be running when the
+   * caller sees the failure. Interrupting the caller always waits. Default: `false`.
+   */
+  readonly detach?: boolean | undefined
+}
+
+/**
+ * Options of `settle` and `settleForEach`.
+ *
+ * @since 0.1.0
+ * @category options
+ */
+export interface SettleOptions extends Options {}
+
+/**
+ * Extra option of the `forEach` forms: a human name for each task (shown in outcomes and errors).
+ *
+ * @since 0.1.0
+ * @category options
+ */
+export interface ForEachOptions<X> {
+  readonly label?: ((item: X, index: number) => string) | undefined
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// labels
+
+/**
+ * Names a task. The label shows in its outcome, in `FanOutFailure` and `FanOutTimeoutError`. A struct's keys are
+ * its tasks' labels unless a task is labeled.
+ *
+ * **Example**
+ *
+ * ```ts
+ * import { Effect } from "effect"
+ * import { FanOut } from "effect-fanout"
+ *
+ * const pricing = FanOut.settle([
+ *   FanOut.labeled(Effect.succeed(10), "pricing-eu"),
+ *   Effect.succeed(12).pipe(FanOut.labeled("pricing-us"))
+ * ])
+ * ```
+ *
+ * @since 0.1.0
+ * @category labels
+ */
+export const labeled: {
+  (label: string): <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  <A, E, R>(self: Effect.Effect<A, E, R>, label: string): Effect.Effect<A, E, R>
+} = dual(2, internal.labeled)
+
+// ---------------------------------------------------------------------------------------------------------------
+// fail fast
+
+/**
+ * Runs every task concurrently and succeeds with all their results in the input's shape; the first failure — a
+ * typed error or a defect — interrupts every task still running, starts no new one, waits for their finalizers and
+ * fails the fan-out.
+ *
+ * **Details**
+ *
+ * The error channel is the tasks' own error union, so `Effect.catchTag` works as after `Effect.all`. The failure's
+ * `Cause` holds the first failure first, then, in parallel, every other genuine failure seen while the rest were
+ * being interrupted (never the interruptions the fan-out caused). To learn which task failed, pass `report: true`:
+ * the error becomes a `FanOutFailure` with the task's key and label. Interrupting the caller interrupts every task
+ * and waits for them. An empty input succeeds at once with the empty shape. Data-last: `FanOut.all(options)(tasks)`
+ * (`FanOut.all()` with no options), since `FanOut.all({})` is an empty struct of tasks.
+ *
+ * **Example**
+ *
+ * ```ts
+ * import { Effect } from "effect"
+ * import { FanOut } from "effect-fanout"
+ *
+ * const page = FanOut.all({
+ *   profile: Effect.succeed({ name: "Ada" }),
+ *   orders: Effect.succeed([1, 2, 3])
+ * }, { concurrency: 8, deadline: "2 seconds" })
+ * // Effect<{ profile: { name: string }; orders: number[] }, FanOutTimeoutError>
+ * ```
+ *
+ * @since 0.1.0
+ * @category fail fast
+ */
+export const all: {
+  <const O extends AllOptions = {}>(
+    options?: O
+  ): <const T extends Tasks>(tasks: T) => Effect.Effect<Results<T>, FailFastError<ErrorOf<T>, O>, ContextOf<T>>
+  <const T extends Tasks, const O extends AllOptions = {}>(
+    tasks: T,
+    options?: O
+  ): Effect.Effect<Results<T>, FailFastError<ErrorOf<T>, O>, ContextOf<T>>
+} = dual(
+  (args) => internal.isTasks(args[0]),
+  (tasks: Tasks, options?: AllOptions) =>
+    Effect.suspend(() => internal.all(internal.shapeOf(tasks), internal.settings(options)))
+)
+
+/**
+ * `all` over `items.map(f)`: fail fast, results in the items' order.
+ *
+ * **Example**
+ *
+ * ```ts
+ * import { Effect } from "effect"
+ * import { FanOut } from "effect-fanout"
+ *
+ * const prices = FanOut.forEach(["eu", "us"], (region) => Effect.succeed(region.length), { concurrency: 2 })
+ * // Effect<Array<number>>
+ * ```
+ *
+ * @since 0.1.0
+ * @category fail fast
+ */
+export const forEach: {
+  <X, A, E, R, const O extends AllOptions & ForEachOptions<X> = {}>(
+    f: (item: X, index: number) => Effect.Effect<A, E, R>,
+    options?: O
+  ): (items: Iterable<X>) => Effect.Effect<Array<A>, FailFastError<E, O>, R>
+  <X, A, E, R, const O extends AllOptions & ForEachOptions<X> = {}>(
+    items: Iterable<X>,
+    f: (item: X, index: number) => Effect.Effect<A, E, R>,
+    options?: O
+  ): Effect.Effect<Array<A>, FailFastError<E, O>, R>
+} = dual(
+  (args) => typeof args[0] !== "function",
+  (items: Iterable<any>, f: (item: any, index: number) => AnyEffect, options?: AllOptions & ForEachOptions<any>) =>
+    Effect.suspend(() => internal.all(internal.shapeOfForEach(items, f, options?.label), internal.settings(options)))
+)
+
+// ---------------------------------------------------------------------------------------------------------------
+// settle
+
+/**
+ * Runs every task concurrently, always waits for all of them, and succeeds with one `Outcome` per task in the
+ * input's shape. It cannot fail: only the caller's own interruption stops it.
+ *
+ * **Details**
+ *
+ * A typed failure is `Failure`, a crash (a `throw`, `Effect.die`) is `Defect` with its `Cause` and a trimmed stack,
+ * a task that ran out of time is `TimedOut`, an interrupted one `Interrupted`. With a `deadline`, the tasks still
+ * running are interrupted at the deadline and `TimedOut`, and the finished results are kept. Data-last:
+ * `FanOut.settle(options)(tasks)` (`FanOut.settle()` with no options).
+ *
+ * **Example**
+ *
+ * ```ts
+ * import { Effect } from "effect"
+ * import { FanOut, Outcome } from "effect-fanout"
+ *
+ * const panels = FanOut.settle({
+ *   usage: Effect.succeed(42),
+ *   billing: Effect.fail("unavailable" as const),
+ *   flaky: Effect.die(new Error("bug"))
+ * }, { deadline: "800 millis" })
+ * // Effect<{ usage: Outcome<number>; billing: Outcome<never, "unavailable">; flaky: Outcome<never> }>
+ * const shown = panels.pipe(Effect.map((p) => Outcome.successes(p).length)) // 1
+ * ```
+ *
+ * @since 0.1.0
+ * @category settle
+ */
+export const settle: {
+  <const O extends SettleOptions = {}>(
+    options?: O
+  ): <const T extends Tasks>(tasks: T) => Effect.Effect<Outcomes<T>, never, ContextOf<T>>
+  <const T extends Tasks, const O extends SettleOptions = {}>(
+    tasks: T,
+    options?: O
+  ): Effect.Effect<Outcomes<T>, never, ContextOf<T>>
+} = dual(
+  (args) => internal.isTasks(args[0]),
+  (tasks: Tasks, options?: SettleOptions) =>
+    Effect.suspend(() => internal.settle(internal.shapeOf(tasks), internal.settings(options)))
+)
+
+/**
+ * `settle` over `items.map(f)`: one outcome per item, in the items' order.
+ *
+ * @since 0.1.0
+ * @category settle
+ */
+export const settleForEach: {
+  <X, A, E, R>(
+    f: (item: X, index: number) => Effect.Effect<A, E, R>,
+    options?: SettleOptions & ForEachOptions<X>
+  ): (items: Iterable<X>) => Effect.Effect<Array<Outcome.Outcome<A, E>>, never, R>
+  <X, A, E, R>(
+    items: Iterable<X>,
+    f: (item: X, index: number) => Effect.Effect<A, E, R>,
+    options?: SettleOptions & ForEachOptions<X>
+  ): Effect.Effect<Array<Outcome.Outcome<A, E>>, never, R>
+} = dual(
+  (args) => typeof args[0] !== "function",
+  (items: Iterable<any>, f: (item: any, index: number) => AnyEffect, options?: SettleOptions & ForEachOptions<any>) =>
+    Effect.suspend(() => internal.settle(internal.shapeOfForEach(items, f, options?.label), internal.settings(options)))
+)

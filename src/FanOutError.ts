@@ -1,0 +1,94 @@
+/**
+ * The errors a fan-out itself can raise (the tasks' own errors pass through untouched).
+ *
+ * @since 0.1.0
+ */
+import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
+import type * as Outcome from "./Outcome.js"
+
+/**
+ * An option was out of range (`concurrency: 0`, `timeout: -1`, `quorum` above the task count, ...).
+ *
+ * It is raised before any task starts, as a defect: a wrong option is a bug in the calling code, and `FanOut.settle`
+ * keeps its promise of an error channel of `never`. Catch it with `Effect.catchAllDefect` or read it from the `Exit`.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidOptionError extends Data.TaggedError("InvalidOptionError")<{
+  /** The option's name, such as `"concurrency"` or `"timeout"`. */
+  readonly option: string
+  readonly reason: string
+}> {
+  override get message(): string {
+    return `effect-fanout: option \`${this.option}\` ${this.reason}`
+  }
+}
+
+/**
+ * A fail-fast fan-out ran out of time: one task's `timeout` (`reason: "Timeout"`, with that task's `key` and
+ * `label`) or the whole fan-out's `deadline` (`reason: "Deadline"`).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class FanOutTimeoutError extends Data.TaggedError("FanOutTimeoutError")<{
+  readonly reason: "Timeout" | "Deadline"
+  readonly key: Outcome.Key | undefined
+  readonly label: string | undefined
+  readonly duration: Duration.Duration
+}> {
+  override get message(): string {
+    return this.reason === "Deadline"
+      ? `fan-out deadline of ${formatDuration(this.duration)} passed`
+      : `task ${this.label ?? String(this.key)} timed out after ${formatDuration(this.duration)}`
+  }
+}
+
+/**
+ * The error of `FanOut.all(tasks, { report: true })`: which task ended the fan-out and why, plus what every task
+ * did, so the caller can tell the first failure from the others seen while the rest were being interrupted.
+ *
+ * - `reason`: `"Failure"` (a typed error: `error` holds it), `"Defect"` (a crash), `"Timeout"` (a task's own
+ *   timeout), `"Deadline"` (the fan-out's deadline; `key` and `label` are then `undefined`), or `"Interrupted"` (a
+ *   task interrupted itself).
+ * - `failures`: every task that genuinely failed, in the order they ended, the first one first; tasks that the
+ *   fan-out interrupted are not here.
+ * - `outcomes`: one outcome per task, in input order (the interrupted ones are `Interrupted`).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class FanOutFailure<E> extends Data.TaggedError("FanOutFailure")<{
+  readonly reason: "Failure" | "Defect" | "Timeout" | "Deadline" | "Interrupted"
+  readonly key: Outcome.Key | undefined
+  readonly label: string | undefined
+  readonly error: E | undefined
+  readonly failures: ReadonlyArray<Outcome.NotSuccess<E>>
+  readonly outcomes: ReadonlyArray<Outcome.Outcome<unknown, E>>
+}> {
+  override get message(): string {
+    const who = this.label ?? (this.key === undefined ? "the fan-out" : String(this.key))
+    switch (this.reason) {
+      case "Failure":
+        return `task ${who} failed: ${describe(this.error)}`
+      case "Defect":
+        return `task ${who} crashed`
+      case "Timeout":
+        return `task ${who} timed out`
+      case "Deadline":
+        return "fan-out deadline passed"
+      case "Interrupted":
+        return `task ${who} was interrupted`
+    }
+  }
+}
+
+const describe = (error: unknown): string => {
+  if (error instanceof Error) return error.message
+  if (typeof error === "object" && error !== null && "_tag" in error) return String(error._tag)
+  return String(error)
+}
+
+const formatDuration = (duration: Duration.Duration): string => Duration.format(duration)

@@ -1,0 +1,80 @@
+/**
+ * Checks the options shared by the combinators before anything runs. Effect's own `Duration.decode` turns a
+ * negative or NaN number into zero, which would make `timeout: -1` mean "time out at once": a silent wrong answer,
+ * so durations are checked here first.
+ *
+ * @internal
+ */
+import * as Duration from "effect/Duration"
+import * as Predicate from "effect/Predicate"
+import { InvalidOptionError } from "../FanOutError.js"
+
+/** @internal */
+export const concurrency = (value: unknown, option = "concurrency"): number => {
+  if (value === undefined || value === "unbounded") return Infinity
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 1) {
+    throw new InvalidOptionError({
+      option,
+      reason: `must be a positive integer or "unbounded", got ${show(value)}`
+    })
+  }
+  return value
+}
+
+/** @internal */
+export const duration = (value: unknown, option: string): Duration.Duration | undefined => {
+  if (value === undefined) return undefined
+  const invalid = (why: string) =>
+    new InvalidOptionError({ option, reason: `must be a non-negative duration, ${why}, got ${show(value)}` })
+  if (typeof value === "number") {
+    if (Number.isNaN(value)) throw invalid("NaN is not a duration")
+    if (value < 0) throw invalid("it is negative")
+  } else if (typeof value === "bigint") {
+    if (value < BigInt(0)) throw invalid("it is negative")
+  } else if (typeof value === "string") {
+    if (/^\s*-/.test(value)) throw invalid("it is negative")
+    if (/nan/i.test(value)) throw invalid("NaN is not a duration")
+  } else if (Array.isArray(value)) {
+    if (value.length !== 2 || !value.every((part) => typeof part === "number" && !Number.isNaN(part) && part >= 0)) {
+      throw invalid("a [seconds, nanos] pair needs two non-negative numbers")
+    }
+  } else if (!Duration.isDuration(value)) {
+    throw invalid("expected a number of milliseconds, a Duration or a string such as \"2 seconds\"")
+  }
+  const decoded = Duration.decodeUnknown(value as Duration.DurationInput)
+  if (decoded._tag === "None") throw invalid("it could not be read")
+  return decoded.value
+}
+
+/** @internal */
+export const positiveInteger = (value: unknown, option: string): number => {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 1) {
+    throw new InvalidOptionError({ option, reason: `must be a positive integer, got ${show(value)}` })
+  }
+  return value
+}
+
+/** @internal */
+export const boolean = (value: unknown, option: string): boolean => {
+  if (value === undefined) return false
+  if (typeof value !== "boolean") {
+    throw new InvalidOptionError({ option, reason: `must be true or false, got ${show(value)}` })
+  }
+  return value
+}
+
+/** @internal */
+export const show = (value: unknown): string => {
+  if (typeof value === "string") return JSON.stringify(value)
+  if (typeof value === "bigint") return `${value}n`
+  if (Predicate.isFunction(value)) return "a function"
+  if (Array.isArray(value)) return `[${value.map(show).join(", ")}]`
+  if (typeof value === "object" && value !== null) {
+    try {
+      return JSON.stringify(value)
+    } catch {
+      return "an object"
+    }
+  }
+  return String(value)
+}
