@@ -118,6 +118,8 @@ export interface Simulators {
   /** Back to the config file's settings, re-seeded, counters zeroed. */
   readonly reset: () => void
   readonly counts: () => AllCounts
+  /** Zeroes the counters (requests still in flight are no longer counted). */
+  readonly resetCounts: () => void
   /** Resolves as soon as `predicate` holds for the counters (checked now and after every request event). */
   readonly awaitCounts: (predicate: (counts: AllCounts) => boolean) => Promise<AllCounts>
   /** Closes every server and every open connection (hung requests included). */
@@ -171,11 +173,12 @@ export const start = async (config: SimulatorConfig = loadConfig()): Promise<Sim
   const rngs = new Map<Feature, () => number>()
   const counts = new Map<Feature, { started: number; completed: number; aborted: number }>()
   const waiters = new Set<() => void>()
+  const resetCounts = () => {
+    for (const feature of features) counts.set(feature, { started: 0, completed: 0, aborted: 0 })
+  }
   const seedAll = () => {
-    features.forEach((feature, index) => {
-      rngs.set(feature, makeRng(config.seed * 31 + index))
-      counts.set(feature, { started: 0, completed: 0, aborted: 0 })
-    })
+    features.forEach((feature, index) => rngs.set(feature, makeRng(config.seed * 31 + index)))
+    resetCounts()
   }
   seedAll()
   const snapshot = (): AllCounts => {
@@ -261,6 +264,7 @@ export const start = async (config: SimulatorConfig = loadConfig()): Promise<Sim
       seedAll()
     },
     counts: snapshot,
+    resetCounts,
     awaitCounts: (predicate) =>
       new Promise((resolveWait) => {
         const check = () => {
