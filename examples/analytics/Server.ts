@@ -46,11 +46,11 @@ export const ApiLive = HttpApiBuilder.api(AnalyticsApi).pipe(
 )
 
 /**
- * A response that is a server error (a defect in a handler) has an empty body; the cause is logged here, so the
+ * A defect in a handler becomes a 500 with an empty body; its cause (with the stack) is logged here, so the
  * details stay on the server.
  */
-const logServerErrors = HttpMiddleware.make((app) =>
-  Effect.tapErrorCause(app, (cause) => Effect.logError("request failed", cause))
+const logDefects = HttpMiddleware.make((app) =>
+  Effect.tapDefect(app, (cause) => Effect.logError("request crashed", cause))
 )
 
 /** Serves the API on `listen` with the given feature clients; the `HttpServer` is kept in the output for its address. */
@@ -58,7 +58,7 @@ export const serveWith = <E, R>(
   listen: { readonly port: number; readonly host: string },
   features: Layer.Layer<Layer.Layer.Success<typeof FeaturesLive>, E, R>
 ) =>
-  HttpApiBuilder.serve(logServerErrors).pipe(
+  HttpApiBuilder.serve(logDefects).pipe(
     Layer.provide(ApiLive),
     Layer.provide(features),
     Layer.provideMerge(NodeHttpServer.layer(createServer, listen))
