@@ -1,0 +1,257 @@
+/**
+ * End to end: the twelve simulators and the analytics API on 127.0.0.1 port 0, called over real HTTP. Each test
+ * sets its scenario on the simulators first; the counters at the simulators show what happened to the calls.
+ */
+import { HttpApiClient } from "@effect/platform"
+import { NodeHttpClient } from "@effect/platform-node"
+import { describe, expect, layer } from "@effect/vitest"
+import { Effect, Layer } from "effect"
+import { AnalyticsApi } from "../../examples/analytics/Api.js"
+import { features } from "../../examples/analytics/Domain.js"
+import * as Embedded from "../../examples/analytics/Embedded.js"
+import * as Simulator from "../../examples/analytics/Simulator.js"
+import { get, makeCaptureLogger, type RawResponse, stackFrame } from "./support.js"
+
+const healthy: Simulator.Overrides = {
+  all: { latencyMs: 1, jitterMs: 5, errorRate: 0, malformedRate: 0, hangRate: 0, crash: false }
+}
+const others = (feature: string) => features.filter((f) => f !== feature)
+
+const logs = makeCaptureLogger()
+const bodies: Array<RawResponse> = []
+
+const App = Embedded.layer({ listen: { port: 0, host: "127.0.0.1" } }).pipe(Layer.provide(logs.layer))
+
+/** Calls the API, remembering the body for the "no stack trace in any body" check. */
+const call = (path: string) =>
+  Effect.gen(function*() {
+    const response = yield* get(`${yield* Embedded.apiUrl}${path}`)
+    bodies.push(response)
+    return response
+  })
+
+const scenario = (overrides: Simulator.Overrides) =>
+  Effect.map(Simulator.SimulatorsService, (simulators) => {
+    simulators.scenario(overrides)
+    return simulators
+  })
+
+/** Resolves once no call is in flight at any simulator: every request started has completed or been aborted. */
+const settled = (simulators: Simulator.Simulators) =>
+  Effect.promise(() =>
+    simulators.awaitCounts((counts) => {
+      const sum = Simulator.total(counts)
+      return sum.started === sum.completed + sum.aborted
+    })
+  )
+
+describe("analytics API end to end", () => {
+  layer(App, { excludeTestServices: true })((it) => {
+    it.effect("GET /health answers 200", () =>
+      Effect.gen(function*() {
+        const response = yield* call("/health")
+        expect(response.status).toBe(200)
+        expect(response.json).toEqual({ status: "ok" })
+      }))
+
+    it.effect("partial mode with every service healthy answers twelve ok panels, complete", () =>
+      Effect.gen(function*() {
+        const simulators = yield* scenario(healthy)
+        const response = yield* call("/customers/c-1042/usage")
+        expect(response.status).toBe(200)
+        expect(response.json.mode).toBe("partial")
+        expect(response.json.complete).toBe(true)
+        expect(response.json.panels.map((panel: any) => [panel.feature, panel.status])).toEqual(
+          features.map((feature) => [feature, "ok"])
+        )
+        expect(Simulator.total(yield* settled(simulators))).toEqual({ started: 12, completed: 12, aborted: 0 })
+      }))
+
+    it.effect("strict mode with every service healthy answers 200 with every panel", () =>
+      Effect.gen(function*() {
+        yield* scenario(healthy)
+        const response = yield* call("/customers/c-1042/usage?mode=strict")
+        expect(response.status).toBe(200)
+        expect(response.json.mode).toBe("strict")
+        expect(response.json.complete).toBe(true)
+        expect(response.json.panels).toHaveLength(12)
+        for (const panel of response.json.panels) expect(panel.usage.count).toBeGreaterThanOrEqual(0)
+      }))
+
+    it.effect("the client derived from the spec decodes the response", () =>
+      Effect.gen(function*() {
+        yield* scenario(healthy)
+        const client = yield* HttpApiClient.make(AnalyticsApi, { baseUrl: yield* Embedded.apiUrl })
+        const response = yield* client.usage.usage({
+          path: { id: "c-7" as any },
+          urlParams: { mode: "partial", deadlineMs: 2000 }
+        })
+        expect(response.customerId).toBe("c-7")
+        expect(response.complete).toBe(true)
+      }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+
+    it.effect("strict mode answers 502 naming the failed feature and aborts the calls still in flight", () =>
+      Effect.gen(function*() {
+        // Every other service hangs, so only the API closing their connections can end those calls; payments
+        // fails after 500 ms, by when the other eleven requests have long reached their simulators.
+        const simulators = yield* scenario({
+          all: { ...healthy.all, hangRate: 1 },
+          payments: { hangRate: 0, errorRate: 1, latencyMs: 500 }
+        })
+        const response = yield* call("/customers/c-1042/usage?mode=strict")
+        expect(response.status).toBe(502)
+        expect(response.json).toEqual({
+          _tag: "FeatureFailed",
+          feature: "payments",
+          reason: "unavailable",
+          message: "payments failed (unavailable)"
+        })
+        const counts = yield* settled(simulators)
+        expect(counts.payments).toEqual({ started: 1, completed: 1, aborted: 0 })
+        for (const feature of others("payments")) {
+          expect(counts[feature], feature).toEqual({ started: 1, completed: 0, aborted: 1 })
+        }
+      }))
+
+    it.effect("partial mode answers eleven ok panels and one failed when a service fails", () =>
+      Effect.gen(function*() {
+        yield* scenario({ ...healthy, payments: { errorRate: 1 } })
+        const response = yield* call("/customers/c-1042/usage")
+        expect(response.status).toBe(200)
+        expect(response.json.complete).toBe(false)
+        const failed = response.json.panels.filter((panel: any) => panel.status !== "ok")
+        expect(failed).toEqual([{
+          status: "failed",
+          feature: "payments",
+          reason: "unavailable",
+          durationMs: expect.any(Number)
+        }])
+        expect(response.json.panels.filter((panel: any) => panel.status === "ok")).toHaveLength(11)
+      }))
+
+    it.effect("partial mode answers at the deadline with the hanging service timed_out", () =>
+      Effect.gen(function*() {
+        const simulators = yield* scenario({ ...healthy, calendar: { hangRate: 1 } })
+        const response = yield* call("/customers/c-1042/usage?deadlineMs=300")
+        expect(response.status).toBe(200)
+        expect(response.json.complete).toBe(false)
+        const calendar = response.json.panels.find((panel: any) => panel.feature === "calendar")
+        expect(calendar.status).toBe("timed_out")
+        // The deadline cannot fire early; no upper bound on a loaded machine.
+        expect(calendar.durationMs).toBeGreaterThanOrEqual(290)
+        expect(response.json.panels.filter((panel: any) => panel.status === "ok")).toHaveLength(11)
+        // The hanging call was cut off by the API, not answered.
+        const counts = yield* settled(simulators)
+        expect(counts.calendar).toEqual({ started: 1, completed: 0, aborted: 1 })
+      }))
+
+    it.effect("strict mode answers 504 at the deadline naming what was pending", () =>
+      Effect.gen(function*() {
+        const simulators = yield* scenario({ ...healthy, calendar: { hangRate: 1 } })
+        const response = yield* call("/customers/c-1042/usage?mode=strict&deadlineMs=300")
+        expect(response.status).toBe(504)
+        expect(response.json._tag).toBe("DeadlineExceeded")
+        expect(response.json.deadlineMs).toBe(300)
+        expect(response.json.pending).toEqual(["calendar"])
+        const counts = yield* settled(simulators)
+        expect(counts.calendar).toEqual({ started: 1, completed: 0, aborted: 1 })
+      }))
+
+    it.effect("a crashing service costs its panel; its stack trace is logged, not sent", () =>
+      Effect.gen(function*() {
+        yield* scenario({ ...healthy, reports: { crash: true } })
+        logs.entries.length = 0
+        const response = yield* call("/customers/c-1042/usage")
+        expect(response.status).toBe(200)
+        const reports = response.json.panels.find((panel: any) => panel.feature === "reports")
+        expect(reports).toEqual({
+          status: "failed",
+          feature: "reports",
+          reason: "unavailable",
+          durationMs: expect.any(Number)
+        })
+        expect(response.text).not.toMatch(/simulated crash/)
+        expect(response.text).not.toMatch(stackFrame)
+        const logged = logs.entries.find((entry) =>
+          entry.annotations.feature === "reports" && entry.annotations.status === 500
+        )
+        expect(String(logged?.annotations.body)).toMatch(/simulated crash in the reports service/)
+        expect(String(logged?.annotations.body)).toMatch(stackFrame)
+      }))
+
+    it.effect("strict mode answers 502 for a crashing service without its stack trace", () =>
+      Effect.gen(function*() {
+        yield* scenario({ ...healthy, reports: { crash: true } })
+        const response = yield* call("/customers/c-1042/usage?mode=strict")
+        expect(response.status).toBe(502)
+        expect(response.json.feature).toBe("reports")
+        expect(response.text).not.toMatch(stackFrame)
+      }))
+
+    it.effect("a malformed JSON answer is a failed panel with reason bad_response", () =>
+      Effect.gen(function*() {
+        yield* scenario({ ...healthy, documents: { malformedRate: 1 } })
+        const response = yield* call("/customers/c-1042/usage")
+        expect(response.status).toBe(200)
+        const documents = response.json.panels.find((panel: any) => panel.feature === "documents")
+        expect(documents).toEqual({
+          status: "failed",
+          feature: "documents",
+          reason: "bad_response",
+          durationMs: expect.any(Number)
+        })
+        expect(response.json.complete).toBe(false)
+      }))
+
+    it.effect("bad input answers 400 with a schema message", () =>
+      Effect.gen(function*() {
+        yield* scenario(healthy)
+        const cases = [
+          ["/customers/NOT-AN-ID/usage", "id"],
+          ["/customers/c-1/usage?mode=eventually", "mode"],
+          ["/customers/c-1/usage?deadlineMs=5", "deadlineMs"],
+          ["/customers/c-1/usage?deadlineMs=100000", "deadlineMs"],
+          ["/customers/c-1/usage?deadlineMs=soon", "deadlineMs"]
+        ] as const
+        const simulators = yield* Simulator.SimulatorsService
+        for (const [path, field] of cases) {
+          const response = yield* call(path)
+          expect(response.status, path).toBe(400)
+          expect(response.json._tag, path).toBe("HttpApiDecodeError")
+          expect(response.json.issues.map((issue: any) => issue.path[0]), path).toContain(field)
+          expect(typeof response.json.message).toBe("string")
+        }
+        // Rejected before any fan-out: no feature service was called.
+        expect(Simulator.total(simulators.counts()).started).toBe(0)
+      }))
+
+    it.effect("no response body contains a stack trace", () =>
+      Effect.sync(() => {
+        expect(bodies.length).toBeGreaterThan(10)
+        for (const body of bodies) expect(body.text).not.toMatch(stackFrame)
+      }))
+  })
+})
+
+describe("analytics API end to end, with a required feature", () => {
+  const Required = Embedded.layer({ listen: { port: 0, host: "127.0.0.1" }, config: { REQUIRED_FEATURES: "payments" } })
+    .pipe(Layer.provide(makeCaptureLogger().layer))
+
+  layer(Required, { excludeTestServices: true })((it) => {
+    it.effect("partial mode fails with 502 when a required feature fails", () =>
+      Effect.gen(function*() {
+        yield* scenario({ ...healthy, payments: { errorRate: 1 } })
+        const response = yield* get(`${yield* Embedded.apiUrl}/customers/c-1/usage`)
+        expect(response.status).toBe(502)
+        expect(response.json).toMatchObject({ _tag: "FeatureFailed", feature: "payments", reason: "unavailable" })
+      }))
+
+    it.effect("partial mode still costs only a panel when an optional feature fails", () =>
+      Effect.gen(function*() {
+        yield* scenario({ ...healthy, offers: { errorRate: 1 } })
+        const response = yield* get(`${yield* Embedded.apiUrl}/customers/c-1/usage`)
+        expect(response.status).toBe(200)
+        expect(response.json.complete).toBe(false)
+      }))
+  })
+})

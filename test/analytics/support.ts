@@ -1,0 +1,48 @@
+/**
+ * Shared by the analytics tests: plain HTTP calls (so status codes and raw bodies are what a caller sees) and a
+ * logger that keeps what the server logged, to check that details are logged and not sent.
+ */
+import { Cause, Effect, HashMap, Logger } from "effect"
+
+export interface RawResponse {
+  readonly status: number
+  readonly text: string
+  readonly json: any
+}
+
+export const get = (url: string): Effect.Effect<RawResponse> =>
+  Effect.promise(async (signal) => {
+    const response = await fetch(url, { signal })
+    const text = await response.text()
+    let json: unknown = undefined
+    try {
+      json = JSON.parse(text)
+    } catch {
+      // Leave `json` undefined: the test asserting on it will say so.
+    }
+    return { status: response.status, text, json }
+  })
+
+/** What a stack trace looks like in text: a line starting with `at ` after an indent. */
+export const stackFrame = /\n\s+at /
+
+export interface CapturedLog {
+  readonly level: string
+  readonly message: string
+  readonly annotations: Record<string, unknown>
+  readonly cause: string
+}
+
+/** A logger that records every entry (message, annotations and pretty cause) instead of printing it. */
+export const makeCaptureLogger = () => {
+  const entries: Array<CapturedLog> = []
+  const logger = Logger.make(({ annotations, cause, logLevel, message }) => {
+    entries.push({
+      level: logLevel.label,
+      message: (Array.isArray(message) ? message : [message]).map(String).join(" "),
+      annotations: Object.fromEntries(HashMap.toEntries(annotations)),
+      cause: Cause.isEmpty(cause) ? "" : Cause.pretty(cause)
+    })
+  })
+  return { entries, layer: Logger.replace(Logger.defaultLogger, logger) }
+}
