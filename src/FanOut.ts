@@ -24,8 +24,12 @@ import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { dual } from "effect/Function"
 import type * as Schedule from "effect/Schedule"
-import type { FanOutFailure, FanOutTimeoutError } from "./FanOutError.js"
+import type * as Stream from "effect/Stream"
+import type { FanOutFailure, FanOutTimeoutError, QuorumError } from "./FanOutError.js"
 import * as internal from "./internal/fanOut.js"
+import * as internalHedge from "./internal/hedge.js"
+import * as internalQuorum from "./internal/quorum.js"
+import * as internalStream from "./internal/stream.js"
 import type * as Outcome from "./Outcome.js"
 
 export {
@@ -43,7 +47,12 @@ export {
    * @since 0.1.0
    * @category errors
    */
-  InvalidOptionError
+  InvalidOptionError,
+  /**
+   * @since 0.1.0
+   * @category errors
+   */
+  QuorumError
 } from "./FanOutError.js"
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -103,6 +112,60 @@ export type ContextOf<T extends Tasks> = [T] extends [Iterable<infer X>] ? Conte
   : ContextOfEffect<T[keyof T]>
 
 /**
+ * A task's key in `T`: a struct's keys, a tuple's indices, `number` for arrays and iterables.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type KeyOf<T extends Tasks> = [T] extends [ReadonlyArray<AnyEffect>] ?
+  number extends T["length"] ? number : TupleIndex<T>
+  : [T] extends [Iterable<any>] ? number
+  : Extract<keyof T, string>
+
+type TupleIndex<T extends ReadonlyArray<unknown>> = {
+  [K in keyof T]: K extends `${infer N extends number}` ? N : never
+}[number]
+
+/**
+ * The union of the success types of the tasks.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type SuccessUnion<T extends Tasks> = [T] extends [Iterable<infer X>] ? SuccessOf<X> : SuccessOf<T[keyof T]>
+
+/**
+ * The union of the outcome types of the tasks (what `stream` emits).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type OutcomeUnion<T extends Tasks> = [T] extends [Iterable<infer X>] ? OutcomeOfEffect<X>
+  : OutcomeOfEffect<T[keyof T]>
+
+type OutcomeOfEffect<X> = X extends Effect.Effect<infer A, infer E, infer _R> ? Outcome.Outcome<A, E> : never
+
+type TimeoutErrorOf<O> = O extends
+  { readonly timeout: Duration.DurationInput } | { readonly deadline: Duration.DurationInput } ? FanOutTimeoutError
+  : never
+
+/**
+ * The error channel of `settle` with options `O`: `never`, unless `required` names tasks, whose errors (and a
+ * `FanOutTimeoutError` when a `timeout` or `deadline` is set) then fail the whole fan-out.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type SettleError<T extends Tasks, O> = O extends { readonly required: ReadonlyArray<infer K> } ?
+  [K] extends [never] ? never : RequiredErrorOf<T, K> | TimeoutErrorOf<O>
+  : never
+
+type RequiredErrorOf<T extends Tasks, K> = [T] extends [ReadonlyArray<AnyEffect>] ?
+  number extends T["length"] ? ErrorOf<T> : ErrorOfEffect<T[K & keyof T]>
+  : [T] extends [Iterable<any>] ? ErrorOf<T>
+  : ErrorOfEffect<T[K & keyof T]>
+
+/**
  * The error channel of a fail-fast fan-out whose tasks fail with `E`, given its options `O`: the tasks' own errors
  * (plus `FanOutTimeoutError` when a `timeout` or `deadline` is set), or a `FanOutFailure<E>` with `report: true`.
  *
@@ -147,6 +210,30 @@ export interface Options {
    * interruption. Retries stop at the deadline. The outcome's `attempts` counts the tries. Default: no retry.
    */
   readonly retry?: Schedule.Schedule<any, any, never> | undefined
+  /**
+   * Hedged requests for every task: when an attempt has not finished after `delay`, start another (or at once when
+   * it failed), at most `max` attempts in all (default 2); the first success wins and the others are interrupted.
+   * Only for idempotent tasks. Default: none.
+   */
+  readonly hedge?: HedgeOptions | undefined
+  /** The fan-out's name: its span's name and the `fanout` tag of its metrics. Default: `"fanout.<kind>"`. */
+  readonly name?: string | undefined
+  /**
+   * One child span per task, named by its label or key and marked with its outcome and attempts. Default: on when
+   * a tracer other than Effect's built-in one is installed (an exporter is listening), off otherwise.
+   */
+  readonly taskSpans?: boolean | undefined
+}
+
+/**
+ * Hedging settings: `delay` before a backup attempt starts, `max` attempts in all (default 2).
+ *
+ * @since 0.1.0
+ * @category options
+ */
+export interface HedgeOptions {
+  readonly delay: Duration.DurationInput
+  readonly max?: number | undefined
 }
 
 /**
@@ -175,7 +262,14 @@ export interface AllOptions extends Options {
  * @since 0.1.0
  * @category options
  */
-export interface SettleOptions extends Options {}
+export interface SettleOptions<K = Outcome.Key> extends Options {
+  /**
+   * Keys (struct keys, or tuple indices) of the tasks that must succeed: the first of them to fail, crash or time out
+   * fails the whole fan-out at once with its own error (or a `FanOutTimeoutError`), interrupting the others. The
+   * other tasks settle to outcomes. Checked against the tasks' keys in the data-first form. Default: none.
+   */
+  readonly required?: ReadonlyArray<K> | undefined
+}
 
 /**
  * Extra option of the `forEach` forms: a human name for each task (shown in outcomes and errors).
@@ -328,15 +422,18 @@ export const forEach: {
 export const settle: {
   <const O extends SettleOptions = {}>(
     options?: O
-  ): <const T extends Tasks>(tasks: T) => Effect.Effect<Outcomes<T>, never, ContextOf<T>>
-  <const T extends Tasks, const O extends SettleOptions = {}>(
+  ): <const T extends Tasks>(tasks: T) => Effect.Effect<Outcomes<T>, SettleError<T, O>, ContextOf<T>>
+  <const T extends Tasks, const O extends SettleOptions<KeyOf<T>> = {}>(
     tasks: T,
     options?: O
-  ): Effect.Effect<Outcomes<T>, never, ContextOf<T>>
+  ): Effect.Effect<Outcomes<T>, SettleError<T, O>, ContextOf<T>>
 } = dual(
   (args) => internal.isTasks(args[0]),
   (tasks: Tasks, options?: SettleOptions) =>
-    Effect.suspend(() => internal.settle(internal.shapeOf(tasks), internal.settings(options)))
+    Effect.suspend(() => {
+      const shape = internal.shapeOf(tasks)
+      return internal.settle(shape, internal.settings(options), options?.required)
+    })
 )
 
 /**
@@ -348,15 +445,143 @@ export const settle: {
 export const settleForEach: {
   <X, A, E, R>(
     f: (item: X, index: number) => Effect.Effect<A, E, R>,
-    options?: SettleOptions & ForEachOptions<X>
+    options?: SettleOptions<never> & ForEachOptions<X>
   ): (items: Iterable<X>) => Effect.Effect<Array<Outcome.Outcome<A, E>>, never, R>
   <X, A, E, R>(
     items: Iterable<X>,
     f: (item: X, index: number) => Effect.Effect<A, E, R>,
-    options?: SettleOptions & ForEachOptions<X>
+    options?: SettleOptions<never> & ForEachOptions<X>
   ): Effect.Effect<Array<Outcome.Outcome<A, E>>, never, R>
 } = dual(
   (args) => typeof args[0] !== "function",
   (items: Iterable<any>, f: (item: any, index: number) => AnyEffect, options?: SettleOptions & ForEachOptions<any>) =>
     Effect.suspend(() => internal.settle(internal.shapeOfForEach(items, f, options?.label), internal.settings(options)))
+)
+
+// ---------------------------------------------------------------------------------------------------------------
+// quorum
+
+/**
+ * Runs every task concurrently and succeeds as soon as `n` of them have succeeded, with those successes in the
+ * order they finished (each with its key, label and value); the tasks still running are interrupted and waited
+ * for. Fails as soon as `n` can no longer be reached — or at the deadline — with a `QuorumError` holding every
+ * task's outcome. `n` must be between 1 and the number of tasks (otherwise an `InvalidOptionError`).
+ *
+ * **Example**
+ *
+ * ```ts
+ * import { Effect } from "effect"
+ * import { FanOut } from "effect-fanout"
+ *
+ * // "2 of 3 pricing services agree"
+ * const quotes = FanOut.quorum([Effect.succeed(10), Effect.succeed(10), Effect.never], 2)
+ * // Effect<Array<Outcome.Success<number>>, QuorumError<never>>
+ * ```
+ *
+ * @since 0.1.0
+ * @category quorum
+ */
+export const quorum: {
+  (
+    n: number,
+    options?: Options
+  ): <const T extends Tasks>(
+    tasks: T
+  ) => Effect.Effect<Array<Outcome.Success<SuccessUnion<T>>>, QuorumError<ErrorOf<T>>, ContextOf<T>>
+  <const T extends Tasks>(
+    tasks: T,
+    n: number,
+    options?: Options
+  ): Effect.Effect<Array<Outcome.Success<SuccessUnion<T>>>, QuorumError<ErrorOf<T>>, ContextOf<T>>
+} = dual(
+  (args) => internal.isTasks(args[0]),
+  (tasks: Tasks, n: number, options?: Options) =>
+    Effect.suspend(() => internalQuorum.quorum(internal.shapeOf(tasks), n, internal.settings(options)))
+)
+
+/**
+ * The first task to succeed wins: its value is the result and the others are interrupted. Fails only when every
+ * task has failed (or the deadline passed), with a `QuorumError` holding every outcome. An empty input is an
+ * `InvalidOptionError`: nothing could ever succeed.
+ *
+ * @since 0.1.0
+ * @category quorum
+ */
+export const firstSuccess: {
+  (options?: Options): <const T extends Tasks>(
+    tasks: T
+  ) => Effect.Effect<SuccessUnion<T>, QuorumError<ErrorOf<T>>, ContextOf<T>>
+  <const T extends Tasks>(
+    tasks: T,
+    options?: Options
+  ): Effect.Effect<SuccessUnion<T>, QuorumError<ErrorOf<T>>, ContextOf<T>>
+} = dual(
+  (args) => internal.isTasks(args[0]),
+  (tasks: Tasks, options?: Options) =>
+    Effect.suspend(() =>
+      Effect.map(
+        internalQuorum.quorum(internal.shapeOf(tasks), 1, internal.settings(options), "firstSuccess"),
+        (winners) => winners[0]!.value
+      )
+    )
+)
+
+// ---------------------------------------------------------------------------------------------------------------
+// hedging
+
+/**
+ * Hedges one task: if an attempt has not finished after `delay`, start another (or at once when it failed), at
+ * most `max` attempts in all (default 2). The first success wins and the attempts still running are interrupted;
+ * it fails only when every attempt has failed, with all their causes. For idempotent work only.
+ *
+ * **Example**
+ *
+ * ```ts
+ * import { Effect } from "effect"
+ * import { FanOut } from "effect-fanout"
+ *
+ * const lookup = Effect.succeed("replica answer").pipe(FanOut.hedge({ delay: "50 millis", max: 3 }))
+ * ```
+ *
+ * @since 0.1.0
+ * @category hedging
+ */
+export const hedge: {
+  (options: HedgeOptions): <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  <A, E, R>(self: Effect.Effect<A, E, R>, options: HedgeOptions): Effect.Effect<A, E, R>
+} = dual(
+  2,
+  <A, E, R>(self: Effect.Effect<A, E, R>, options: HedgeOptions): Effect.Effect<A, E, R> =>
+    Effect.suspend(() => internalHedge.run(self, internalHedge.settings(options, "hedge")))
+)
+
+// ---------------------------------------------------------------------------------------------------------------
+// streaming
+
+/**
+ * The tasks' outcomes as a `Stream`, in the order the tasks finish, for progressive responses. The stream ends
+ * after one outcome per task; ending it early (`Stream.take`, an interrupted consumer) interrupts the tasks still
+ * running and waits for them. With a `deadline`, the tasks cut off come last, `TimedOut`.
+ *
+ * **Example**
+ *
+ * ```ts
+ * import { Effect, Stream } from "effect"
+ * import { FanOut } from "effect-fanout"
+ *
+ * const firstTwo = FanOut.stream({ a: Effect.succeed(1), b: Effect.succeed(2), c: Effect.never }).pipe(
+ *   Stream.take(2),
+ *   Stream.runCollect
+ * ) // c is interrupted once two outcomes have arrived
+ * ```
+ *
+ * @since 0.1.0
+ * @category streaming
+ */
+export const stream: {
+  (options?: Options): <const T extends Tasks>(tasks: T) => Stream.Stream<OutcomeUnion<T>, never, ContextOf<T>>
+  <const T extends Tasks>(tasks: T, options?: Options): Stream.Stream<OutcomeUnion<T>, never, ContextOf<T>>
+} = dual(
+  (args) => internal.isTasks(args[0]),
+  (tasks: Tasks, options?: Options) => internalStream.stream(internal.shapeOf(tasks), internal.settings(options))
 )

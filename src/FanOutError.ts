@@ -92,3 +92,22 @@ const describe = (error: unknown): string => {
 }
 
 const formatDuration = (duration: Duration.Duration): string => Duration.format(duration)
+
+/**
+ * `FanOut.quorum` (or `FanOut.firstSuccess`) could no longer reach its quorum: too many tasks failed, timed out or
+ * were cut off by the deadline. `outcomes` holds every task's outcome in input order, so nothing is lost.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class QuorumError<E> extends Data.TaggedError("QuorumError")<{
+  /** How many successes were needed. */
+  readonly needed: number
+  /** How many tasks succeeded. */
+  readonly succeeded: number
+  readonly outcomes: ReadonlyArray<Outcome.Outcome<unknown, E>>
+}> {
+  override get message(): string {
+    return `quorum of ${this.needed} not reached: ${this.succeeded} of ${this.outcomes.length} tasks succeeded`
+  }
+}

@@ -14,6 +14,8 @@ import * as Schedule from "effect/Schedule"
 import { FanOutFailure, FanOutTimeoutError, InvalidOptionError } from "../FanOutError.js"
 import type * as Outcome from "../Outcome.js"
 import * as engine from "./engine.js"
+import * as hedge from "./hedge.js"
+import * as observe from "./observe.js"
 import * as options from "./options.js"
 import * as stack from "./stack.js"
 
@@ -149,6 +151,9 @@ export interface Settings {
   readonly retry: Schedule.Schedule<any, any, any> | undefined
   readonly detach: boolean
   readonly report: boolean
+  readonly name: string | undefined
+  readonly taskSpans: boolean | undefined
+  readonly hedge: hedge.Hedge | undefined
 }
 
 /** @internal */
@@ -167,7 +172,10 @@ export const settings = (raw: unknown): Settings => {
     deadline: options.duration(o.deadline, "deadline"),
     retry: retry as Schedule.Schedule<any, any, any> | undefined,
     detach: options.boolean(o.detach, "detach"),
-    report: options.boolean(o.report, "report")
+    report: options.boolean(o.report, "report"),
+    name: options.name(o.name),
+    taskSpans: o.taskSpans === undefined ? undefined : options.boolean(o.taskSpans, "taskSpans"),
+    hedge: o.hedge === undefined ? undefined : hedge.settings(o.hedge, "hedge")
   }
 }
 
@@ -183,18 +191,32 @@ const taskTimedOut = new TaskTimedOut()
 /** @internal */
 export interface Prepared {
   readonly tasks: Array<AnyEffect>
-  /** Tries per task; only counted when retries are on (otherwise 1 for every task that started). */
+  /** Tries per task; only counted with retries or hedging (otherwise 1 for every task that started). */
   readonly attempts: Array<number> | undefined
 }
 
 /** @internal */
-export const prepare = (shape: Shape, s: Settings, failFast: boolean): Prepared => {
-  if (s.timeout === undefined && s.retry === undefined) return { tasks: shape.effects, attempts: undefined }
+export const isTimeoutError = (error: unknown): boolean =>
+  error === taskTimedOut || (error instanceof FanOutTimeoutError && error.reason === "Timeout")
+
+/** @internal */
+export const prepare = (shape: Shape, s: Settings, failFast: boolean, taskSpans: boolean): Prepared => {
+  if (s.timeout === undefined && s.retry === undefined && s.hedge === undefined && !taskSpans) {
+    return { tasks: shape.effects, attempts: undefined }
+  }
   const n = shape.effects.length
-  const attempts: Array<number> | undefined = s.retry === undefined ? undefined : new Array(n).fill(0)
+  const counted = s.retry !== undefined || s.hedge !== undefined
+  const attempts: Array<number> | undefined = counted ? new Array(n).fill(0) : undefined
   const tasks: Array<AnyEffect> = new Array(n)
   for (let i = 0; i < n; i++) {
     let task = shape.effects[i]!
+    if (attempts !== undefined) {
+      const body = task
+      task = Effect.suspend(() => {
+        attempts[i]!++
+        return body
+      })
+    }
     if (s.timeout !== undefined) {
       const duration = s.timeout
       const onTimeout: () => unknown = failFast
@@ -202,19 +224,88 @@ export const prepare = (shape: Shape, s: Settings, failFast: boolean): Prepared 
         : () => taskTimedOut
       task = Effect.timeoutFail(task, { duration, onTimeout })
     }
-    if (attempts !== undefined) {
-      const attempt = task
-      task = Effect.retry(
-        Effect.suspend(() => {
-          attempts[i]!++
-          return attempt
-        }),
-        s.retry!
-      )
+    if (s.hedge !== undefined) task = hedge.run(task, s.hedge)
+    if (s.retry !== undefined) task = Effect.retry(task, s.retry)
+    if (taskSpans) {
+      const name = shape.labels[i] ?? String(shape.keys[i])
+      const tries = attempts !== undefined ? () => attempts[i]! : () => 1
+      task = observe.taskSpan(task, name, shape.keys[i]!, tries, isTimeoutError)
     }
     tasks[i] = task
   }
   return { tasks, attempts }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// running, observed
+
+/** @internal */
+export interface Run {
+  /** The fan-out's kind: `all`, `settle`, `quorum`, `stream`. */
+  readonly mode: string
+  readonly shape: Shape
+  readonly settings: Settings
+  readonly failFast: boolean
+  readonly detach: boolean
+  /** The stopping policy; it may also read the report so far (start and end times of the tasks that ended). */
+  readonly onExit: (index: number, exit: Exit.Exit<any, any>, report: engine.Report, prepared: Prepared) => boolean
+}
+
+/** @internal */
+export interface Finished {
+  readonly report: engine.Report
+  readonly prepared: Prepared
+  /** The fan-out's clock reading when it ended. */
+  readonly now: number
+}
+
+/**
+ * Runs a fan-out inside its span, then lets `finish` read the report. `finish` gives back the outcomes it built, if
+ * any, so that the span's counts and the metrics are taken from them (otherwise every task counts as a success).
+ *
+ * @internal
+ */
+export const runObserved = <X, E, R>(
+  run: Run,
+  finish: (finished: Finished) => readonly [Effect.Effect<X, E, R>, ReadonlyArray<Outcome.Outcome<unknown, unknown>>?]
+): Effect.Effect<X, E, R> => {
+  const name = run.settings.name ?? `fanout.${run.mode}`
+  const { shape, settings } = run
+  return Effect.flatMap(observe.wantsTaskSpans(settings.taskSpans), (taskSpans) =>
+    Effect.useSpan(name, {
+      attributes: {
+        "fanout.mode": run.mode,
+        "fanout.tasks": shape.effects.length,
+        "fanout.concurrency": settings.concurrency === Infinity ? "unbounded" : settings.concurrency
+      },
+      captureStackTrace: false
+    }, (span) => {
+      const prepared = prepare(shape, settings, run.failFast, taskSpans)
+      return Effect.flatMap(
+        Effect.withParentSpan(
+          engine.run({
+            tasks: prepared.tasks,
+            concurrency: settings.concurrency,
+            deadline: settings.deadline,
+            detach: run.detach,
+            onExit: (index, exit, report) => run.onExit(index, exit, report, prepared)
+          }),
+          span
+        ),
+        (report) =>
+          Effect.clockWith((clock) => {
+            const [result, outcomes] = finish({ report, prepared, now: clock.unsafeCurrentTimeMillis() })
+            return Effect.zipRight(
+              observe.record(
+                name,
+                span,
+                outcomes ?? outcomesOf(shape, prepared, report, clock.unsafeCurrentTimeMillis())
+              ),
+              result
+            )
+          })
+      )
+    }))
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -279,21 +370,75 @@ export const outcomesOf = (
 const never = () => false
 
 /** @internal */
-export const settle = (shape: Shape, s: Settings): Effect.Effect<any> => {
-  const prepared = prepare(shape, s, false)
-  return Effect.flatMap(
-    engine.run({
-      tasks: prepared.tasks,
-      concurrency: s.concurrency,
-      deadline: s.deadline,
-      detach: false,
-      onExit: never
-    }),
-    (report) =>
-      Effect.clockWith((clock) =>
-        Effect.succeed(rebuild(shape, outcomesOf(shape, prepared, report, clock.unsafeCurrentTimeMillis())))
+export const requiredIndices = (shape: Shape, required: unknown): ReadonlySet<number> | undefined => {
+  if (required === undefined) return undefined
+  if (!Array.isArray(required)) {
+    throw new InvalidOptionError({
+      option: "required",
+      reason: `must be an array of task keys, got ${options.show(required)}`
+    })
+  }
+  const indices = new Set<number>()
+  for (const key of required) {
+    const index = shape.keys.indexOf(shape.struct ? String(key) : (key as number))
+    if (index < 0 || (shape.struct && typeof key !== "string") || (!shape.struct && typeof key !== "number")) {
+      throw new InvalidOptionError({
+        option: "required",
+        reason: `names ${options.show(key)}, which is not a key of the tasks (${
+          shape.keys.map(options.show).join(", ")
+        })`
+      })
+    }
+    indices.add(index)
+  }
+  return indices
+}
+
+/** @internal */
+export const settle = (shape: Shape, s: Settings, rawRequired?: unknown): Effect.Effect<any, any> => {
+  const required = requiredIndices(shape, rawRequired)
+  const onExit = required === undefined || required.size === 0
+    ? never
+    : (index: number, exit: Exit.Exit<any, any>) => exit._tag === "Failure" && required.has(index)
+  return runObserved({ mode: "settle", shape, settings: s, failFast: false, detach: false, onExit }, (finished) => {
+    const outcomes = outcomesOf(shape, finished.prepared, finished.report, finished.now)
+    const report = finished.report
+    if (required !== undefined) {
+      const failedRequired = report.stop === "Policy"
+        ? report.stoppedBy
+        : report.stop === "Deadline"
+        ? [...required].find((i) => outcomes[i]!._tag !== "Success") ?? -1
+        : -1
+      if (failedRequired >= 0) return [requiredFailure(shape, s, outcomes[failedRequired]!), outcomes]
+    }
+    return [Effect.succeed(rebuild(shape, outcomes)), outcomes]
+  })
+}
+
+/** The whole fan-out fails with what the required task did: its own error, its defect, or a time-out. */
+const requiredFailure = (
+  shape: Shape,
+  s: Settings,
+  outcome: Outcome.Outcome<unknown, unknown>
+): Effect.Effect<never, unknown> => {
+  switch (outcome._tag) {
+    case "Failure":
+      return Effect.failCause(outcome.cause)
+    case "Defect":
+      return Effect.failCause(outcome.cause)
+    case "TimedOut":
+      return Effect.fail(
+        new FanOutTimeoutError({
+          reason: outcome.reason,
+          key: outcome.reason === "Deadline" ? undefined : outcome.key,
+          label: outcome.reason === "Deadline" ? undefined : outcome.label,
+          duration: outcome.reason === "Deadline" ? s.deadline! : s.timeout!
+        })
       )
-  )
+    case "Interrupted":
+    case "Success":
+      return Effect.interrupt
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -310,48 +455,37 @@ const genuine = (cause: Cause.Cause<unknown>): Cause.Cause<unknown> => {
 }
 
 /** @internal */
-export const all = (shape: Shape, s: Settings): Effect.Effect<any, any> => {
-  const prepared = prepare(shape, s, true)
-  return Effect.flatMap(
-    engine.run({
-      tasks: prepared.tasks,
-      concurrency: s.concurrency,
-      deadline: s.deadline,
-      detach: s.detach,
-      onExit: failed
-    }),
-    (report): Effect.Effect<any, any> => {
-      if (report.stop === undefined) {
-        const values = new Array(shape.effects.length)
-        for (let i = 0; i < values.length; i++) values[i] = (report.exits[i] as Exit.Success<unknown, never>).value
-        return Effect.succeed(rebuild(shape, values))
-      }
-      if (s.report) return Effect.clockWith((clock) => Effect.fail(failureReport(shape, prepared, report, clock)))
-      const first: Cause.Cause<unknown> = report.stop === "Deadline"
-        ? Cause.fail(
-          new FanOutTimeoutError({ reason: "Deadline", key: undefined, label: undefined, duration: s.deadline! })
-        )
-        : (report.exits[report.stoppedBy] as Exit.Failure<unknown, unknown>).cause
-      let cause = first
-      for (let i = 0; i < report.exits.length; i++) {
-        const exit = report.exits[i]
-        if (i !== report.stoppedBy && exit !== undefined && exit._tag === "Failure" && report.cut[i]) {
-          const rest = genuine(exit.cause)
-          if (!Cause.isEmpty(rest)) cause = Cause.parallel(cause, rest)
-        }
-      }
-      return Effect.failCause(cause)
+export const all = (shape: Shape, s: Settings): Effect.Effect<any, any> =>
+  runObserved({ mode: "all", shape, settings: s, failFast: true, detach: s.detach, onExit: failed }, (finished) => {
+    const { prepared, report } = finished
+    if (report.stop === undefined) {
+      const values = new Array(shape.effects.length)
+      for (let i = 0; i < values.length; i++) values[i] = (report.exits[i] as Exit.Success<unknown, never>).value
+      return [Effect.succeed(rebuild(shape, values))]
     }
-  )
-}
+    const outcomes = outcomesOf(shape, prepared, report, finished.now)
+    if (s.report) return [Effect.fail(failureReport(shape, report, outcomes)), outcomes]
+    const first: Cause.Cause<unknown> = report.stop === "Deadline"
+      ? Cause.fail(
+        new FanOutTimeoutError({ reason: "Deadline", key: undefined, label: undefined, duration: s.deadline! })
+      )
+      : (report.exits[report.stoppedBy] as Exit.Failure<unknown, unknown>).cause
+    let cause = first
+    for (let i = 0; i < report.exits.length; i++) {
+      const exit = report.exits[i]
+      if (i !== report.stoppedBy && exit !== undefined && exit._tag === "Failure" && report.cut[i]) {
+        const rest = genuine(exit.cause)
+        if (!Cause.isEmpty(rest)) cause = Cause.parallel(cause, rest)
+      }
+    }
+    return [Effect.failCause(cause), outcomes]
+  })
 
 const failureReport = (
-  shape: Shape,
-  prepared: Prepared,
+  _shape: Shape,
   report: engine.Report,
-  clock: { readonly unsafeCurrentTimeMillis: () => number }
+  outcomes: Array<Outcome.Outcome<unknown, unknown>>
 ): FanOutFailure<unknown> => {
-  const outcomes = outcomesOf(shape, prepared, report, clock.unsafeCurrentTimeMillis())
   // Tasks the fan-out interrupted are Interrupted, not TimedOut, in fail-fast: the deadline is the fan-out's failure.
   if (report.stop === "Deadline") {
     for (let i = 0; i < outcomes.length; i++) {

@@ -78,3 +78,12 @@ export const show = (value: unknown): string => {
   }
   return String(value)
 }
+
+/** @internal */
+export const name = (value: unknown): string | undefined => {
+  if (value === undefined) return undefined
+  if (typeof value !== "string" || value.length === 0) {
+    throw new InvalidOptionError({ option: "name", reason: `must be a non-empty string, got ${show(value)}` })
+  }
+  return value
+}

@@ -1,0 +1,123 @@
+/**
+ * Tracing and metrics of fan-outs.
+ *
+ * One span per fan-out, always: it is one object per call. One child span per task only when a real tracer is
+ * installed (anything but Effect's built-in one, which exports nothing): a span per task costs about as much as the
+ * task's fiber, and without an exporter nobody would see it. `taskSpans: true` or `false` overrides that.
+ *
+ * Metrics are recorded once per fan-out, after it ends, straight into the metric hooks (no effect per task).
+ *
+ * @internal
+ */
+import * as Effect from "effect/Effect"
+import type * as Exit from "effect/Exit"
+import * as FiberRef from "effect/FiberRef"
+import * as Metric from "effect/Metric"
+import * as MetricBoundaries from "effect/MetricBoundaries"
+import * as MetricLabel from "effect/MetricLabel"
+import type * as Tracer from "effect/Tracer"
+import type * as Outcome from "../Outcome.js"
+
+/** @internal */
+export const outcomesTotal = Metric.counter("fanout_task_outcomes_total", {
+  description: "Tasks run by effect-fanout, by fan-out name and outcome",
+  incremental: true
+})
+
+/** @internal */
+export const taskDuration = Metric.histogram(
+  "fanout_task_duration_millis",
+  MetricBoundaries.exponential({ start: 1, factor: 2, count: 16 }),
+  "Duration of tasks run by effect-fanout, in milliseconds, by fan-out name"
+)
+
+let builtInTracer: Tracer.Tracer | undefined = undefined
+const isBuiltIn = (tracer: Tracer.Tracer): boolean => {
+  if (builtInTracer === undefined) builtInTracer = Effect.runSync(Effect.tracer)
+  return tracer === builtInTracer
+}
+
+/** @internal */
+export const wantsTaskSpans = (setting: boolean | undefined): Effect.Effect<boolean> =>
+  setting !== undefined ? Effect.succeed(setting) : Effect.tracerWith((tracer) => Effect.succeed(!isBuiltIn(tracer)))
+
+/** @internal */
+export const outcomeTag = (exit: Exit.Exit<unknown, unknown>, isTimeout: (error: unknown) => boolean): string => {
+  if (exit._tag === "Success") return "Success"
+  const cause = exit.cause
+  let tag = "Interrupted"
+  // Walk the cause once: a typed failure wins over a defect, which wins over an interruption.
+  const visit = (c: typeof cause): void => {
+    switch (c._tag) {
+      case "Fail":
+        tag = isTimeout(c.error) ? (tag === "Failure" ? tag : "TimedOut") : "Failure"
+        return
+      case "Die":
+        if (tag === "Interrupted") tag = "Defect"
+        return
+      case "Sequential":
+      case "Parallel":
+        visit(c.left)
+        visit(c.right)
+        return
+      default:
+        return
+    }
+  }
+  visit(cause)
+  return tag
+}
+
+/** Wraps one task in a child span named by its label (or key), marked with its outcome and attempts. */
+export const taskSpan = <A, E, R>(
+  task: Effect.Effect<A, E, R>,
+  name: string,
+  key: Outcome.Key,
+  attempts: () => number,
+  isTimeout: (error: unknown) => boolean
+): Effect.Effect<A, E, R> =>
+  Effect.useSpan(
+    name,
+    { attributes: { "fanout.task.key": key }, captureStackTrace: false },
+    (span) =>
+      Effect.onExit(Effect.withParentSpan(task, span), (exit) =>
+        Effect.sync(() => {
+          span.attribute("fanout.task.outcome", outcomeTag(exit, isTimeout))
+          span.attribute("fanout.task.attempts", attempts())
+        }))
+  )
+
+/** @internal */
+export interface Summary {
+  readonly Success: number
+  readonly Failure: number
+  readonly Defect: number
+  readonly TimedOut: number
+  readonly Interrupted: number
+}
+
+/** @internal */
+export const summarize = (outcomes: ReadonlyArray<Outcome.Outcome<unknown, unknown>>): Summary => {
+  const counts = { Success: 0, Failure: 0, Defect: 0, TimedOut: 0, Interrupted: 0 }
+  for (const outcome of outcomes) counts[outcome._tag]++
+  return counts
+}
+
+/** Counts by outcome on the fan-out's span, and the metrics, once the fan-out has ended. */
+export const record = (
+  name: string,
+  span: Tracer.Span,
+  outcomes: ReadonlyArray<Outcome.Outcome<unknown, unknown>>
+): Effect.Effect<void> =>
+  Effect.flatMap(FiberRef.get(FiberRef.currentMetricLabels), (labels) =>
+    Effect.sync(() => {
+      const counts = summarize(outcomes)
+      const base = [...labels, MetricLabel.make("fanout", name)]
+      for (const tag of ["Success", "Failure", "Defect", "TimedOut", "Interrupted"] as const) {
+        span.attribute(`fanout.outcome.${tag}`, counts[tag])
+        if (counts[tag] > 0) outcomesTotal.unsafeUpdate(counts[tag], [...base, MetricLabel.make("outcome", tag)])
+      }
+      for (const outcome of outcomes) {
+        if (outcome.attempts > 0) taskDuration.unsafeUpdate(outcome.durationMillis, base)
+      }
+    }))
