@@ -45,7 +45,7 @@ export interface Plan {
    * Called once per task as it ends, in completion order, before the fan-out decides what to do next. Returning
    * `true` stops the fan-out: no task starts after that and the running ones are interrupted.
    */
-  readonly onExit: (index: number, exit: Exit.Exit<any, any>) => boolean
+  readonly onExit: (index: number, exit: Exit.Exit<any, any>, report: Report) => boolean
 }
 
 /** @internal */
@@ -188,7 +188,7 @@ export const run = (plan: Plan): Effect.Effect<Report> =>
         report.exits[index] = exit
         report.endedAt[index] = clock.unsafeCurrentTimeMillis()
         pending--
-        if (!stopped && plan.onExit(index, exit)) stop("Policy", index)
+        if (!stopped && plan.onExit(index, exit, report)) stop("Policy", index)
       }
 
       if (plan.deadline !== undefined) {
