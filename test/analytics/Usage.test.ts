@@ -1,0 +1,161 @@
+/**
+ * The fan-out service against `Layer.succeed` doubles of the twelve clients: no network, `TestClock` for
+ * deadlines, latches for ordering.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { ConfigProvider, Deferred, Duration, Effect, Exit, Fiber, Layer, Ref, TestClock } from "effect"
+import type { CustomerId } from "../../examples/analytics/Domain.js"
+import { features } from "../../examples/analytics/Domain.js"
+import { Usage } from "../../examples/analytics/Usage.js"
+import { type Behaviour, doubles } from "./doubles.js"
+import { makeCaptureLogger } from "./support.js"
+
+const customer = "c-42" as CustomerId
+const deadline = Duration.seconds(2)
+
+const withDoubles = (behaviours: Parameters<typeof doubles>[0], config: Record<string, string> = {}) =>
+  Usage.Default.pipe(
+    Layer.provide(doubles(behaviours)),
+    Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(config)))))
+  )
+
+const crash: Behaviour = () =>
+  Effect.sync(() => {
+    throw new Error("boom: bug in the listings normaliser")
+  })
+
+describe("Usage", () => {
+  describe("partial", () => {
+    it.effect("answers twelve ok panels in feature order when every client succeeds", () =>
+      Effect.gen(function*() {
+        const usage = yield* Usage
+        const response = yield* usage.forCustomer(customer, { mode: "partial", deadline })
+        expect(response.complete).toBe(true)
+        expect(response.panels.map((panel) => panel.feature)).toEqual([...features])
+        expect(response.panels.every((panel) => panel.status === "ok")).toBe(true)
+      }).pipe(Effect.provide(withDoubles({}))))
+
+    it.effect("turns each client's typed error reason into a public reason", () =>
+      Effect.gen(function*() {
+        const usage = yield* Usage
+        const response = yield* usage.forCustomer(customer, { mode: "partial", deadline })
+        const failed = response.panels.filter((panel) => panel.status === "failed")
+        expect(failed.map((panel) => [panel.feature, panel.status === "failed" && panel.reason])).toEqual([
+          ["offers", "unavailable"],
+          ["documents", "bad_response"],
+          ["payments", "timeout"]
+        ])
+        expect(response.complete).toBe(false)
+      }).pipe(Effect.provide(withDoubles({
+        offers: (_, fail) => fail("Unavailable"),
+        documents: (_, fail) => fail("BadResponse"),
+        payments: (_, fail) => fail("Timeout")
+      }))))
+
+    it.effect("keeps every other panel when a client crashes, and logs the stack instead of returning it", () => {
+      const logs = makeCaptureLogger()
+      return Effect.gen(function*() {
+        const usage = yield* Usage
+        const response = yield* usage.forCustomer(customer, { mode: "partial", deadline })
+        expect(response.panels[0]).toEqual({
+          status: "failed",
+          feature: "listings",
+          reason: "internal_error",
+          durationMs: 0
+        })
+        expect(response.panels.filter((panel) => panel.status === "ok")).toHaveLength(11)
+        expect(JSON.stringify(response)).not.toMatch(/boom/)
+        const logged = logs.entries.find((entry) => entry.level === "ERROR" && entry.annotations.feature === "listings")
+        expect(String(logged?.annotations.stack)).toMatch(/boom: bug in the listings normaliser/)
+        expect(logged?.cause).toMatch(/boom/)
+      }).pipe(Effect.provide(withDoubles({ listings: crash })), Effect.provide(logs.layer))
+    })
+
+    it.effect("answers at the deadline with the calls that never answered timed_out", () =>
+      Effect.gen(function*() {
+        const usage = yield* Usage
+        const fiber = yield* Effect.fork(usage.forCustomer(customer, { mode: "partial", deadline }))
+        yield* TestClock.adjust(deadline)
+        const response = yield* Fiber.join(fiber)
+        expect(response.panels.filter((panel) => panel.status === "timed_out").map((panel) => panel.feature)).toEqual([
+          "tours",
+          "calendar"
+        ])
+        expect(response.panels.find((panel) => panel.feature === "calendar")?.durationMs).toBe(2000)
+        expect(response.complete).toBe(false)
+      }).pipe(Effect.provide(withDoubles({ tours: () => Effect.never, calendar: () => Effect.never }))))
+
+    it.effect("fails with FeatureFailed when a required feature fails", () =>
+      Effect.gen(function*() {
+        const usage = yield* Usage
+        const exit = yield* Effect.exit(usage.forCustomer(customer, { mode: "partial", deadline }))
+        expect(exit).toStrictEqual(Exit.fail(expect.anything()))
+        const error = Exit.isFailure(exit) && exit.cause._tag === "Fail" ? exit.cause.error : undefined
+        expect(error).toMatchObject({ _tag: "FeatureFailed", feature: "payments", reason: "unavailable" })
+      }).pipe(Effect.provide(withDoubles({ payments: (_, fail) => fail("Unavailable") }, {
+        REQUIRED_FEATURES: "listings,payments"
+      }))))
+
+    it.effect("fails with DeadlineExceeded when a required feature times out", () =>
+      Effect.gen(function*() {
+        const usage = yield* Usage
+        const fiber = yield* Effect.fork(Effect.flip(usage.forCustomer(customer, { mode: "partial", deadline })))
+        yield* TestClock.adjust(deadline)
+        const error = yield* Fiber.join(fiber)
+        expect(error).toMatchObject({ _tag: "DeadlineExceeded", pending: ["payments"], deadlineMs: 2000 })
+      }).pipe(Effect.provide(withDoubles({ payments: () => Effect.never }, { REQUIRED_FEATURES: "payments" }))))
+  })
+
+  describe("strict", () => {
+    it.effect("answers every panel when every client succeeds", () =>
+      Effect.gen(function*() {
+        const usage = yield* Usage
+        const response = yield* usage.forCustomer(customer, { mode: "strict", deadline })
+        expect(response.complete).toBe(true)
+        expect(response.panels).toHaveLength(12)
+      }).pipe(Effect.provide(withDoubles({}))))
+
+    it.effect("fails with the first failed feature and interrupts every other call", () => {
+      const others = features.length - 1
+      return Effect.gen(function*() {
+        const started = yield* Ref.make(0)
+        const interrupted = yield* Ref.make(0)
+        const allStarted = yield* Deferred.make<void>()
+        const waitForever: Behaviour = () =>
+          Ref.updateAndGet(started, (n) => n + 1).pipe(
+            Effect.tap((n) => n === others ? Deferred.succeed(allStarted, undefined) : Effect.void),
+            Effect.zipRight(Effect.never),
+            Effect.onInterrupt(() => Ref.update(interrupted, (n) => n + 1))
+          )
+        const behaviours = Object.fromEntries(features.map((feature) => [feature, waitForever]))
+        // messages fails only once every other call is running, so all eleven are in flight when it does.
+        behaviours.messages = (_, fail) => Effect.zipRight(Deferred.await(allStarted), fail("Unavailable"))
+        const error = yield* Usage.pipe(
+          Effect.flatMap((usage) => Effect.flip(usage.forCustomer(customer, { mode: "strict", deadline }))),
+          Effect.provide(withDoubles(behaviours))
+        )
+        expect(error).toMatchObject({ _tag: "FeatureFailed", feature: "messages", reason: "unavailable" })
+        // The failure is returned only after the siblings' interruption finished.
+        expect(yield* Ref.get(interrupted)).toBe(others)
+      })
+    })
+
+    it.effect("fails with internal_error for a crashing client, without its message", () =>
+      Effect.gen(function*() {
+        const usage = yield* Usage
+        const error = yield* Effect.flip(usage.forCustomer(customer, { mode: "strict", deadline }))
+        expect(error).toMatchObject({ _tag: "FeatureFailed", feature: "listings", reason: "internal_error" })
+        expect(JSON.stringify(error)).not.toMatch(/boom/)
+        expect(error.message).not.toMatch(/boom/)
+      }).pipe(Effect.provide(withDoubles({ listings: crash })), Effect.provide(makeCaptureLogger().layer)))
+
+    it.effect("fails with DeadlineExceeded naming the pending features at the deadline", () =>
+      Effect.gen(function*() {
+        const usage = yield* Usage
+        const fiber = yield* Effect.fork(Effect.flip(usage.forCustomer(customer, { mode: "strict", deadline })))
+        yield* TestClock.adjust(deadline)
+        const error = yield* Fiber.join(fiber)
+        expect(error).toMatchObject({ _tag: "DeadlineExceeded", pending: ["alerts"], deadlineMs: 2000 })
+      }).pipe(Effect.provide(withDoubles({ alerts: () => Effect.never }))))
+  })
+})
