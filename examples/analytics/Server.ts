@@ -23,8 +23,8 @@ import { ToursLive } from "./features/Tours.js"
 import { UsageGroupLive } from "./Http.js"
 import { Usage } from "./Usage.js"
 
-/** The twelve feature clients over one keep-alive `HttpClient`; each reads its base URL from `Config`. */
-export const FeaturesLive = Layer.mergeAll(
+/** The twelve feature clients, each reading its base URL from `Config`, over whichever `HttpClient` is provided. */
+export const FeatureClientsLive = Layer.mergeAll(
   ListingsLive,
   SavedSearchesLive,
   ToursLive,
@@ -37,7 +37,10 @@ export const FeaturesLive = Layer.mergeAll(
   CalendarLive,
   PaymentsLive,
   ReferralsLive
-).pipe(Layer.provide(FeatureClient.layerHttpClient))
+)
+
+/** The twelve feature clients over one keep-alive `node:http` client. */
+export const FeaturesLive = FeatureClientsLive.pipe(Layer.provide(FeatureClient.layerHttpClient))
 
 /** The API with its handlers, still needing the twelve feature clients (tests provide doubles here). */
 export const ApiLive = HttpApiBuilder.api(AnalyticsApi).pipe(

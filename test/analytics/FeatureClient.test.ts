@@ -1,0 +1,162 @@
+/**
+ * The feature clients' Layers against a test `HttpClient`: what they request, how they decode, how each way of
+ * failing becomes a typed error, and that interrupting a call aborts its request.
+ */
+import type { HttpClientRequest } from "@effect/platform"
+import { HttpClient, HttpClientError, HttpClientResponse } from "@effect/platform"
+import { describe, expect, it } from "@effect/vitest"
+import { ConfigProvider, Deferred, Effect, Either, Fiber, Layer, TestClock } from "effect"
+import type { CustomerId } from "../../examples/analytics/Domain.js"
+import { features } from "../../examples/analytics/Domain.js"
+import { configPrefix } from "../../examples/analytics/features/FeatureClient.js"
+import { Listings, ListingsLive } from "../../examples/analytics/features/Listings.js"
+import { FeatureClientsLive } from "../../examples/analytics/Server.js"
+import { clients } from "./doubles.js"
+import { makeCaptureLogger } from "./support.js"
+
+type Handler = (
+  url: URL,
+  signal: AbortSignal,
+  request: HttpClientRequest.HttpClientRequest
+) => Effect.Effect<Response, HttpClientError.HttpClientError>
+
+const testClient = (handler: Handler) =>
+  HttpClient.make((request, url, signal) =>
+    Effect.map(handler(url, signal, request), (response) => HttpClientResponse.fromWeb(request, response))
+  )
+
+const config = (entries: Record<string, string>) =>
+  Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(entries))))
+
+const listingsWith = (handler: Handler) =>
+  ListingsLive.pipe(
+    Layer.provide(Layer.succeed(HttpClient.HttpClient, testClient(handler))),
+    Layer.provide(config({ LISTINGS_URL: "http://listings.internal:8080", FEATURE_TIMEOUT: "2 seconds" }))
+  )
+
+const json = (body: unknown, status = 200) =>
+  Effect.succeed(new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } }))
+
+const customer = "c-9" as CustomerId
+const callListings = Effect.flatMap(Listings, (listings) => listings.usage(customer))
+
+describe("feature clients", () => {
+  it.effect("call <FEATURE>_URL/customers/:id/usage and decode the body", () => {
+    const seen: Array<string> = []
+    return Effect.gen(function*() {
+      const usage = yield* callListings
+      expect(usage).toMatchObject({ customerId: "c-9", feature: "listings", count: 3, lastUsedAt: null })
+      expect(seen).toEqual(["http://listings.internal:8080/customers/c-9/usage"])
+    }).pipe(Effect.provide(listingsWith((url) => {
+      seen.push(url.href)
+      return json({ customerId: "c-9", feature: "listings", count: 3, lastUsedAt: null })
+    })))
+  })
+
+  it.effect("fail with reason Unavailable on a 5xx, logging the body instead of keeping it", () => {
+    const logs = makeCaptureLogger()
+    return Effect.gen(function*() {
+      const error = yield* Effect.flip(callListings)
+      expect(error).toMatchObject({ _tag: "ListingsError", feature: "listings", reason: "Unavailable" })
+      expect(error.message).not.toMatch(/secret stack/)
+      expect(logs.entries.map((entry) => entry.annotations.body)).toContain("Error: secret stack\n    at handler")
+    }).pipe(
+      Effect.provide(
+        listingsWith(() => Effect.succeed(new Response("Error: secret stack\n    at handler", { status: 500 })))
+      ),
+      Effect.provide(logs.layer)
+    )
+  })
+
+  it.effect("fail with reason Unavailable when the service cannot be reached", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(callListings)
+      expect(error).toMatchObject({ _tag: "ListingsError", reason: "Unavailable" })
+    }).pipe(Effect.provide(listingsWith((url, _, request) =>
+      Effect.fail(
+        new HttpClientError.RequestError({
+          request,
+          reason: "Transport",
+          cause: new Error(`connect ECONNREFUSED ${url.host}`)
+        })
+      )
+    ))))
+
+  it.effect("fail with reason BadResponse on malformed JSON or a body of the wrong shape", () =>
+    Effect.gen(function*() {
+      const malformed = yield* Effect.flip(
+        callListings.pipe(
+          Effect.provide(
+            listingsWith(() => Effect.succeed(new Response("{\"customerId\": \"c-9\", \"cou", { status: 200 })))
+          )
+        )
+      )
+      expect(malformed).toMatchObject({ _tag: "ListingsError", reason: "BadResponse" })
+      const wrongShape = yield* Effect.flip(callListings.pipe(Effect.provide(listingsWith(() => json({ count: -1 })))))
+      expect(wrongShape).toMatchObject({ _tag: "ListingsError", reason: "BadResponse" })
+    }))
+
+  it.effect("fail with reason Timeout when no answer comes within FEATURE_TIMEOUT", () =>
+    Effect.gen(function*() {
+      const fiber = yield* Effect.fork(Effect.flip(callListings))
+      yield* TestClock.adjust("2 seconds")
+      const error = yield* Fiber.join(fiber)
+      expect(error).toMatchObject({ _tag: "ListingsError", reason: "Timeout" })
+    }).pipe(Effect.provide(listingsWith(() => Effect.never))))
+
+  it.effect("abort the HTTP request when the call is interrupted", () =>
+    Effect.gen(function*() {
+      const started = yield* Deferred.make<AbortSignal>()
+      const fiber = yield* Effect.fork(callListings.pipe(Effect.provide(listingsWith((_, signal) =>
+        Effect.zipRight(Deferred.succeed(started, signal), Effect.never)
+      ))))
+      const signal = yield* Deferred.await(started)
+      expect(signal.aborted).toBe(false)
+      yield* Fiber.interrupt(fiber)
+      expect(signal.aborted).toBe(true)
+    }))
+
+  it.effect("fail to build without their base URL", () =>
+    Effect.gen(function*() {
+      const result = yield* Effect.either(Layer.build(
+        ListingsLive.pipe(
+          Layer.provide(Layer.succeed(HttpClient.HttpClient, testClient(() => Effect.never))),
+          Layer.provide(config({}))
+        )
+      ))
+      expect(Either.isLeft(result)).toBe(true)
+      expect(String(Either.isLeft(result) && result.left)).toMatch(/LISTINGS_URL/)
+    }).pipe(Effect.scoped))
+
+  it.effect("each of the twelve has its own tag, base URL and tagged error", () => {
+    const urls = Object.fromEntries(
+      features.map((feature) => [`${configPrefix(feature)}_URL`, `http://${feature.toLowerCase()}.internal`])
+    )
+    const seen: Array<string> = []
+    return Effect.gen(function*() {
+      for (const feature of features) {
+        const [tag] = clients[feature]
+        const client = yield* (tag as unknown as Effect.Effect<
+          { feature: string; usage: (id: CustomerId) => Effect.Effect<unknown, { _tag: string; feature: string }> }
+        >)
+        expect(client.feature).toBe(feature)
+        const error = yield* Effect.flip(client.usage(customer))
+        expect(error._tag).toBe(`${feature[0]!.toUpperCase()}${feature.slice(1)}Error`)
+        expect(error.feature).toBe(feature)
+      }
+      expect(seen).toEqual(features.map((feature) => `http://${feature.toLowerCase()}.internal/customers/c-9/usage`))
+    }).pipe(
+      Effect.provide(FeatureClientsLive.pipe(
+        Layer.provide(Layer.succeed(
+          HttpClient.HttpClient,
+          testClient((url) => {
+            seen.push(url.href)
+            return json({ error: "down" }, 503)
+          })
+        )),
+        Layer.provide(config(urls))
+      )),
+      Effect.provide(makeCaptureLogger().layer)
+    )
+  })
+})
