@@ -28,6 +28,7 @@ import type * as Stream from "effect/Stream"
 import type { FanOutFailure, FanOutTimeoutError, QuorumError } from "./FanOutError.js"
 import * as internal from "./internal/fanOut.js"
 import * as internalHedge from "./internal/hedge.js"
+import * as observe from "./internal/observe.js"
 import * as internalQuorum from "./internal/quorum.js"
 import * as internalStream from "./internal/stream.js"
 import type * as Outcome from "./Outcome.js"
@@ -585,3 +586,19 @@ export const stream: {
   (args) => internal.isTasks(args[0]),
   (tasks: Tasks, options?: Options) => internalStream.stream(internal.shapeOf(tasks), internal.settings(options))
 )
+
+// ---------------------------------------------------------------------------------------------------------------
+// observability
+
+/**
+ * The metrics every fan-out records when it ends, tagged `fanout` with its name (`"fanout.<kind>"` by default):
+ * `outcomes` counts tasks by `outcome` tag (`Success`, `Failure`, `Defect`, `TimedOut`, `Interrupted`), and
+ * `durations` is a histogram of task durations in milliseconds. Tags set with `Effect.tagMetrics` are added.
+ *
+ * @since 0.1.0
+ * @category observability
+ */
+export const metrics: {
+  readonly outcomes: typeof observe.outcomesTotal
+  readonly durations: typeof observe.taskDuration
+} = { outcomes: observe.outcomesTotal, durations: observe.taskDuration }

@@ -1,0 +1,400 @@
+import { describe, expect, it } from "@effect/vitest"
+import {
+  Cause,
+  Chunk,
+  Data,
+  Deferred,
+  Effect,
+  Exit,
+  Fiber,
+  Metric,
+  MetricLabel,
+  Option,
+  Ref,
+  Schedule,
+  Stream,
+  TestClock,
+  Tracer
+} from "effect"
+import { FanOut, FanOutError, Outcome } from "../src/index.js"
+
+class Down extends Data.TaggedError("Down")<{ readonly service: string }> {}
+
+const makeLog = Effect.map(Ref.make<ReadonlyArray<string>>([]), (ref) => ({
+  get: Ref.get(ref),
+  add: (entry: string) => Ref.update(ref, (entries) => [...entries, entry])
+}))
+type Log = Effect.Effect.Success<typeof makeLog>
+
+/** Runs until interrupted; records its interruption and its finalizer (which must run exactly once). */
+const hang = (log: Log, name: string) =>
+  Effect.never.pipe(
+    Effect.onInterrupt(() => log.add(`${name} interrupted`)),
+    Effect.ensuring(log.add(`${name} finalized`))
+  )
+
+const count = (entries: ReadonlyArray<string>, entry: string) => entries.filter((e) => e === entry).length
+
+describe("required", () => {
+  it.effect("a required task's failure fails the fan-out with its own error and interrupts the optional tasks", () =>
+    Effect.gen(function*() {
+      const log = yield* makeLog
+      const gate = yield* Deferred.make<void>()
+      const fiber = yield* FanOut.settle({
+        account: Deferred.await(gate).pipe(Effect.zipRight(Effect.fail(new Down({ service: "account" })))),
+        usage: hang(log, "usage"),
+        billing: Effect.succeed(3)
+      }, { required: ["account"] }).pipe(Effect.fork)
+      yield* Effect.yieldNow()
+      expect(yield* log.get).toEqual([])
+      yield* Deferred.succeed(gate, undefined)
+      const exit = yield* Fiber.await(fiber)
+      expect(exit).toStrictEqual(Exit.fail(new Down({ service: "account" })))
+      // The optional task was interrupted, and its finalizer ran once, before the fan-out returned.
+      const entries = yield* log.get
+      expect(count(entries, "usage interrupted")).toBe(1)
+      expect(count(entries, "usage finalized")).toBe(1)
+      // catchTag works on the required task's error.
+      const handled = yield* FanOut.settle({ account: Effect.fail(new Down({ service: "account" })) }, {
+        required: ["account"]
+      }).pipe(Effect.catchTag("Down", (e) => Effect.succeed(e.service)))
+      expect(handled).toBe("account")
+    }))
+
+  it.effect("optional tasks settle to outcomes while the required ones succeed", () =>
+    Effect.gen(function*() {
+      const result = yield* FanOut.settle([Effect.succeed("account"), Effect.fail("x"), Effect.die("bug")], {
+        required: [0]
+      })
+      expect(result.map((o) => o._tag)).toEqual(["Success", "Failure", "Defect"])
+    }))
+
+  it.effect("a required task cut off by the deadline fails the fan-out with a FanOutTimeoutError", () =>
+    Effect.gen(function*() {
+      const fiber = yield* FanOut.settle({
+        account: Effect.never,
+        usage: Effect.succeed(1)
+      }, { required: ["account"], deadline: "1 second" }).pipe(Effect.fork)
+      yield* TestClock.adjust("1 second")
+      const exit = yield* Fiber.await(fiber)
+      const error = Cause.failureOption(Exit.isFailure(exit) ? exit.cause : Cause.empty)
+      expect(Option.getOrThrow(error)).toBeInstanceOf(FanOutError.FanOutTimeoutError)
+      expect((Option.getOrThrow(error) as FanOutError.FanOutTimeoutError).reason).toBe("Deadline")
+    }))
+
+  it.effect("a key that is not a task's key is an InvalidOptionError", () =>
+    Effect.gen(function*() {
+      const exit = yield* Effect.exit(FanOut.settle({ a: Effect.succeed(1) }, { required: ["b" as "a"] }))
+      const defect = Exit.isFailure(exit) ? Chunk.unsafeHead(Cause.defects(exit.cause)) : undefined
+      expect(defect).toBeInstanceOf(FanOutError.InvalidOptionError)
+      expect((defect as FanOutError.InvalidOptionError).option).toBe("required")
+    }))
+})
+
+describe("retry", () => {
+  it.effect("retries typed failures by the schedule and counts the attempts", () =>
+    Effect.gen(function*() {
+      const tries = yield* Ref.make(0)
+      const flaky = Ref.updateAndGet(tries, (n) => n + 1).pipe(
+        Effect.flatMap((n) => n < 3 ? Effect.fail(`try ${n}`) : Effect.succeed(n))
+      )
+      const [outcome, failing] = yield* FanOut.settle([flaky, Effect.fail("always")], { retry: Schedule.recurs(4) })
+      expect(outcome).toMatchObject({ _tag: "Success", value: 3, attempts: 3 })
+      expect(failing).toMatchObject({ _tag: "Failure", error: "always", attempts: 5 })
+    }))
+
+  it.effect("never retries a defect or an interruption", () =>
+    Effect.gen(function*() {
+      const runs = yield* Ref.make(0)
+      const crash = Ref.update(runs, (n) => n + 1).pipe(Effect.zipRight(Effect.die(new Error("bug"))))
+      const [outcome] = yield* FanOut.settle([crash], { retry: Schedule.recurs(5) })
+      expect(outcome._tag).toBe("Defect")
+      expect(outcome.attempts).toBe(1)
+      expect(yield* Ref.get(runs)).toBe(1)
+      const [interrupted] = yield* FanOut.settle([Effect.interrupt], { retry: Schedule.recurs(5) })
+      expect(interrupted).toMatchObject({ _tag: "Interrupted", attempts: 1 })
+    }))
+
+  it.effect("retries stop at the deadline", () =>
+    Effect.gen(function*() {
+      const fiber = yield* FanOut.settle([Effect.fail("down")], {
+        retry: Schedule.spaced("100 millis"),
+        deadline: "350 millis"
+      }).pipe(Effect.fork)
+      yield* TestClock.adjust("1 second")
+      const [outcome] = yield* Fiber.join(fiber)
+      expect(outcome).toMatchObject({ _tag: "TimedOut", reason: "Deadline", attempts: 4 })
+    }))
+})
+
+describe("quorum", () => {
+  it.effect("succeeds as soon as n tasks succeed, in completion order, and interrupts the rest", () =>
+    Effect.gen(function*() {
+      const log = yield* makeLog
+      const slow = Effect.sleep("2 seconds").pipe(Effect.as("slow"))
+      const fiber = yield* FanOut.quorum({
+        eu: slow,
+        us: Effect.sleep("1 second").pipe(Effect.as("us")),
+        asia: Effect.succeed("asia"),
+        stuck: hang(log, "stuck")
+      }, 2).pipe(Effect.fork)
+      yield* TestClock.adjust("1 second")
+      const winners = yield* Fiber.join(fiber)
+      expect(winners.map((w) => [w.key, w.value])).toEqual([["asia", "asia"], ["us", "us"]])
+      const entries = yield* log.get
+      expect(count(entries, "stuck interrupted")).toBe(1)
+      expect(count(entries, "stuck finalized")).toBe(1)
+    }))
+
+  it.effect("fails as soon as n can no longer be reached, with every outcome", () =>
+    Effect.gen(function*() {
+      const log = yield* makeLog
+      const error = yield* FanOut.quorum([
+        hang(log, "c"),
+        Effect.fail(new Down({ service: "a" })),
+        Effect.fail(new Down({ service: "b" })),
+        Effect.succeed(1)
+      ], 3).pipe(Effect.flip)
+      expect(error).toBeInstanceOf(FanOutError.QuorumError)
+      expect(error.needed).toBe(3)
+      // After two failures, 3 of 4 is out of reach: the hanging task is interrupted and the last one never starts.
+      expect(error.outcomes.map((o) => [o._tag, o.attempts])).toEqual([
+        ["Interrupted", 1],
+        ["Failure", 1],
+        ["Failure", 1],
+        ["Interrupted", 0]
+      ])
+      expect(count(yield* log.get, "c finalized")).toBe(1)
+    }))
+
+  it.effect("n out of range is an InvalidOptionError", () =>
+    Effect.gen(function*() {
+      for (const n of [0, 3, 1.5, Number.NaN]) {
+        const exit = yield* Effect.exit(FanOut.quorum([Effect.succeed(1), Effect.succeed(2)], n))
+        const defect = Exit.isFailure(exit) ? Chunk.unsafeHead(Cause.defects(exit.cause)) : undefined
+        expect(defect).toBeInstanceOf(FanOutError.InvalidOptionError)
+      }
+    }))
+
+  it.effect("firstSuccess returns the first value and fails only when every task failed", () =>
+    Effect.gen(function*() {
+      const value = yield* FanOut.firstSuccess([Effect.fail("a"), Effect.succeed("b"), Effect.never])
+      expect(value).toBe("b")
+      const error = yield* FanOut.firstSuccess([Effect.fail("a"), Effect.fail("b")]).pipe(Effect.flip)
+      expect(error.outcomes.map((o) => Outcome.isFailure(o) && o.error)).toEqual(["a", "b"])
+    }))
+})
+
+describe("hedge", () => {
+  it.effect("starts a backup attempt only after the delay; the first success wins and the loser is interrupted", () =>
+    Effect.gen(function*() {
+      const log = yield* makeLog
+      const attempt = yield* Ref.make(0)
+      const task = Ref.updateAndGet(attempt, (n) => n + 1).pipe(
+        Effect.tap((n) => log.add(`start ${n}`)),
+        Effect.flatMap((n) => n === 1 ? hang(log, "first") : Effect.sleep("10 millis").pipe(Effect.as(n)))
+      )
+      const fiber = yield* FanOut.hedge(task, { delay: "100 millis", max: 3 }).pipe(Effect.fork)
+      yield* TestClock.adjust("99 millis")
+      expect(yield* log.get).toEqual(["start 1"])
+      yield* TestClock.adjust("1 millis")
+      expect(yield* log.get).toEqual(["start 1", "start 2"])
+      yield* TestClock.adjust("10 millis")
+      expect(yield* Fiber.join(fiber)).toBe(2)
+      const entries = yield* log.get
+      expect(count(entries, "first interrupted")).toBe(1)
+      expect(count(entries, "first finalized")).toBe(1)
+      expect(entries).not.toContain("start 3")
+    }))
+
+  it.effect("fails only when every attempt has failed, starting the next one at once after a failure", () =>
+    Effect.gen(function*() {
+      const attempt = yield* Ref.make(0)
+      const task = Ref.updateAndGet(attempt, (n) => n + 1).pipe(Effect.flatMap((n) => Effect.fail(`failed ${n}`)))
+      const exit = yield* Effect.exit(FanOut.hedge(task, { delay: "1 hour", max: 3 }))
+      expect(yield* Ref.get(attempt)).toBe(3)
+      expect(Exit.isFailure(exit) && Chunk.toReadonlyArray(Cause.failures(exit.cause))).toEqual([
+        "failed 1",
+        "failed 2",
+        "failed 3"
+      ])
+    }))
+
+  it.effect("the hedge option counts the attempts in the outcome", () =>
+    Effect.gen(function*() {
+      const attempt = yield* Ref.make(0)
+      const task = Ref.updateAndGet(attempt, (n) => n + 1).pipe(
+        Effect.flatMap((n) => n === 1 ? Effect.never : Effect.succeed(n))
+      )
+      const fiber = yield* FanOut.settle({ search: task }, { hedge: { delay: "50 millis" } }).pipe(Effect.fork)
+      yield* TestClock.adjust("50 millis")
+      const { search } = yield* Fiber.join(fiber)
+      expect(search).toMatchObject({ _tag: "Success", value: 2, attempts: 2 })
+    }))
+})
+
+describe("stream", () => {
+  it.effect("emits outcomes in the order the tasks finish", () =>
+    Effect.gen(function*() {
+      const fiber = yield* FanOut.stream({
+        slow: Effect.sleep("3 seconds").pipe(Effect.as(3)),
+        fast: Effect.sleep("1 second").pipe(Effect.as(1)),
+        broken: Effect.sleep("2 seconds").pipe(Effect.zipRight(Effect.fail("down")))
+      }).pipe(Stream.runCollect, Effect.fork)
+      yield* TestClock.adjust("3 seconds")
+      const outcomes = Chunk.toReadonlyArray(yield* Fiber.join(fiber))
+      expect(outcomes.map((o) => [o.key, o._tag, o.durationMillis])).toEqual([
+        ["fast", "Success", 1000],
+        ["broken", "Failure", 2000],
+        ["slow", "Success", 3000]
+      ])
+    }))
+
+  it.effect("ending the stream early interrupts the tasks still running and waits for their finalizers", () =>
+    Effect.gen(function*() {
+      const log = yield* makeLog
+      const first = yield* FanOut.stream([hang(log, "a"), Effect.succeed("b"), hang(log, "c")]).pipe(
+        Stream.take(1),
+        Stream.runCollect
+      )
+      expect(Chunk.toReadonlyArray(first).map((o) => o.key)).toEqual([1])
+      const entries = yield* log.get
+      expect(count(entries, "a finalized")).toBe(1)
+      expect(count(entries, "c finalized")).toBe(1)
+    }))
+
+  it.effect("tasks cut off by the deadline come last, timed out", () =>
+    Effect.gen(function*() {
+      const fiber = yield* FanOut.stream([Effect.never, Effect.succeed("ok")], { deadline: "1 second" }).pipe(
+        Stream.runCollect,
+        Effect.fork
+      )
+      yield* TestClock.adjust("1 second")
+      const outcomes = Chunk.toReadonlyArray(yield* Fiber.join(fiber))
+      expect(outcomes.map((o) => [o.key, o._tag])).toEqual([[1, "Success"], [0, "TimedOut"]])
+    }))
+})
+
+describe("detach", () => {
+  it.effect("returns at the first failure while a sibling's slow finalizer finishes in the background", () =>
+    Effect.gen(function*() {
+      const release = yield* Deferred.make<void>()
+      const finalized = yield* Deferred.make<void>()
+      const started = yield* Deferred.make<void>()
+      // Signals it is running, then hangs; its finalizer cannot finish until the test releases it.
+      const slowCleanup = Deferred.succeed(started, undefined).pipe(
+        Effect.zipRight(Effect.never),
+        Effect.ensuring(Deferred.await(release).pipe(Effect.zipRight(Deferred.succeed(finalized, undefined))))
+      )
+      const exit = yield* Effect.exit(
+        FanOut.all([slowCleanup, Deferred.await(started).pipe(Effect.zipRight(Effect.fail("boom")))], { detach: true })
+      )
+      expect(exit).toStrictEqual(Exit.fail("boom"))
+      expect(yield* Deferred.isDone(finalized)).toBe(false)
+      yield* Deferred.succeed(release, undefined)
+      yield* Deferred.await(finalized)
+    }))
+})
+
+describe("tracing", () => {
+  interface Recorded {
+    readonly name: string
+    readonly parent: string | undefined
+    readonly attributes: Map<string, unknown>
+  }
+  const capturing = () => {
+    const ended: Array<Recorded> = []
+    const tracer = Tracer.make({
+      span(name, parent, context, links, startTime, kind) {
+        const attributes = new Map<string, unknown>()
+        const span: Tracer.Span = {
+          _tag: "Span",
+          name,
+          spanId: `${name}-${ended.length}-${Math.random()}`,
+          traceId: "trace",
+          parent,
+          context,
+          status: { _tag: "Started", startTime },
+          attributes,
+          links,
+          sampled: true,
+          kind,
+          end: () => {
+            ended.push({
+              name,
+              parent: Option.getOrUndefined(Option.map(parent, (p) => p._tag === "Span" ? p.name : p.spanId)),
+              attributes
+            })
+          },
+          attribute: (key, value) => {
+            attributes.set(key, value)
+          },
+          event: () => {},
+          addLinks: () => {}
+        }
+        return span
+      },
+      context: (f) => f()
+    })
+    return { ended, tracer }
+  }
+
+  it.effect("a fan-out span with counts by outcome, and one child span per task marked with its outcome", () =>
+    Effect.gen(function*() {
+      const { ended, tracer } = capturing()
+      yield* FanOut.settle({
+        profile: Effect.succeed(1).pipe(Effect.withSpan("profile.query")),
+        orders: Effect.fail("down"),
+        crash: Effect.die("bug")
+      }, { name: "page" }).pipe(Effect.withSpan("request"), Effect.withTracer(tracer))
+      const byName = new Map(ended.map((s) => [s.name, s]))
+      expect(byName.get("page")?.parent).toBe("request")
+      expect(byName.get("profile")?.parent).toBe("page")
+      expect(byName.get("profile.query")?.parent).toBe("profile")
+      expect(byName.get("orders")?.attributes.get("fanout.task.outcome")).toBe("Failure")
+      expect(byName.get("crash")?.attributes.get("fanout.task.outcome")).toBe("Defect")
+      expect(byName.get("profile")?.attributes.get("fanout.task.attempts")).toBe(1)
+      const page = byName.get("page")!.attributes
+      expect([
+        page.get("fanout.outcome.Success"),
+        page.get("fanout.outcome.Failure"),
+        page.get("fanout.outcome.Defect")
+      ])
+        .toEqual([1, 1, 1])
+      expect(page.get("fanout.tasks")).toBe(3)
+      expect(page.get("fanout.mode")).toBe("settle")
+    }))
+
+  it.effect("without an exporting tracer, tasks still see the span around the fan-out as their parent", () =>
+    Effect.gen(function*() {
+      const parent = yield* FanOut.all([Effect.currentSpan.pipe(Effect.map((span) => span.name))]).pipe(
+        Effect.withSpan("outer")
+      )
+      expect(parent).toEqual(["fanout.all"])
+    }))
+})
+
+describe("metrics", () => {
+  it.effect("counts outcomes by tag and records task durations, tagged with the fan-out's name", () =>
+    Effect.gen(function*() {
+      const name = `metrics-test-${Math.random()}`
+      const fiber = yield* FanOut.settle([
+        Effect.sleep("20 millis"),
+        Effect.fail("x"),
+        Effect.succeed(1)
+      ], { name }).pipe(Effect.fork)
+      yield* TestClock.adjust("20 millis")
+      yield* Fiber.join(fiber)
+      const tag = MetricLabel.make("fanout", name)
+      const outcomes = FanOut.metrics.outcomes
+      const success = yield* Metric.value(
+        Metric.taggedWithLabels(outcomes, [tag, MetricLabel.make("outcome", "Success")])
+      )
+      const failure = yield* Metric.value(
+        Metric.taggedWithLabels(outcomes, [tag, MetricLabel.make("outcome", "Failure")])
+      )
+      expect([success.count, failure.count]).toEqual([2, 1])
+      const durations = yield* Metric.value(Metric.taggedWithLabels(FanOut.metrics.durations, [tag]))
+      expect([durations.count, durations.max]).toEqual([3, 20])
+    }))
+})
