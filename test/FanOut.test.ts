@@ -1,0 +1,1000 @@
+import { describe, expect, it } from "@effect/vitest"
+import {
+  Cause,
+  Chunk,
+  Data,
+  Deferred,
+  Duration,
+  Effect,
+  Exit,
+  Fiber,
+  Option,
+  pipe,
+  Ref,
+  Schedule,
+  Supervisor,
+  TestClock
+} from "effect"
+import { FanOut } from "../src/index.js"
+
+// ---------------------------------------------------------------------------------------------------------------
+// helpers
+
+class NotFound extends Data.TaggedError("NotFound")<{ readonly id: number }> {}
+class Unavailable extends Data.TaggedError("Unavailable")<{ readonly service: string }> {}
+
+/** Remembers every fiber started under it, and never forgets one, so that the test can check they all ended. */
+class Recorder extends Supervisor.AbstractSupervisor<ReadonlyArray<Fiber.RuntimeFiber<any, any>>> {
+  readonly fibers: Array<Fiber.RuntimeFiber<any, any>> = []
+  readonly value = Effect.sync(() => this.fibers.slice())
+  override onStart<A, E, R>(
+    _context: unknown,
+    _effect: Effect.Effect<A, E, R>,
+    _parent: Option.Option<Fiber.RuntimeFiber<any, any>>,
+    fiber: Fiber.RuntimeFiber<A, E>
+  ): void {
+    this.fibers.push(fiber)
+  }
+  get running(): ReadonlyArray<Fiber.RuntimeFiber<any, any>> {
+    return this.fibers.filter((fiber) => fiber.unsafePoll() === null)
+  }
+}
+
+const makeLog = Effect.map(Ref.make<ReadonlyArray<string>>([]), (ref) => ({
+  ref,
+  get: Ref.get(ref),
+  add: (entry: string) => Ref.update(ref, (entries) => [...entries, entry])
+}))
+type Log = Effect.Effect.Success<typeof makeLog>
+
+/** A task that signals it has started, then runs until interrupted, recording its interruption and its finalizer. */
+const hang = (log: Log, name: string, started: Deferred.Deferred<void>) =>
+  Deferred.succeed(started, undefined).pipe(
+    Effect.zipRight(Effect.never),
+    Effect.onInterrupt(() => log.add(`${name} interrupted`)),
+    Effect.ensuring(log.add(`${name} finalized`))
+  )
+
+const countBy = (entries: ReadonlyArray<string>, entry: string) => entries.filter((e) => e === entry).length
+
+const defectOf = (exit: Exit.Exit<unknown, unknown>): unknown =>
+  Exit.isFailure(exit) ? Option.getOrUndefined(Chunk.head(Cause.defects(exit.cause))) : undefined
+
+// ---------------------------------------------------------------------------------------------------------------
+
+describe("FanOut.all", () => {
+  describe("shapes", () => {
+    it.effect("returns a tuple's results in input order, not completion order", () =>
+      Effect.gen(function*() {
+        const fiber = yield* Effect.fork(FanOut.all([
+          Effect.as(Effect.sleep("30 millis"), "a"),
+          Effect.as(Effect.sleep("20 millis"), 2),
+          Effect.as(Effect.sleep("10 millis"), true)
+        ]))
+        yield* TestClock.adjust("30 millis")
+        const result = yield* Fiber.join(fiber)
+        expect(result).toStrictEqual(["a", 2, true])
+      }))
+
+    it.effect("keeps a struct's keys and their order", () =>
+      Effect.gen(function*() {
+        const fiber = yield* Effect.fork(FanOut.all({
+          zeta: Effect.as(Effect.sleep("20 millis"), 1),
+          alpha: Effect.succeed("x"),
+          mid: Effect.as(Effect.sleep("10 millis"), [3])
+        }))
+        yield* TestClock.adjust("20 millis")
+        const result = yield* Fiber.join(fiber)
+        expect(result).toStrictEqual({ zeta: 1, alpha: "x", mid: [3] })
+        expect(Object.keys(result)).toStrictEqual(["zeta", "alpha", "mid"])
+      }))
+
+    it.effect("takes a Set and gives an array in iteration order", () =>
+      Effect.gen(function*() {
+        const tasks = new Set([Effect.as(Effect.sleep("10 millis"), 1), Effect.succeed(2), Effect.succeed(3)])
+        const fiber = yield* Effect.fork(FanOut.all(tasks))
+        yield* TestClock.adjust("10 millis")
+        expect(yield* Fiber.join(fiber)).toStrictEqual([1, 2, 3])
+      }))
+
+    it.effect("takes a generator and gives an array in iteration order", () =>
+      Effect.gen(function*() {
+        function* tasks() {
+          for (let i = 0; i < 4; i++) yield Effect.as(Effect.sleep(Duration.millis(40 - i * 10)), i)
+        }
+        const fiber = yield* Effect.fork(FanOut.all(tasks()))
+        yield* TestClock.adjust("40 millis")
+        expect(yield* Fiber.join(fiber)).toStrictEqual([0, 1, 2, 3])
+      }))
+
+    it.effect("keeps input order with a concurrency bound", () =>
+      Effect.gen(function*() {
+        const tasks = [30, 10, 20, 5, 15].map((ms, i) => Effect.as(Effect.sleep(Duration.millis(ms)), i))
+        const fiber = yield* Effect.fork(FanOut.all(tasks, { concurrency: 2 }))
+        yield* TestClock.adjust("100 millis")
+        expect(yield* Fiber.join(fiber)).toStrictEqual([0, 1, 2, 3, 4])
+      }))
+
+    it.effect("succeeds at once with the empty shape for empty input", () =>
+      Effect.gen(function*() {
+        expect(yield* FanOut.all([])).toStrictEqual([])
+        expect(yield* FanOut.all()({})).toStrictEqual({})
+        expect(yield* FanOut.all(new Set<Effect.Effect<number>>())).toStrictEqual([])
+        expect(yield* FanOut.all([], { concurrency: 1, deadline: "1 second", timeout: "1 second" })).toStrictEqual([])
+        expect(yield* FanOut.forEach([], () => Effect.never)).toStrictEqual([])
+      }))
+
+    it.effect("has data-last forms", () =>
+      Effect.gen(function*() {
+        const tasks = [Effect.succeed(1), Effect.succeed("two")] as const
+        expect(yield* FanOut.all()(tasks)).toStrictEqual([1, "two"])
+        expect(yield* FanOut.all({ concurrency: 2 })(tasks)).toStrictEqual([1, "two"])
+        expect(yield* pipe({ a: Effect.succeed(1) }, FanOut.all({ concurrency: 1 }))).toStrictEqual({ a: 1 })
+      }))
+  })
+
+  describe("fail fast", () => {
+    it.effect("interrupts running siblings on the first typed failure and waits for their finalizers", () =>
+      Effect.gen(function*() {
+        const log = yield* makeLog
+        const started1 = yield* Deferred.make<void>()
+        const started2 = yield* Deferred.make<void>()
+        const exit = yield* Effect.exit(FanOut.all([
+          Effect.zipRight(Deferred.await(started2), Effect.fail(new NotFound({ id: 7 }))),
+          hang(log, "one", started1),
+          hang(log, "two", started2)
+        ]))
+        expect(exit).toStrictEqual(Exit.fail(new NotFound({ id: 7 })))
+        const entries = yield* log.get
+        expect([...entries].sort()).toStrictEqual([
+          "one finalized",
+          "one interrupted",
+          "two finalized",
+          "two interrupted"
+        ])
+      }))
+
+    it.effect("interrupts running siblings on the first defect and waits for their finalizers", () =>
+      Effect.gen(function*() {
+        const log = yield* makeLog
+        const started = yield* Deferred.make<void>()
+        const boom = new Error("boom")
+        const exit = yield* Effect.exit(FanOut.all([
+          hang(log, "one", started),
+          Effect.zipRight(Deferred.await(started), Effect.die(boom))
+        ]))
+        expect(Exit.isFailure(exit) && Cause.isDie(exit.cause)).toBe(true)
+        expect(defectOf(exit)).toBeInstanceOf(Error)
+        expect((defectOf(exit) as Error).message).toBe("boom")
+        expect(yield* log.get).toStrictEqual(["one interrupted", "one finalized"])
+      }))
+
+    it.effect("treats a thrown exception as a defect that stops the fan-out", () =>
+      Effect.gen(function*() {
+        const log = yield* makeLog
+        const started = yield* Deferred.make<void>()
+        const exit = yield* Effect.exit(FanOut.all([
+          hang(log, "one", started),
+          Effect.zipRight(
+            Deferred.await(started),
+            Effect.sync(() => {
+              throw new Error("thrown")
+            })
+          )
+        ]))
+        expect((defectOf(exit) as Error).message).toBe("thrown")
+        expect(yield* log.get).toStrictEqual(["one interrupted", "one finalized"])
+      }))
+
+    it.effect("starts no new task after the first failure with a concurrency bound", () =>
+      Effect.gen(function*() {
+        const starts = yield* Ref.make<ReadonlyArray<number>>([])
+        const started1 = yield* Deferred.make<void>()
+        const task = (i: number) =>
+          Effect.zipRight(
+            Ref.update(starts, (s) => [...s, i]),
+            i === 0
+              ? Effect.zipRight(Deferred.await(started1), Effect.fail("first"))
+              : i === 1
+              ? Effect.zipRight(Deferred.succeed(started1, undefined), Effect.never)
+              : Effect.succeed(i)
+          )
+        const exit = yield* Effect.exit(FanOut.forEach([0, 1, 2, 3, 4], task, { concurrency: 2 }))
+        expect(exit).toStrictEqual(Exit.fail("first"))
+        expect(yield* Ref.get(starts)).toStrictEqual([0, 1])
+      }))
+
+    it.effect("starts no task after a failure with concurrency 1", () =>
+      Effect.gen(function*() {
+        const starts = yield* Ref.make(0)
+        const task = (i: number) =>
+          Effect.zipRight(Ref.update(starts, (n) => n + 1), i === 1 ? Effect.fail(`failed ${i}`) : Effect.succeed(i))
+        const exit = yield* Effect.exit(FanOut.forEach([0, 1, 2, 3], task, { concurrency: 1 }))
+        expect(exit).toStrictEqual(Exit.fail("failed 1"))
+        expect(yield* Ref.get(starts)).toBe(2)
+      }))
+
+    it.effect("fails with the task's own error, so catchTag works", () =>
+      Effect.gen(function*() {
+        const result = yield* FanOut.all({
+          user: Effect.fail(new NotFound({ id: 1 })) as Effect.Effect<string, NotFound | Unavailable>,
+          orders: Effect.never as Effect.Effect<number, Unavailable>
+        }).pipe(
+          Effect.catchTag("NotFound", (e) => Effect.succeed(`missing ${e.id}`))
+        )
+        expect(result).toBe("missing 1")
+      }))
+
+    it.effect("keeps a sibling's finalizer defect in the cause, but not the interruptions", () =>
+      Effect.gen(function*() {
+        const started = yield* Deferred.make<void>()
+        const cleanup = new Error("cleanup crashed")
+        const exit = yield* Effect.exit(FanOut.all([
+          Effect.zipRight(Deferred.await(started), Effect.fail("first")),
+          Effect.zipRight(Deferred.succeed(started, undefined), Effect.never).pipe(Effect.ensuring(Effect.die(cleanup)))
+        ]))
+        assertFailure(exit)
+        expect(Chunk.toReadonlyArray(Cause.failures(exit.cause))).toStrictEqual(["first"])
+        expect(Chunk.toReadonlyArray(Cause.defects(exit.cause)).map((d) => (d as Error).message)).toStrictEqual([
+          cleanup.message
+        ])
+        expect(Cause.isInterrupted(exit.cause)).toBe(false)
+        // the first failure comes first
+        expect(Cause.squash(exit.cause)).toBe("first")
+      }))
+
+    it.effect("keeps a sibling's typed failure from its interrupt handler in the cause", () =>
+      Effect.gen(function*() {
+        const started = yield* Deferred.make<void>()
+        const exit = yield* Effect.exit(FanOut.all([
+          Effect.zipRight(Deferred.await(started), Effect.fail("first")),
+          Effect.zipRight(Deferred.succeed(started, undefined), Effect.never).pipe(
+            Effect.onInterrupt(() => Effect.die("dying while interrupted"))
+          )
+        ]))
+        assertFailure(exit)
+        expect(Chunk.toReadonlyArray(Cause.failures(exit.cause))).toStrictEqual(["first"])
+        expect(Chunk.toReadonlyArray(Cause.defects(exit.cause))).toStrictEqual(["dying while interrupted"])
+        expect(Cause.isInterrupted(exit.cause)).toBe(false)
+      }))
+
+    it.effect("keeps a second failure that happens while the siblings are being interrupted", () =>
+      Effect.gen(function*() {
+        const started1 = yield* Deferred.make<void>()
+        const started2 = yield* Deferred.make<void>()
+        const stopping = yield* Deferred.make<void>()
+        const go = yield* Deferred.make<void>()
+        const fiber = yield* Effect.fork(Effect.exit(FanOut.all([
+          Effect.zipRight(Effect.zipRight(Deferred.await(started1), Deferred.await(started2)), Effect.fail("first")),
+          // cannot be interrupted: it is still running when the fan-out has begun to stop, then fails too
+          Effect.uninterruptible(
+            Deferred.succeed(started1, undefined).pipe(
+              Effect.zipRight(Deferred.await(go)),
+              Effect.zipRight(Effect.fail("second"))
+            )
+          ),
+          Effect.zipRight(Deferred.succeed(started2, undefined), Effect.never).pipe(
+            Effect.onInterrupt(() => Deferred.succeed(stopping, undefined))
+          )
+        ])))
+        yield* Deferred.await(stopping)
+        expect(Option.isNone(yield* Fiber.poll(fiber))).toBe(true)
+        yield* Deferred.succeed(go, undefined)
+        const exit = yield* Fiber.join(fiber)
+        assertFailure(exit)
+        expect(Chunk.toReadonlyArray(Cause.failures(exit.cause))).toStrictEqual(["first", "second"])
+        expect(Cause.isInterrupted(exit.cause)).toBe(false)
+        expect(Cause.squash(exit.cause)).toBe("first")
+      }))
+
+    it.effect("with report: true fails with a FanOutFailure naming the task", () =>
+      Effect.gen(function*() {
+        const log = yield* makeLog
+        const started = yield* Deferred.make<void>()
+        const error = yield* Effect.flip(FanOut.all({
+          profile: Effect.succeed("Ada"),
+          orders: hang(log, "orders", started),
+          billing: FanOut.labeled(
+            Effect.zipRight(Deferred.await(started), Effect.fail(new Unavailable({ service: "billing" }))),
+            "billing-service"
+          )
+        }, { report: true }))
+        expect(error).toBeInstanceOf(FanOut.FanOutFailure)
+        expect(error._tag).toBe("FanOutFailure")
+        expect(error.reason).toBe("Failure")
+        expect(error.key).toBe("billing")
+        expect(error.label).toBe("billing-service")
+        expect(error.error).toStrictEqual(new Unavailable({ service: "billing" }))
+        expect(error.failures.map((o) => [o._tag, o.key])).toStrictEqual([["Failure", "billing"]])
+        expect(error.outcomes.map((o) => [o._tag, o.key])).toStrictEqual([
+          ["Success", "profile"],
+          ["Interrupted", "orders"],
+          ["Failure", "billing"]
+        ])
+        expect(error.message).toContain("billing-service")
+        expect(yield* log.get).toStrictEqual(["orders interrupted", "orders finalized"])
+      }))
+
+    it.effect("with report: true names a defect and lists the other genuine failures", () =>
+      Effect.gen(function*() {
+        const started = yield* Deferred.make<void>()
+        const error = yield* Effect.flip(FanOut.all([
+          Effect.zipRight(Deferred.succeed(started, undefined), Effect.never).pipe(
+            Effect.onInterrupt(() => Effect.die("finalizer"))
+          ),
+          Effect.zipRight(Deferred.await(started), Effect.die(new Error("crash")))
+        ], { report: true }))
+        expect(error.reason).toBe("Defect")
+        expect(error.key).toBe(1)
+        expect(error.error).toBeUndefined()
+        expect(error.failures.map((o) => [o._tag, o.key])).toStrictEqual([["Defect", 1], ["Defect", 0]])
+      }))
+
+    it.effect("with detach: true returns before a slow finalizer has finished, which still completes", () =>
+      Effect.gen(function*() {
+        const started = yield* Deferred.make<void>()
+        const release = yield* Deferred.make<void>()
+        const cleaned = yield* Deferred.make<void>()
+        const exit = yield* Effect.exit(FanOut.all([
+          Effect.zipRight(Deferred.succeed(started, undefined), Effect.never).pipe(
+            Effect.onInterrupt(() => Effect.zipRight(Deferred.await(release), Deferred.succeed(cleaned, undefined)))
+          ),
+          Effect.zipRight(Deferred.await(started), Effect.fail("failed"))
+        ], { detach: true }))
+        expect(exit).toStrictEqual(Exit.fail("failed"))
+        expect(yield* Deferred.isDone(cleaned)).toBe(false)
+        yield* Deferred.succeed(release, undefined)
+        yield* Deferred.await(cleaned)
+      }))
+
+    it.effect("without detach waits for a slow finalizer before returning", () =>
+      Effect.gen(function*() {
+        const started = yield* Deferred.make<void>()
+        const cleaning = yield* Deferred.make<void>()
+        const release = yield* Deferred.make<void>()
+        const cleaned = yield* Ref.make(false)
+        const fiber = yield* Effect.fork(Effect.exit(FanOut.all([
+          Effect.zipRight(Deferred.succeed(started, undefined), Effect.never).pipe(
+            Effect.onInterrupt(() =>
+              Deferred.succeed(cleaning, undefined).pipe(
+                Effect.zipRight(Deferred.await(release)),
+                Effect.zipRight(Ref.set(cleaned, true))
+              )
+            )
+          ),
+          Effect.zipRight(Deferred.await(started), Effect.fail("failed"))
+        ])))
+        yield* Deferred.await(cleaning)
+        expect(Option.isNone(yield* Fiber.poll(fiber))).toBe(true)
+        yield* Deferred.succeed(release, undefined)
+        expect(yield* Fiber.join(fiber)).toStrictEqual(Exit.fail("failed"))
+        expect(yield* Ref.get(cleaned)).toBe(true)
+      }))
+
+    it.effect("interrupting the caller interrupts every task and waits for their finalizers", () =>
+      Effect.gen(function*() {
+        const log = yield* makeLog
+        const started = [yield* Deferred.make<void>(), yield* Deferred.make<void>(), yield* Deferred.make<void>()]
+        const fiber = yield* Effect.fork(
+          FanOut.all([hang(log, "a", started[0]!), hang(log, "b", started[1]!), hang(log, "c", started[2]!)])
+        )
+        yield* Effect.forEach(started, Deferred.await)
+        yield* Fiber.interrupt(fiber)
+        const entries = yield* log.get
+        for (const name of ["a", "b", "c"]) {
+          expect(countBy(entries, `${name} interrupted`)).toBe(1)
+          expect(countBy(entries, `${name} finalized`)).toBe(1)
+        }
+      }))
+
+    it.effect("interrupting the caller waits for every task even with detach: true", () =>
+      Effect.gen(function*() {
+        const started = yield* Deferred.make<void>()
+        const cleaning = yield* Deferred.make<void>()
+        const release = yield* Deferred.make<void>()
+        const cleaned = yield* Ref.make(false)
+        const fiber = yield* Effect.fork(FanOut.all([
+          Effect.zipRight(Deferred.succeed(started, undefined), Effect.never).pipe(
+            Effect.onInterrupt(() =>
+              Deferred.succeed(cleaning, undefined).pipe(
+                Effect.zipRight(Deferred.await(release)),
+                Effect.zipRight(Ref.set(cleaned, true))
+              )
+            )
+          )
+        ], { detach: true }))
+        yield* Deferred.await(started)
+        const interrupter = yield* Effect.fork(Fiber.interrupt(fiber))
+        yield* Deferred.await(cleaning)
+        expect(Option.isNone(yield* Fiber.poll(interrupter))).toBe(true)
+        yield* Deferred.succeed(release, undefined)
+        yield* Fiber.join(interrupter)
+        expect(yield* Ref.get(cleaned)).toBe(true)
+      }))
+
+    it.effect("fails with a FanOutTimeoutError naming the task when its timeout passes", () =>
+      Effect.gen(function*() {
+        const log = yield* makeLog
+        const started = yield* Deferred.make<void>()
+        const fiber = yield* Effect.fork(Effect.flip(FanOut.all([
+          Effect.as(Effect.sleep("1 second"), 1),
+          FanOut.labeled(Effect.never, "slow-service"),
+          // has started sleeping later, so it would time out later: the fan-out interrupts it first
+          Effect.zipRight(Effect.sleep("1 second"), hang(log, "other", started))
+        ], { timeout: "2 seconds", concurrency: 2 })))
+        yield* TestClock.adjust("1999 millis")
+        expect(Option.isNone(yield* Fiber.poll(fiber))).toBe(true)
+        yield* TestClock.adjust("1 millis")
+        const error = yield* Fiber.join(fiber)
+        expect(error).toBeInstanceOf(FanOut.FanOutTimeoutError)
+        expect(error._tag).toBe("FanOutTimeoutError")
+        assert(error._tag === "FanOutTimeoutError")
+        expect(error.reason).toBe("Timeout")
+        expect(error.key).toBe(1)
+        expect(error.label).toBe("slow-service")
+        expect(Duration.toMillis(error.duration)).toBe(2000)
+        expect(error.message).toContain("slow-service")
+        expect(yield* log.get).toStrictEqual(["other interrupted", "other finalized"])
+      }))
+
+    it.effect("fails with a FanOutTimeoutError with reason Deadline when the deadline passes", () =>
+      Effect.gen(function*() {
+        const log = yield* makeLog
+        const started = yield* Deferred.make<void>()
+        const fiber = yield* Effect.fork(Effect.exit(FanOut.all({
+          fast: Effect.as(Effect.sleep("1 second"), 1),
+          slow: hang(log, "slow", started)
+        }, { deadline: "5 seconds" })))
+        yield* TestClock.adjust("4999 millis")
+        expect(Option.isNone(yield* Fiber.poll(fiber))).toBe(true)
+        yield* TestClock.adjust("1 millis")
+        const exit = yield* Fiber.join(fiber)
+        assertFailure(exit)
+        expect(Cause.isInterrupted(exit.cause)).toBe(false)
+        const error = Cause.squash(exit.cause)
+        expect(error).toBeInstanceOf(FanOut.FanOutTimeoutError)
+        const timeout = error as FanOut.FanOutTimeoutError
+        expect(timeout.reason).toBe("Deadline")
+        expect(timeout.key).toBeUndefined()
+        expect(Duration.toMillis(timeout.duration)).toBe(5000)
+        expect(yield* log.get).toStrictEqual(["slow interrupted", "slow finalized"])
+      }))
+
+    it.effect("succeeds when every task ends before the deadline", () =>
+      Effect.gen(function*() {
+        const fiber = yield* Effect.fork(
+          FanOut.all([Effect.as(Effect.sleep("1 second"), 1)], { deadline: "2 seconds" })
+        )
+        yield* TestClock.adjust("1 second")
+        expect(yield* Fiber.join(fiber)).toStrictEqual([1])
+      }))
+
+    it.effect("passes items and indices to forEach in order", () =>
+      Effect.gen(function*() {
+        const result = yield* FanOut.forEach(new Set(["a", "b", "c"]), (item, i) => Effect.succeed(`${i}:${item}`))
+        expect(result).toStrictEqual(["0:a", "1:b", "2:c"])
+        const dataLast = yield* pipe([1, 2], FanOut.forEach((n: number) => Effect.succeed(n * 10), { concurrency: 1 }))
+        expect(dataLast).toStrictEqual([10, 20])
+      }))
+  })
+})
+
+// ---------------------------------------------------------------------------------------------------------------
+
+describe("FanOut.settle", () => {
+  it.effect("gives one outcome per task in a tuple, in input order", () =>
+    Effect.gen(function*() {
+      const fiber = yield* Effect.fork(FanOut.settle([
+        Effect.as(Effect.sleep("20 millis"), "late"),
+        Effect.fail("nope"),
+        Effect.succeed(3)
+      ]))
+      yield* TestClock.adjust("20 millis")
+      const [a, b, c] = yield* Fiber.join(fiber)
+      expect([a._tag, a.key, b._tag, b.key, c._tag, c.key]).toStrictEqual(["Success", 0, "Failure", 1, "Success", 2])
+      expect(a._tag === "Success" && a.value).toBe("late")
+      expect(b._tag === "Failure" && b.error).toBe("nope")
+    }))
+
+  it.effect("keeps a struct's keys and gives iterables an array", () =>
+    Effect.gen(function*() {
+      const struct = yield* FanOut.settle({ b: Effect.succeed(1), a: Effect.fail("x") })
+      expect(Object.keys(struct)).toStrictEqual(["b", "a"])
+      expect(struct.b._tag).toBe("Success")
+      expect(struct.a._tag).toBe("Failure")
+      const set = yield* FanOut.settle(new Set([Effect.succeed(1), Effect.succeed(2)]))
+      expect(Array.isArray(set)).toBe(true)
+      expect(set.map((o) => o._tag === "Success" ? o.value : undefined)).toStrictEqual([1, 2])
+    }))
+
+  it.effect("succeeds at once with the empty shape for empty input", () =>
+    Effect.gen(function*() {
+      expect(yield* FanOut.settle([])).toStrictEqual([])
+      expect(yield* FanOut.settle()({})).toStrictEqual({})
+      expect(yield* FanOut.settle(new Set<Effect.Effect<number>>(), { deadline: "1 second" })).toStrictEqual([])
+      expect(yield* FanOut.settleForEach([], () => Effect.never)).toStrictEqual([])
+    }))
+
+  it.effect("has data-last forms", () =>
+    Effect.gen(function*() {
+      const tasks = [Effect.succeed(1), Effect.fail("e")] as const
+      const a = yield* FanOut.settle()(tasks)
+      const b = yield* pipe(tasks, FanOut.settle({ concurrency: 1 }))
+      expect(a.map((o) => o._tag)).toStrictEqual(["Success", "Failure"])
+      expect(b.map((o) => o._tag)).toStrictEqual(["Success", "Failure"])
+      const c = yield* pipe([1, 2], FanOut.settleForEach((n: number) => n === 1 ? Effect.succeed(n) : Effect.fail(n)))
+      expect(c.map((o) => o._tag)).toStrictEqual(["Success", "Failure"])
+    }))
+
+  it.effect("never fails and waits for every task", () =>
+    Effect.gen(function*() {
+      const fiber = yield* Effect.fork(FanOut.settle([
+        Effect.fail("fast failure"),
+        Effect.die("fast defect"),
+        Effect.as(Effect.sleep("1 second"), "slow")
+      ]))
+      yield* TestClock.adjust("999 millis")
+      expect(Option.isNone(yield* Fiber.poll(fiber))).toBe(true)
+      yield* TestClock.adjust("1 millis")
+      const exit = yield* Fiber.await(fiber)
+      assert(Exit.isSuccess(exit))
+      expect(exit.value.map((o) => o._tag)).toStrictEqual(["Failure", "Defect", "Success"])
+    }))
+
+  it.effect("tells a typed failure, a defect and an interruption apart", () =>
+    Effect.gen(function*() {
+      const boom = new Error("boom")
+      const fiber = yield* Effect.fork(FanOut.settle({
+        ok: Effect.succeed(1),
+        failed: Effect.fail(new NotFound({ id: 1 })),
+        died: Effect.die(boom),
+        threw: Effect.sync((): number => {
+          throw new Error("thrown")
+        }),
+        interrupted: Effect.interrupt
+      }))
+      const o = yield* Fiber.join(fiber)
+      expect(o.ok).toMatchObject({ _tag: "Success", value: 1, key: "ok" })
+      expect(o.failed).toMatchObject({ _tag: "Failure", error: new NotFound({ id: 1 }), key: "failed" })
+      assert(o.failed._tag === "Failure")
+      expect(Cause.failureOption(o.failed.cause)).toStrictEqual(Option.some(new NotFound({ id: 1 })))
+      assert(o.died._tag === "Defect")
+      expect((o.died.defect as Error).message).toBe("boom")
+      expect(Chunk.toReadonlyArray(Cause.defects(o.died.cause)).map((d) => (d as Error).message)).toStrictEqual([
+        "boom"
+      ])
+      expect(o.threw._tag).toBe("Defect")
+      assert(o.threw._tag === "Defect")
+      expect((o.threw.defect as Error).message).toBe("thrown")
+      expect(o.interrupted._tag).toBe("Interrupted")
+    }))
+
+  it.effect("marks a task cut off by the deadline TimedOut with reason Deadline", () =>
+    Effect.gen(function*() {
+      const fiber = yield* Effect.fork(FanOut.settle([Effect.never], { deadline: "1 second" }))
+      yield* TestClock.adjust("1 second")
+      const [o] = yield* Fiber.join(fiber)
+      expect(o).toMatchObject({ _tag: "TimedOut", reason: "Deadline", key: 0, durationMillis: 1000, attempts: 1 })
+    }))
+
+  it.effect("keeps every other task's result when one task has a defect", () =>
+    Effect.gen(function*() {
+      for (const concurrency of [1, 2, "unbounded"] as const) {
+        const fiber = yield* Effect.fork(FanOut.settle([
+          Effect.as(Effect.sleep("10 millis"), "before"),
+          Effect.die(new Error("crash")),
+          Effect.as(Effect.sleep("10 millis"), "after"),
+          Effect.fail("typed")
+        ], { concurrency }))
+        yield* TestClock.adjust("20 millis")
+        const outcomes = yield* Fiber.join(fiber)
+        expect(outcomes.map((o) => o._tag)).toStrictEqual(["Success", "Defect", "Success", "Failure"])
+        expect(outcomes[0]._tag === "Success" && outcomes[0].value).toBe("before")
+        expect(outcomes[2]._tag === "Success" && outcomes[2].value).toBe("after")
+      }
+    }))
+
+  it.effect("keeps finished results at the deadline and marks the rest TimedOut", () =>
+    Effect.gen(function*() {
+      const log = yield* makeLog
+      const started = yield* Deferred.make<void>()
+      const fiber = yield* Effect.fork(FanOut.settle({
+        quick: Effect.succeed("quick"),
+        medium: Effect.as(Effect.sleep("2 seconds"), "medium"),
+        failed: Effect.zipRight(Effect.sleep("1 second"), Effect.fail("bad")),
+        slow: Effect.as(Effect.sleep("10 seconds"), "slow"),
+        stuck: hang(log, "stuck", started)
+      }, { deadline: "5 seconds" }))
+      yield* TestClock.adjust("5 seconds")
+      const o = yield* Fiber.join(fiber)
+      expect(o.quick).toMatchObject({ _tag: "Success", value: "quick", durationMillis: 0 })
+      expect(o.medium).toMatchObject({ _tag: "Success", value: "medium", durationMillis: 2000 })
+      expect(o.failed).toMatchObject({ _tag: "Failure", error: "bad", durationMillis: 1000 })
+      expect(o.slow).toMatchObject({ _tag: "TimedOut", reason: "Deadline", durationMillis: 5000 })
+      expect(o.stuck).toMatchObject({ _tag: "TimedOut", reason: "Deadline" })
+      expect(yield* log.get).toStrictEqual(["stuck interrupted", "stuck finalized"])
+    }))
+
+  it.effect("marks tasks that never started before the deadline TimedOut with no attempts", () =>
+    Effect.gen(function*() {
+      const starts = yield* Ref.make(0)
+      const fiber = yield* Effect.fork(FanOut.settleForEach(
+        [1, 2, 3],
+        (n) => Effect.zipRight(Ref.update(starts, (k) => k + 1), Effect.as(Effect.sleep("1 second"), n)),
+        { concurrency: 1, deadline: "1500 millis" }
+      ))
+      yield* TestClock.adjust("1500 millis")
+      const outcomes = yield* Fiber.join(fiber)
+      expect(outcomes.map((o) => [o._tag, o.attempts, o.durationMillis])).toStrictEqual([
+        ["Success", 1, 1000],
+        ["TimedOut", 1, 500],
+        ["TimedOut", 0, 0]
+      ])
+      expect(yield* Ref.get(starts)).toBe(2)
+    }))
+
+  it.effect("measures durationMillis with the TestClock", () =>
+    Effect.gen(function*() {
+      const fiber = yield* Effect.fork(FanOut.settle([
+        Effect.as(Effect.sleep("250 millis"), 1),
+        Effect.zipRight(Effect.sleep("1 second"), Effect.fail("late failure")),
+        Effect.succeed(0)
+      ], { concurrency: 2 }))
+      yield* TestClock.adjust("1 second")
+      const outcomes = yield* Fiber.join(fiber)
+      expect(outcomes.map((o) => o.durationMillis)).toStrictEqual([250, 1000, 0])
+    }))
+
+  it.effect("gives a defect a stack with the message and the user's frames, without Effect's", () =>
+    Effect.gen(function*() {
+      const [o] = yield* FanOut.settle([
+        Effect.sync((): number => {
+          throw new Error("kaboom in user code")
+        })
+      ])
+      assert(o._tag === "Defect")
+      expect(o.stack).toContain("kaboom in user code")
+      expect(o.stack).toContain("FanOut.test.ts")
+      expect(o.stack).not.toMatch(/node_modules[\\/]effect/)
+      expect(o.stack.split("\n").some((line) => /^\s+at /.test(line))).toBe(true)
+    }))
+
+  it.effect("gives a non-Error defect a readable stack", () =>
+    Effect.gen(function*() {
+      const [o] = yield* FanOut.settle([Effect.die("plain string defect")])
+      assert(o._tag === "Defect")
+      expect(o.defect).toBe("plain string defect")
+      expect(o.stack).toContain("plain string defect")
+      expect(o.stack).not.toMatch(/node_modules[\\/]effect/)
+    }))
+
+  it.effect("labels tasks by struct key, FanOut.labeled and the forEach label option", () =>
+    Effect.gen(function*() {
+      const struct = yield* FanOut.settle({
+        usage: Effect.succeed(1),
+        billing: FanOut.labeled(Effect.succeed(2), "billing-v2")
+      })
+      expect([struct.usage.key, struct.usage.label]).toStrictEqual(["usage", "usage"])
+      expect([struct.billing.key, struct.billing.label]).toStrictEqual(["billing", "billing-v2"])
+
+      const tuple = yield* FanOut.settle([
+        Effect.succeed(1),
+        pipe(Effect.fail("x"), FanOut.labeled("pricing-eu"))
+      ])
+      expect(tuple.map((o) => [o.key, o.label])).toStrictEqual([[0, undefined], [1, "pricing-eu"]])
+
+      const each = yield* FanOut.settleForEach(["eu", "us"], (region) => Effect.succeed(region), {
+        label: (region, i) => `pricing-${region}-${i}`
+      })
+      expect(each.map((o) => [o.key, o.label])).toStrictEqual([[0, "pricing-eu-0"], [1, "pricing-us-1"]])
+    }))
+
+  it.effect("one effect value can carry two labels", () =>
+    Effect.gen(function*() {
+      const shared = Effect.succeed(1)
+      const outcomes = yield* FanOut.settle([FanOut.labeled(shared, "first"), FanOut.labeled(shared, "second")])
+      expect(outcomes.map((o) => o.label)).toStrictEqual(["first", "second"])
+    }))
+
+  it.effect("retries typed failures by the schedule and counts attempts", () =>
+    Effect.gen(function*() {
+      const calls = yield* Ref.make(0)
+      const flaky = Effect.flatMap(
+        Ref.updateAndGet(calls, (n) => n + 1),
+        (n) => n < 3 ? Effect.fail(`attempt ${n}`) : Effect.succeed(`ok after ${n}`)
+      )
+      const [ok, failing, fine] = yield* FanOut.settle([
+        flaky,
+        Effect.fail("always"),
+        Effect.succeed(1)
+      ], { retry: Schedule.recurs(4), concurrency: 1 })
+      expect(ok).toMatchObject({ _tag: "Success", value: "ok after 3", attempts: 3 })
+      expect(failing).toMatchObject({ _tag: "Failure", error: "always", attempts: 5 })
+      expect(fine).toMatchObject({ _tag: "Success", attempts: 1 })
+    }))
+
+  it.effect("never retries a defect", () =>
+    Effect.gen(function*() {
+      const calls = yield* Ref.make(0)
+      const [o] = yield* FanOut.settle([
+        Effect.zipRight(Ref.update(calls, (n) => n + 1), Effect.die("bug"))
+      ], { retry: Schedule.recurs(5) })
+      expect(o).toMatchObject({ _tag: "Defect", defect: "bug", attempts: 1 })
+      expect(yield* Ref.get(calls)).toBe(1)
+    }))
+
+  it.effect("fail fast also retries before failing", () =>
+    Effect.gen(function*() {
+      const calls = yield* Ref.make(0)
+      const flaky = Effect.flatMap(
+        Ref.updateAndGet(calls, (n) => n + 1),
+        (n) => n < 3 ? Effect.fail(`attempt ${n}`) : Effect.succeed(n)
+      )
+      expect(yield* FanOut.all([flaky], { retry: Schedule.recurs(2) })).toStrictEqual([3])
+      const exit = yield* Effect.exit(FanOut.all([Effect.fail("always")], { retry: Schedule.recurs(2) }))
+      expect(exit).toStrictEqual(Exit.fail("always"))
+    }))
+
+  it.effect("interrupting the caller interrupts every task", () =>
+    Effect.gen(function*() {
+      const log = yield* makeLog
+      const started = [yield* Deferred.make<void>(), yield* Deferred.make<void>()]
+      const fiber = yield* Effect.fork(FanOut.settle([hang(log, "a", started[0]!), hang(log, "b", started[1]!)]))
+      yield* Effect.forEach(started, Deferred.await)
+      const exit = yield* Fiber.interrupt(fiber)
+      expect(Exit.isInterrupted(exit)).toBe(true)
+      expect([...(yield* log.get)].sort()).toStrictEqual([
+        "a finalized",
+        "a interrupted",
+        "b finalized",
+        "b interrupted"
+      ])
+    }))
+})
+
+// ---------------------------------------------------------------------------------------------------------------
+
+describe("finalizers of interrupted tasks", () => {
+  const counted = (counts: Ref.Ref<ReadonlyArray<number>>, i: number, started: Deferred.Deferred<void>) =>
+    Deferred.succeed(started, undefined).pipe(
+      Effect.zipRight(Effect.never),
+      Effect.ensuring(Ref.update(counts, (c) => c.map((n, j) => j === i ? n + 1 : n)))
+    )
+  const setup = (n: number) =>
+    Effect.all({
+      counts: Ref.make<ReadonlyArray<number>>(new Array(n).fill(0)),
+      started: Effect.all(Array.from({ length: n }, () => Deferred.make<void>()))
+    })
+
+  it.effect("run exactly once when a failure stops the fan-out", () =>
+    Effect.gen(function*() {
+      const { counts, started } = yield* setup(3)
+      const exit = yield* Effect.exit(FanOut.all([
+        counted(counts, 0, started[0]!),
+        counted(counts, 1, started[1]!),
+        counted(counts, 2, started[2]!),
+        Effect.zipRight(Effect.forEach(started, Deferred.await), Effect.fail("stop"))
+      ]))
+      expect(exit).toStrictEqual(Exit.fail("stop"))
+      expect(yield* Ref.get(counts)).toStrictEqual([1, 1, 1])
+    }))
+
+  it.effect("run exactly once when a failure stops a bounded fan-out", () =>
+    Effect.gen(function*() {
+      const { counts, started } = yield* setup(2)
+      const exit = yield* Effect.exit(FanOut.all([
+        counted(counts, 0, started[0]!),
+        counted(counts, 1, started[1]!),
+        Effect.zipRight(Effect.forEach(started, Deferred.await), Effect.fail("stop")),
+        Effect.succeed("never started")
+      ], { concurrency: 3 }))
+      expect(exit).toStrictEqual(Exit.fail("stop"))
+      expect(yield* Ref.get(counts)).toStrictEqual([1, 1])
+    }))
+
+  it.effect("run exactly once at a deadline", () =>
+    Effect.gen(function*() {
+      for (const mode of ["all", "settle"] as const) {
+        const { counts, started } = yield* setup(3)
+        const tasks = [
+          counted(counts, 0, started[0]!),
+          counted(counts, 1, started[1]!),
+          counted(counts, 2, started[2]!)
+        ]
+        const fiber = yield* Effect.fork(Effect.exit(
+          mode === "all"
+            ? FanOut.all(tasks, { deadline: "1 second", concurrency: 2 })
+            : FanOut.settle(tasks, { deadline: "1 second", concurrency: 2 })
+        ))
+        yield* TestClock.adjust("1 second")
+        yield* Fiber.join(fiber)
+        // with concurrency 2 the third task never started
+        expect(yield* Ref.get(counts)).toStrictEqual([1, 1, 0])
+      }
+    }))
+
+  it.effect("run exactly once when the caller is interrupted", () =>
+    Effect.gen(function*() {
+      for (const concurrency of [1, 3] as const) {
+        const { counts, started } = yield* setup(3)
+        const fiber = yield* Effect.fork(FanOut.all([
+          counted(counts, 0, started[0]!),
+          counted(counts, 1, started[1]!),
+          counted(counts, 2, started[2]!)
+        ], { concurrency }))
+        yield* Deferred.await(started[0]!)
+        yield* Fiber.interrupt(fiber)
+        expect(yield* Ref.get(counts)).toStrictEqual(concurrency === 1 ? [1, 0, 0] : [1, 1, 1])
+      }
+    }))
+})
+
+// ---------------------------------------------------------------------------------------------------------------
+
+describe("no fiber outlives the call", () => {
+  const track = <A, E, R>(self: Effect.Effect<A, E, R>) =>
+    Effect.gen(function*() {
+      const recorder = new Recorder()
+      const exit = yield* Effect.exit(Effect.supervised(self, recorder))
+      return { exit, recorder }
+    })
+
+  const mixed = (latch: Deferred.Deferred<void>) =>
+    [
+      Effect.succeed(1),
+      Effect.as(Effect.sleep("10 millis"), 2),
+      Effect.zipRight(Deferred.succeed(latch, undefined), Effect.never),
+      Effect.never.pipe(Effect.onInterrupt(() => Effect.sleep("5 millis")))
+    ] as const
+
+  it.effect("after success", () =>
+    Effect.gen(function*() {
+      for (const concurrency of [1, "unbounded"] as const) {
+        const fiber = yield* Effect.fork(track(FanOut.all([
+          Effect.succeed(1),
+          Effect.as(Effect.sleep("10 millis"), 2),
+          Effect.as(Effect.sleep("1 millis"), 3)
+        ], { concurrency, timeout: "1 second" })))
+        yield* TestClock.adjust("20 millis")
+        const { exit, recorder } = yield* Fiber.join(fiber)
+        expect(exit).toStrictEqual(Exit.succeed([1, 2, 3]))
+        expect(recorder.fibers.length).toBeGreaterThan(0)
+        expect(recorder.running).toStrictEqual([])
+      }
+    }))
+
+  it.effect("after a failure", () =>
+    Effect.gen(function*() {
+      for (const concurrency of [2, "unbounded"] as const) {
+        const started = yield* Deferred.make<void>()
+        const { exit, recorder } = yield* track(FanOut.all([
+          Effect.zipRight(Deferred.succeed(started, undefined), Effect.never),
+          Effect.zipRight(Deferred.await(started), Effect.fail("failed")),
+          Effect.never
+        ], { concurrency }))
+        expect(exit).toStrictEqual(Exit.fail("failed"))
+        expect(recorder.fibers.length).toBeGreaterThanOrEqual(2)
+        expect(recorder.running).toStrictEqual([])
+      }
+    }))
+
+  it.effect("after a deadline, in both modes", () =>
+    Effect.gen(function*() {
+      for (const mode of ["all", "settle"] as const) {
+        const latch = yield* Deferred.make<void>()
+        const tasks = mixed(latch)
+        const fanOut: Effect.Effect<unknown, unknown> = mode === "all"
+          ? FanOut.all(tasks, { deadline: "1 second" })
+          : FanOut.settle(tasks, { deadline: "1 second" })
+        const fiber = yield* Effect.fork(track(fanOut))
+        yield* TestClock.adjust("1 second")
+        // the fourth task's interrupt handler sleeps: let it finish
+        yield* TestClock.adjust("5 millis")
+        const { exit, recorder } = yield* Fiber.join(fiber)
+        expect(Exit.isSuccess(exit)).toBe(mode === "settle")
+        expect(recorder.fibers.length).toBeGreaterThanOrEqual(4)
+        expect(recorder.running).toStrictEqual([])
+      }
+    }))
+
+  it.effect("after the caller is interrupted, in both modes", () =>
+    Effect.gen(function*() {
+      for (const mode of ["all", "settle"] as const) {
+        const recorder = new Recorder()
+        const latch = yield* Deferred.make<void>()
+        const tasks = mixed(latch).slice(0, 3)
+        const fanOut: Effect.Effect<unknown, unknown> = mode === "all" ? FanOut.all(tasks) : FanOut.settle(tasks)
+        const fiber = yield* Effect.fork(Effect.supervised(fanOut, recorder))
+        yield* Deferred.await(latch)
+        yield* Fiber.interrupt(fiber)
+        expect(recorder.fibers.length).toBeGreaterThanOrEqual(3)
+        expect(recorder.running).toStrictEqual([])
+      }
+    }))
+
+  it.effect("every task's fiber has ended when settle returns", () =>
+    Effect.gen(function*() {
+      const fibers = yield* Ref.make<ReadonlyArray<Fiber.RuntimeFiber<unknown, unknown>>>([])
+      const task = (ms: number) =>
+        Effect.withFiberRuntime<void>((fiber) => Ref.update(fibers, (fs) => [...fs, fiber])).pipe(
+          Effect.zipRight(Effect.sleep(Duration.millis(ms)))
+        )
+      const fiber = yield* Effect.fork(FanOut.settle([task(10), task(2000), task(0), task(30)], {
+        deadline: "100 millis",
+        concurrency: 2
+      }))
+      yield* TestClock.adjust("100 millis")
+      yield* Fiber.join(fiber)
+      const seen = yield* Ref.get(fibers)
+      expect(seen.length).toBe(4)
+      expect(seen.filter((f) => f.unsafePoll() === null)).toStrictEqual([])
+    }))
+})
+
+// ---------------------------------------------------------------------------------------------------------------
+
+describe("invalid options", () => {
+  const expectInvalid = (exit: Exit.Exit<unknown, unknown>, option: string) => {
+    const defect = defectOf(exit)
+    expect(defect).toBeInstanceOf(FanOut.InvalidOptionError)
+    expect((defect as FanOut.InvalidOptionError).option).toBe(option)
+    expect((defect as FanOut.InvalidOptionError).message).toContain(option)
+  }
+
+  const cases: ReadonlyArray<readonly [string, unknown]> = [
+    ["concurrency", 0],
+    ["concurrency", -1],
+    ["concurrency", 1.5],
+    ["concurrency", NaN],
+    ["concurrency", "x"],
+    ["timeout", -1],
+    ["timeout", NaN],
+    ["timeout", "-5 seconds"],
+    ["deadline", -1],
+    ["deadline", NaN],
+    ["deadline", "-5 seconds"]
+  ]
+
+  it.effect.each(cases)("dies at once naming %s when it is %s", ([option, value]) =>
+    Effect.gen(function*() {
+      const starts = yield* Ref.make(0)
+      const task = Effect.zipRight(Ref.update(starts, (n) => n + 1), Effect.never)
+      const options: FanOut.AllOptions = { [option]: value }
+      const runs: ReadonlyArray<Effect.Effect<unknown, unknown>> = [
+        FanOut.all([task, task], options),
+        FanOut.settle([task], options),
+        FanOut.forEach([1], () => task, options),
+        FanOut.settleForEach([1], () => task, options),
+        FanOut.all(options)([task]),
+        FanOut.settle(options)({ a: task })
+      ]
+      for (const run of runs) expectInvalid(yield* Effect.exit(run), option)
+      expect(yield* Ref.get(starts)).toBe(0)
+    }))
+
+  it.effect("dies with InvalidOptionError for a non-Effect entry in a tuple of tasks", () =>
+    Effect.gen(function*() {
+      const starts = yield* Ref.make(0)
+      const task = Effect.zipRight(Ref.update(starts, (n) => n + 1), Effect.never)
+      const notAnEffect = (u: unknown) => u as Effect.Effect<never>
+      expectInvalid(yield* Effect.exit(FanOut.all([task, notAnEffect(42)])), "tasks")
+      expectInvalid(yield* Effect.exit(FanOut.settle([task, notAnEffect("nope")])), "tasks")
+      expectInvalid(yield* Effect.exit(FanOut.settle(new Set([task, notAnEffect(null)]))), "tasks")
+      expect(yield* Ref.get(starts)).toBe(0)
+    }))
+
+  it.effect("dies with InvalidOptionError when forEach's function returns a non-Effect", () =>
+    Effect.gen(function*() {
+      const f = (n: number) => (n === 2 ? n : Effect.succeed(n)) as Effect.Effect<number>
+      expectInvalid(yield* Effect.exit(FanOut.forEach([1, 2], f)), "f")
+      expectInvalid(yield* Effect.exit(FanOut.settleForEach([2], f)), "f")
+    }))
+})
+
+function assertFailure<A, E>(exit: Exit.Exit<A, E>): asserts exit is Exit.Failure<A, E> {
+  expect(Exit.isFailure(exit)).toBe(true)
+}
+
+function assert(condition: boolean): asserts condition {
+  expect(condition).toBe(true)
+}
