@@ -1,0 +1,54 @@
+/**
+ * The real HTTP API served on port 0 with `Layer.succeed` doubles for the feature clients: what a crash inside
+ * the application looks like from outside.
+ */
+import { describe, expect, layer } from "@effect/vitest"
+import { Effect, Layer } from "effect"
+import * as Embedded from "../../examples/analytics/Embedded.js"
+import * as Server from "../../examples/analytics/Server.js"
+import { doubles } from "./doubles.js"
+import { get, makeCaptureLogger, stackFrame } from "./support.js"
+
+const logs = makeCaptureLogger()
+
+const App = Server.serveWith(
+  { port: 0, host: "127.0.0.1" },
+  doubles({
+    listings: () =>
+      Effect.sync(() => {
+        throw new TypeError("boom: cannot read properties of undefined (reading 'plan')")
+      })
+  })
+).pipe(Layer.provide(logs.layer))
+
+describe("analytics API over doubled clients", () => {
+  layer(App, { excludeTestServices: true })((it) => {
+    it.effect("partial mode answers 200 with the crashed feature's panel failed, and no stack or message in the body", () =>
+      Effect.gen(function*() {
+        const response = yield* get(`${yield* Embedded.apiUrl}/customers/c-5/usage`)
+        expect(response.status).toBe(200)
+        expect(response.json.panels[0]).toMatchObject({
+          status: "failed",
+          feature: "listings",
+          reason: "internal_error"
+        })
+        expect(response.text).not.toMatch(/boom|TypeError/)
+        expect(response.text).not.toMatch(stackFrame)
+        const logged = logs.entries.find((entry) => entry.level === "ERROR" && entry.annotations.feature === "listings")
+        expect(String(logged?.annotations.stack)).toMatch(/TypeError: boom/)
+      }))
+
+    it.effect("strict mode answers 502 naming the crashed feature, and no stack or message in the body", () =>
+      Effect.gen(function*() {
+        const response = yield* get(`${yield* Embedded.apiUrl}/customers/c-5/usage?mode=strict`)
+        expect(response.status).toBe(502)
+        expect(response.json).toEqual({
+          _tag: "FeatureFailed",
+          feature: "listings",
+          reason: "internal_error",
+          message: "listings failed (internal_error)"
+        })
+        expect(response.text).not.toMatch(/boom|TypeError/)
+      }))
+  })
+})

@@ -1,0 +1,86 @@
+/**
+ * The feature-service simulators: their settings, their determinism and their counters.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import * as Simulator from "../../examples/analytics/Simulator.js"
+
+describe("Simulator.applyFlags", () => {
+  const base = Simulator.loadConfig()
+
+  it("overrides one feature's setting and the seed", () => {
+    const config = Simulator.applyFlags(base, ["--payments.errorRate=1", "--seed=7", "--calendar.crash=true"])
+    expect(config.seed).toBe(7)
+    expect(config.features.payments).toEqual({ ...base.features.payments, errorRate: 1 })
+    expect(config.features.calendar?.crash).toBe(true)
+  })
+
+  it("applies --all to every feature, over what the file says about that setting", () => {
+    const config = Simulator.applyFlags(base, ["--all.errorRate=0"])
+    expect(config.defaults.errorRate).toBe(0)
+    for (const settings of Object.values(config.features)) expect(settings.errorRate).toBeUndefined()
+    expect(config.features.reports?.latencyMs).toBe(base.features.reports?.latencyMs)
+  })
+
+  it("rejects unknown features, unknown settings and rates out of range", () => {
+    expect(() => Simulator.applyFlags(base, ["--billing.errorRate=1"])).toThrow(/unrecognised/)
+    expect(() => Simulator.applyFlags(base, ["--payments.colour=red"])).toThrow(/unrecognised/)
+    expect(() => Simulator.applyFlags(base, ["--payments.errorRate=2"])).toThrow()
+    expect(() => Simulator.applyFlags(base, ["payments"])).toThrow(/unrecognised/)
+  })
+})
+
+describe("Simulator servers", () => {
+  let simulators: Simulator.Simulators
+  beforeAll(async () => {
+    simulators = await Simulator.start(Simulator.loadConfig())
+  })
+  afterAll(() => simulators.close())
+
+  const statuses = async (n: number) => {
+    const result: Array<number> = []
+    for (let i = 0; i < n; i++) {
+      const response = await fetch(`${simulators.urls.offers}/customers/c-${i}/usage`)
+      await response.arrayBuffer()
+      result.push(response.status)
+    }
+    return result
+  }
+
+  it("answers the same sequence again after a reset with the same seed", async () => {
+    simulators.scenario({ all: { latencyMs: 0, jitterMs: 0 }, offers: { errorRate: 0.5 } })
+    const first = await statuses(16)
+    simulators.scenario({ all: { latencyMs: 0, jitterMs: 0 }, offers: { errorRate: 0.5 } })
+    const second = await statuses(16)
+    expect(second).toEqual(first)
+    expect(new Set(first)).toEqual(new Set([200, 503]))
+  })
+
+  it("answers usage JSON, malformed JSON and a crash's stack trace as configured", async () => {
+    simulators.scenario({
+      all: { latencyMs: 0, jitterMs: 0 },
+      documents: { malformedRate: 1 },
+      reports: { crash: true }
+    })
+    const ok = await fetch(`${simulators.urls.tours}/customers/c-1/usage`).then((r) => r.json())
+    expect(ok).toMatchObject({ customerId: "c-1", feature: "tours", count: expect.any(Number) })
+    const malformed = await fetch(`${simulators.urls.documents}/customers/c-1/usage`).then((r) => r.text())
+    expect(() => JSON.parse(malformed)).toThrow()
+    const crashed = await fetch(`${simulators.urls.reports}/customers/c-1/usage`)
+    expect(crashed.status).toBe(500)
+    expect(await crashed.text()).toMatch(/simulated crash in the reports service.*\n\s+at /)
+    expect((await fetch(`${simulators.urls.tours}/other`)).status).toBe(404)
+  })
+
+  it("counts a request whose client goes away as aborted", async () => {
+    simulators.scenario({ alerts: { hangRate: 1 } })
+    const controller = new AbortController()
+    const pending = fetch(`${simulators.urls.alerts}/customers/c-1/usage`, { signal: controller.signal }).catch(() =>
+      "aborted"
+    )
+    await simulators.awaitCounts((counts) => counts.alerts.started === 1)
+    controller.abort()
+    expect(await pending).toBe("aborted")
+    const counts = await simulators.awaitCounts((counts) => counts.alerts.aborted === 1)
+    expect(counts.alerts).toEqual({ started: 1, completed: 0, aborted: 1 })
+  })
+})
