@@ -260,8 +260,8 @@ export interface Finished {
 }
 
 /**
- * Runs a fan-out inside its span, then lets `finish` read the report. `finish` gives back the outcomes it built, if
- * any, so that the span's counts and the metrics are taken from them (otherwise every task counts as a success).
+ * Runs a fan-out inside its span, then lets `finish` read the report. `finish` gives back the outcomes it built, so
+ * that the span's counts and the metrics are taken from them; it gives none only when every task succeeded.
  *
  * @internal
  */
@@ -295,14 +295,7 @@ export const runObserved = <X, E, R>(
         (report) =>
           Effect.clockWith((clock) => {
             const [result, outcomes] = finish({ report, prepared, now: clock.unsafeCurrentTimeMillis() })
-            return Effect.zipRight(
-              observe.record(
-                name,
-                span,
-                outcomes ?? outcomesOf(shape, prepared, report, clock.unsafeCurrentTimeMillis())
-              ),
-              result
-            )
+            return Effect.zipRight(observe.record(name, span, outcomes, report.startedAt, report.endedAt), result)
           })
       )
     }))

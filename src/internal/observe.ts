@@ -103,21 +103,33 @@ export const summarize = (outcomes: ReadonlyArray<Outcome.Outcome<unknown, unkno
   return counts
 }
 
-/** Counts by outcome on the fan-out's span, and the metrics, once the fan-out has ended. */
+/**
+ * Counts by outcome on the fan-out's span, and the metrics, once the fan-out has ended. Without `outcomes`, every
+ * task succeeded (the fail-fast success path builds no outcome objects) and durations come from the start and end
+ * times.
+ */
 export const record = (
   name: string,
   span: Tracer.Span,
-  outcomes: ReadonlyArray<Outcome.Outcome<unknown, unknown>>
+  outcomes: ReadonlyArray<Outcome.Outcome<unknown, unknown>> | undefined,
+  startedAt: ReadonlyArray<number>,
+  endedAt: ReadonlyArray<number>
 ): Effect.Effect<void> =>
   Effect.flatMap(FiberRef.get(FiberRef.currentMetricLabels), (labels) =>
     Effect.sync(() => {
-      const counts = summarize(outcomes)
+      const counts = outcomes !== undefined
+        ? summarize(outcomes)
+        : { Success: startedAt.length, Failure: 0, Defect: 0, TimedOut: 0, Interrupted: 0 }
       const base = [...labels, MetricLabel.make("fanout", name)]
       for (const tag of ["Success", "Failure", "Defect", "TimedOut", "Interrupted"] as const) {
         span.attribute(`fanout.outcome.${tag}`, counts[tag])
         if (counts[tag] > 0) outcomesTotal.unsafeUpdate(counts[tag], [...base, MetricLabel.make("outcome", tag)])
       }
-      for (const outcome of outcomes) {
-        if (outcome.attempts > 0) taskDuration.unsafeUpdate(outcome.durationMillis, base)
+      if (outcomes !== undefined) {
+        for (const outcome of outcomes) {
+          if (outcome.attempts > 0) taskDuration.unsafeUpdate(outcome.durationMillis, base)
+        }
+      } else {
+        for (let i = 0; i < startedAt.length; i++) taskDuration.unsafeUpdate(endedAt[i]! - startedAt[i]!, base)
       }
     }))
