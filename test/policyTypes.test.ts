@@ -1,0 +1,79 @@
+// Static types of the policies: checked by `tsc --noEmit` (part of `npm test`); the runtime assertions only make
+// vitest count the file.
+import { describe, expect, expectTypeOf, it } from "@effect/vitest"
+import { Data, Effect, Schedule, type Stream } from "effect"
+import { FanOut, type FanOutError, type Outcome } from "../src/index.js"
+
+class AccountDown extends Data.TaggedError("AccountDown")<{}> {}
+class UsageDown extends Data.TaggedError("UsageDown")<{}> {}
+
+const account = Effect.fail(new AccountDown()) as Effect.Effect<{ id: string }, AccountDown>
+const usage = Effect.fail(new UsageDown()) as Effect.Effect<number, UsageDown>
+const billing = Effect.succeed("paid") as Effect.Effect<string, never>
+
+describe("policy types", () => {
+  it("required keys are checked and only their errors reach the error channel", () => {
+    const settled = FanOut.settle({ account, usage, billing }, { required: ["account"] })
+    expectTypeOf(settled).toEqualTypeOf<
+      Effect.Effect<
+        {
+          account: Outcome.Outcome<{ id: string }, AccountDown>
+          usage: Outcome.Outcome<number, UsageDown>
+          billing: Outcome.Outcome<string, never>
+        },
+        AccountDown
+      >
+    >()
+    const _withDeadline = FanOut.settle({ account, usage }, { required: ["account"], deadline: "1 second" })
+    expectTypeOf<Effect.Effect.Error<typeof _withDeadline>>().toEqualTypeOf<
+      AccountDown | FanOutError.FanOutTimeoutError
+    >()
+    const _tuple = FanOut.settle([account, usage] as const, { required: [1] })
+    expectTypeOf<Effect.Effect.Error<typeof _tuple>>().toEqualTypeOf<UsageDown>()
+    // @ts-expect-error "nope" is not a key of the tasks
+    FanOut.settle({ account, usage }, { required: ["nope"] })
+    // @ts-expect-error a tuple of two has no index 2
+    FanOut.settle([account, usage] as const, { required: [2] })
+    expectTypeOf<Effect.Effect.Error<ReturnType<typeof FanOut.settle<{ a: typeof usage }, {}>>>>().toEqualTypeOf<
+      never
+    >()
+    expect(typeof settled).toBe("object")
+  })
+
+  it("quorum and firstSuccess give successes and a QuorumError of the tasks' errors", () => {
+    const q = FanOut.quorum({ account, usage, billing }, 2)
+    expectTypeOf(q).toEqualTypeOf<
+      Effect.Effect<
+        Array<Outcome.Success<{ id: string } | number | string>>,
+        FanOutError.QuorumError<AccountDown | UsageDown>
+      >
+    >()
+    const first = FanOut.firstSuccess([usage, billing])
+    expectTypeOf(first).toEqualTypeOf<Effect.Effect<number | string, FanOutError.QuorumError<UsageDown>>>()
+    const dataLast = FanOut.quorum(1)([usage])
+    expectTypeOf(dataLast).toEqualTypeOf<
+      Effect.Effect<Array<Outcome.Success<number>>, FanOutError.QuorumError<UsageDown>>
+    >()
+    expect(typeof q).toBe("object")
+  })
+
+  it("hedge keeps the task's type; stream emits the union of the tasks' outcomes", () => {
+    expectTypeOf(FanOut.hedge(usage, { delay: 10 })).toEqualTypeOf<Effect.Effect<number, UsageDown>>()
+    expectTypeOf(usage.pipe(FanOut.hedge({ delay: "10 millis", max: 3 }))).toEqualTypeOf<
+      Effect.Effect<number, UsageDown>
+    >()
+    const s = FanOut.stream({ account, billing }, { retry: Schedule.recurs(2) })
+    expectTypeOf(s).toEqualTypeOf<
+      Stream.Stream<Outcome.Outcome<{ id: string }, AccountDown> | Outcome.Outcome<string, never>>
+    >()
+    expect(typeof s).toBe("object")
+  })
+
+  it("report: true turns the error channel into FanOutFailure of the tasks' errors", () => {
+    const reported = FanOut.all({ account, usage }, { report: true, timeout: 100 })
+    expectTypeOf<Effect.Effect.Error<typeof reported>>().toEqualTypeOf<
+      FanOutError.FanOutFailure<AccountDown | UsageDown>
+    >()
+    expect(typeof reported).toBe("object")
+  })
+})
