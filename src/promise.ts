@@ -1,0 +1,693 @@
+/**
+ * The Promise facade (`effect-fanout/promise`): fan-out for code that is not written in Effect yet, with the
+ * semantics of `FanOut.all` and `FanOut.settle` underneath (each function becomes an Effect and the core runs them).
+ *
+ * - `runAsync(fns)` / `all(fns)` — **fail fast**: run every function concurrently; the first error aborts every other
+ *   function's `AbortSignal` (with that error as the signal's `reason`) and the promise rejects with that error.
+ * - `runAsyncAllowErrors(fns)` / `settle(fns)` — **settle**: run every function, always wait for all of them, and
+ *   report one result per function in input order. They never reject because a function failed.
+ *
+ * Every function is called as `fn(signal)`. It may return a value or a promise (any thenable); a synchronous `throw`
+ * is caught like a rejection; a thrown value that is not an `Error` (`throw "x"`) becomes an `Error` with the value as
+ * its `cause`; an `Error`'s stack is kept (the same object is reported) with the frames of this library and of
+ * Effect's runtime removed.
+ *
+ * **The signal.** A function's signal is aborted when its work is cancelled: by the first error (fail fast), its own
+ * `timeout`, the run's `deadline`, or the caller's `signal`. The signal's `reason` is what stopped it: the first
+ * error, a `FanOutTimeoutError`, or the caller's `signal.reason`. A function must not rely on its signal once it has
+ * returned: for speed, the functions of one run share one signal (except under `timeout` in the settle forms, where
+ * each function has its own so that only the late one is aborted), and that signal is aborted when the run stops
+ * early, even for the functions that had already finished.
+ *
+ * **Waiting.** Like the core, the facade is structured by default: when `runAsync`/`all` reject, every aborted
+ * function has already settled (nothing is left running), and the settle forms always wait for every function. This
+ * trusts the functions to stop when their signal aborts: one that ignores it keeps the run waiting. `detach: true`
+ * makes `runAsync`/`all` reject as soon as the first error is seen and lets the aborted functions settle in the
+ * background (their results are ignored). Aborting the caller's `signal` always waits, as interrupting an Effect
+ * fan-out does.
+ *
+ * **Bad input** (not an array, an entry that is not a function, an invalid option) never throws synchronously: the
+ * returned promise rejects with a `TypeError` (wrong type) or a `RangeError` (a number out of range) naming the
+ * problem, and no function is called.
+ *
+ * Cost: a function is one fiber of the core (see `docs/BENCHMARKS.md`, "Promise facade") plus one promise callback.
+ *
+ * @since 0.1.0
+ */
+import * as Cause from "effect/Cause"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as FanOut from "./FanOut.js"
+import { FanOutTimeoutError, InvalidOptionError } from "./FanOutError.js"
+import * as stack from "./internal/stack.js"
+import type * as Outcome from "./Outcome.js"
+
+export {
+  /**
+   * The error of a function that ran past its `timeout` (`reason: "Timeout"`, `key`: the function's index) or of a
+   * run that passed its `deadline` (`reason: "Deadline"`). It is also the `reason` of the aborted signals.
+   *
+   * @since 0.1.0
+   * @category errors
+   */
+  FanOutTimeoutError
+} from "./FanOutError.js"
+
+// ---------------------------------------------------------------------------------------------------------------
+// models
+
+/**
+ * A function the facade runs: it gets an `AbortSignal` and returns a value or a promise of one.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Fn<A = unknown> = (signal: AbortSignal) => PromiseLike<A> | A
+
+type ValueOf<F> = F extends (...args: any) => infer R ? Awaited<R> : never
+
+/**
+ * The results of `all` over `T`: a tuple of functions gives a tuple of their awaited results, an array an array.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Results<T extends ReadonlyArray<Fn>> = { -readonly [K in keyof T]: ValueOf<T[K]> }
+
+/**
+ * What every settled result carries.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Common {
+  /** The function's index in `fns`. */
+  readonly index: number
+  /** Time from the function's call to its end, in milliseconds; 0 if it was never called. */
+  readonly durationMillis: number
+}
+
+/**
+ * The function returned (or resolved to) `value`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Fulfilled<A> extends Common {
+  readonly status: "fulfilled"
+  readonly value: A
+}
+
+/**
+ * The function threw or rejected. `reason` is the thrown `Error` (with its stack trimmed), or an `Error` whose `cause`
+ * is the thrown value when that was not an `Error`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Rejected extends Common {
+  readonly status: "rejected"
+  readonly reason: Error
+}
+
+/**
+ * The function ran out of time: its own `timeout` (`limit: "timeout"`) or the run's `deadline` (`limit: "deadline"`,
+ * also for a function that had not been called yet). `reason` is the `FanOutTimeoutError` its signal was aborted with.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface TimedOut extends Common {
+  readonly status: "timedOut"
+  readonly limit: "timeout" | "deadline"
+  readonly reason: FanOutTimeoutError
+}
+
+/**
+ * The caller's `signal` was aborted before the function finished (or before it was called: then `durationMillis` is
+ * 0). `reason` is the signal's `reason` (an `Error` with it as `cause` if it is not one).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Aborted extends Common {
+  readonly status: "aborted"
+  readonly reason: Error
+}
+
+/**
+ * What one function of a settled run did: the Promise-world mirror of `Outcome` (`Success` → `fulfilled`,
+ * `Failure`/`Defect` → `rejected`, `TimedOut` → `timedOut`, `Interrupted` → `aborted`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Settled<A> = Fulfilled<A> | Rejected | TimedOut | Aborted
+
+/**
+ * The results of `settle` over `T`: one `Settled` per function, a tuple for a tuple.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type SettledResults<T extends ReadonlyArray<Fn>> = { -readonly [K in keyof T]: Settled<ValueOf<T[K]>> }
+
+// ---------------------------------------------------------------------------------------------------------------
+// options
+
+/**
+ * Options of every function of the facade.
+ *
+ * @since 0.1.0
+ * @category options
+ */
+export interface Options {
+  /** How many functions run at once: a positive integer or `Infinity`. Default: `Infinity`. */
+  readonly concurrency?: number | undefined
+  /**
+   * A time limit for each function, in milliseconds (`Infinity`: none). Settle: the function is `timedOut`. Fail fast:
+   * the run rejects with a `FanOutTimeoutError` naming the function. Either way its signal is aborted. Default: none.
+   */
+  readonly timeout?: number | undefined
+  /**
+   * A time limit for the whole run, in milliseconds (`Infinity`: none). Settle: the functions still running are
+   * aborted and `timedOut`, the finished results are kept (partial results). Fail fast: the run rejects with a
+   * `FanOutTimeoutError` (`reason: "Deadline"`). Default: none.
+   */
+  readonly deadline?: number | undefined
+  /**
+   * The caller's own signal: aborting it aborts every function still running and calls no other. Fail fast: the run
+   * rejects with `signal.reason`. Settle: the run resolves, the unfinished functions `aborted`.
+   */
+  readonly signal?: AbortSignal | undefined
+}
+
+/**
+ * Options of `runAsync` and `all`.
+ *
+ * @since 0.1.0
+ * @category options
+ */
+export interface FailFastOptions extends Options {
+  /**
+   * Reject as soon as the first error is seen, while the aborted functions settle in the background (their results
+   * and errors are ignored). Default: `false` — reject once every aborted function has settled, so that nothing the
+   * run started is still running.
+   */
+  readonly detach?: boolean | undefined
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// fail fast
+
+/**
+ * Runs every function concurrently and resolves once all have succeeded. On the first error, aborts every other
+ * function's signal (the error is the `reason`), waits for them to settle (unless `detach: true`) and rejects with
+ * that error. An empty `fns` resolves at once. The TypeScript form of Go's `RunAsync(funcs...) error`.
+ *
+ * **Example**
+ *
+ * ```ts
+ * import { runAsync } from "effect-fanout/promise"
+ *
+ * await runAsync([
+ *   (signal) => fetch("https://example.com/a", { signal }),
+ *   (signal) => fetch("https://example.com/b", { signal })
+ * ], { timeout: 2_000 })
+ * ```
+ *
+ * @since 0.1.0
+ * @category fail fast
+ */
+export const runAsync = (fns: ReadonlyArray<Fn>, options?: FailFastOptions): Promise<void> =>
+  failFast(fns, options, false)
+
+/**
+ * `runAsync` that resolves with the functions' results, in input order, with their types (a tuple stays a tuple).
+ *
+ * **Example**
+ *
+ * ```ts
+ * import { all } from "effect-fanout/promise"
+ *
+ * const [user, orders] = await all([
+ *   async () => ({ name: "Ada" }),
+ *   async (signal: AbortSignal) => [1, 2, 3]
+ * ])
+ * // user: { name: string }, orders: number[]
+ * ```
+ *
+ * @since 0.1.0
+ * @category fail fast
+ */
+export const all = <const T extends ReadonlyArray<Fn>>(fns: T, options?: FailFastOptions): Promise<Results<T>> =>
+  failFast(fns, options, true) as Promise<Results<T>>
+
+// ---------------------------------------------------------------------------------------------------------------
+// settle
+
+/**
+ * Runs every function concurrently, always waits for all of them, and resolves with one `Settled` per function in
+ * input order. It rejects only on bad input.
+ *
+ * **Example**
+ *
+ * ```ts
+ * import { settle } from "effect-fanout/promise"
+ *
+ * const [usage, billing] = await settle([async () => 42, async () => { throw new Error("billing down") }], {
+ *   deadline: 800
+ * })
+ * // usage: { status: "fulfilled", value: 42, index: 0, durationMillis }
+ * // billing: { status: "rejected", reason: Error("billing down"), index: 1, durationMillis }
+ * ```
+ *
+ * @since 0.1.0
+ * @category settle
+ */
+export const settle = <const T extends ReadonlyArray<Fn>>(
+  fns: T,
+  options?: Options
+): Promise<SettledResults<T>> => settleImpl(fns, options) as Promise<SettledResults<T>>
+
+/**
+ * Runs every function concurrently, always waits for all of them, and resolves with the Go-style index-aligned list of
+ * errors: `undefined` where the function succeeded, otherwise its `reason` (see `settle`). It rejects only on bad
+ * input. The TypeScript form of Go's `RunAsyncAllowErrors(funcs...) []error`.
+ *
+ * **Example**
+ *
+ * ```ts
+ * import { runAsyncAllowErrors } from "effect-fanout/promise"
+ *
+ * const errors = await runAsyncAllowErrors([async () => {}, () => { throw "boom" }])
+ * // [undefined, Error("function 1 threw a non-Error value: \"boom\"", { cause: "boom" })]
+ * ```
+ *
+ * @since 0.1.0
+ * @category settle
+ */
+export const runAsyncAllowErrors = (
+  fns: ReadonlyArray<Fn>,
+  options?: Options
+): Promise<Array<Error | undefined>> =>
+  settleImpl(fns, options).then((settled) => {
+    const errors: Array<Error | undefined> = new Array(settled.length)
+    for (let i = 0; i < settled.length; i++) {
+      const s = settled[i]!
+      errors[i] = s.status === "fulfilled" ? undefined : s.reason
+    }
+    return errors
+  })
+
+// ---------------------------------------------------------------------------------------------------------------
+// input
+
+interface Settings {
+  readonly concurrency: number | "unbounded"
+  /** Milliseconds, `undefined` for none. */
+  readonly timeout: number | undefined
+  readonly deadline: number | undefined
+  readonly signal: AbortSignal | undefined
+  readonly detach: boolean
+}
+
+const show = (value: unknown): string => {
+  if (typeof value === "string") return JSON.stringify(value)
+  if (typeof value === "function") return "a function"
+  if (typeof value === "bigint") return `${value}n`
+  if (Array.isArray(value)) return "an array"
+  if (typeof value === "object" && value !== null) {
+    try {
+      return JSON.stringify(value) ?? "an object"
+    } catch {
+      return "an object"
+    }
+  }
+  return String(value)
+}
+
+const prefix = "effect-fanout/promise:"
+
+const checkFns = (fns: unknown): void => {
+  if (!Array.isArray(fns)) throw new TypeError(`${prefix} \`fns\` must be an array of functions, got ${show(fns)}`)
+  for (let i = 0; i < fns.length; i++) {
+    if (typeof fns[i] !== "function") {
+      throw new TypeError(`${prefix} \`fns[${i}]\` must be a function, got ${show(fns[i])}`)
+    }
+  }
+}
+
+const millis = (value: unknown, option: string): number | undefined => {
+  if (value === undefined || value === Infinity) return undefined
+  if (typeof value !== "number") {
+    throw new TypeError(`${prefix} option \`${option}\` must be a number of milliseconds, got ${show(value)}`)
+  }
+  if (Number.isNaN(value) || value < 0) {
+    throw new RangeError(`${prefix} option \`${option}\` must be a non-negative number of milliseconds, got ${value}`)
+  }
+  return value
+}
+
+const settings = (raw: unknown, failFast: boolean): Settings => {
+  if (raw !== undefined && (typeof raw !== "object" || raw === null || Array.isArray(raw))) {
+    throw new TypeError(`${prefix} \`options\` must be an object, got ${show(raw)}`)
+  }
+  const o = (raw ?? {}) as Record<string, unknown>
+  let concurrency: number | "unbounded" = "unbounded"
+  if (o.concurrency !== undefined && o.concurrency !== Infinity) {
+    if (typeof o.concurrency !== "number") {
+      throw new TypeError(
+        `${prefix} option \`concurrency\` must be a positive integer or Infinity, got ${show(o.concurrency)}`
+      )
+    }
+    if (!Number.isInteger(o.concurrency) || o.concurrency < 1) {
+      throw new RangeError(
+        `${prefix} option \`concurrency\` must be a positive integer or Infinity, got ${o.concurrency}`
+      )
+    }
+    concurrency = o.concurrency
+  }
+  const signal = o.signal
+  if (
+    signal !== undefined &&
+    (typeof signal !== "object" || signal === null || typeof (signal as AbortSignal).aborted !== "boolean" ||
+      typeof (signal as AbortSignal).addEventListener !== "function")
+  ) {
+    throw new TypeError(`${prefix} option \`signal\` must be an AbortSignal, got ${show(signal)}`)
+  }
+  if (failFast && o.detach !== undefined && typeof o.detach !== "boolean") {
+    throw new TypeError(`${prefix} option \`detach\` must be true or false, got ${show(o.detach)}`)
+  }
+  return {
+    concurrency,
+    timeout: millis(o.timeout, "timeout"),
+    deadline: millis(o.deadline, "deadline"),
+    signal: signal as AbortSignal | undefined,
+    detach: o.detach === true
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// errors
+
+const trimmed = (error: Error): Error => {
+  try {
+    if (typeof error.stack === "string") error.stack = stack.trim(error.stack)
+  } catch {
+    // A frozen error keeps its stack as it is.
+  }
+  return error
+}
+
+/** What a function threw or rejected with, as an `Error`: the same object when it is one. */
+const toError = (thrown: unknown, index: number): Error =>
+  thrown instanceof Error
+    ? trimmed(thrown)
+    : trimmed(new Error(`function ${index} threw a non-Error value: ${show(thrown)}`, { cause: thrown }))
+
+const abortError = (reason: unknown): Error =>
+  reason instanceof Error ? reason : new Error(`aborted: ${show(reason)}`, { cause: reason })
+
+// ---------------------------------------------------------------------------------------------------------------
+// running
+
+/** Marks a function's own timeout in the settle forms, so that a function's own errors are never taken for it. */
+class OwnTimeout {
+  constructor(readonly error: FanOutTimeoutError) {}
+}
+
+/**
+ * `Effect.fail`, without the span Effect attaches to an object failed inside a span (it wraps the object in a `Proxy`,
+ * and the caller must get back the very `Error` its function threw).
+ */
+const failWith = (error: unknown): Effect.Effect<never, unknown> => Effect.failCause(Cause.fail(error))
+
+const isThenable = (u: unknown): u is PromiseLike<unknown> =>
+  (typeof u === "object" || typeof u === "function") && u !== null && typeof (u as any).then === "function"
+
+/**
+ * The state of one run, shared by its tasks. Why the facade keeps its own reasons instead of asking the core: an
+ * Effect fiber is interrupted without being told why, but a signal must be aborted with the reason; so the facade
+ * records the first error, the caller's abort and its own time-outs before the core interrupts anything, and an
+ * interruption it did not cause can only be the core's deadline.
+ */
+class Run {
+  /** Fail fast: the first error seen (the run's rejection and every signal's reason). */
+  firstError: Error | undefined = undefined
+  /** What stopped a settle run early, first come first served. */
+  stoppedBy: "caller" | "deadline" | undefined = undefined
+  deadlineError: FanOutTimeoutError | undefined = undefined
+  /** One signal for the run; `undefined` when each function has its own (settle with `timeout`). */
+  readonly shared: AbortController | undefined
+  /** Settle with `timeout`: the controller of each function while it runs, for the caller's abort. */
+  readonly own: Array<AbortController | undefined> | undefined
+  readonly timeoutDuration: Duration.Duration | undefined
+  private readonly onCallerAbort: (() => void) | undefined = undefined
+
+  constructor(readonly fns: ReadonlyArray<Fn>, readonly s: Settings, readonly failFast: boolean) {
+    const perFunction = !failFast && s.timeout !== undefined
+    this.shared = perFunction ? undefined : new AbortController()
+    this.own = perFunction ? new Array(fns.length).fill(undefined) : undefined
+    this.timeoutDuration = s.timeout === undefined ? undefined : Duration.millis(s.timeout)
+    // Fail fast hands the caller's signal to the Effect runtime, which interrupts the fan-out; settle must keep the
+    // finished results, so it aborts the functions itself and lets each end as `aborted`.
+    if (!failFast && s.signal !== undefined && !s.signal.aborted) {
+      const signal = s.signal
+      this.onCallerAbort = () => {
+        if (this.stoppedBy === undefined) this.stoppedBy = "caller"
+        if (this.shared !== undefined) this.shared.abort(signal.reason)
+        else for (const c of this.own!) c?.abort(signal.reason)
+      }
+      signal.addEventListener("abort", this.onCallerAbort, { once: true })
+    }
+  }
+
+  get callerAborted(): boolean {
+    return this.s.signal !== undefined && this.s.signal.aborted
+  }
+
+  /** The reason to abort a signal with when the core interrupts a function. */
+  interruptReason(): unknown {
+    if (this.firstError !== undefined) return this.firstError
+    if (this.callerAborted) return this.s.signal!.reason
+    if (this.stoppedBy === undefined) this.stoppedBy = "deadline"
+    return this.deadline()
+  }
+
+  deadline(): FanOutTimeoutError {
+    return this.deadlineError ??= new FanOutTimeoutError({
+      reason: "Deadline",
+      key: undefined,
+      label: undefined,
+      duration: Duration.millis(this.s.deadline ?? 0)
+    })
+  }
+
+  done(): void {
+    if (this.onCallerAbort !== undefined) this.s.signal!.removeEventListener("abort", this.onCallerAbort)
+  }
+
+  /** Function `index` as an Effect: fails with an `Error` (or `OwnTimeout`), interrupts itself on the caller's abort. */
+  task(index: number): Effect.Effect<unknown, unknown> {
+    return Effect.async<unknown, unknown>((resume) => {
+      if (this.callerAborted) {
+        resume(Effect.interrupt)
+        return
+      }
+      let controller = this.shared
+      if (controller === undefined) {
+        controller = new AbortController()
+        this.own![index] = controller
+      }
+      let result: unknown
+      try {
+        result = this.fns[index]!(controller.signal)
+      } catch (thrown) {
+        if (this.own !== undefined) this.own[index] = undefined
+        resume(this.failure(toError(thrown, index)))
+        return
+      }
+      if (!isThenable(result)) {
+        if (this.own !== undefined) this.own[index] = undefined
+        resume(this.settleAborted() ? Effect.interrupt : Effect.succeed(result))
+        return
+      }
+      return this.pending(index, result, controller, resume)
+    })
+  }
+
+  /** Settle: a function that ends after the caller's abort is `aborted`, whatever it did. */
+  private settleAborted(): boolean {
+    return !this.failFast && this.stoppedBy === "caller"
+  }
+
+  private failure(error: Error): Effect.Effect<never, unknown> {
+    if (this.failFast && this.firstError === undefined) this.firstError = error
+    return this.settleAborted() ? Effect.interrupt : failWith(error)
+  }
+
+  private pending(
+    index: number,
+    promise: PromiseLike<unknown>,
+    controller: AbortController,
+    resume: (effect: Effect.Effect<unknown, unknown>) => void
+  ): Effect.Effect<void> {
+    let settled = false
+    let resumed = false
+    let onSettled: (() => void) | undefined = undefined
+    let timer: ReturnType<typeof setTimeout> | undefined = undefined
+    let timedOut: FanOutTimeoutError | undefined = undefined
+    const finish = (effect: Effect.Effect<unknown, unknown>) => {
+      if (resumed) return
+      resumed = true
+      resume(effect)
+    }
+    const end = (effect: () => Effect.Effect<unknown, unknown>) => {
+      if (settled) return
+      settled = true
+      if (timer !== undefined) clearTimeout(timer)
+      if (this.own !== undefined) this.own[index] = undefined
+      if (onSettled !== undefined) onSettled()
+      else if (timedOut !== undefined) finish(this.timedOut(timedOut))
+      else finish(effect())
+    }
+    try {
+      promise.then(
+        (value) => end(() => (this.settleAborted() ? Effect.interrupt : Effect.succeed(value))),
+        (thrown) => end(() => this.failure(toError(thrown, index)))
+      )
+    } catch (thrown) {
+      end(() => this.failure(toError(thrown, index)))
+      return Effect.void
+    }
+    if (this.timeoutDuration !== undefined && !settled) {
+      timer = setTimeout(() => {
+        timer = undefined
+        if (settled || resumed) return
+        const error = new FanOutTimeoutError({
+          reason: "Timeout",
+          key: index,
+          label: undefined,
+          duration: this.timeoutDuration!
+        })
+        timedOut = error
+        if (this.failFast && this.firstError === undefined) this.firstError = error
+        controller.abort(this.failFast ? this.firstError : error)
+        // Structured: the time-out is reported once the function has settled, unless the caller chose `detach`.
+        if (this.failFast && this.s.detach) finish(this.timedOut(error))
+      }, this.s.timeout)
+    }
+    // Interrupted by the core (a sibling failed, the deadline passed, the caller was interrupted): abort the signal
+    // and wait for the function to settle, so that the core's "wait for finalizers" means "wait for the function".
+    return Effect.async<void>((resumeCanceler) => {
+      resumed = true
+      if (timer !== undefined) clearTimeout(timer)
+      controller.abort(this.interruptReason())
+      if (settled) resumeCanceler(Effect.void)
+      else onSettled = () => resumeCanceler(Effect.void)
+    })
+  }
+
+  private timedOut(error: FanOutTimeoutError): Effect.Effect<never, unknown> {
+    if (this.settleAborted()) return Effect.interrupt
+    return failWith(this.failFast ? error : new OwnTimeout(error))
+  }
+
+  tasks(): Array<Effect.Effect<unknown, unknown>> {
+    const tasks = new Array(this.fns.length)
+    for (let i = 0; i < tasks.length; i++) tasks[i] = this.task(i)
+    return tasks
+  }
+
+  coreOptions(): { concurrency: number | "unbounded"; deadline?: Duration.Duration; detach?: boolean } {
+    const o: { concurrency: number | "unbounded"; deadline?: Duration.Duration; detach?: boolean } = {
+      concurrency: this.s.concurrency
+    }
+    if (this.s.deadline !== undefined) o.deadline = Duration.millis(this.s.deadline)
+    if (this.failFast && this.s.detach) o.detach = true
+    return o
+  }
+
+  /** The rejection of a failed fail-fast run. */
+  rejection(cause: Cause.Cause<unknown>): unknown {
+    const failure = Cause.failureOption(cause)
+    if (failure._tag === "Some") {
+      const error = failure.value
+      if (error instanceof FanOutTimeoutError && error.reason === "Deadline") return this.deadlineError ?? error
+      return this.firstError ?? error
+    }
+    const defects = Cause.defects(cause)
+    for (const defect of defects) return internalError(defect)
+    if (this.callerAborted) return this.s.signal!.reason
+    return this.firstError ?? new Error(`${prefix} the run was interrupted`)
+  }
+
+  /** One core outcome as a `Settled`. */
+  settled(outcome: Outcome.Outcome<unknown, unknown>): Settled<unknown> {
+    const common = { index: outcome.key as number, durationMillis: outcome.durationMillis }
+    switch (outcome._tag) {
+      case "Success":
+        return { status: "fulfilled", value: outcome.value, ...common }
+      case "Failure":
+        return outcome.error instanceof OwnTimeout
+          ? { status: "timedOut", limit: "timeout", reason: outcome.error.error, ...common }
+          : { status: "rejected", reason: outcome.error as Error, ...common }
+      case "Defect":
+        return { status: "rejected", reason: toError(outcome.defect, common.index), ...common }
+      case "TimedOut":
+        return this.stoppedBy === "caller"
+          ? { status: "aborted", reason: abortError(this.s.signal!.reason), ...common }
+          : { status: "timedOut", limit: "deadline", reason: this.deadline(), ...common }
+      case "Interrupted":
+        return { status: "aborted", reason: abortError(this.s.signal?.reason), ...common }
+    }
+  }
+}
+
+/** An option the core refused is a `RangeError`; anything else that escaped is the facade's bug, reported as is. */
+const internalError = (defect: unknown): unknown =>
+  defect instanceof InvalidOptionError ? new RangeError(defect.message) : defect
+
+const failFast = (fns: ReadonlyArray<Fn>, options: FailFastOptions | undefined, values: boolean): Promise<any> => {
+  let run: Run
+  try {
+    checkFns(fns)
+    run = new Run(fns, settings(options, true), true)
+  } catch (error) {
+    return Promise.reject(error)
+  }
+  const signal = run.s.signal
+  if (signal !== undefined && signal.aborted) return Promise.reject(signal.reason)
+  const effect = FanOut.all(run.tasks(), run.coreOptions())
+  return Effect.runPromiseExit(effect, signal === undefined ? undefined : { signal }).then((exit) => {
+    run.done()
+    if (Exit.isSuccess(exit)) return values ? exit.value : undefined
+    throw run.rejection(exit.cause)
+  })
+}
+
+const settleImpl = (fns: ReadonlyArray<Fn>, options: Options | undefined): Promise<Array<Settled<unknown>>> => {
+  let run: Run
+  try {
+    checkFns(fns)
+    run = new Run(fns, settings(options, false), false)
+  } catch (error) {
+    return Promise.reject(error)
+  }
+  if (run.callerAborted) run.stoppedBy = "caller"
+  const effect = FanOut.settle(run.tasks(), run.coreOptions())
+  return Effect.runPromiseExit(effect).then((exit) => {
+    run.done()
+    if (Exit.isFailure(exit)) {
+      const defects = Cause.defects(exit.cause)
+      for (const defect of defects) throw internalError(defect)
+      throw new Error(`${prefix} the run was interrupted`)
+    }
+    const outcomes = exit.value as Array<Outcome.Outcome<unknown, unknown>>
+    const out: Array<Settled<unknown>> = new Array(outcomes.length)
+    for (let i = 0; i < outcomes.length; i++) out[i] = run.settled(outcomes[i]!)
+    return out
+  })
+}

@@ -1,0 +1,592 @@
+import { afterEach, describe, expect, expectTypeOf, it, vi } from "vitest"
+import { FanOutTimeoutError } from "../src/FanOutError.js"
+import type { Settled } from "../src/promise.js"
+import * as P from "../src/promise.js"
+
+// ---------------------------------------------------------------------------------------------------------------
+// helpers
+
+interface Latch<A> {
+  readonly promise: Promise<A>
+  readonly resolve: (value: A) => void
+  readonly reject: (reason: unknown) => void
+}
+
+const latch = <A = void>(): Latch<A> => {
+  let resolve!: (value: A) => void
+  let reject!: (reason: unknown) => void
+  const promise = new Promise<A>((res, rej) => {
+    resolve = res
+    reject = rej
+  })
+  return { promise, resolve, reject }
+}
+
+/**
+ * A function under the test's control: records its calls and its signal, and settles when the test says so (or,
+ * with `honour`, rejects with the signal's reason as soon as it is aborted, as `fetch` does).
+ */
+class Controlled<A = unknown> {
+  calls = 0
+  signal: AbortSignal | undefined = undefined
+  /** Set when the function's promise has settled, whichever way. */
+  finished = false
+  abortedAt: "running" | undefined = undefined
+  private readonly gate = latch<A>()
+  constructor(private readonly options: { readonly honour?: boolean } = {}) {}
+  readonly fn = (signal: AbortSignal): Promise<A> => {
+    this.calls++
+    this.signal = signal
+    if (this.options.honour === true) {
+      signal.addEventListener("abort", () => {
+        this.abortedAt = "running"
+        this.gate.reject(signal.reason)
+      })
+    }
+    return this.gate.promise.finally(() => {
+      this.finished = true
+    })
+  }
+  resolve(value: A): void {
+    this.gate.resolve(value)
+  }
+  reject(reason: unknown): void {
+    this.gate.reject(reason)
+  }
+}
+
+/** Watches a promise without awaiting it, so the test can check that it is still pending. */
+const watch = <A>(promise: Promise<A>) => {
+  const state: { settled: boolean; value?: A; error?: unknown; rejected: boolean } = { settled: false, rejected: false }
+  promise.then(
+    (value) => {
+      state.settled = true
+      state.value = value
+    },
+    (error) => {
+      state.settled = true
+      state.rejected = true
+      state.error = error
+    }
+  )
+  return state
+}
+
+/** Lets every queued microtask, Effect scheduler batch and immediate run (no timer is waited for). */
+const flush = async (): Promise<void> => {
+  for (let i = 0; i < 20; i++) await new Promise<void>((resolve) => setImmediate(resolve))
+}
+
+const useFakeTimers = () => vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] })
+
+afterEach(() => {
+  vi.useRealTimers()
+})
+
+class Boom extends Error {
+  override readonly name = "Boom"
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// runAsync
+
+describe("runAsync", () => {
+  it("resolves with undefined when every function succeeds: values, promises and thenables", async () => {
+    const thenable = { then: (onFulfilled: (value: number) => void) => onFulfilled(3) }
+    await expect(P.runAsync([() => 1, async () => 2, () => thenable])).resolves.toBeUndefined()
+  })
+
+  it("resolves at once for an empty list", async () => {
+    await expect(P.runAsync([])).resolves.toBeUndefined()
+  })
+
+  it("calls every function before any has settled, each with an AbortSignal", async () => {
+    const fs = [new Controlled(), new Controlled(), new Controlled()]
+    const run = watch(P.runAsync(fs.map((f) => f.fn)))
+    await flush()
+    expect(fs.map((f) => f.calls)).toEqual([1, 1, 1])
+    for (const f of fs) expect(f.signal).toBeInstanceOf(AbortSignal)
+    expect(run.settled).toBe(false)
+    fs.forEach((f) => f.resolve(undefined))
+    await flush()
+    expect(run).toMatchObject({ settled: true, rejected: false })
+    expect(fs.every((f) => f.signal!.aborted === false)).toBe(true)
+  })
+
+  it("rejects with the first error and aborts every other function with it as the reason", async () => {
+    const a = new Controlled({ honour: true })
+    const b = new Controlled({ honour: true })
+    const boom = new Boom("first")
+    const result = P.runAsync([a.fn, b.fn, () => Promise.reject(boom)])
+    await expect(result).rejects.toBe(boom)
+    expect(a.signal!.aborted).toBe(true)
+    expect(a.signal!.reason).toBe(boom)
+    expect(b.signal!.aborted).toBe(true)
+    expect(b.signal!.reason).toBe(boom)
+  })
+
+  it("waits for the aborted functions to settle before rejecting (the default)", async () => {
+    const slow = new Controlled() // ignores its signal, settles when the test says so
+    const failing = new Controlled()
+    const run = watch(P.runAsync([slow.fn, failing.fn]))
+    await flush()
+    failing.reject(new Boom("failed"))
+    await flush()
+    expect(slow.signal!.aborted).toBe(true)
+    expect(run.settled).toBe(false)
+    slow.resolve(undefined)
+    await flush()
+    expect(run).toMatchObject({ settled: true, rejected: true })
+    expect((run.error as Error).message).toBe("failed")
+  })
+
+  it("leaves nothing running once it has settled", async () => {
+    const fs = Array.from({ length: 5 }, () => new Controlled({ honour: true }))
+    const result = P.runAsync([...fs.map((f) => f.fn), async () => {
+      throw new Boom("stop")
+    }])
+    await expect(result).rejects.toThrow("stop")
+    expect(fs.every((f) => f.finished)).toBe(true)
+    expect(fs.every((f) => f.abortedAt === "running")).toBe(true)
+  })
+
+  it("with detach, rejects at once and lets the aborted functions settle in the background", async () => {
+    const slow = new Controlled()
+    const boom = new Boom("now")
+    const result = watch(P.runAsync([slow.fn, () => Promise.reject(boom)], { detach: true }))
+    await flush()
+    expect(result).toMatchObject({ settled: true, rejected: true, error: boom })
+    expect(slow.signal!.aborted).toBe(true)
+    expect(slow.finished).toBe(false)
+    // Its late rejection is absorbed: no unhandled rejection fails the test run.
+    slow.reject(new Error("late"))
+    await flush()
+    expect(slow.finished).toBe(true)
+  })
+
+  it("catches a synchronous throw like a rejection", async () => {
+    const other = new Controlled({ honour: true })
+    const boom = new Boom("sync")
+    await expect(P.runAsync([other.fn, () => {
+      throw boom
+    }])).rejects.toBe(boom)
+    expect(other.signal!.reason).toBe(boom)
+  })
+
+  it("turns a thrown non-Error into an Error with the value as its cause", async () => {
+    const error = await P.runAsync([() => {
+      throw "x"
+    }]).catch((e: unknown) => e)
+    expect(error).toBeInstanceOf(Error)
+    expect((error as Error).cause).toBe("x")
+    expect((error as Error).message).toContain("function 0")
+    const rejected = await P.runAsync([async () => 1, () => Promise.reject({ code: 42 })]).catch((e: unknown) => e)
+    expect((rejected as Error).cause).toEqual({ code: 42 })
+    expect((rejected as Error).message).toContain("function 1")
+  })
+
+  it("keeps the thrown Error's stack, without the frames of the library or of Effect", async () => {
+    const error = await P.runAsync([function userCode() {
+      throw new Boom("with a stack")
+    }]).then(() => undefined, (e: unknown) => e as Error)
+    expect(error!.stack).toContain("Boom: with a stack")
+    expect(error!.stack).toContain("userCode")
+    expect(error!.stack).toContain("promise.test.ts")
+    expect(error!.stack).not.toMatch(/node_modules[\\/]effect/)
+    expect(error!.stack).not.toMatch(/src[\\/](promise|internal)/)
+  })
+
+  it("with concurrency, runs at most n functions at once and calls none after the first error", async () => {
+    const fs = Array.from({ length: 5 }, () => new Controlled())
+    const run = watch(P.runAsync(fs.map((f) => f.fn), { concurrency: 2 }))
+    await flush()
+    expect(fs.map((f) => f.calls)).toEqual([1, 1, 0, 0, 0])
+    fs[0]!.resolve(undefined)
+    await flush()
+    expect(fs.map((f) => f.calls)).toEqual([1, 1, 1, 0, 0])
+    fs[2]!.reject(new Boom("stop"))
+    await flush()
+    expect(fs[1]!.signal!.aborted).toBe(true)
+    fs[1]!.resolve(undefined)
+    await flush()
+    expect(run).toMatchObject({ settled: true, rejected: true })
+    expect(fs.map((f) => f.calls)).toEqual([1, 1, 1, 0, 0])
+  })
+
+  it("rejects with the reason of a caller's signal that is already aborted, calling no function", async () => {
+    const controller = new AbortController()
+    const reason = new Error("caller gave up")
+    controller.abort(reason)
+    const f = new Controlled()
+    await expect(P.runAsync([f.fn], { signal: controller.signal })).rejects.toBe(reason)
+    expect(f.calls).toBe(0)
+  })
+
+  it("aborts every function when the caller's signal is aborted, and rejects with its reason once they settled", async () => {
+    const controller = new AbortController()
+    const honouring = new Controlled({ honour: true })
+    const slow = new Controlled()
+    const run = watch(P.runAsync([honouring.fn, slow.fn], { signal: controller.signal }))
+    await flush()
+    controller.abort("client left")
+    await flush()
+    expect(honouring.signal!.reason).toBe("client left")
+    expect(slow.signal!.aborted).toBe(true)
+    expect(run.settled).toBe(false) // still waiting for `slow`
+    slow.resolve(undefined)
+    await flush()
+    expect(run).toMatchObject({ settled: true, rejected: true, error: "client left" })
+  })
+
+  it("times a function out: rejects with a FanOutTimeoutError naming it, the signals aborted with that error", async () => {
+    useFakeTimers()
+    const late = new Controlled({ honour: true })
+    const other = new Controlled({ honour: true })
+    const fast = new Controlled()
+    const run = watch(P.runAsync([fast.fn, late.fn, other.fn], { timeout: 100 }))
+    await flush()
+    fast.resolve(undefined)
+    await flush()
+    await vi.advanceTimersByTimeAsync(100)
+    await flush()
+    expect(run.settled).toBe(true)
+    const error = run.error as FanOutTimeoutError
+    expect(error).toBeInstanceOf(FanOutTimeoutError)
+    expect(error).toBeInstanceOf(Error)
+    // `late` and `other` both started at once, so both time out; the first to be seen names itself.
+    expect(error.reason).toBe("Timeout")
+    expect([1, 2]).toContain(error.key)
+    expect(late.signal!.reason).toBe(error)
+    expect(other.signal!.reason).toBe(error)
+  })
+
+  it("fails at the deadline with a FanOutTimeoutError, every running function aborted with it", async () => {
+    useFakeTimers()
+    const a = new Controlled({ honour: true })
+    const b = new Controlled({ honour: true })
+    const run = watch(P.runAsync([a.fn, b.fn], { deadline: 50 }))
+    await flush()
+    await vi.advanceTimersByTimeAsync(49)
+    expect(run.settled).toBe(false)
+    await vi.advanceTimersByTimeAsync(1)
+    await flush()
+    const error = run.error as FanOutTimeoutError
+    expect(error).toBeInstanceOf(FanOutTimeoutError)
+    expect(error.reason).toBe("Deadline")
+    expect(a.signal!.reason).toBe(error)
+    expect(b.signal!.reason).toBe(error)
+    expect(a.finished && b.finished).toBe(true)
+  })
+
+  it("meets neither limit when the functions are in time", async () => {
+    useFakeTimers()
+    const f = new Controlled<number>()
+    const run = watch(P.all([f.fn], { timeout: 100, deadline: 100 }))
+    await flush()
+    await vi.advanceTimersByTimeAsync(99)
+    f.resolve(7)
+    await flush()
+    expect(run).toMatchObject({ settled: true, rejected: false, value: [7] })
+    expect(f.signal!.aborted).toBe(false)
+    expect(vi.getTimerCount()).toBe(0)
+  })
+})
+
+// ---------------------------------------------------------------------------------------------------------------
+// all
+
+describe("all", () => {
+  it("resolves with every result in input order, a tuple's types kept", async () => {
+    const gate = latch<string>()
+    const result = P.all([async () => 1, () => gate.promise, () => ({ ok: true as const })])
+    expectTypeOf(result).toEqualTypeOf<Promise<[number, string, { ok: true }]>>()
+    gate.resolve("two")
+    await expect(result).resolves.toEqual([1, "two", { ok: true }])
+  })
+
+  it("gives an array for an array of functions", async () => {
+    const fns: Array<() => Promise<number>> = [async () => 1, async () => 2]
+    const result = P.all(fns)
+    expectTypeOf(result).toEqualTypeOf<Promise<Array<number>>>()
+    await expect(result).resolves.toEqual([1, 2])
+  })
+
+  it("resolves with an empty array for an empty list", async () => {
+    await expect(P.all([])).resolves.toEqual([])
+  })
+
+  it("rejects like runAsync on the first error", async () => {
+    const f = new Controlled({ honour: true })
+    const boom = new Boom("no")
+    await expect(P.all([f.fn, () => Promise.reject(boom)])).rejects.toBe(boom)
+    expect(f.signal!.reason).toBe(boom)
+  })
+})
+
+// ---------------------------------------------------------------------------------------------------------------
+// settle
+
+describe("settle", () => {
+  it("reports one result per function in input order, with its index and duration", async () => {
+    const boom = new Boom("bad")
+    const settled = await P.settle([async () => 1, () => Promise.reject(boom), () => "sync", () => {
+      throw 7
+    }])
+    expectTypeOf(settled).toEqualTypeOf<[Settled<number>, Settled<never>, Settled<string>, Settled<never>]>()
+    expect(settled.map((s) => s.status)).toEqual(["fulfilled", "rejected", "fulfilled", "rejected"])
+    expect(settled.map((s) => s.index)).toEqual([0, 1, 2, 3])
+    for (const s of settled) expect(s.durationMillis).toBeGreaterThanOrEqual(0)
+    expect(settled[0]).toMatchObject({ status: "fulfilled", value: 1 })
+    expect(settled[1]).toMatchObject({ status: "rejected", reason: boom })
+    expect(settled[2]).toMatchObject({ status: "fulfilled", value: "sync" })
+    const crash = settled[3] as P.Rejected
+    expect(crash.reason).toBeInstanceOf(Error)
+    expect(crash.reason.cause).toBe(7)
+  })
+
+  it("does not abort the others when one fails, and waits for all of them", async () => {
+    const slow = new Controlled<number>()
+    const run = watch(P.settle([slow.fn, () => Promise.reject(new Boom("x"))]))
+    await flush()
+    expect(slow.signal!.aborted).toBe(false)
+    expect(run.settled).toBe(false)
+    slow.resolve(5)
+    await flush()
+    expect((run.value as Array<Settled<unknown>>).map((s) => s.status)).toEqual(["fulfilled", "rejected"])
+  })
+
+  it("resolves with an empty array for an empty list", async () => {
+    await expect(P.settle([])).resolves.toEqual([])
+  })
+
+  it("times out only the late function: its own signal is aborted, the others keep theirs", async () => {
+    useFakeTimers()
+    const late = new Controlled({ honour: true })
+    const fast = new Controlled<number>()
+    const run = watch(P.settle([fast.fn, late.fn], { timeout: 100 }))
+    await flush()
+    fast.resolve(1)
+    await flush()
+    await vi.advanceTimersByTimeAsync(100)
+    await flush()
+    const [first, second] = run.value as Array<Settled<unknown>>
+    expect(first).toMatchObject({ status: "fulfilled", value: 1 })
+    expect(second).toMatchObject({ status: "timedOut", limit: "timeout", index: 1 })
+    const reason = (second as P.TimedOut).reason
+    expect(reason).toBeInstanceOf(FanOutTimeoutError)
+    expect(reason).toMatchObject({ reason: "Timeout", key: 1 })
+    expect(late.signal!.reason).toBe(reason)
+    expect(late.signal).not.toBe(fast.signal)
+    expect(fast.signal!.aborted).toBe(false)
+    expect(late.finished).toBe(true)
+  })
+
+  it("keeps the finished results at the deadline and times out the rest, even those never called", async () => {
+    useFakeTimers()
+    const fs = [new Controlled(), new Controlled({ honour: true }), new Controlled()]
+    const run = watch(P.settle(fs.map((f) => f.fn), { deadline: 200, concurrency: 2 }))
+    await flush()
+    fs[0]!.resolve(10)
+    await flush()
+    expect(fs[2]!.calls).toBe(1)
+    fs[2]!.resolve(undefined) // third finished, second is the straggler
+    await flush()
+    await vi.advanceTimersByTimeAsync(200)
+    await flush()
+    const settled = run.value as Array<Settled<unknown>>
+    expect(settled.map((s) => s.status)).toEqual(["fulfilled", "timedOut", "fulfilled"])
+    const straggler = settled[1] as P.TimedOut
+    expect(straggler.limit).toBe("deadline")
+    expect(straggler.reason).toMatchObject({ reason: "Deadline" })
+    expect(fs[1]!.signal!.reason).toBe(straggler.reason)
+
+    // A function not yet called at the deadline is timed out without being called.
+    const waiting = new Controlled()
+    const blocked = new Controlled({ honour: true })
+    const run2 = watch(P.settle([blocked.fn, waiting.fn], { deadline: 10, concurrency: 1 }))
+    await flush()
+    await vi.advanceTimersByTimeAsync(10)
+    await flush()
+    expect((run2.value as Array<Settled<unknown>>).map((s) => [s.status, s.durationMillis])).toEqual([
+      ["timedOut", 10],
+      ["timedOut", 0]
+    ])
+    expect(waiting.calls).toBe(0)
+  })
+
+  it("when the caller aborts, keeps the finished results, aborts the running functions and calls no other", async () => {
+    const controller = new AbortController()
+    const done = new Controlled<number>()
+    const running = new Controlled({ honour: true })
+    const slow = new Controlled() // ignores the signal: settle still waits for it
+    const never = new Controlled()
+    const run = watch(
+      P.settle([done.fn, running.fn, slow.fn, never.fn], { signal: controller.signal, concurrency: 3 })
+    )
+    await flush()
+    done.resolve(1)
+    await flush()
+    expect(never.calls).toBe(1) // the fourth took the first one's slot
+    const waiter = new Controlled()
+    const run2 = watch(P.settle([waiter.fn, new Controlled().fn], { signal: controller.signal, concurrency: 1 }))
+    await flush()
+    const reason = new Error("request cancelled")
+    controller.abort(reason)
+    await flush()
+    expect(running.signal!.reason).toBe(reason)
+    expect(slow.signal!.aborted).toBe(true)
+    expect(run.settled).toBe(false)
+    slow.resolve(undefined)
+    never.resolve(undefined)
+    waiter.resolve(undefined)
+    await flush()
+    const settled = run.value as Array<Settled<unknown>>
+    expect(settled.map((s) => s.status)).toEqual(["fulfilled", "aborted", "aborted", "aborted"])
+    expect((settled[1] as P.Aborted).reason).toBe(reason)
+    const settled2 = run2.value as Array<Settled<unknown>>
+    expect(settled2.map((s) => [s.status, s.durationMillis === 0])).toEqual([["aborted", false], ["aborted", true]])
+  })
+
+  it("reports every function aborted and calls none when the caller's signal is already aborted", async () => {
+    const f = new Controlled()
+    const settled = await P.settle([f.fn, f.fn], { signal: AbortSignal.abort() })
+    expect(settled.map((s) => s.status)).toEqual(["aborted", "aborted"])
+    expect((settled[0] as P.Aborted).reason).toBeInstanceOf(Error)
+    expect((settled[0] as P.Aborted).reason.name).toBe("AbortError")
+    expect(f.calls).toBe(0)
+  })
+
+  it("turns a caller's abort reason that is not an Error into one", async () => {
+    const controller = new AbortController()
+    controller.abort(42)
+    const [s] = await P.settle([() => 1], { signal: controller.signal })
+    expect(s).toMatchObject({ status: "aborted" })
+    expect((s as P.Aborted).reason.cause).toBe(42)
+  })
+})
+
+// ---------------------------------------------------------------------------------------------------------------
+// runAsyncAllowErrors
+
+describe("runAsyncAllowErrors", () => {
+  it("resolves with an index-aligned list of errors, undefined where a function succeeded", async () => {
+    const boom = new Boom("b")
+    const errors = await P.runAsyncAllowErrors([
+      async () => 1,
+      () => Promise.reject(boom),
+      () => {
+        throw "crash"
+      },
+      () => undefined
+    ])
+    expectTypeOf(errors).toEqualTypeOf<Array<Error | undefined>>()
+    expect(errors).toHaveLength(4)
+    expect(errors[0]).toBeUndefined()
+    expect(errors[1]).toBe(boom)
+    expect(errors[2]).toBeInstanceOf(Error)
+    expect(errors[2]!.cause).toBe("crash")
+    expect(errors[3]).toBeUndefined()
+  })
+
+  it("never rejects because functions failed, and waits for all of them", async () => {
+    const slow = new Controlled()
+    const run = watch(P.runAsyncAllowErrors([() => Promise.reject(new Boom("1")), slow.fn]))
+    await flush()
+    expect(run.settled).toBe(false)
+    expect(slow.signal!.aborted).toBe(false)
+    slow.reject(new Boom("2"))
+    await flush()
+    expect(run.rejected).toBe(false)
+    expect((run.value as Array<Error>).map((e) => e.message)).toEqual(["1", "2"])
+  })
+
+  it("resolves with an empty list for an empty list", async () => {
+    await expect(P.runAsyncAllowErrors([])).resolves.toEqual([])
+  })
+
+  it("gives the time-out and abort reasons as errors", async () => {
+    useFakeTimers()
+    const late = new Controlled({ honour: true })
+    const run = watch(P.runAsyncAllowErrors([late.fn, async () => 1], { timeout: 5 }))
+    await vi.advanceTimersByTimeAsync(5)
+    await flush()
+    const errors = run.value as Array<Error | undefined>
+    expect(errors[0]).toBeInstanceOf(FanOutTimeoutError)
+    expect(errors[1]).toBeUndefined()
+    vi.useRealTimers()
+
+    const controller = new AbortController()
+    const f = new Controlled({ honour: true })
+    const run2 = watch(P.runAsyncAllowErrors([f.fn], { signal: controller.signal }))
+    await flush()
+    controller.abort()
+    await flush()
+    expect((run2.value as Array<Error>)[0]!.name).toBe("AbortError")
+  })
+})
+
+// ---------------------------------------------------------------------------------------------------------------
+// bad input
+
+describe("bad input", () => {
+  const forms = {
+    runAsync: P.runAsync,
+    all: P.all,
+    settle: P.settle,
+    runAsyncAllowErrors: P.runAsyncAllowErrors
+  } as const
+  const cases: Array<[string, () => [unknown, unknown], typeof TypeError | typeof RangeError, RegExp]> = [
+    [
+      "fns is not an array",
+      () => [() => 1, undefined],
+      TypeError,
+      /`fns` must be an array of functions, got a function/
+    ],
+    ["fns is undefined", () => [undefined, undefined], TypeError, /`fns` must be an array/],
+    [
+      "an entry is not a function",
+      () => [[() => 1, 42], undefined],
+      TypeError,
+      /`fns\[1\]` must be a function, got 42/
+    ],
+    ["options is not an object", () => [[], "fast"], TypeError, /`options` must be an object, got "fast"/],
+    ["concurrency is 0", () => [[], { concurrency: 0 }], RangeError, /`concurrency` must be a positive integer/],
+    ["concurrency is 1.5", () => [[], { concurrency: 1.5 }], RangeError, /`concurrency`.*got 1.5/],
+    ["concurrency is NaN", () => [[], { concurrency: NaN }], RangeError, /`concurrency`.*got NaN/],
+    ["concurrency is a string", () => [[], { concurrency: "2" }], TypeError, /`concurrency`.*got "2"/],
+    ["timeout is negative", () => [[], { timeout: -1 }], RangeError, /`timeout` must be a non-negative/],
+    ["timeout is NaN", () => [[], { timeout: NaN }], RangeError, /`timeout`.*got NaN/],
+    ["deadline is a string", () => [[], { deadline: "1 second" }], TypeError, /`deadline` must be a number/],
+    ["signal is not an AbortSignal", () => [[], { signal: {} }], TypeError, /`signal` must be an AbortSignal/]
+  ]
+  for (const [name, form] of Object.entries(forms)) {
+    describe(name, () => {
+      for (const [what, args, type, message] of cases) {
+        it(`rejects with a ${type.name} when ${what}, without throwing or calling anything`, async () => {
+          const [fns, options] = args()
+          let result: Promise<unknown> | undefined = undefined
+          expect(() => {
+            result = (form as (fns: unknown, options: unknown) => Promise<unknown>)(fns, options)
+          }).not.toThrow()
+          const error = await result!.catch((e: unknown) => e)
+          expect(error).toBeInstanceOf(type)
+          expect((error as Error).message).toMatch(message)
+        })
+      }
+    })
+  }
+
+  it("checks detach in the fail-fast forms", async () => {
+    const f = new Controlled()
+    const error = await P.runAsync([f.fn], { detach: "yes" as any }).catch((e: unknown) => e)
+    expect(error).toBeInstanceOf(TypeError)
+    expect((error as Error).message).toMatch(/`detach` must be true or false, got "yes"/)
+    expect(f.calls).toBe(0)
+  })
+
+  it("takes Infinity as no limit", async () => {
+    await expect(P.all([() => 1], { concurrency: Infinity, timeout: Infinity, deadline: Infinity })).resolves.toEqual([
+      1
+    ])
+  })
+})
