@@ -9,8 +9,8 @@
  * Internal details — error messages of the downstream calls, stack traces of defects — are logged here and never
  * reach the response: the public side only sees a `PublicReason`.
  */
-import { Config, Duration, Effect, Record } from "effect"
-import { FanOut, Outcome } from "../../src/index.js"
+import { Cause, Config, Duration, Effect, Exit, Record } from "effect"
+import { FanOut, FanOutError, Outcome } from "../../src/index.js"
 import { DeadlineExceeded, FeatureFailed } from "./Api.js"
 import type { CustomerId, Feature, FeatureUsage, Mode, Panel, PublicReason } from "./Domain.js"
 import { features, UsageResponse } from "./Domain.js"
@@ -29,8 +29,9 @@ import { SavedSearches } from "./features/SavedSearches.js"
 import { Tours } from "./features/Tours.js"
 
 /**
- * Features whose panel the page cannot do without: `REQUIRED_FEATURES=payments,listings`. In partial mode a
- * required feature that is not `ok` fails the request (502, or 504 when it timed out) instead of costing a panel.
+ * Features whose panel the page cannot do without: `REQUIRED_FEATURES=payments,listings`. In partial mode they are
+ * the fan-out's `required` tasks: the first of them to fail ends the fan-out at once (the other calls are cancelled)
+ * and the request answers 502 naming it, or 504 when it did not answer by the deadline.
  */
 export const requiredFeatures: Config.Config<ReadonlyArray<Feature>> = Config.array(
   Config.literal(...features)(),
@@ -49,7 +50,7 @@ const publicReason = (reason: ErrorFields["reason"]): PublicReason => {
 }
 
 /** What every feature client's error has in common (each client has its own tagged class). */
-type FeatureError = Pick<ErrorFields, "reason" | "message">
+type FeatureError = ErrorFields
 
 type FeatureOutcome = Outcome.Outcome<FeatureUsage, FeatureError>
 
@@ -129,24 +130,45 @@ export class Usage extends Effect.Service<Usage>()("analytics/Usage", {
 
     const partial = (customerId: CustomerId, deadline: Duration.Duration) =>
       Effect.gen(function*() {
-        const settled = yield* FanOut.settle(calls(customerId), { deadline })
+        // How each required call ended: when one crashes or the deadline passes, the fan-out's failure does not say
+        // which feature it was, and the response should.
+        const ended = new Map<Feature, Exit.Exit<unknown, unknown>>()
+        const tasks = Record.map(calls(customerId), (call: Effect.Effect<FeatureUsage, FeatureError>, feature) =>
+          required.includes(feature) ?
+            Effect.onExit(call, (exit) =>
+              Effect.sync(() => ended.set(feature, exit))) :
+            call)
+        const deadlineMs = Math.round(Duration.toMillis(deadline))
+        const settled = yield* FanOut.settle(tasks, { deadline, required }).pipe(
+          Effect.catchAll((error): Effect.Effect<never, FeatureFailed | DeadlineExceeded> =>
+            error instanceof FanOutError.FanOutTimeoutError ?
+              Effect.fail(
+                new DeadlineExceeded({
+                  deadlineMs,
+                  pending: required.filter((feature) =>
+                    !ended.has(feature) || Exit.isInterrupted(ended.get(feature)!)
+                  ),
+                  message: `a required feature did not answer within ${deadlineMs} ms`
+                })
+              ) :
+              Effect.zipRight(
+                Effect.logWarning(`required feature ${error.feature} failed: ${error.message}`),
+                Effect.fail(failed(error.feature, publicReason(error.reason)))
+              )
+          ),
+          Effect.catchAllDefect((defect) => {
+            const feature = required.find((feature) => {
+              const exit = ended.get(feature)
+              return exit !== undefined && Exit.isFailure(exit) && Cause.isDie(exit.cause)
+            })
+            return Effect.zipRight(
+              Effect.logError(`required feature ${feature ?? "(unknown)"} crashed`, Cause.die(defect)),
+              Effect.fail(failed(feature ?? required[0]!, "internal_error"))
+            )
+          })
+        )
         const outcomes = features.map((feature) => [feature, settled[feature] as FeatureOutcome] as const)
         yield* Effect.forEach(outcomes, ([feature, outcome]) => logOutcome(feature, outcome), { discard: true })
-        const missingRequired = outcomes.find(([feature, outcome]) =>
-          required.includes(feature) && !Outcome.isSuccess(outcome)
-        )
-        if (missingRequired !== undefined) {
-          const [feature, outcome] = missingRequired
-          return yield* outcome._tag === "TimedOut" ?
-            Effect.fail(
-              new DeadlineExceeded({
-                deadlineMs: Math.round(Duration.toMillis(deadline)),
-                pending: [feature],
-                message: `required feature ${feature} did not answer before the deadline`
-              })
-            ) :
-            Effect.fail(failed(feature, panel(feature, outcome)))
-        }
         return outcomes.map(([feature, outcome]) => panel(feature, outcome))
       })
 
@@ -186,7 +208,7 @@ export class Usage extends Effect.Service<Usage>()("analytics/Usage", {
             }
             const feature = failure.key as Feature
             const outcome = outcomes.find((outcome) => outcome.key === feature)
-            return yield* failed(feature, outcome === undefined ? undefined : panel(feature, outcome))
+            return yield* failed(feature, reasonOf(outcome === undefined ? undefined : panel(feature, outcome)))
           }))
       )
 
@@ -211,13 +233,13 @@ export class Usage extends Effect.Service<Usage>()("analytics/Usage", {
   })
 }) {}
 
-const failed = (feature: Feature, panel: Panel | undefined): FeatureFailed => {
-  const reason: PublicReason = panel === undefined ?
+const failed = (feature: Feature, reason: PublicReason): FeatureFailed =>
+  new FeatureFailed({ feature, reason, message: `${feature} failed (${reason})` })
+
+/** The public reason of a panel that is not `ok`. */
+const reasonOf = (panel: Panel | undefined): PublicReason =>
+  panel === undefined || panel.status === "ok" ?
     "internal_error" :
     panel.status === "failed" ?
     panel.reason :
-    panel.status === "timed_out" ?
-    "timeout" :
-    "internal_error"
-  return new FeatureFailed({ feature, reason, message: `${feature} failed (${reason})` })
-}
+    "timeout"

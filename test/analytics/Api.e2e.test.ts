@@ -238,12 +238,19 @@ describe("analytics API end to end, with a required feature", () => {
     .pipe(Layer.provide(makeCaptureLogger().layer))
 
   layer(Required, { excludeTestServices: true })((it) => {
-    it.effect("partial mode fails with 502 when a required feature fails", () =>
+    it.effect("partial mode fails with 502 when a required feature fails, aborting the other calls", () =>
       Effect.gen(function*() {
-        yield* scenario({ ...healthy, payments: { errorRate: 1 } })
+        const simulators = yield* scenario({
+          all: { ...healthy.all, hangRate: 1 },
+          payments: { hangRate: 0, errorRate: 1, latencyMs: 500 }
+        })
         const response = yield* get(`${yield* Embedded.apiUrl}/customers/c-1/usage`)
         expect(response.status).toBe(502)
         expect(response.json).toMatchObject({ _tag: "FeatureFailed", feature: "payments", reason: "unavailable" })
+        const counts = yield* settled(simulators)
+        for (const feature of others("payments")) {
+          expect(counts[feature], feature).toEqual({ started: 1, completed: 0, aborted: 1 })
+        }
       }))
 
     it.effect("partial mode still costs only a panel when an optional feature fails", () =>

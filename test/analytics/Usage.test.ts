@@ -96,6 +96,42 @@ describe("Usage", () => {
         REQUIRED_FEATURES: "listings,payments"
       }))))
 
+    it.effect("cancels every other call at once when a required feature fails", () =>
+      Effect.gen(function*() {
+        const others = features.length - 1
+        const started = yield* Ref.make(0)
+        const interrupted = yield* Ref.make(0)
+        const allStarted = yield* Deferred.make<void>()
+        const waitForever: Behaviour = () =>
+          Ref.updateAndGet(started, (n) => n + 1).pipe(
+            Effect.tap((n) => n === others ? Deferred.succeed(allStarted, undefined) : Effect.void),
+            Effect.zipRight(Effect.never),
+            Effect.onInterrupt(() => Ref.update(interrupted, (n) => n + 1))
+          )
+        const behaviours: Record<string, Behaviour> = Object.fromEntries(
+          features.map((feature) => [feature, waitForever])
+        )
+        behaviours.payments = (_, fail) => Effect.zipRight(Deferred.await(allStarted), fail("Unavailable"))
+        // No clock adjustment: were the request to wait for the deadline, this test would never end.
+        const error = yield* Usage.pipe(
+          Effect.flatMap((usage) => Effect.flip(usage.forCustomer(customer, { mode: "partial", deadline }))),
+          Effect.provide(withDoubles(behaviours, { REQUIRED_FEATURES: "payments" }))
+        )
+        expect(error).toMatchObject({ _tag: "FeatureFailed", feature: "payments", reason: "unavailable" })
+        expect(yield* Ref.get(interrupted)).toBe(others)
+      }))
+
+    it.effect("names a required feature that crashed, with internal_error and no details", () =>
+      Effect.gen(function*() {
+        const usage = yield* Usage
+        const error = yield* Effect.flip(usage.forCustomer(customer, { mode: "partial", deadline }))
+        expect(error).toMatchObject({ _tag: "FeatureFailed", feature: "listings", reason: "internal_error" })
+        expect(JSON.stringify(error)).not.toMatch(/boom/)
+      }).pipe(
+        Effect.provide(withDoubles({ listings: crash }, { REQUIRED_FEATURES: "payments,listings" })),
+        Effect.provide(makeCaptureLogger().layer)
+      ))
+
     it.effect("fails with DeadlineExceeded when a required feature times out", () =>
       Effect.gen(function*() {
         const usage = yield* Usage
