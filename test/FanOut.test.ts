@@ -330,6 +330,40 @@ describe("FanOut.all", () => {
         expect(error.failures.map((o) => [o._tag, o.key])).toStrictEqual([["Defect", 1], ["Defect", 0]])
       }))
 
+    it.effect("with report: true names a timed-out task, or the deadline", () =>
+      Effect.gen(function*() {
+        const timedOut = yield* Effect.fork(Effect.flip(FanOut.all({
+          fast: Effect.succeed(1),
+          slow: FanOut.labeled(Effect.never, "slow-service")
+        }, { report: true, timeout: "1 second" })))
+        yield* TestClock.adjust("1 second")
+        const timeout = yield* Fiber.join(timedOut)
+        expect([timeout.reason, timeout.key, timeout.label]).toStrictEqual(["Timeout", "slow", "slow-service"])
+        expect(timeout.outcomes.map((o) => o._tag)).toStrictEqual(["Success", "TimedOut"])
+
+        const late = yield* Effect.fork(Effect.flip(FanOut.all({
+          fast: Effect.succeed(1),
+          slow: Effect.never
+        }, { report: true, deadline: "1 second" })))
+        yield* TestClock.adjust("1 second")
+        const deadline = yield* Fiber.join(late)
+        expect([deadline.reason, deadline.key, deadline.label]).toStrictEqual(["Deadline", undefined, undefined])
+        expect(deadline.failures).toStrictEqual([])
+        expect(deadline.outcomes.map((o) => o._tag)).toStrictEqual(["Success", "Interrupted"])
+      }))
+
+    it.effect("a task that interrupts itself stops the fan-out", () =>
+      Effect.gen(function*() {
+        const log = yield* makeLog
+        const started = yield* Deferred.make<void>()
+        const error = yield* Effect.flip(FanOut.all([
+          hang(log, "other", started),
+          Effect.zipRight(Deferred.await(started), Effect.interrupt)
+        ], { report: true }))
+        expect([error.reason, error.key]).toStrictEqual(["Interrupted", 1])
+        expect(yield* log.get).toStrictEqual(["other interrupted", "other finalized"])
+      }))
+
     it.effect("with detach: true returns before a slow finalizer has finished, which still completes", () =>
       Effect.gen(function*() {
         const started = yield* Deferred.make<void>()
