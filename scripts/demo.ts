@@ -36,7 +36,7 @@ const scenarios: ReadonlyArray<Scenario> = [
     explain: "strict fails fast with 502 naming payments and cancels the eleven calls in flight;\n" +
       "   partial keeps the eleven panels that arrived and marks payments failed.",
     overrides: {
-      all: { ...steady.all, latencyMs: 80, jitterMs: 60 },
+      all: { ...steady.all, latencyMs: 250, jitterMs: 100 },
       payments: { errorRate: 1, latencyMs: 5, jitterMs: 0 }
     },
     calls: [{ mode: "strict" }, { mode: "partial" }]
