@@ -577,30 +577,31 @@ describe("FanOut.settle", () => {
 
   it.effect("tells a typed failure, a defect and an interruption apart", () =>
     Effect.gen(function*() {
-      const boom = new Error("boom")
-      const fiber = yield* Effect.fork(FanOut.settle({
-        ok: Effect.succeed(1),
-        failed: Effect.fail(new NotFound({ id: 1 })),
-        died: Effect.die(boom),
-        threw: Effect.sync((): number => {
-          throw new Error("thrown")
-        }),
-        interrupted: Effect.interrupt
-      }))
-      const o = yield* Fiber.join(fiber)
-      expect(o.ok).toMatchObject({ _tag: "Success", value: 1, key: "ok" })
-      expect(o.failed).toMatchObject({ _tag: "Failure", error: new NotFound({ id: 1 }), key: "failed" })
-      assert(o.failed._tag === "Failure")
-      expect(Cause.failureOption(o.failed.cause)).toStrictEqual(Option.some(new NotFound({ id: 1 })))
-      assert(o.died._tag === "Defect")
-      expect((o.died.defect as Error).message).toBe("boom")
-      expect(Chunk.toReadonlyArray(Cause.defects(o.died.cause)).map((d) => (d as Error).message)).toStrictEqual([
-        "boom"
-      ])
-      expect(o.threw._tag).toBe("Defect")
-      assert(o.threw._tag === "Defect")
-      expect((o.threw.defect as Error).message).toBe("thrown")
-      expect(o.interrupted._tag).toBe("Interrupted")
+      for (const concurrency of [1, "unbounded"] as const) {
+        const o = yield* FanOut.settle({
+          ok: Effect.succeed(1),
+          failed: Effect.fail(new NotFound({ id: 1 })),
+          died: Effect.die(new Error("boom")),
+          threw: Effect.sync((): number => {
+            throw new Error("thrown")
+          }),
+          interrupted: Effect.interrupt,
+          after: Effect.succeed(2)
+        }, { concurrency })
+        expect(o.ok).toMatchObject({ _tag: "Success", value: 1, key: "ok" })
+        expect(o.failed).toMatchObject({ _tag: "Failure", error: new NotFound({ id: 1 }), key: "failed" })
+        assert(o.failed._tag === "Failure")
+        expect(Cause.failureOption(o.failed.cause)).toStrictEqual(Option.some(new NotFound({ id: 1 })))
+        assert(o.died._tag === "Defect")
+        expect((o.died.defect as Error).message).toBe("boom")
+        expect(Chunk.toReadonlyArray(Cause.defects(o.died.cause)).map((d) => (d as Error).message)).toStrictEqual([
+          "boom"
+        ])
+        assert(o.threw._tag === "Defect")
+        expect((o.threw.defect as Error).message).toBe("thrown")
+        expect(o.interrupted).toMatchObject({ _tag: "Interrupted", key: "interrupted", attempts: 1 })
+        expect(o.after).toMatchObject({ _tag: "Success", value: 2 })
+      }
     }))
 
   it.effect("marks a task cut off by the deadline TimedOut with reason Deadline", () =>
