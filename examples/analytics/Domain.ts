@@ -44,7 +44,14 @@ export const Mode = Schema.Literal("partial", "strict")
 export type Mode = typeof Mode.Type
 
 /** Why a panel is missing, in words safe to show to any caller (internal details are logged, not sent). */
-export const PublicReason = Schema.Literal("unavailable", "bad_response", "timeout", "internal_error", "cancelled")
+export const PublicReason = Schema.Literal(
+  "unavailable",
+  "bad_response",
+  "timeout",
+  "deadline",
+  "internal_error",
+  "cancelled"
+)
 export type PublicReason = typeof PublicReason.Type
 
 export const OkPanel = Schema.Struct({
@@ -64,7 +71,8 @@ export const FailedPanel = Schema.Struct({
 export const TimedOutPanel = Schema.Struct({
   status: Schema.Literal("timed_out"),
   feature: Feature,
-  durationMs: Schema.Number
+  durationMs: Schema.Number,
+  reason: Schema.Literal("timeout", "deadline")
 })
 
 /** One feature's panel on the usage page; `status` says whether it has data. */

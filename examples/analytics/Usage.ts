@@ -69,7 +69,12 @@ const panel = (feature: Feature, outcome: FeatureOutcome): Panel => {
     case "Defect":
       return { status: "failed", feature, durationMs, reason: "internal_error" }
     case "TimedOut":
-      return { status: "timed_out", feature, durationMs }
+      return {
+        status: "timed_out",
+        feature,
+        durationMs,
+        reason: outcome.reason === "Deadline" ? "deadline" : "timeout"
+      }
     case "Interrupted":
       return { status: "failed", feature, durationMs, reason: "cancelled" }
   }
@@ -238,8 +243,4 @@ const failed = (feature: Feature, reason: PublicReason): FeatureFailed =>
 
 /** The public reason of a panel that is not `ok`. */
 const reasonOf = (panel: Panel | undefined): PublicReason =>
-  panel === undefined || panel.status === "ok" ?
-    "internal_error" :
-    panel.status === "failed" ?
-    panel.reason :
-    "timeout"
+  panel === undefined || panel.status === "ok" ? "internal_error" : panel.reason

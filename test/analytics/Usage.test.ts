@@ -81,7 +81,12 @@ describe("Usage", () => {
           "tours",
           "calendar"
         ])
-        expect(response.panels.find((panel) => panel.feature === "calendar")?.durationMs).toBe(2000)
+        expect(response.panels.find((panel) => panel.feature === "calendar")).toEqual({
+          status: "timed_out",
+          feature: "calendar",
+          reason: "deadline",
+          durationMs: 2000
+        })
         expect(response.complete).toBe(false)
       }).pipe(Effect.provide(withDoubles({ tours: () => Effect.never, calendar: () => Effect.never }))))
 
