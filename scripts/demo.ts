@@ -91,6 +91,7 @@ interface ResponseJson {
   readonly panels: ReadonlyArray<PanelJson>
   readonly _tag: string
   readonly message: string
+  readonly pending?: ReadonlyArray<string>
 }
 
 const printTable = (panels: ReadonlyArray<PanelJson>) => {
@@ -126,7 +127,8 @@ const run = (base: string, simulators: Simulator.Simulators, call: Call) =>
       console.log(`   → 200, complete: ${body.complete}`)
       printTable(body.panels)
     } else {
-      console.log(`   → ${status} ${body._tag}: ${body.message}`)
+      const pending = body.pending === undefined ? "" : ` (pending: ${body.pending.join(", ")})`
+      console.log(`   → ${status} ${body._tag}: ${body.message}${pending}`)
     }
     console.log(
       `   total ${elapsed} ms · downstream calls: ${sum.started} started, ${sum.completed} answered, ${sum.aborted} aborted`
