@@ -305,8 +305,8 @@ export interface ForEachOptions<X> {
  * @category labels
  */
 export const labeled: {
-  (label: string): <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
   <A, E, R>(self: Effect.Effect<A, E, R>, label: string): Effect.Effect<A, E, R>
+  (label: string): <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
 } = dual(2, internal.labeled)
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -343,13 +343,13 @@ export const labeled: {
  * @category fail fast
  */
 export const all: {
-  <const O extends AllOptions = {}>(
-    options?: O
-  ): <const T extends Tasks>(tasks: T) => Effect.Effect<Results<T>, FailFastError<ErrorOf<T>, O>, ContextOf<T>>
   <const T extends Tasks, const O extends AllOptions = {}>(
     tasks: T,
     options?: O
   ): Effect.Effect<Results<T>, FailFastError<ErrorOf<T>, O>, ContextOf<T>>
+  <const O extends AllOptions = {}>(
+    options?: O
+  ): <const T extends Tasks>(tasks: T) => Effect.Effect<Results<T>, FailFastError<ErrorOf<T>, O>, ContextOf<T>>
 } = dual(
   (args) => internal.isTasks(args[0]),
   (tasks: Tasks, options?: AllOptions) =>
@@ -374,14 +374,14 @@ export const all: {
  */
 export const forEach: {
   <X, A, E, R, const O extends AllOptions & ForEachOptions<X> = {}>(
-    f: (item: X, index: number) => Effect.Effect<A, E, R>,
-    options?: O
-  ): (items: Iterable<X>) => Effect.Effect<Array<A>, FailFastError<E, O>, R>
-  <X, A, E, R, const O extends AllOptions & ForEachOptions<X> = {}>(
     items: Iterable<X>,
     f: (item: X, index: number) => Effect.Effect<A, E, R>,
     options?: O
   ): Effect.Effect<Array<A>, FailFastError<E, O>, R>
+  <X, A, E, R, const O extends AllOptions & ForEachOptions<X> = {}>(
+    f: (item: X, index: number) => Effect.Effect<A, E, R>,
+    options?: O
+  ): (items: Iterable<X>) => Effect.Effect<Array<A>, FailFastError<E, O>, R>
 } = dual(
   (args) => typeof args[0] !== "function",
   (items: Iterable<any>, f: (item: any, index: number) => AnyEffect, options?: AllOptions & ForEachOptions<any>) =>
@@ -421,13 +421,13 @@ export const forEach: {
  * @category settle
  */
 export const settle: {
-  <const O extends SettleOptions = {}>(
-    options?: O
-  ): <const T extends Tasks>(tasks: T) => Effect.Effect<Outcomes<T>, SettleError<T, O>, ContextOf<T>>
   <const T extends Tasks, const O extends SettleOptions<KeyOf<T>> = {}>(
     tasks: T,
     options?: O
   ): Effect.Effect<Outcomes<T>, SettleError<T, O>, ContextOf<T>>
+  <const O extends SettleOptions = {}>(
+    options?: O
+  ): <const T extends Tasks>(tasks: T) => Effect.Effect<Outcomes<T>, SettleError<T, O>, ContextOf<T>>
 } = dual(
   (args) => internal.isTasks(args[0]),
   (tasks: Tasks, options?: SettleOptions) =>
@@ -445,14 +445,14 @@ export const settle: {
  */
 export const settleForEach: {
   <X, A, E, R>(
-    f: (item: X, index: number) => Effect.Effect<A, E, R>,
-    options?: SettleOptions<never> & ForEachOptions<X>
-  ): (items: Iterable<X>) => Effect.Effect<Array<Outcome.Outcome<A, E>>, never, R>
-  <X, A, E, R>(
     items: Iterable<X>,
     f: (item: X, index: number) => Effect.Effect<A, E, R>,
     options?: SettleOptions<never> & ForEachOptions<X>
   ): Effect.Effect<Array<Outcome.Outcome<A, E>>, never, R>
+  <X, A, E, R>(
+    f: (item: X, index: number) => Effect.Effect<A, E, R>,
+    options?: SettleOptions<never> & ForEachOptions<X>
+  ): (items: Iterable<X>) => Effect.Effect<Array<Outcome.Outcome<A, E>>, never, R>
 } = dual(
   (args) => typeof args[0] !== "function",
   (items: Iterable<any>, f: (item: any, index: number) => AnyEffect, options?: SettleOptions & ForEachOptions<any>) =>
@@ -483,17 +483,17 @@ export const settleForEach: {
  * @category quorum
  */
 export const quorum: {
+  <const T extends Tasks>(
+    tasks: T,
+    n: number,
+    options?: Options
+  ): Effect.Effect<Array<Outcome.Success<SuccessUnion<T>>>, QuorumError<ErrorOf<T>>, ContextOf<T>>
   (
     n: number,
     options?: Options
   ): <const T extends Tasks>(
     tasks: T
   ) => Effect.Effect<Array<Outcome.Success<SuccessUnion<T>>>, QuorumError<ErrorOf<T>>, ContextOf<T>>
-  <const T extends Tasks>(
-    tasks: T,
-    n: number,
-    options?: Options
-  ): Effect.Effect<Array<Outcome.Success<SuccessUnion<T>>>, QuorumError<ErrorOf<T>>, ContextOf<T>>
 } = dual(
   (args) => internal.isTasks(args[0]),
   (tasks: Tasks, n: number, options?: Options) =>
@@ -509,13 +509,13 @@ export const quorum: {
  * @category quorum
  */
 export const firstSuccess: {
-  (options?: Options): <const T extends Tasks>(
-    tasks: T
-  ) => Effect.Effect<SuccessUnion<T>, QuorumError<ErrorOf<T>>, ContextOf<T>>
   <const T extends Tasks>(
     tasks: T,
     options?: Options
   ): Effect.Effect<SuccessUnion<T>, QuorumError<ErrorOf<T>>, ContextOf<T>>
+  (options?: Options): <const T extends Tasks>(
+    tasks: T
+  ) => Effect.Effect<SuccessUnion<T>, QuorumError<ErrorOf<T>>, ContextOf<T>>
 } = dual(
   (args) => internal.isTasks(args[0]),
   (tasks: Tasks, options?: Options) =>
@@ -548,8 +548,8 @@ export const firstSuccess: {
  * @category hedging
  */
 export const hedge: {
-  (options: HedgeOptions): <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
   <A, E, R>(self: Effect.Effect<A, E, R>, options: HedgeOptions): Effect.Effect<A, E, R>
+  (options: HedgeOptions): <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
 } = dual(
   2,
   <A, E, R>(self: Effect.Effect<A, E, R>, options: HedgeOptions): Effect.Effect<A, E, R> =>
@@ -580,8 +580,8 @@ export const hedge: {
  * @category streaming
  */
 export const stream: {
-  (options?: Options): <const T extends Tasks>(tasks: T) => Stream.Stream<OutcomeUnion<T>, never, ContextOf<T>>
   <const T extends Tasks>(tasks: T, options?: Options): Stream.Stream<OutcomeUnion<T>, never, ContextOf<T>>
+  (options?: Options): <const T extends Tasks>(tasks: T) => Stream.Stream<OutcomeUnion<T>, never, ContextOf<T>>
 } = dual(
   (args) => internal.isTasks(args[0]),
   (tasks: Tasks, options?: Options) => internalStream.stream(internal.shapeOf(tasks), internal.settings(options))

@@ -15,7 +15,7 @@ import {
   Supervisor,
   TestClock
 } from "effect"
-import { FanOut } from "../src/index.js"
+import { FanOut, Outcome } from "../src/index.js"
 
 // ---------------------------------------------------------------------------------------------------------------
 // helpers
@@ -1033,3 +1033,58 @@ function assertFailure<A, E>(exit: Exit.Exit<A, E>): asserts exit is Exit.Failur
 function assert(condition: boolean): asserts condition {
   expect(condition).toBe(true)
 }
+
+describe("time-outs, wrapped errors and ambiguous shapes", () => {
+  // Tasks run inside the fan-out's span, where Effect wraps failure objects in a Proxy carrying the span.
+  it.effect("settle: a task past its own timeout is TimedOut with reason Timeout", () =>
+    Effect.gen(function*() {
+      const fiber = yield* Effect.fork(FanOut.settle({
+        ok: Effect.succeed(1),
+        slow: Effect.as(Effect.sleep("3 seconds"), 2)
+      }, { timeout: "2 seconds" }))
+      yield* TestClock.adjust("2 seconds")
+      const o = yield* Fiber.join(fiber)
+      expect(o.ok._tag).toBe("Success")
+      expect(o.slow).toMatchObject({ _tag: "TimedOut", reason: "Timeout", durationMillis: 2000 })
+      expect(Outcome.failures(o)).toStrictEqual([])
+    }))
+
+  it.effect("settleForEach: timed-out attempts are retried and the last one is TimedOut", () =>
+    Effect.gen(function*() {
+      const fiber = yield* Effect.fork(
+        FanOut.settleForEach([1], () => Effect.never, { timeout: "1 second", retry: Schedule.recurs(1) })
+      )
+      yield* TestClock.adjust("2 seconds")
+      const [o] = yield* Fiber.join(fiber)
+      expect(o).toMatchObject({ _tag: "TimedOut", reason: "Timeout", attempts: 2 })
+    }))
+
+  it.effect("all: a struct with a non-Effect entry dies with InvalidOptionError naming tasks", () =>
+    Effect.gen(function*() {
+      const result: unknown = FanOut.all({ a: Effect.succeed(1), b: 2 } as any)
+      expect(Effect.isEffect(result)).toBe(true)
+      const exit = yield* Effect.exit(result as Effect.Effect<unknown>)
+      const defect = Exit.isFailure(exit) ? Chunk.unsafeHead(Cause.defects(exit.cause)) : undefined
+      expect(defect).toMatchObject({ _tag: "InvalidOptionError", option: "tasks" })
+    }))
+
+  it.effect("outcomes hold the very object a task failed or died with", () =>
+    Effect.gen(function*() {
+      const error = new Error("typed")
+      const defect = new Error("crash")
+      const [failed, crashed] = yield* FanOut.settle([Effect.fail(error), Effect.die(defect)]).pipe(
+        Effect.withSpan("around")
+      )
+      expect(failed._tag === "Failure" && failed.error).toBe(error)
+      expect(crashed._tag === "Defect" && crashed.defect).toBe(defect)
+    }))
+
+  it.effect("an empty struct and a Record<string, Effect> are tasks, in the types as at run time", () =>
+    Effect.gen(function*() {
+      const empty = yield* FanOut.all({})
+      const tasks: Record<string, Effect.Effect<number>> = { a: Effect.succeed(1) }
+      const dynamic = yield* FanOut.all(tasks)
+      const settled = yield* FanOut.settle(tasks)
+      expect([empty, dynamic, settled.a?._tag]).toEqual([{}, { a: 1 }, "Success"])
+    }))
+})

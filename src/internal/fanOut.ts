@@ -51,9 +51,22 @@ export interface Shape {
 }
 
 /** @internal */
-export const isTasks = (u: unknown): boolean =>
-  (Predicate.isIterable(u) && typeof u !== "string") ||
-  (Predicate.isRecord(u) && Object.values(u).every(Effect.isEffect))
+export const isTasks = (u: unknown): boolean => {
+  if (Predicate.isIterable(u)) return typeof u !== "string"
+  if (!Predicate.isRecord(u)) return false
+  // Options never hold effects: a record with one effect (or none at all, the empty struct) is tasks.
+  const values = Object.values(u)
+  return values.length === 0 || values.some(Effect.isEffect)
+}
+
+/**
+ * Inside a span, Effect wraps a failure or defect object in a Proxy that carries the span; outcomes give the caller
+ * back the object the task failed with.
+ */
+const originalSymbol = Symbol.for("effect/OriginalAnnotation")
+/** @internal */
+export const original = <X>(value: X): X =>
+  typeof value === "object" && value !== null && originalSymbol in value ? (value as any)[originalSymbol] : value
 
 /** @internal */
 export const shapeOf = (input: unknown): Shape => {
@@ -197,7 +210,7 @@ export interface Prepared {
 
 /** @internal */
 export const isTimeoutError = (error: unknown): boolean =>
-  error === taskTimedOut || (error instanceof FanOutTimeoutError && error.reason === "Timeout")
+  original(error) === taskTimedOut || (error instanceof FanOutTimeoutError && error.reason === "Timeout")
 
 /** @internal */
 export const prepare = (shape: Shape, s: Settings, failFast: boolean, taskSpans: boolean): Prepared => {
@@ -330,7 +343,7 @@ export const outcomeOf = (
   const cause = exit.cause
   const failure = Cause.failureOption(cause)
   if (failure._tag === "Some") {
-    const error = failure.value
+    const error = original(failure.value)
     if (error === taskTimedOut) return { _tag: "TimedOut", reason: "Timeout", ...common }
     if (error instanceof FanOutTimeoutError && error.reason === "Timeout" && error.key === common.key) {
       return { _tag: "TimedOut", reason: "Timeout", ...common }
@@ -339,7 +352,7 @@ export const outcomeOf = (
   }
   const defects = Cause.defects(cause)
   if (Chunk.isNonEmpty(defects)) {
-    const defect = Chunk.headNonEmpty(defects)
+    const defect = original(Chunk.headNonEmpty(defects))
     return { _tag: "Defect", defect, cause: cause as Cause.Cause<never>, stack: stack.ofDefect(defect), ...common }
   }
   return report.cut[index] ? cutOff() : { _tag: "Interrupted", ...common }
