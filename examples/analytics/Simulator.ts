@@ -118,6 +118,8 @@ export interface Simulators {
   /** Back to the config file's settings, re-seeded, counters zeroed. */
   readonly reset: () => void
   readonly counts: () => AllCounts
+  /** TCP connections each simulator accepted since the last reset: fewer than requests means keep-alive reuse. */
+  readonly connections: () => { readonly [F in Feature]: number }
   /** Zeroes the counters (requests still in flight are no longer counted). */
   readonly resetCounts: () => void
   /** Resolves as soon as `predicate` holds for the counters (checked now and after every request event). */
@@ -173,8 +175,12 @@ export const start = async (config: SimulatorConfig = loadConfig()): Promise<Sim
   const rngs = new Map<Feature, () => number>()
   const counts = new Map<Feature, { started: number; completed: number; aborted: number }>()
   const waiters = new Set<() => void>()
+  const connections = {} as { [F in Feature]: number }
   const resetCounts = () => {
-    for (const feature of features) counts.set(feature, { started: 0, completed: 0, aborted: 0 })
+    for (const feature of features) {
+      counts.set(feature, { started: 0, completed: 0, aborted: 0 })
+      connections[feature] = 0
+    }
   }
   const seedAll = () => {
     features.forEach((feature, index) => rngs.set(feature, makeRng(config.seed * 31 + index)))
@@ -238,6 +244,7 @@ export const start = async (config: SimulatorConfig = loadConfig()): Promise<Sim
 
   const servers = await Promise.all(features.map(async (feature) => {
     const server = Http.createServer({ keepAliveTimeout: 30_000 }, handler(feature))
+    server.on("connection", () => connections[feature]++)
     await new Promise<void>((resolveListen, reject) => {
       server.once("error", reject)
       server.listen(0, "127.0.0.1", () => {
@@ -264,6 +271,7 @@ export const start = async (config: SimulatorConfig = loadConfig()): Promise<Sim
       seedAll()
     },
     counts: snapshot,
+    connections: () => ({ ...connections }),
     resetCounts,
     awaitCounts: (predicate) =>
       new Promise((resolveWait) => {

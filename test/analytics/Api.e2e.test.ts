@@ -78,6 +78,17 @@ describe("analytics API end to end", () => {
         for (const panel of response.json.panels) expect(panel.usage.count).toBeGreaterThanOrEqual(0)
       }))
 
+    it.effect("reuses keep-alive connections to the feature services", () =>
+      Effect.gen(function*() {
+        const simulators = yield* scenario(healthy)
+        yield* call("/customers/c-1/usage")
+        yield* call("/customers/c-2/usage")
+        const counts = yield* settled(simulators)
+        expect(Simulator.total(counts).completed).toBe(24)
+        // Connections left open by earlier tests may serve both requests; at most the first one opens a new one.
+        for (const feature of features) expect(simulators.connections()[feature], feature).toBeLessThanOrEqual(1)
+      }))
+
     it.effect("the client derived from the spec decodes the response", () =>
       Effect.gen(function*() {
         yield* scenario(healthy)
