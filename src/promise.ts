@@ -19,18 +19,18 @@
  * each function has its own so that only the late one is aborted), and that signal is aborted when the run stops
  * early, even for the functions that had already finished.
  *
- * **Waiting.** Like the core, the facade is structured by default: when `runAsync`/`all` reject, every aborted
- * function has already settled (nothing is left running), and the settle forms always wait for every function. This
- * trusts the functions to stop when their signal aborts: one that ignores it keeps the run waiting. `detach: true`
- * makes `runAsync`/`all` reject as soon as the first error is seen and lets the aborted functions settle in the
- * background (their results are ignored). Aborting the caller's `signal` always waits, as interrupting an Effect
- * fan-out does.
+ * **Waiting.** Like the core, the facade is structured by default: when `runAsync`/`all` reject, every function they
+ * called has settled (nothing they started is still running), and the settle forms always wait for every function.
+ * This trusts the functions to stop when their signal aborts: one that ignores it keeps the run waiting. With
+ * `detach: true`, `runAsync`/`all` reject as soon as the run fails (first error, timeout, deadline or the caller's
+ * abort) and the aborted functions settle in the background, their results ignored.
  *
  * **Bad input** (not an array, an entry that is not a function, an invalid option) never throws synchronously: the
  * returned promise rejects with a `TypeError` (wrong type) or a `RangeError` (a number out of range) naming the
  * problem, and no function is called.
  *
- * Cost: a function is one fiber of the core (see `docs/BENCHMARKS.md`, "Promise facade") plus one promise callback.
+ * Cost: a function is one task of the core's engine (a fiber) plus one promise callback; `scripts/bench/promise.ts`
+ * compares it with `Promise.all`, `Promise.allSettled` and p-map.
  *
  * @since 0.1.0
  */
@@ -38,6 +38,7 @@ import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import { setMaxListeners } from "node:events"
 import * as FanOut from "./FanOut.js"
 import { FanOutTimeoutError, InvalidOptionError } from "./FanOutError.js"
 import * as stack from "./internal/stack.js"
@@ -191,9 +192,9 @@ export interface Options {
  */
 export interface FailFastOptions extends Options {
   /**
-   * Reject as soon as the first error is seen, while the aborted functions settle in the background (their results
-   * and errors are ignored). Default: `false` — reject once every aborted function has settled, so that nothing the
-   * run started is still running.
+   * Reject as soon as the run fails (the first error, a timeout, the deadline, the caller's abort), while the aborted
+   * functions settle in the background (their results and errors are ignored). Default: `false` — reject once every
+   * function called has settled, so that nothing the run started is still running.
    */
   readonly detach?: boolean | undefined
 }
@@ -428,38 +429,49 @@ const isThenable = (u: unknown): u is PromiseLike<unknown> =>
   (typeof u === "object" || typeof u === "function") && u !== null && typeof (u as any).then === "function"
 
 /**
- * The state of one run, shared by its tasks. Why the facade keeps its own reasons instead of asking the core: an
- * Effect fiber is interrupted without being told why, but a signal must be aborted with the reason; so the facade
- * records the first error, the caller's abort and its own time-outs before the core interrupts anything, and an
- * interruption it did not cause can only be the core's deadline.
+ * The state of one run, shared by its tasks.
+ *
+ * How a run maps onto the core: each function is one `Effect.async` task of `FanOut.all` / `FanOut.settle`, and the
+ * core decides what starts, when to stop, who is cut off at the deadline, and builds the outcomes. The facade adds
+ * the two things a Promise needs that an Effect fiber does not have:
+ *
+ * - an abort **reason**: a fiber is interrupted without being told why, so the facade aborts the signals itself, at
+ *   the moment it learns why: a function's error or own timeout (it sees them first), the caller's abort (it listens),
+ *   the deadline (the core's result says who was cut off);
+ * - **waiting for the promises**: an interrupted fiber ends at once, so the facade counts the promises still pending
+ *   and, once the core has returned, waits for them (unless `detach`), as the core waits for finalizers.
+ *
+ * Why the tasks do not do both in an interruption handler (`Effect.async` returning a canceler), which would let the
+ * core do the waiting: in Effect 3 a canceler wraps every task in an `onInterrupt`, which about doubles the cost of a
+ * task (scripts/bench/promise.ts).
  */
 class Run {
-  /** Fail fast: the first error seen (the run's rejection and every signal's reason). */
-  firstError: Error | undefined = undefined
+  /** Fail fast: set once the run has begun to fail; `reason` is then its rejection and every signal's reason. */
+  stopped = false
+  reason: unknown = undefined
   /** What stopped a settle run early, first come first served. */
   stoppedBy: "caller" | "deadline" | undefined = undefined
   deadlineError: FanOutTimeoutError | undefined = undefined
   /** One signal for the run; `undefined` when each function has its own (settle with `timeout`). */
   readonly shared: AbortController | undefined
-  /** Settle with `timeout`: the controller of each function while it runs, for the caller's abort. */
+  /** Settle with `timeout`: the controller of each function whose promise is pending. */
   readonly own: Array<AbortController | undefined> | undefined
   readonly timeoutDuration: Duration.Duration | undefined
+  /** Promises returned by the functions that have not settled yet, and who waits for there to be none. */
+  private inFlight = 0
+  private onIdle: (() => void) | undefined = undefined
   private readonly onCallerAbort: (() => void) | undefined = undefined
 
   constructor(readonly fns: ReadonlyArray<Fn>, readonly s: Settings, readonly failFast: boolean) {
     const perFunction = !failFast && s.timeout !== undefined
     this.shared = perFunction ? undefined : new AbortController()
+    // Every function may listen to the shared signal: dozens of listeners are expected, not a leak.
+    if (this.shared !== undefined && fns.length > 1) setMaxListeners(0, this.shared.signal)
     this.own = perFunction ? new Array(fns.length).fill(undefined) : undefined
     this.timeoutDuration = s.timeout === undefined ? undefined : Duration.millis(s.timeout)
-    // Fail fast hands the caller's signal to the Effect runtime, which interrupts the fan-out; settle must keep the
-    // finished results, so it aborts the functions itself and lets each end as `aborted`.
-    if (!failFast && s.signal !== undefined && !s.signal.aborted) {
+    if (s.signal !== undefined && !s.signal.aborted) {
       const signal = s.signal
-      this.onCallerAbort = () => {
-        if (this.stoppedBy === undefined) this.stoppedBy = "caller"
-        if (this.shared !== undefined) this.shared.abort(signal.reason)
-        else for (const c of this.own!) c?.abort(signal.reason)
-      }
+      this.onCallerAbort = () => this.callerAborts(signal.reason)
       signal.addEventListener("abort", this.onCallerAbort, { once: true })
     }
   }
@@ -468,31 +480,46 @@ class Run {
     return this.s.signal !== undefined && this.s.signal.aborted
   }
 
-  /** The reason to abort a signal with when the core interrupts a function. */
-  interruptReason(): unknown {
-    if (this.firstError !== undefined) return this.firstError
-    if (this.callerAborted) return this.s.signal!.reason
-    if (this.stoppedBy === undefined) this.stoppedBy = "deadline"
-    return this.deadline()
+  /** Fail fast: the first cause of failure wins; it aborts every function's signal. */
+  stop(reason: unknown): void {
+    if (this.stopped) return
+    this.stopped = true
+    this.reason = reason
+    this.shared!.abort(reason)
   }
 
-  deadline(): FanOutTimeoutError {
-    return this.deadlineError ??= new FanOutTimeoutError({
-      reason: "Deadline",
-      key: undefined,
-      label: undefined,
-      duration: Duration.millis(this.s.deadline ?? 0)
-    })
+  private callerAborts(reason: unknown): void {
+    // Fail fast: the Effect runtime, given the same signal, interrupts the fan-out; the facade gives the reason.
+    if (this.failFast) return this.stop(reason)
+    // Settle: the finished results are kept, so the fan-out is not interrupted: every running function is aborted and
+    // ends as `aborted` once it has settled; the functions not called yet end so without being called.
+    if (this.stoppedBy === undefined) this.stoppedBy = "caller"
+    this.abortRunning(reason)
   }
 
-  done(): void {
-    if (this.onCallerAbort !== undefined) this.s.signal!.removeEventListener("abort", this.onCallerAbort)
+  private abortRunning(reason: unknown): void {
+    if (this.shared !== undefined) this.shared.abort(reason)
+    else for (const controller of this.own!) controller?.abort(reason)
+  }
+
+  /** Settle: a function that ends after the caller's abort is `aborted`, whatever it did. */
+  private settleAborted(): boolean {
+    return !this.failFast && this.stoppedBy === "caller"
+  }
+
+  private failure(error: Error): Effect.Effect<never, unknown> {
+    if (this.failFast) {
+      this.stop(error)
+      return failWith(error)
+    }
+    return this.settleAborted() ? Effect.interrupt : failWith(error)
   }
 
   /** Function `index` as an Effect: fails with an `Error` (or `OwnTimeout`), interrupts itself on the caller's abort. */
   task(index: number): Effect.Effect<unknown, unknown> {
     return Effect.async<unknown, unknown>((resume) => {
-      if (this.callerAborted) {
+      // Never call a function whose signal is already aborted (a worker may pick a task up before the core stops).
+      if (this.failFast ? this.stopped : this.settleAborted() || this.callerAborted) {
         resume(Effect.interrupt)
         return
       }
@@ -509,49 +536,32 @@ class Run {
         resume(this.failure(toError(thrown, index)))
         return
       }
-      if (!isThenable(result)) {
+      if (isThenable(result)) {
+        this.watch(index, result, controller, resume)
+      } else {
         if (this.own !== undefined) this.own[index] = undefined
-        resume(this.settleAborted() ? Effect.interrupt : Effect.succeed(result))
-        return
+        resume(Effect.succeed(result))
       }
-      return this.pending(index, result, controller, resume)
     })
   }
 
-  /** Settle: a function that ends after the caller's abort is `aborted`, whatever it did. */
-  private settleAborted(): boolean {
-    return !this.failFast && this.stoppedBy === "caller"
-  }
-
-  private failure(error: Error): Effect.Effect<never, unknown> {
-    if (this.failFast && this.firstError === undefined) this.firstError = error
-    return this.settleAborted() ? Effect.interrupt : failWith(error)
-  }
-
-  private pending(
+  private watch(
     index: number,
     promise: PromiseLike<unknown>,
     controller: AbortController,
     resume: (effect: Effect.Effect<unknown, unknown>) => void
-  ): Effect.Effect<void> {
+  ): void {
+    this.inFlight++
+    // `resume` is a no-op once the fiber has ended (interrupted by the core, or resumed by the timer).
     let settled = false
-    let resumed = false
-    let onSettled: (() => void) | undefined = undefined
     let timer: ReturnType<typeof setTimeout> | undefined = undefined
-    let timedOut: FanOutTimeoutError | undefined = undefined
-    const finish = (effect: Effect.Effect<unknown, unknown>) => {
-      if (resumed) return
-      resumed = true
-      resume(effect)
-    }
     const end = (effect: () => Effect.Effect<unknown, unknown>) => {
       if (settled) return
       settled = true
       if (timer !== undefined) clearTimeout(timer)
       if (this.own !== undefined) this.own[index] = undefined
-      if (onSettled !== undefined) onSettled()
-      else if (timedOut !== undefined) finish(this.timedOut(timedOut))
-      else finish(effect())
+      resume(effect())
+      if (--this.inFlight === 0 && this.onIdle !== undefined) this.onIdle()
     }
     try {
       promise.then(
@@ -560,39 +570,36 @@ class Run {
       )
     } catch (thrown) {
       end(() => this.failure(toError(thrown, index)))
-      return Effect.void
+      return
     }
     if (this.timeoutDuration !== undefined && !settled) {
+      const duration = this.timeoutDuration
       timer = setTimeout(() => {
         timer = undefined
-        if (settled || resumed) return
-        const error = new FanOutTimeoutError({
-          reason: "Timeout",
-          key: index,
-          label: undefined,
-          duration: this.timeoutDuration!
-        })
-        timedOut = error
-        if (this.failFast && this.firstError === undefined) this.firstError = error
-        controller.abort(this.failFast ? this.firstError : error)
-        // Structured: the time-out is reported once the function has settled, unless the caller chose `detach`.
-        if (this.failFast && this.s.detach) finish(this.timedOut(error))
+        if (settled) return
+        const error = new FanOutTimeoutError({ reason: "Timeout", key: index, label: undefined, duration })
+        // Reported at once; the run still waits for the promise to settle before it returns (see `idle`).
+        if (this.failFast) {
+          this.stop(error)
+          resume(failWith(error))
+        } else {
+          controller.abort(error)
+          resume(this.settleAborted() ? Effect.interrupt : failWith(new OwnTimeout(error)))
+        }
       }, this.s.timeout)
     }
-    // Interrupted by the core (a sibling failed, the deadline passed, the caller was interrupted): abort the signal
-    // and wait for the function to settle, so that the core's "wait for finalizers" means "wait for the function".
-    return Effect.async<void>((resumeCanceler) => {
-      resumed = true
-      if (timer !== undefined) clearTimeout(timer)
-      controller.abort(this.interruptReason())
-      if (settled) resumeCanceler(Effect.void)
-      else onSettled = () => resumeCanceler(Effect.void)
+  }
+
+  /** Resolves once every promise the functions returned has settled. */
+  idle(): Promise<void> {
+    if (this.inFlight === 0) return Promise.resolve()
+    return new Promise((resolve) => {
+      this.onIdle = resolve
     })
   }
 
-  private timedOut(error: FanOutTimeoutError): Effect.Effect<never, unknown> {
-    if (this.settleAborted()) return Effect.interrupt
-    return failWith(this.failFast ? error : new OwnTimeout(error))
+  done(): void {
+    if (this.onCallerAbort !== undefined) this.s.signal!.removeEventListener("abort", this.onCallerAbort)
   }
 
   tasks(): Array<Effect.Effect<unknown, unknown>> {
@@ -601,27 +608,42 @@ class Run {
     return tasks
   }
 
-  coreOptions(): { concurrency: number | "unbounded"; deadline?: Duration.Duration; detach?: boolean } {
-    const o: { concurrency: number | "unbounded"; deadline?: Duration.Duration; detach?: boolean } = {
-      concurrency: this.s.concurrency
-    }
+  coreOptions(): { concurrency: number | "unbounded"; deadline?: Duration.Duration } {
+    const o: { concurrency: number | "unbounded"; deadline?: Duration.Duration } = { concurrency: this.s.concurrency }
     if (this.s.deadline !== undefined) o.deadline = Duration.millis(this.s.deadline)
-    if (this.failFast && this.s.detach) o.detach = true
     return o
   }
 
-  /** The rejection of a failed fail-fast run. */
-  rejection(cause: Cause.Cause<unknown>): unknown {
+  /** Fail fast: the core failed with `cause`; abort what is still running and say what to reject with. */
+  failed(cause: Cause.Cause<unknown>): unknown {
     const failure = Cause.failureOption(cause)
-    if (failure._tag === "Some") {
-      const error = failure.value
-      if (error instanceof FanOutTimeoutError && error.reason === "Deadline") return this.deadlineError ?? error
-      return this.firstError ?? error
+    if (failure._tag === "Some" && failure.value instanceof FanOutTimeoutError && failure.value.reason === "Deadline") {
+      this.stop(failure.value)
     }
-    const defects = Cause.defects(cause)
-    for (const defect of defects) return internalError(defect)
-    if (this.callerAborted) return this.s.signal!.reason
-    return this.firstError ?? new Error(`${prefix} the run was interrupted`)
+    if (this.stopped) return this.reason
+    for (const defect of Cause.defects(cause)) return internalError(defect)
+    return new Error(`${prefix} the run was interrupted`)
+  }
+
+  /** Settle: the core's outcomes; the ones it cut off at the deadline get their signal aborted. */
+  cut(outcomes: ReadonlyArray<Outcome.Outcome<unknown, unknown>>): void {
+    for (const outcome of outcomes) {
+      if (outcome._tag === "TimedOut" && outcome.reason === "Deadline") {
+        if (this.stoppedBy === undefined) this.stoppedBy = "deadline"
+        const error = this.deadline()
+        if (this.shared !== undefined) return this.shared.abort(error)
+        this.own![outcome.key as number]?.abort(error)
+      }
+    }
+  }
+
+  deadline(): FanOutTimeoutError {
+    return this.deadlineError ??= new FanOutTimeoutError({
+      reason: "Deadline",
+      key: undefined,
+      label: undefined,
+      duration: Duration.millis(this.s.deadline ?? 0)
+    })
   }
 
   /** One core outcome as a `Settled`. */
@@ -654,17 +676,25 @@ const failFast = (fns: ReadonlyArray<Fn>, options: FailFastOptions | undefined, 
   let run: Run
   try {
     checkFns(fns)
-    run = new Run(fns, settings(options, true), true)
+    const s = settings(options, true)
+    if (s.signal !== undefined && s.signal.aborted) return Promise.reject(s.signal.reason)
+    run = new Run(fns, s, true)
   } catch (error) {
     return Promise.reject(error)
   }
   const signal = run.s.signal
-  if (signal !== undefined && signal.aborted) return Promise.reject(signal.reason)
   const effect = FanOut.all(run.tasks(), run.coreOptions())
   return Effect.runPromiseExit(effect, signal === undefined ? undefined : { signal }).then((exit) => {
+    if (Exit.isSuccess(exit)) {
+      run.done()
+      return values ? exit.value : undefined
+    }
+    const rejection = run.failed(exit.cause)
     run.done()
-    if (Exit.isSuccess(exit)) return values ? exit.value : undefined
-    throw run.rejection(exit.cause)
+    if (run.s.detach) throw rejection
+    return run.idle().then(() => {
+      throw rejection
+    })
   })
 }
 
@@ -681,13 +711,13 @@ const settleImpl = (fns: ReadonlyArray<Fn>, options: Options | undefined): Promi
   return Effect.runPromiseExit(effect).then((exit) => {
     run.done()
     if (Exit.isFailure(exit)) {
-      const defects = Cause.defects(exit.cause)
-      for (const defect of defects) throw internalError(defect)
+      for (const defect of Cause.defects(exit.cause)) throw internalError(defect)
       throw new Error(`${prefix} the run was interrupted`)
     }
     const outcomes = exit.value as Array<Outcome.Outcome<unknown, unknown>>
+    run.cut(outcomes)
     const out: Array<Settled<unknown>> = new Array(outcomes.length)
     for (let i = 0; i < outcomes.length; i++) out[i] = run.settled(outcomes[i]!)
-    return out
+    return run.idle().then(() => out)
   })
 }

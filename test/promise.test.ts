@@ -164,6 +164,42 @@ describe("runAsync", () => {
     expect(slow.finished).toBe(true)
   })
 
+  it("with detach, also rejects at once on the caller's abort and on a timeout", async () => {
+    const controller = new AbortController()
+    const slow = new Controlled()
+    const run = watch(P.runAsync([slow.fn], { detach: true, signal: controller.signal }))
+    await flush()
+    controller.abort("stop")
+    await flush()
+    expect(run).toMatchObject({ settled: true, rejected: true, error: "stop" })
+    expect(slow.finished).toBe(false)
+    slow.resolve(undefined)
+
+    useFakeTimers()
+    const late = new Controlled()
+    const run2 = watch(P.runAsync([late.fn], { detach: true, timeout: 10 }))
+    await vi.advanceTimersByTimeAsync(10)
+    await flush()
+    expect(run2.error).toBeInstanceOf(FanOutTimeoutError)
+    expect(late.signal!.reason).toBe(run2.error)
+    expect(late.finished).toBe(false)
+    late.resolve(undefined)
+  })
+
+  it("lets many functions listen to their signal without a listener-leak warning", async () => {
+    const warnings: Array<Error> = []
+    const onWarning = (warning: Error) => warnings.push(warning)
+    process.on("warning", onWarning)
+    try {
+      const fs = Array.from({ length: 50 }, () => new Controlled({ honour: true }))
+      await expect(P.runAsync([...fs.map((f) => f.fn), () => Promise.reject(new Boom("x"))])).rejects.toThrow("x")
+      await flush()
+    } finally {
+      process.off("warning", onWarning)
+    }
+    expect(warnings.filter((w) => w.name === "MaxListenersExceededWarning")).toEqual([])
+  })
+
   it("catches a synchronous throw like a rejection", async () => {
     const other = new Controlled({ honour: true })
     const boom = new Boom("sync")
@@ -253,11 +289,12 @@ describe("runAsync", () => {
     const error = run.error as FanOutTimeoutError
     expect(error).toBeInstanceOf(FanOutTimeoutError)
     expect(error).toBeInstanceOf(Error)
-    // `late` and `other` both started at once, so both time out; the first to be seen names itself.
-    expect(error.reason).toBe("Timeout")
-    expect([1, 2]).toContain(error.key)
+    // `late` and `other` started together and both run out of time; `late`'s timer was set first.
+    expect(error).toMatchObject({ reason: "Timeout", key: 1 })
     expect(late.signal!.reason).toBe(error)
     expect(other.signal!.reason).toBe(error)
+    expect(late.finished && other.finished).toBe(true)
+    expect(vi.getTimerCount()).toBe(0)
   })
 
   it("fails at the deadline with a FanOutTimeoutError, every running function aborted with it", async () => {
