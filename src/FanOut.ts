@@ -158,7 +158,9 @@ type TimeoutErrorOf<O> = O extends
  * @category models
  */
 export type SettleError<T extends Tasks, O> = O extends { readonly required: ReadonlyArray<infer K> } ?
-  [K] extends [never] ? never : RequiredErrorOf<T, K> | TimeoutErrorOf<O>
+  [K] extends [never] ? never
+  : O extends { readonly report: true } ? FanOutFailure<RequiredErrorOf<T, K>>
+  : RequiredErrorOf<T, K> | TimeoutErrorOf<O>
   : never
 
 type RequiredErrorOf<T extends Tasks, K> = [T] extends [ReadonlyArray<AnyEffect>] ?
@@ -270,6 +272,11 @@ export interface SettleOptions<K = Outcome.Key> extends Options {
    * other tasks settle to outcomes. Checked against the tasks' keys in the data-first form. Default: none.
    */
   readonly required?: ReadonlyArray<K> | undefined
+  /**
+   * With `required`: fail with a `FanOutFailure` naming the required task that failed (key, label, reason — also for
+   * a crash or the deadline) and listing every outcome, instead of the task's own error. Default: `false`.
+   */
+  readonly report?: boolean | undefined
 }
 
 /**

@@ -27,8 +27,9 @@ export class InvalidOptionError extends Data.TaggedError("InvalidOptionError")<{
 }
 
 /**
- * A fail-fast fan-out ran out of time: one task's `timeout` (`reason: "Timeout"`, with that task's `key` and
- * `label`) or the whole fan-out's `deadline` (`reason: "Deadline"`).
+ * A fan-out ran out of time: one task's `timeout` (`reason: "Timeout"`, with that task's `key` and `label`) or the
+ * whole fan-out's `deadline` (`reason: "Deadline"`; `key` and `label` then name the required task the deadline cut
+ * off in `settle` with `required`, and are `undefined` in fail-fast mode).
  *
  * @since 0.1.0
  * @category errors
@@ -40,9 +41,14 @@ export class FanOutTimeoutError extends Data.TaggedError("FanOutTimeoutError")<{
   readonly duration: Duration.Duration
 }> {
   override get message(): string {
-    return this.reason === "Deadline"
-      ? `fan-out deadline of ${formatDuration(this.duration)} passed`
-      : `task ${this.label ?? String(this.key)} timed out after ${formatDuration(this.duration)}`
+    if (this.reason === "Deadline") {
+      return this.key === undefined
+        ? `fan-out deadline of ${formatDuration(this.duration)} passed`
+        : `required task ${this.label ?? String(this.key)} did not finish by the deadline of ${
+          formatDuration(this.duration)
+        }`
+    }
+    return `task ${this.label ?? String(this.key)} timed out after ${formatDuration(this.duration)}`
   }
 }
 
@@ -51,8 +57,8 @@ export class FanOutTimeoutError extends Data.TaggedError("FanOutTimeoutError")<{
  * did, so the caller can tell the first failure from the others seen while the rest were being interrupted.
  *
  * - `reason`: `"Failure"` (a typed error: `error` holds it), `"Defect"` (a crash), `"Timeout"` (a task's own
- *   timeout), `"Deadline"` (the fan-out's deadline; `key` and `label` are then `undefined`), or `"Interrupted"` (a
- *   task interrupted itself).
+ *   timeout), `"Deadline"` (the fan-out's deadline; `key` and `label` name the required task it cut off in
+ *   `settle`, and are `undefined` in fail-fast mode), or `"Interrupted"` (a task interrupted itself).
  * - `failures`: every task that genuinely failed, in the order they ended, the first one first; tasks that the
  *   fan-out interrupted are not here.
  * - `outcomes`: one outcome per task, in input order (the interrupted ones are `Interrupted`).
@@ -78,7 +84,7 @@ export class FanOutFailure<E> extends Data.TaggedError("FanOutFailure")<{
       case "Timeout":
         return `task ${who} timed out`
       case "Deadline":
-        return "fan-out deadline passed"
+        return this.key === undefined ? "fan-out deadline passed" : `task ${who} did not finish by the deadline`
       case "Interrupted":
         return `task ${who} was interrupted`
     }

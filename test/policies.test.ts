@@ -82,6 +82,39 @@ describe("required", () => {
       expect((Option.getOrThrow(error) as FanOutError.FanOutTimeoutError).reason).toBe("Deadline")
     }))
 
+  it.effect("report: true names the required task that failed, crashed or was cut off by the deadline", () =>
+    Effect.gen(function*() {
+      const crashed = yield* FanOut.settle({ account: Effect.die(new Error("bug")), usage: Effect.never }, {
+        required: ["account"],
+        report: true
+      }).pipe(Effect.flip)
+      expect(crashed).toBeInstanceOf(FanOutError.FanOutFailure)
+      expect([crashed.reason, crashed.key, crashed.label]).toEqual(["Defect", "account", "account"])
+      expect(crashed.outcomes.map((o) => o._tag)).toEqual(["Defect", "Interrupted"])
+
+      const fiber = yield* FanOut.settle({ usage: Effect.succeed(1), account: Effect.never }, {
+        required: ["account"],
+        deadline: "1 second",
+        report: true
+      }).pipe(Effect.flip, Effect.fork)
+      yield* TestClock.adjust("1 second")
+      const late = yield* Fiber.join(fiber)
+      expect([late.reason, late.key]).toEqual(["Deadline", "account"])
+      expect(late.failures.map((o) => o.key)).toEqual(["account"])
+    }))
+
+  it.effect("without report, a required task cut off by the deadline is named in the FanOutTimeoutError", () =>
+    Effect.gen(function*() {
+      const fiber = yield* FanOut.settle([Effect.never, Effect.succeed(1)], { required: [0], deadline: 50 }).pipe(
+        Effect.flip,
+        Effect.fork
+      )
+      yield* TestClock.adjust(50)
+      const error = yield* Fiber.join(fiber)
+      expect(error).toMatchObject({ _tag: "FanOutTimeoutError", reason: "Deadline", key: 0 })
+      expect(error.message).toContain("did not finish by the deadline")
+    }))
+
   it.effect("a key that is not a task's key is an InvalidOptionError", () =>
     Effect.gen(function*() {
       const exit = yield* Effect.exit(FanOut.settle({ a: Effect.succeed(1) }, { required: ["b" as "a"] }))

@@ -415,18 +415,25 @@ export const settle = (shape: Shape, s: Settings, rawRequired?: unknown): Effect
         : report.stop === "Deadline"
         ? [...required].find((i) => outcomes[i]!._tag !== "Success") ?? -1
         : -1
-      if (failedRequired >= 0) return [requiredFailure(shape, s, outcomes[failedRequired]!), outcomes]
+      if (failedRequired >= 0) return [requiredFailure(s, report, failedRequired, outcomes), outcomes]
     }
     return [Effect.succeed(rebuild(shape, outcomes)), outcomes]
   })
 }
 
-/** The whole fan-out fails with what the required task did: its own error, its defect, or a time-out. */
+/**
+ * The whole fan-out fails with what the required task did: its own error, its defect, or a time-out naming it
+ * (even at the deadline, so the caller knows which required task was missing). With `report: true`, a
+ * `FanOutFailure` naming the task instead.
+ */
 const requiredFailure = (
-  shape: Shape,
   s: Settings,
-  outcome: Outcome.Outcome<unknown, unknown>
+  report: engine.Report,
+  index: number,
+  outcomes: Array<Outcome.Outcome<unknown, unknown>>
 ): Effect.Effect<never, unknown> => {
+  const outcome = outcomes[index]!
+  if (s.report) return Effect.fail(failureReport(report, outcomes, index))
   switch (outcome._tag) {
     case "Failure":
       return Effect.failCause(outcome.cause)
@@ -436,8 +443,8 @@ const requiredFailure = (
       return Effect.fail(
         new FanOutTimeoutError({
           reason: outcome.reason,
-          key: outcome.reason === "Deadline" ? undefined : outcome.key,
-          label: outcome.reason === "Deadline" ? undefined : outcome.label,
+          key: outcome.key,
+          label: outcome.label,
           duration: outcome.reason === "Deadline" ? s.deadline! : s.timeout!
         })
       )
@@ -470,7 +477,7 @@ export const all = (shape: Shape, s: Settings): Effect.Effect<any, any> =>
       return [Effect.succeed(rebuild(shape, values))]
     }
     const outcomes = outcomesOf(shape, prepared, report, finished.now)
-    if (s.report) return [Effect.fail(failureReport(shape, report, outcomes)), outcomes]
+    if (s.report) return [Effect.fail(failureReport(report, outcomes, report.stoppedBy)), outcomes]
     const first: Cause.Cause<unknown> = report.stop === "Deadline"
       ? Cause.fail(
         new FanOutTimeoutError({ reason: "Deadline", key: undefined, label: undefined, duration: s.deadline! })
@@ -487,26 +494,30 @@ export const all = (shape: Shape, s: Settings): Effect.Effect<any, any> =>
     return [Effect.failCause(cause), outcomes]
   })
 
+/**
+ * The `FanOutFailure` of a stopped fan-out: the task at `culprit` first (-1: the deadline itself), then every other
+ * genuine failure in the order the tasks ended.
+ */
 const failureReport = (
-  _shape: Shape,
   report: engine.Report,
-  outcomes: Array<Outcome.Outcome<unknown, unknown>>
+  outcomes: Array<Outcome.Outcome<unknown, unknown>>,
+  culprit: number
 ): FanOutFailure<unknown> => {
-  // Tasks the fan-out interrupted are Interrupted, not TimedOut, in fail-fast: the deadline is the fan-out's failure.
+  // Tasks the fan-out interrupted at its deadline are Interrupted here: the deadline is the fan-out's failure.
   if (report.stop === "Deadline") {
     for (let i = 0; i < outcomes.length; i++) {
       const o = outcomes[i]!
-      if (o._tag === "TimedOut" && o.reason === "Deadline") outcomes[i] = { ...o, _tag: "Interrupted" } as any
+      if (i !== culprit && o._tag === "TimedOut" && o.reason === "Deadline") {
+        outcomes[i] = { ...o, _tag: "Interrupted" } as any
+      }
     }
   }
-  const order = outcomes
+  const failures = outcomes
     .map((o, i) => ({ o, i }))
-    .filter(({ i, o }) => o._tag !== "Success" && (o._tag !== "Interrupted" || i === report.stoppedBy))
-    .sort((a, b) =>
-      a.i === report.stoppedBy ? -1 : b.i === report.stoppedBy ? 1 : report.endedAt[a.i]! - report.endedAt[b.i]!
-    )
-  const failures = order.map(({ o }) => o as Outcome.NotSuccess<unknown>)
-  if (report.stop === "Deadline") {
+    .filter(({ i, o }) => o._tag !== "Success" && (o._tag !== "Interrupted" || i === culprit))
+    .sort((a, b) => a.i === culprit ? -1 : b.i === culprit ? 1 : report.endedAt[a.i]! - report.endedAt[b.i]!)
+    .map(({ o }) => o as Outcome.NotSuccess<unknown>)
+  if (culprit < 0) {
     return new FanOutFailure({
       reason: "Deadline",
       key: undefined,
@@ -516,10 +527,14 @@ const failureReport = (
       outcomes
     })
   }
-  const first = outcomes[report.stoppedBy]!
-  const reason = first._tag === "Failure" ? "Failure" : first._tag === "Defect" ? "Defect" : first._tag === "TimedOut"
-    ? "Timeout" :
-    "Interrupted"
+  const first = outcomes[culprit]!
+  const reason = first._tag === "Failure"
+    ? "Failure"
+    : first._tag === "Defect"
+    ? "Defect"
+    : first._tag === "TimedOut"
+    ? (first.reason === "Deadline" ? "Deadline" : "Timeout")
+    : "Interrupted"
   return new FanOutFailure({
     reason,
     key: first.key,
