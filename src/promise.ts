@@ -393,7 +393,12 @@ const settings = (raw: unknown, failFast: boolean): Settings => {
 // ---------------------------------------------------------------------------------------------------------------
 // errors
 
+/** Errors whose stack is trimmed already: many functions often reject with one error (their signal's reason). */
+const trimmedErrors = new WeakSet<Error>()
+
 const trimmed = (error: Error): Error => {
+  if (trimmedErrors.has(error)) return error
+  trimmedErrors.add(error)
   try {
     if (typeof error.stack === "string") error.stack = stack.trim(error.stack)
   } catch {
@@ -566,7 +571,8 @@ class Run {
     try {
       promise.then(
         (value) => end(() => (this.settleAborted() ? Effect.interrupt : Effect.succeed(value))),
-        (thrown) => end(() => this.failure(toError(thrown, index)))
+        // Once a fail-fast run has failed, the other functions' errors are not reported: skip turning them into Errors.
+        (thrown) => end(() => (this.failFast && this.stopped ? Effect.interrupt : this.failure(toError(thrown, index))))
       )
     } catch (thrown) {
       end(() => this.failure(toError(thrown, index)))

@@ -10,6 +10,7 @@
  * The facade turns each function into an Effect run by the core's engine (a fiber per function), so its cost is the
  * core's per-task cost plus one promise callback; the peers call the functions directly.
  */
+import { setMaxListeners } from "node:events"
 import { performance } from "node:perf_hooks"
 import pMap from "p-map"
 import * as P from "../../src/promise.js"
@@ -72,10 +73,15 @@ const runners: ReadonlyArray<Runner> = [
 const sizes = [10, 1000, 100_000] as const
 const kinds: ReadonlyArray<Kind> = ["resolved", "await"]
 
+/**
+ * No full GC before each sample (`gcBetween: false`), one before each runner instead: a full GC shrinks the young
+ * generation, and the next sample then pays for growing it again, which in a run of this script penalised the
+ * runners that allocate most per function (the facade: a fiber each) by 2–3× and widened their spread.
+ */
 const plan = (n: number) => {
-  if (n <= 10) return { warmup: 5, runs: quick ? 5 : 15, minSampleMs: 20 }
-  if (n <= 1000) return { warmup: 5, runs: quick ? 5 : 11, minSampleMs: 20 }
-  return { warmup: 2, runs: quick ? 3 : 7 }
+  if (n <= 10) return { warmup: 5, runs: quick ? 5 : 15, minSampleMs: 20, gcBetween: false }
+  if (n <= 1000) return { warmup: 5, runs: quick ? 5 : 11, minSampleMs: 20, gcBetween: false }
+  return { warmup: 2, runs: quick ? 3 : 7, gcBetween: false }
 }
 
 type Results = Map<string, Stats>
@@ -87,6 +93,7 @@ const throughput = async (): Promise<Results> => {
     for (const kind of kinds) {
       const fns = functions(n, kind)
       for (const runner of runners) {
+        heapAfterGc()
         const ms = await time(() => runner.run(fns), plan(n))
         results.set(key(runner.name, n, kind), nsPerTask(ms, n))
       }
@@ -129,7 +136,9 @@ const printThroughput = (results: Results) => {
   const p = (n: number) => plan(n).runs
   console.log(
     `\nFunctions: \`async () => i\` (resolved) and \`async () => { await null; return i }\` (await), built once per N ` +
-      `and reused. Runs per figure (after warm-up): N = 10: ${p(10)}, N = 1000: ${p(1000)} (each sample repeats the ` +
+      `and reused; a full GC before each runner. Runs per figure (after warm-up): N = 10: ${p(10)}, N = 1000: ${
+        p(1000)
+      } (each sample repeats the ` +
       `run for ≥ 20 ms), N = 100,000: ${p(100_000)}. "× vs X" = X's median / this runner's median ` +
       `(< 1: slower than X, 0.33× = three times X's time).`
   )
@@ -179,6 +188,7 @@ const failFasts: ReadonlyArray<FailFast> = [
     name: "Promise.all + AbortController",
     run: async (fns) => {
       const controller = new AbortController()
+      setMaxListeners(0, controller.signal)
       const promises = fns.map((f) => f(controller.signal))
       try {
         await Promise.all(promises)
@@ -259,7 +269,7 @@ const printTargets = (t: Results) => {
 const main = async () => {
   const t0 = performance.now()
   console.log(`## Promise facade benchmark\n\n${await machine()}${quick ? "; --quick" : ""}`)
-  if (!gcAvailable()) console.log("\n(no --expose-gc: samples are not preceded by a GC)")
+  if (!gcAvailable()) console.log("\n(no --expose-gc: runners are not preceded by a GC)")
   const t = await throughput()
   printThroughput(t)
   printFailFast(await failFast())
