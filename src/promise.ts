@@ -447,8 +447,8 @@ const isThenable = (u: unknown): u is PromiseLike<unknown> =>
  *   and, once the core has returned, waits for them (unless `detach`), as the core waits for finalizers.
  *
  * Why the tasks do not do both in an interruption handler (`Effect.async` returning a canceler), which would let the
- * core do the waiting: in Effect 3 a canceler wraps every task in an `onInterrupt`, which about doubles the cost of a
- * task (scripts/bench/promise.ts).
+ * core do the waiting: in Effect 3 a canceler wraps every task in an `onInterrupt`, which about doubled the cost of a
+ * task when measured (1000 resolved promises in `FanOut.all`: about 4.4 µs a task without a canceler, 8.5 µs with).
  */
 class Run {
   /** Fail fast: set once the run has begun to fail; `reason` is then its rejection and every signal's reason. */

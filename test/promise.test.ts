@@ -125,6 +125,17 @@ describe("runAsync", () => {
     expect(b.signal!.reason).toBe(boom)
   })
 
+  it("rejects with the first error even when others fail while being aborted", async () => {
+    const first = new Boom("first")
+    const others = Array.from({ length: 3 }, () => new Controlled({ honour: true }))
+    const late = new Controlled()
+    const run = watch(P.runAsync([...others.map((f) => f.fn), late.fn, () => Promise.reject(first)]))
+    await flush()
+    late.reject(new Boom("second"))
+    await flush()
+    expect(run.error).toBe(first)
+  })
+
   it("waits for the aborted functions to settle before rejecting (the default)", async () => {
     const slow = new Controlled() // ignores its signal, settles when the test says so
     const failing = new Controlled()
@@ -379,6 +390,17 @@ describe("settle", () => {
     const crash = settled[3] as P.Rejected
     expect(crash.reason).toBeInstanceOf(Error)
     expect(crash.reason.cause).toBe(7)
+  })
+
+  it("reports a thenable whose then throws as rejected", async () => {
+    const boom = new Boom("bad thenable")
+    const thenable = {
+      then: () => {
+        throw boom
+      }
+    }
+    const [s] = await P.settle([() => thenable])
+    expect(s).toMatchObject({ status: "rejected", reason: boom })
   })
 
   it("does not abort the others when one fails, and waits for all of them", async () => {
