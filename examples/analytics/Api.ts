@@ -5,10 +5,13 @@ import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiSchema } from "@effect/p
 import { Schema } from "effect"
 import { CustomerId, Feature, Mode, PublicReason, UsageResponse } from "./Domain.js"
 
-/** 502: a feature the request needed has failed (any feature in strict mode, a required one in partial mode). */
+/**
+ * 502: a feature the request needed has failed (any feature in strict mode, a required one in partial mode), after
+ * `attempts` calls.
+ */
 export class FeatureFailed extends Schema.TaggedError<FeatureFailed>()(
   "FeatureFailed",
-  { feature: Feature, reason: PublicReason, message: Schema.String },
+  { feature: Feature, reason: PublicReason, attempts: Schema.Number, message: Schema.String },
   HttpApiSchema.annotations({ status: 502 })
 ) {}
 

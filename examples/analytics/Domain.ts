@@ -58,6 +58,7 @@ export const OkPanel = Schema.Struct({
   status: Schema.Literal("ok"),
   feature: Feature,
   durationMs: Schema.Number,
+  attempts: Schema.Number,
   usage: Schema.Struct({ count: Schema.Number, lastUsedAt: Schema.NullOr(Schema.String) })
 })
 
@@ -65,6 +66,7 @@ export const FailedPanel = Schema.Struct({
   status: Schema.Literal("failed"),
   feature: Feature,
   durationMs: Schema.Number,
+  attempts: Schema.Number,
   reason: PublicReason
 })
 
@@ -72,10 +74,15 @@ export const TimedOutPanel = Schema.Struct({
   status: Schema.Literal("timed_out"),
   feature: Feature,
   durationMs: Schema.Number,
+  attempts: Schema.Number,
   reason: Schema.Literal("timeout", "deadline")
 })
 
-/** One feature's panel on the usage page; `status` says whether it has data. */
+/**
+ * One feature's panel on the usage page; `status` says whether it has data. `durationMs` runs from the first call
+ * to the last answer; `attempts` counts the calls made (more than 1 when an unavailable service was retried, 0 when
+ * the call never started).
+ */
 export const Panel = Schema.Union(OkPanel, FailedPanel, TimedOutPanel)
 export type Panel = typeof Panel.Type
 

@@ -2,15 +2,21 @@
  * The fan-out at the heart of the application: one customer's usage of twelve features, from twelve services.
  *
  * - `partial` settles every call with `FanOut.settle` under a deadline and answers with what arrived: one panel
- *   per feature, `complete: false` when any is missing. One broken service costs one panel, not the page.
+ *   per feature, `complete: false` when any is missing. One broken service costs one panel, not the page — unless
+ *   it is one of the `REQUIRED_FEATURES`, which fail the request at once.
  * - `strict` runs the same calls with `FanOut.all`: the first failure cancels every call still in flight (their
  *   HTTP requests are aborted) and the request fails naming the feature.
+ *
+ * Both modes retry a call whose service was `Unavailable` (a read is idempotent, and a 503 is often a blip): a
+ * couple of quick retries cost tens of milliseconds, far less than a missing panel or a failed strict page. The
+ * deadline still bounds everything, retries included. A `BadResponse` is not retried: the same service would send
+ * the same body again.
  *
  * Internal details — error messages of the downstream calls, stack traces of defects — are logged here and never
  * reach the response: the public side only sees a `PublicReason`.
  */
-import { Cause, Config, Duration, Effect, Exit, Record } from "effect"
-import { FanOut, FanOutError, Outcome } from "../../src/index.js"
+import { Clock, Config, Duration, Effect, Record, Schedule } from "effect"
+import { FanOut, type FanOutError, Outcome } from "../../src/index.js"
 import { DeadlineExceeded, FeatureFailed } from "./Api.js"
 import type { CustomerId, Feature, FeatureUsage, Mode, Panel, PublicReason } from "./Domain.js"
 import { features, UsageResponse } from "./Domain.js"
@@ -38,6 +44,25 @@ export const requiredFeatures: Config.Config<ReadonlyArray<Feature>> = Config.ar
   "REQUIRED_FEATURES"
 ).pipe(Config.withDefault([]))
 
+/** How many times a call to an `Unavailable` service is retried: `FEATURE_RETRIES`, 0 to 5, default 2. */
+export const featureRetries: Config.Config<number> = Config.integer("FEATURE_RETRIES").pipe(
+  Config.validate({ message: "FEATURE_RETRIES must be between 0 and 5", validation: (n) => n >= 0 && n <= 5 }),
+  Config.withDefault(2)
+)
+
+/** What every feature client's error has in common (each client has its own tagged class). */
+type FeatureError = ErrorFields
+
+/**
+ * The retry policy of one feature call: `retries` more tries after 20 ms, 40 ms, ... and only while the service
+ * was `Unavailable` (connection refused or reset, a 5xx). `undefined` (no retry) for 0.
+ */
+export const retryPolicy = (retries: number) =>
+  retries === 0 ? undefined : Schedule.exponential("20 millis").pipe(
+    Schedule.compose(Schedule.recurs(retries)),
+    Schedule.whileInput((error: FeatureError) => error.reason === "Unavailable")
+  )
+
 const publicReason = (reason: ErrorFields["reason"]): PublicReason => {
   switch (reason) {
     case "Unavailable":
@@ -49,52 +74,100 @@ const publicReason = (reason: ErrorFields["reason"]): PublicReason => {
   }
 }
 
-/** What every feature client's error has in common (each client has its own tagged class). */
-type FeatureError = ErrorFields
+type FeatureOutcome = Outcome.Outcome<unknown, FeatureError>
 
-type FeatureOutcome = Outcome.Outcome<FeatureUsage, FeatureError>
-
-const panel = (feature: Feature, outcome: FeatureOutcome): Panel => {
-  const durationMs = Math.round(outcome.durationMillis)
+const panel = (feature: Feature, outcome: Outcome.NotSuccess<FeatureError>): Panel => {
+  const common = { feature, durationMs: Math.round(outcome.durationMillis), attempts: outcome.attempts }
   switch (outcome._tag) {
-    case "Success":
-      return {
-        status: "ok",
-        feature,
-        durationMs,
-        usage: { count: outcome.value.count, lastUsedAt: outcome.value.lastUsedAt }
-      }
     case "Failure":
-      return { status: "failed", feature, durationMs, reason: publicReason(outcome.error.reason) }
+      return { status: "failed", ...common, reason: publicReason(outcome.error.reason) }
     case "Defect":
-      return { status: "failed", feature, durationMs, reason: "internal_error" }
+      return { status: "failed", ...common, reason: "internal_error" }
     case "TimedOut":
-      return {
-        status: "timed_out",
-        feature,
-        durationMs,
-        reason: outcome.reason === "Deadline" ? "deadline" : "timeout"
-      }
+      return { status: "timed_out", ...common, reason: outcome.reason === "Deadline" ? "deadline" : "timeout" }
     case "Interrupted":
-      return { status: "failed", feature, durationMs, reason: "cancelled" }
+      return { status: "failed", ...common, reason: "cancelled" }
   }
 }
 
+const okPanel = (feature: Feature, usage: FeatureUsage, durationMillis: number, attempts: number): Panel => ({
+  status: "ok",
+  feature,
+  durationMs: Math.round(durationMillis),
+  attempts,
+  usage: { count: usage.count, lastUsedAt: usage.lastUsedAt }
+})
+
 /** Logs what the response will not say: the downstream error message, or the defect's stack and full cause. */
 const logOutcome = (feature: Feature, outcome: FeatureOutcome) => {
+  const annotations = { feature, attempts: outcome.attempts }
   switch (outcome._tag) {
     case "Failure":
-      return Effect.logWarning(`${feature} failed: ${outcome.error.message}`).pipe(Effect.annotateLogs({ feature }))
+      return Effect.logWarning(`${feature} failed: ${outcome.error.message}`).pipe(Effect.annotateLogs(annotations))
     case "Defect":
       return Effect.logError(`${feature} crashed`, outcome.cause).pipe(
-        Effect.annotateLogs({ feature, stack: outcome.stack })
+        Effect.annotateLogs({ ...annotations, stack: outcome.stack })
       )
     case "TimedOut":
-      return Effect.logWarning(`${feature} timed out`).pipe(Effect.annotateLogs({ feature }))
+      return Effect.logWarning(`${feature} timed out`).pipe(Effect.annotateLogs(annotations))
     default:
       return Effect.void
   }
 }
+
+/**
+ * The request's error when a fan-out fails with a `FanOutFailure` (strict mode, or a required feature in partial
+ * mode): 504 naming the `needed` features still missing at the deadline, or 502 naming the feature that failed.
+ * Every outcome is logged first, so the defect's stack and the downstream messages stay on the server.
+ */
+const requestError = (
+  failure: FanOutError.FanOutFailure<FeatureError>,
+  deadline: Duration.Duration,
+  needed: (feature: Feature) => boolean
+): Effect.Effect<never, FeatureFailed | DeadlineExceeded> =>
+  Effect.gen(function*() {
+    const outcomes = failure.outcomes
+    yield* Effect.forEach(outcomes, (outcome) => logOutcome(outcome.key as Feature, outcome), { discard: true })
+    if (failure.reason === "Deadline" || failure.key === undefined) {
+      const deadlineMs = Math.round(Duration.toMillis(deadline))
+      return yield* new DeadlineExceeded({
+        deadlineMs,
+        pending: outcomes.filter((outcome) => !Outcome.isSuccess(outcome) && needed(outcome.key as Feature)).map((
+          outcome
+        ) => outcome.key as Feature),
+        message: `not every needed feature answered within ${deadlineMs} ms`
+      })
+    }
+    const feature = failure.key as Feature
+    const outcome = outcomes.find((outcome) => outcome.key === feature)
+    const attempts = outcome?.attempts ?? 1
+    const failedPanel = outcome === undefined || Outcome.isSuccess(outcome) ? undefined : panel(feature, outcome)
+    const reason = failedPanel === undefined || failedPanel.status === "ok" ? "internal_error" : failedPanel.reason
+    return yield* new FeatureFailed({
+      feature,
+      reason,
+      attempts,
+      message: `${feature} failed (${reason})${attempts > 1 ? ` after ${attempts} attempts` : ""}`
+    })
+  })
+
+/**
+ * A call that reports its own attempts and the time since its first attempt began. `FanOut.all` gives back
+ * values, not outcomes, and a strict page still shows both on each panel; the retries run around this effect.
+ */
+const tracked = <A, E>(call: Effect.Effect<A, E>) =>
+  Effect.suspend(() => {
+    let attempts = 0
+    let startedAt = 0
+    const attempt = Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      if (attempts++ === 0) startedAt = now
+      return call
+    })
+    return Effect.succeed(
+      Effect.flatMap(attempt, (value) =>
+        Effect.map(Clock.currentTimeMillis, (now) => ({ value, attempts, durationMillis: now - startedAt })))
+    )
+  })
 
 export interface UsageRequest {
   readonly mode: Mode
@@ -116,9 +189,11 @@ export class Usage extends Effect.Service<Usage>()("analytics/Usage", {
     const payments = yield* Payments
     const referrals = yield* Referrals
     const required = yield* requiredFeatures
+    const retry = retryPolicy(yield* featureRetries)
 
-    // One task per feature, keyed by feature name: the key becomes each outcome's key and label.
-    const calls = (customerId: CustomerId) => ({
+    // One task per feature, keyed by feature name: the key becomes each outcome's key and label, and the name of
+    // the task's span.
+    const calls = (customerId: CustomerId): Record<Feature, Effect.Effect<FeatureUsage, FeatureError>> => ({
       listings: listings.usage(customerId),
       savedSearches: savedSearches.usage(customerId),
       tours: tours.usage(customerId),
@@ -135,87 +210,35 @@ export class Usage extends Effect.Service<Usage>()("analytics/Usage", {
 
     const partial = (customerId: CustomerId, deadline: Duration.Duration) =>
       Effect.gen(function*() {
-        // How each required call ended: when one crashes or the deadline passes, the fan-out's failure does not say
-        // which feature it was, and the response should.
-        const ended = new Map<Feature, Exit.Exit<unknown, unknown>>()
-        const tasks = Record.map(calls(customerId), (call: Effect.Effect<FeatureUsage, FeatureError>, feature) =>
-          required.includes(feature) ?
-            Effect.onExit(call, (exit) =>
-              Effect.sync(() => ended.set(feature, exit))) :
-            call)
-        const deadlineMs = Math.round(Duration.toMillis(deadline))
-        const settled = yield* FanOut.settle(tasks, { deadline, required }).pipe(
-          Effect.catchAll((error): Effect.Effect<never, FeatureFailed | DeadlineExceeded> =>
-            error instanceof FanOutError.FanOutTimeoutError ?
-              Effect.fail(
-                new DeadlineExceeded({
-                  deadlineMs,
-                  pending: required.filter((feature) =>
-                    !ended.has(feature) || Exit.isInterrupted(ended.get(feature)!)
-                  ),
-                  message: `a required feature did not answer within ${deadlineMs} ms`
-                })
-              ) :
-              Effect.zipRight(
-                Effect.logWarning(`required feature ${error.feature} failed: ${error.message}`),
-                Effect.fail(failed(error.feature, publicReason(error.reason)))
-              )
-          ),
-          Effect.catchAllDefect((defect) => {
-            const feature = required.find((feature) => {
-              const exit = ended.get(feature)
-              return exit !== undefined && Exit.isFailure(exit) && Cause.isDie(exit.cause)
-            })
-            return Effect.zipRight(
-              Effect.logError(`required feature ${feature ?? "(unknown)"} crashed`, Cause.die(defect)),
-              Effect.fail(failed(feature ?? required[0]!, "internal_error"))
-            )
-          })
+        const settled = yield* FanOut.settle(calls(customerId), {
+          deadline,
+          required,
+          report: true,
+          retry,
+          name: "usage.partial"
+        }).pipe(
+          Effect.catchTag("FanOutFailure", (failure) => requestError(failure, deadline, (f) => required.includes(f)))
         )
-        const outcomes = features.map((feature) => [feature, settled[feature] as FeatureOutcome] as const)
+        const outcomes = features.map((feature) => [feature, settled[feature]] as const)
         yield* Effect.forEach(outcomes, ([feature, outcome]) => logOutcome(feature, outcome), { discard: true })
-        return outcomes.map(([feature, outcome]) => panel(feature, outcome))
+        return outcomes.map(([feature, outcome]) =>
+          Outcome.isSuccess(outcome) ?
+            okPanel(feature, outcome.value, outcome.durationMillis, outcome.attempts) :
+            panel(feature, outcome)
+        )
       })
 
     const strict = (customerId: CustomerId, deadline: Duration.Duration) =>
-      // `Effect.timed` on each call: fail fast gives back values, not outcomes, and a panel shows its duration.
-      FanOut.all(Record.map(calls(customerId), (call) => Effect.timed<FeatureUsage, FeatureError, never>(call)), {
-        deadline,
-        report: true
-      }).pipe(
-        Effect.map((values) =>
-          features.map((feature): Panel => {
-            const [duration, usage] = values[feature]
-            return {
-              status: "ok",
-              feature,
-              durationMs: Math.round(Duration.toMillis(duration)),
-              usage: { count: usage.count, lastUsedAt: usage.lastUsedAt }
-            }
-          })
-        ),
-        Effect.catchTag("FanOutFailure", (failure) =>
-          Effect.gen(function*() {
-            const outcomes = failure.outcomes as ReadonlyArray<FeatureOutcome>
-            yield* Effect.forEach(
-              outcomes,
-              (outcome) => logOutcome(outcome.key as Feature, outcome),
-              { discard: true }
-            )
-            if (failure.reason === "Deadline" || failure.key === undefined) {
-              return yield* new DeadlineExceeded({
-                deadlineMs: Math.round(Duration.toMillis(deadline)),
-                pending: outcomes.filter((outcome) => !Outcome.isSuccess(outcome)).map((outcome) =>
-                  outcome.key as Feature
-                ),
-                message: `not every feature answered within ${Math.round(Duration.toMillis(deadline))} ms`
-              })
-            }
-            const feature = failure.key as Feature
-            const outcome = outcomes.find((outcome) => outcome.key === feature)
-            return yield* failed(feature, reasonOf(outcome === undefined ? undefined : panel(feature, outcome)))
-          }))
-      )
+      Effect.gen(function*() {
+        const tasks = yield* Effect.all(Record.map(calls(customerId), tracked))
+        const values = yield* FanOut.all(tasks, { deadline, report: true, retry, name: "usage.strict" }).pipe(
+          Effect.catchTag("FanOutFailure", (failure) => requestError(failure, deadline, () => true))
+        )
+        return features.map((feature) => {
+          const { attempts, durationMillis, value } = values[feature]
+          return okPanel(feature, value, durationMillis, attempts)
+        })
+      })
 
     return {
       /** The usage page of one customer, in the given mode, answered by `deadline` at the latest. */
@@ -237,10 +260,3 @@ export class Usage extends Effect.Service<Usage>()("analytics/Usage", {
     } as const
   })
 }) {}
-
-const failed = (feature: Feature, reason: PublicReason): FeatureFailed =>
-  new FeatureFailed({ feature, reason, message: `${feature} failed (${reason})` })
-
-/** The public reason of a panel that is not `ok`. */
-const reasonOf = (panel: Panel | undefined): PublicReason =>
-  panel === undefined || panel.status === "ok" ? "internal_error" : panel.reason

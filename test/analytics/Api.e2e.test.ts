@@ -101,13 +101,13 @@ describe("analytics API end to end", () => {
         expect(response.complete).toBe(true)
       }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
 
-    it.effect("strict mode answers 502 naming the failed feature and aborts the calls still in flight", () =>
+    it.effect("strict mode answers 502 naming the failed feature after its retries, aborting the calls in flight", () =>
       Effect.gen(function*() {
         // Every other service hangs, so only the API closing their connections can end those calls; payments
-        // fails after 500 ms, by when the other eleven requests have long reached their simulators.
+        // answers 503 after 200 ms each time, by when the other eleven requests have long reached their simulators.
         const simulators = yield* scenario({
           all: { ...healthy.all, hangRate: 1 },
-          payments: { hangRate: 0, errorRate: 1, latencyMs: 500 }
+          payments: { hangRate: 0, errorRate: 1, latencyMs: 200 }
         })
         const response = yield* call("/customers/c-1042/usage?mode=strict")
         expect(response.status).toBe(502)
@@ -115,10 +115,12 @@ describe("analytics API end to end", () => {
           _tag: "FeatureFailed",
           feature: "payments",
           reason: "unavailable",
-          message: "payments failed (unavailable)"
+          attempts: 3,
+          message: "payments failed (unavailable) after 3 attempts"
         })
         const counts = yield* settled(simulators)
-        expect(counts.payments).toEqual({ started: 1, completed: 1, aborted: 0 })
+        // FEATURE_RETRIES defaults to 2: the simulator saw the first call and both retries.
+        expect(counts.payments).toEqual({ started: 3, completed: 3, aborted: 0 })
         for (const feature of others("payments")) {
           expect(counts[feature], feature).toEqual({ started: 1, completed: 0, aborted: 1 })
         }
@@ -135,7 +137,8 @@ describe("analytics API end to end", () => {
           status: "failed",
           feature: "payments",
           reason: "unavailable",
-          durationMs: expect.any(Number)
+          durationMs: expect.any(Number),
+          attempts: 3
         }])
         expect(response.json.panels.filter((panel: any) => panel.status === "ok")).toHaveLength(11)
       }))
@@ -179,7 +182,9 @@ describe("analytics API end to end", () => {
           status: "failed",
           feature: "reports",
           reason: "unavailable",
-          durationMs: expect.any(Number)
+          durationMs: expect.any(Number),
+          // A 500 is retried like any 5xx: the service cannot be told from a broken proxy in front of it.
+          attempts: 3
         })
         expect(response.text).not.toMatch(/simulated crash/)
         expect(response.text).not.toMatch(stackFrame)
@@ -209,7 +214,8 @@ describe("analytics API end to end", () => {
           status: "failed",
           feature: "documents",
           reason: "bad_response",
-          durationMs: expect.any(Number)
+          durationMs: expect.any(Number),
+          attempts: 1
         })
         expect(response.json.complete).toBe(false)
       }))
@@ -253,7 +259,7 @@ describe("analytics API end to end, with a required feature", () => {
       Effect.gen(function*() {
         const simulators = yield* scenario({
           all: { ...healthy.all, hangRate: 1 },
-          payments: { hangRate: 0, errorRate: 1, latencyMs: 500 }
+          payments: { hangRate: 0, errorRate: 1, latencyMs: 200 }
         })
         const response = yield* get(`${yield* Embedded.apiUrl}/customers/c-1/usage`)
         expect(response.status).toBe(502)

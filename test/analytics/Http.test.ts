@@ -46,6 +46,7 @@ describe("analytics API over doubled clients", () => {
           _tag: "FeatureFailed",
           feature: "listings",
           reason: "internal_error",
+          attempts: 1,
           message: "listings failed (internal_error)"
         })
         expect(response.text).not.toMatch(/boom|TypeError/)

@@ -6,18 +6,40 @@ import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Deferred, Duration, Effect, Exit, Fiber, Layer, Ref, TestClock } from "effect"
 import type { CustomerId } from "../../examples/analytics/Domain.js"
 import { features } from "../../examples/analytics/Domain.js"
+import type { ErrorFields } from "../../examples/analytics/features/FeatureClient.js"
 import { Usage } from "../../examples/analytics/Usage.js"
-import { type Behaviour, doubles } from "./doubles.js"
+import { type Behaviour, doubles, usageOf } from "./doubles.js"
 import { makeCaptureLogger } from "./support.js"
 
 const customer = "c-42" as CustomerId
 const deadline = Duration.seconds(2)
 
+/** Without retries unless the test sets `FEATURE_RETRIES`: a retry sleeps, and only the retry tests drive the clock. */
 const withDoubles = (behaviours: Parameters<typeof doubles>[0], config: Record<string, string> = {}) =>
   Usage.Default.pipe(
     Layer.provide(doubles(behaviours)),
-    Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(config)))))
+    Layer.provide(
+      Layer.setConfigProvider(
+        ConfigProvider.fromMap(new Map(Object.entries({ FEATURE_RETRIES: "0", ...config })))
+      )
+    )
   )
+
+/** A client that fails with `reason` on its first `failures` calls, then answers; `calls()` counts its calls. */
+const flaky = (reason: ErrorFields["reason"], failures: number) => {
+  let calls = 0
+  const behaviour: Behaviour = (customerId, fail) =>
+    Effect.suspend(() => ++calls <= failures ? fail(reason) : Effect.succeed(usageOf("payments", customerId)))
+  return { behaviour, calls: () => calls }
+}
+
+/** Runs the request in a fiber and moves the clock past every retry delay (20 + 40 ms), well before the deadline. */
+const withRetriesElapsed = <A, E, R>(request: Effect.Effect<A, E, R>) =>
+  Effect.gen(function*() {
+    const fiber = yield* Effect.fork(request)
+    yield* TestClock.adjust("100 millis")
+    return yield* Fiber.join(fiber)
+  })
 
 const crash: Behaviour = () =>
   Effect.sync(() => {
@@ -61,7 +83,8 @@ describe("Usage", () => {
           status: "failed",
           feature: "listings",
           reason: "internal_error",
-          durationMs: 0
+          durationMs: 0,
+          attempts: 1
         })
         expect(response.panels.filter((panel) => panel.status === "ok")).toHaveLength(11)
         expect(JSON.stringify(response)).not.toMatch(/boom/)
@@ -85,7 +108,8 @@ describe("Usage", () => {
           status: "timed_out",
           feature: "calendar",
           reason: "deadline",
-          durationMs: 2000
+          durationMs: 2000,
+          attempts: 1
         })
         expect(response.complete).toBe(false)
       }).pipe(Effect.provide(withDoubles({ tours: () => Effect.never, calendar: () => Effect.never }))))
@@ -137,6 +161,30 @@ describe("Usage", () => {
         Effect.provide(makeCaptureLogger().layer)
       ))
 
+    it.effect("logs the stack of a crashed required feature under its name", () => {
+      const logs = makeCaptureLogger()
+      return Effect.gen(function*() {
+        const usage = yield* Usage
+        yield* Effect.flip(usage.forCustomer(customer, { mode: "partial", deadline }))
+        const logged = logs.entries.find((entry) => entry.level === "ERROR" && entry.annotations.feature === "listings")
+        expect(String(logged?.annotations.stack)).toMatch(/boom: bug in the listings normaliser/)
+      }).pipe(
+        Effect.provide(withDoubles({ listings: crash }, { REQUIRED_FEATURES: "payments,listings" })),
+        Effect.provide(logs.layer)
+      )
+    })
+
+    it.effect("names only the required features still missing at the deadline", () =>
+      Effect.gen(function*() {
+        const usage = yield* Usage
+        const fiber = yield* Effect.fork(Effect.flip(usage.forCustomer(customer, { mode: "partial", deadline })))
+        yield* TestClock.adjust(deadline)
+        const error = yield* Fiber.join(fiber)
+        expect(error).toMatchObject({ _tag: "DeadlineExceeded", pending: ["calendar"], deadlineMs: 2000 })
+      }).pipe(Effect.provide(withDoubles({ tours: () => Effect.never, calendar: () => Effect.never }, {
+        REQUIRED_FEATURES: "listings,calendar"
+      }))))
+
     it.effect("fails with DeadlineExceeded when a required feature times out", () =>
       Effect.gen(function*() {
         const usage = yield* Usage
@@ -145,6 +193,92 @@ describe("Usage", () => {
         const error = yield* Fiber.join(fiber)
         expect(error).toMatchObject({ _tag: "DeadlineExceeded", pending: ["payments"], deadlineMs: 2000 })
       }).pipe(Effect.provide(withDoubles({ payments: () => Effect.never }, { REQUIRED_FEATURES: "payments" }))))
+  })
+
+  describe("retries", () => {
+    it.effect("retries an unavailable service: a call failing once is ok with attempts 2", () => {
+      const payments = flaky("Unavailable", 1)
+      return Effect.gen(function*() {
+        const usage = yield* Usage
+        const response = yield* withRetriesElapsed(usage.forCustomer(customer, { mode: "partial", deadline }))
+        expect(response.complete).toBe(true)
+        expect(response.panels.find((panel) => panel.feature === "payments")).toMatchObject({
+          status: "ok",
+          attempts: 2,
+          durationMs: 20
+        })
+        expect(response.panels.find((panel) => panel.feature === "listings")).toMatchObject({ attempts: 1 })
+        expect(payments.calls()).toBe(2)
+      }).pipe(Effect.provide(withDoubles({ payments: payments.behaviour }, { FEATURE_RETRIES: "2" })))
+    })
+
+    it.effect("gives up after FEATURE_RETRIES retries: the panel is failed with every attempt counted", () => {
+      const payments = flaky("Unavailable", Infinity)
+      return Effect.gen(function*() {
+        const usage = yield* Usage
+        const response = yield* withRetriesElapsed(usage.forCustomer(customer, { mode: "partial", deadline }))
+        expect(response.panels.find((panel) => panel.feature === "payments")).toMatchObject({
+          status: "failed",
+          reason: "unavailable",
+          attempts: 3
+        })
+        expect(payments.calls()).toBe(3)
+      }).pipe(Effect.provide(withDoubles({ payments: payments.behaviour }, { FEATURE_RETRIES: "2" })))
+    })
+
+    it.effect("does not retry a bad response", () => {
+      const payments = flaky("BadResponse", 1)
+      return Effect.gen(function*() {
+        const usage = yield* Usage
+        // No clock adjustment: a retry would wait 20 ms of test time and this request would never end.
+        const response = yield* usage.forCustomer(customer, { mode: "partial", deadline })
+        expect(response.panels.find((panel) => panel.feature === "payments")).toMatchObject({
+          status: "failed",
+          reason: "bad_response",
+          attempts: 1
+        })
+        expect(payments.calls()).toBe(1)
+      }).pipe(Effect.provide(withDoubles({ payments: payments.behaviour }, { FEATURE_RETRIES: "2" })))
+    })
+
+    it.effect("does not retry a crash", () =>
+      Effect.gen(function*() {
+        const usage = yield* Usage
+        const response = yield* usage.forCustomer(customer, { mode: "partial", deadline })
+        expect(response.panels[0]).toMatchObject({ status: "failed", reason: "internal_error", attempts: 1 })
+      }).pipe(
+        Effect.provide(withDoubles({ listings: crash }, { FEATURE_RETRIES: "2" })),
+        Effect.provide(makeCaptureLogger().layer)
+      ))
+
+    it.effect("strict mode retries too: a call failing once leaves the page complete, with attempts 2", () => {
+      const payments = flaky("Unavailable", 1)
+      return Effect.gen(function*() {
+        const usage = yield* Usage
+        const response = yield* withRetriesElapsed(usage.forCustomer(customer, { mode: "strict", deadline }))
+        expect(response.complete).toBe(true)
+        expect(response.panels.find((panel) => panel.feature === "payments")).toMatchObject({
+          status: "ok",
+          attempts: 2,
+          durationMs: 20
+        })
+      }).pipe(Effect.provide(withDoubles({ payments: payments.behaviour }, { FEATURE_RETRIES: "2" })))
+    })
+
+    it.effect("strict mode fails with 502 once the retries are spent, saying how many calls were made", () =>
+      Effect.gen(function*() {
+        const usage = yield* Usage
+        const error = yield* withRetriesElapsed(Effect.flip(usage.forCustomer(customer, { mode: "strict", deadline })))
+        expect(error).toMatchObject({
+          _tag: "FeatureFailed",
+          feature: "payments",
+          reason: "unavailable",
+          attempts: 3,
+          message: "payments failed (unavailable) after 3 attempts"
+        })
+      }).pipe(Effect.provide(withDoubles({ payments: flaky("Unavailable", Infinity).behaviour }, {
+        FEATURE_RETRIES: "2"
+      }))))
   })
 
   describe("strict", () => {
