@@ -15,17 +15,19 @@
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import { setMaxListeners } from "node:events"
 import { readFileSync } from "node:fs"
 import { createRequire } from "node:module"
 import { performance } from "node:perf_hooks"
 import pMap from "p-map"
-import * as FanOut from "../../src/FanOut.js"
 import {
+  compileLibrary,
   fmt,
   fmtStats,
   gcAvailable,
   heading,
   heapAfterGc,
+  importLibrary,
   machine,
   nsPerTask,
   ratio,
@@ -38,6 +40,12 @@ import {
 } from "./harness.js"
 
 const quick = process.argv.includes("--quick")
+/** `--only=throughput,memory,failfast`: run some sections (while working on one); the targets need all three. */
+const only = process.argv.find((a) => a.startsWith("--only="))?.slice("--only=".length).split(",")
+const section = (name: string) => only === undefined || only.includes(name)
+
+if (process.env.BENCH_SOURCE !== "1") compileLibrary()
+const FanOut = await importLibrary<typeof import("../../src/FanOut.js")>("FanOut.js")
 
 const effectVersion = (): string => {
   const path = createRequire(import.meta.url).resolve("effect/package.json")
@@ -398,6 +406,7 @@ const failFasts: ReadonlyArray<FailFast> = [
       let failedAt = 0
       const controller = new AbortController()
       const signal = controller.signal
+      setMaxListeners(0, signal)
       const fns = new Array<() => Promise<void>>(failN)
       for (let i = 0; i < failN - 1; i++) {
         fns[i] = () =>
@@ -522,15 +531,19 @@ const printTargets = (
 
 const main = async () => {
   const t0 = performance.now()
-  console.log(`## Core benchmark\n\n${await machine()}; effect ${effectVersion()}${quick ? "; --quick" : ""}`)
+  console.log(
+    `## Core benchmark\n\n${await machine()}; effect ${effectVersion()}${quick ? "; --quick" : ""}; library ${
+      process.env.BENCH_SOURCE === "1" ? "from src/ through tsx" : "compiled by tsc"
+    }`
+  )
   if (!gcAvailable()) console.log("\n(no --expose-gc: heap figures are unreliable; run through `npm run bench:core`)")
-  const t = await throughput()
-  printThroughput(t)
-  const m = await memory()
-  printMemory(m)
-  const f = await failFast()
-  printFailFast(f)
-  printTargets(t, m, f)
+  const t = section("throughput") ? await throughput() : undefined
+  if (t !== undefined) printThroughput(t)
+  const m = section("memory") ? await memory() : undefined
+  if (m !== undefined) printMemory(m)
+  const f = section("failfast") ? await failFast() : undefined
+  if (f !== undefined) printFailFast(f)
+  if (t !== undefined && m !== undefined && f !== undefined) printTargets(t, m, f)
   console.log(`\nTotal ${fmt((performance.now() - t0) / 1000, 0)} s.`)
 }
 

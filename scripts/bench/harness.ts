@@ -5,7 +5,10 @@
  *
  * Run the scripts with `--expose-gc` (the `bench:*` npm scripts do); without it, heap figures are skipped.
  */
+import { spawnSync } from "node:child_process"
+import { createRequire } from "node:module"
 import { performance } from "node:perf_hooks"
+import { fileURLToPath, pathToFileURL } from "node:url"
 
 /** Median, minimum and maximum of a set of samples. */
 export interface Stats {
@@ -139,4 +142,39 @@ export const machine = async (): Promise<string> => {
   return `Node ${process.version}, ${os.platform()} ${os.arch()}, ${cpus.length} cores (${
     cpus[0]?.model.trim() ?? "unknown CPU"
   }), ${Math.round(os.totalmem() / 2 ** 30)} GiB RAM`
+}
+
+/** Where `compileLibrary` puts the library's JavaScript. */
+export const compiledDir = fileURLToPath(new URL("../../node_modules/.cache/effect-fanout-bench/", import.meta.url))
+
+/**
+ * Compiles `src/` with `tsc` (as `npm run build` does, into a cache directory) so that the benchmarks measure the
+ * JavaScript users get. Running `src/*.ts` through tsx instead adds esbuild's `keepNames` helper (`__name`, an
+ * `Object.defineProperty`) to every closure the library makes per task: ~10% of the CPU time in profiles. With
+ * `BENCH_SOURCE=1` the benchmarks import `src/` through tsx instead. Type errors do not stop the benchmark (tsc still
+ * emits), they are printed.
+ */
+export const compileLibrary = (): void => {
+  const root = fileURLToPath(new URL("../../", import.meta.url))
+  const tsc = createRequire(import.meta.url).resolve("typescript/bin/tsc")
+  const result = spawnSync(process.execPath, [
+    tsc,
+    "-p",
+    "tsconfig.build.json",
+    "--outDir",
+    compiledDir,
+    "--declaration",
+    "false",
+    "--declarationMap",
+    "false",
+    "--sourceMap",
+    "false"
+  ], { cwd: root, encoding: "utf8" })
+  if (result.status !== 0) console.error(`tsc reported errors (the benchmark runs the emitted code):\n${result.stdout}`)
+}
+
+/** Imports a module of the library, `"FanOut.js"` or `"promise.js"`: compiled (see `compileLibrary`) or from source. */
+export const importLibrary = async <M>(module: string): Promise<M> => {
+  if (process.env.BENCH_SOURCE === "1") return import(`../../src/${module}`) as Promise<M>
+  return import(pathToFileURL(`${compiledDir}${module}`).href) as Promise<M>
 }

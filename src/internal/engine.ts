@@ -8,30 +8,51 @@
  * (`FiberRefs.forkAs`, once per child), registers in the parent's scope, and is joined back one by one
  * (`inheritAll`, once per child); interrupting N children is N sequential effects. Here:
  *
- * - the parent's `FiberRefs` are forked **once per fan-out** and shared by every child (they are immutable: a child
- *   that sets a `FiberRef` gets its own copy on write);
- * - children are plain `FiberRuntime`s of the running Effect, started synchronously (a task that never suspends
- *   finishes before the next one is created) and watched with `addObserver`, which costs one closure;
- * - with a bound (`concurrency: n`), n worker fibers pull task indices from a shared counter, so no fiber is made per
- *   task; a worker resets its `FiberRefs` after each task so that tasks stay isolated from one another;
- * - stopping (first failure, deadline, the caller's interruption) interrupts every running fiber in one pass and
- *   then waits for all of their observers, so finalizers have run before the fan-out returns.
+ * - the parent's `FiberRefs` are forked **once per fan-out** and shared by every fiber it makes (they are immutable:
+ *   a task that sets a `FiberRef` gets its own copy on write);
+ * - tasks run on **workers**: plain `FiberRuntime`s of the running Effect that run one task after another. A worker
+ *   started on a task runs it synchronously; when the task ends without suspending, the same worker goes on with
+ *   the next task, and when it suspends, the engine starts a new worker for the next task. So unbounded, the
+ *   fan-out makes one fiber per task that suspends (plus one), not one per task; with a bound (`concurrency: n`),
+ *   n workers pull task indices from a shared counter. Between two tasks a worker interrupts and awaits the fibers
+ *   the finished task forked (as that task's own fiber would on exit) and gets the caller's `FiberRefs` back, so
+ *   tasks stay isolated from one another. With a `Supervisor` installed, unbounded tasks get one worker each, so
+ *   the supervisor sees one fiber per task, as with `fork`;
+ * - a worker runs with interruption off and each task inside `Effect.interruptible` (when the caller is
+ *   interruptible), so that the worker always sees how its task ended, whole cause included, even when the task
+ *   is interrupted;
+ * - the fibers share one scheduler batch per JavaScript async context: Effect 3.20+ gives every fiber its own
+ *   scheduler runner (a `WeakMap` entry and a microtask per fiber) so that fibers started from different
+ *   `AsyncLocalStorage` contexts never share a microtask; a fan-out's fibers that are woken from the same async
+ *   resource (`executionAsyncResource()`) share one instead. Only when the caller runs on Effect's default
+ *   scheduler; a custom one is used as is;
+ * - fiber ids are taken from Effect's own counter, with the fan-out's start time;
+ * - stopping (first failure, deadline, the caller's interruption) interrupts every running worker in one pass and
+ *   then waits for all of them, so finalizers have run before the fan-out returns.
  *
  * Fiber-local state: tasks see the caller's `FiberRef` values (context, services, log annotations, the current span),
- * and changes a task makes stay inside that task; they are not merged back into the caller.
+ * and changes a task makes stay inside that task; they are not merged back into the caller. Inside a task,
+ * `FiberRef.currentScheduler` is the fan-out's batching wrapper around the default scheduler.
  *
  * @internal
  */
+import type * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import type * as Exit from "effect/Exit"
+import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
+import * as FiberRef from "effect/FiberRef"
 import * as FiberRefs from "effect/FiberRefs"
+import * as GlobalValue from "effect/GlobalValue"
+import * as MutableRef from "effect/MutableRef"
 import * as Option from "effect/Option"
+import * as RuntimeFlags from "effect/RuntimeFlags"
+import * as Scheduler from "effect/Scheduler"
 import * as Supervisor from "effect/Supervisor"
+import { executionAsyncResource } from "node:async_hooks"
 
 /** @internal */
 export interface Plan {
@@ -65,49 +86,356 @@ export interface Report {
   stoppedBy: number
 }
 
+/** The parts of Effect 3's `FiberRuntime` the engine uses beyond the public `RuntimeFiber`. */
 type AnyFiber = Fiber.RuntimeFiber<any, any> & {
   start(effect: Effect.Effect<any, any, any>): void
   setFiberRefs(refs: FiberRefs.FiberRefs): void
+  interruptAllChildren(): Effect.Effect<void> | null
+  readonly currentRuntimeFlags: RuntimeFlags.RuntimeFlags
+  readonly _fiberRefs: FiberRefs.FiberRefs
+  readonly _children: Set<unknown> | null
 }
 
+type FiberConstructor = new(
+  id: FiberId.Runtime,
+  refs: FiberRefs.FiberRefs,
+  flags: RuntimeFlags.RuntimeFlags
+) => AnyFiber
+
+// ---------------------------------------------------------------------------------------------------------------
+// scheduling
+
+/** As Effect's default `MixedScheduler`: after this many microtask rounds in a row, one `setTimeout` lets I/O in. */
+const maxMicrotaskRounds = 2048
+
+/**
+ * Effect's default scheduler with one runner per fan-out and async context instead of one per fiber. A task
+ * scheduled while one of this scheduler's batches is running joins that batch's next round (same async context);
+ * otherwise it joins the current batch only if it comes from the same async resource, so that code resumed by
+ * different callbacks (different `AsyncLocalStorage` stores) never runs in one another's context.
+ */
+class FanOutScheduler implements Scheduler.Scheduler {
+  private runner: Scheduler.SchedulerRunner | undefined = undefined
+  private resource: object | undefined = undefined
+  private draining: Scheduler.SchedulerRunner | undefined = undefined
+
+  constructor(private readonly parent: Scheduler.Scheduler) {}
+
+  shouldYield(fiber: Fiber.RuntimeFiber<unknown, unknown>): number | false {
+    return this.parent.shouldYield(fiber)
+  }
+
+  scheduleTask(task: Scheduler.Task, priority: number): void {
+    let runner = this.draining
+    if (runner === undefined) {
+      const resource = executionAsyncResource()
+      runner = this.runner
+      if (runner === undefined || resource !== this.resource) {
+        runner = this.makeRunner()
+        this.runner = runner
+        this.resource = resource
+      }
+    }
+    runner.scheduleTask(task, priority)
+  }
+
+  private makeRunner(): Scheduler.SchedulerRunner {
+    const runner: Scheduler.SchedulerRunner = new Scheduler.SchedulerRunner((depth, drain) => {
+      const round = (d: number) => {
+        const previous = this.draining
+        this.draining = runner
+        try {
+          drain(d)
+        } finally {
+          this.draining = previous
+        }
+      }
+      if (depth >= maxMicrotaskRounds) {
+        setTimeout(() => round(0), 0)
+      } else {
+        Promise.resolve(undefined).then(() => round(depth + 1))
+      }
+    })
+    return runner
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// fibers
+
+/** Effect's own fiber id counter, so that the engine's ids never collide with the runtime's. */
+const fiberIds = GlobalValue.globalValue(Symbol.for("effect/Fiber/Id/_fiberCounter"), () => MutableRef.make(0))
+
 interface FiberFactory {
-  (effect: Effect.Effect<any, any, any>): AnyFiber
+  (effect: Effect.Effect<any, any, any>, flags: RuntimeFlags.RuntimeFlags): AnyFiber
   readonly baseRefs: FiberRefs.FiberRefs
+  readonly supervised: boolean
 }
 
 /**
- * Makes child fibers of the running Effect without the per-child bookkeeping of `fork`: same class, same runtime
- * flags, the caller's fiber refs forked once. A `Supervisor` installed by the caller still sees every child start
- * and end, as it would with `fork`.
+ * Makes child fibers of the running Effect without the per-child bookkeeping of `fork`: same class, the caller's
+ * fiber refs forked once. A `Supervisor` installed by the caller still sees every fiber start and end, as it would
+ * with `fork`.
  */
 const fiberFactory = (parent: Fiber.RuntimeFiber<any, any>): FiberFactory => {
-  const FiberRuntime = parent.constructor as new(
-    id: FiberId.Runtime,
-    refs: FiberRefs.FiberRefs,
-    flags: unknown
-  ) => AnyFiber
-  const baseRefs = FiberRefs.forkAs(parent.getFiberRefs(), FiberId.unsafeMake())
-  const flags = (parent as any).currentRuntimeFlags
+  const FiberRuntime = parent.constructor as FiberConstructor
+  const parentRefs = parent.getFiberRefs()
+  const forkId = FiberId.unsafeMake()
+  let baseRefs = FiberRefs.forkAs(parentRefs, forkId)
+  const scheduler = FiberRefs.getOrDefault(parentRefs, FiberRef.currentScheduler)
+  if (scheduler === Scheduler.defaultScheduler) {
+    baseRefs = FiberRefs.updateAs(baseRefs, {
+      fiberId: forkId,
+      fiberRef: FiberRef.currentScheduler,
+      value: new FanOutScheduler(scheduler)
+    })
+  }
+  const startTimeMillis = forkId.startTimeMillis
   const supervisor = parent.currentSupervisor
   const supervised = supervisor !== Supervisor.none
   const context = parent.currentContext
   const parentOption = Option.some(parent)
-  const make = (effect: Effect.Effect<any, any, any>): AnyFiber => {
-    const fiber = new FiberRuntime(FiberId.unsafeMake(), baseRefs, flags)
+  const make = (effect: Effect.Effect<any, any, any>, flags: RuntimeFlags.RuntimeFlags): AnyFiber => {
+    const id = fiberIds.current
+    fiberIds.current = id + 1
+    const fiber = new FiberRuntime(FiberId.runtime(id, startTimeMillis), baseRefs, flags)
     if (supervised) {
       supervisor.onStart(context, effect as Effect.Effect<unknown>, parentOption, fiber)
       fiber.addObserver((exit) => supervisor.onEnd(exit, fiber))
     }
     return fiber
   }
-  return Object.assign(make, { baseRefs })
+  return Object.assign(make, { baseRefs, supervised })
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// the engine
+
+/**
+ * A worker: a fiber that runs tasks one after another. Its handlers are fields, made once per worker: nothing is
+ * allocated per task beyond the task's `Exit`.
+ */
+class Worker {
+  /** The task the worker is running, -1 between tasks. */
+  running = -1
+  /** Tasks started so far. */
+  ran = 0
+  /** From the second task on, one effect runs whichever task is current. */
+  body: Effect.Effect<void, never, any> | undefined = undefined
+  fiber: AnyFiber | undefined = undefined
+
+  constructor(readonly fanOut: FanOutRun, readonly slot: number) {}
+
+  readonly onFailure = (cause: Cause.Cause<unknown>) => this.fanOut.ended(this, Exit.failCause(cause), false)
+  readonly onSuccess = (value: unknown) => this.fanOut.ended(this, Exit.succeed(value), false)
+  readonly onEnd = (exit: Exit.Exit<unknown, unknown>) => this.fanOut.workerEnded(this, exit)
+}
+
+/** The state of one running fan-out. */
+class FanOutRun {
+  readonly n: number
+  readonly report: Report
+  // Fibers that have been started and whose observer has not run yet: workers and the deadline timer.
+  live = 0
+  // Of which workers.
+  liveWorkers = 0
+  // Tasks that have not ended and were not cut off before starting.
+  pending: number
+  // Next task index to start.
+  next = 0
+  starting = true
+  stopped = false
+  cancelled = false
+  resumed = false
+  waiter: (() => void) | undefined = undefined
+  // The workers whose observer has not run yet (a slot is cleared when its worker ends).
+  readonly workers: Array<AnyFiber | undefined> = []
+  timer: AnyFiber | undefined = undefined
+  resume: (effect: Effect.Effect<Report>) => void = () => {}
+  readonly spawn: FiberFactory
+  readonly clock: Clock.Clock
+  readonly parentId: FiberId.FiberId
+  readonly parentFlags: RuntimeFlags.RuntimeFlags
+  /** Workers run with interruption off and each task interruptible, so that a worker always sees its task's exit. */
+  readonly interruptible: boolean
+  readonly workerFlags: RuntimeFlags.RuntimeFlags
+  readonly width: number
+  /** Unbounded with a supervisor: one worker per task, so that the supervisor sees one fiber per task. */
+  readonly oneTaskPerWorker: boolean
+
+  constructor(readonly plan: Plan, parent: Fiber.RuntimeFiber<any, any>, report: Report) {
+    const n = plan.tasks.length
+    this.n = n
+    this.pending = n
+    this.report = report
+    this.spawn = fiberFactory(parent)
+    this.clock = Context.get(parent.currentDefaultServices, Clock.Clock)
+    this.parentId = parent.id()
+    const parentFlags = (parent as unknown as AnyFiber).currentRuntimeFlags
+    this.parentFlags = parentFlags
+    // When the caller is not interruptible, neither are its tasks (as with `fork`), and nothing needs wrapping.
+    this.interruptible = RuntimeFlags.interruption(parentFlags)
+    this.workerFlags = this.interruptible ? RuntimeFlags.disable(parentFlags, RuntimeFlags.Interruption) : parentFlags
+    const bounded = plan.concurrency < n
+    this.width = bounded ? plan.concurrency : Infinity
+    this.oneTaskPerWorker = !bounded && this.spawn.supervised
+  }
+
+  start(resume: (effect: Effect.Effect<Report>) => void): void {
+    this.resume = resume
+    const deadline = this.plan.deadline
+    if (deadline !== undefined) {
+      const sleep = Effect.sleep(deadline)
+      const t = this.spawn(sleep, this.parentFlags)
+      this.timer = t
+      this.live++
+      t.addObserver((exit) => {
+        this.live--
+        if (this.timer === t) this.timer = undefined
+        if (exit._tag === "Success") this.stop("Deadline", -1)
+        this.finishIfDone()
+      })
+      t.start(sleep)
+    }
+    // A worker returns from `start` when its task suspends (or when it has run everything): unbounded, the next
+    // task gets a new worker; bounded, a new worker until there are `concurrency` of them.
+    while (!this.stopped && this.next < this.n && this.liveWorkers < this.width) this.startWorker()
+    this.starting = false
+    this.finishIfDone()
+  }
+
+  /** The caller was interrupted: interrupt every task and wait for all of them, whatever `detach` says. */
+  cancel(done: () => void): void {
+    this.cancelled = true
+    this.stop("Policy", -1)
+    if (this.live === 0) done()
+    else this.waiter = done
+  }
+
+  finishIfDone(): void {
+    if (this.starting) return
+    if (this.pending === 0 && this.timer !== undefined) {
+      const t = this.timer
+      this.timer = undefined
+      t.unsafeInterruptAsFork(this.parentId)
+    }
+    if (this.live === 0) {
+      if (this.waiter !== undefined) {
+        const w = this.waiter
+        this.waiter = undefined
+        w()
+      } else if (!this.resumed) {
+        this.resumed = true
+        this.resume(Effect.succeed(this.report))
+      }
+    } else if (this.stopped && this.plan.detach && !this.cancelled && !this.resumed) {
+      this.resumed = true
+      this.resume(Effect.succeed(this.report))
+    }
+  }
+
+  stop(reason: StopReason, by: number): void {
+    if (this.stopped) return
+    this.stopped = true
+    const report = this.report
+    report.stop = reason
+    report.stoppedBy = by
+    for (let i = 0; i < this.n; i++) {
+      if (report.exits[i] === undefined) report.cut[i] = true
+    }
+    // Tasks that never started are done as far as waiting goes.
+    this.pending -= this.n - this.next
+    this.next = this.n
+    const workers = this.workers
+    for (let i = 0; i < workers.length; i++) {
+      const worker = workers[i]
+      if (worker !== undefined) worker.unsafeInterruptAsFork(this.parentId)
+    }
+    if (this.timer !== undefined) {
+      const t = this.timer
+      this.timer = undefined
+      t.unsafeInterruptAsFork(this.parentId)
+    }
+  }
+
+  /** Records a task's end and returns the clock reading taken for it. */
+  taskEnded(index: number, exit: Exit.Exit<any, any>): number {
+    const now = this.clock.unsafeCurrentTimeMillis()
+    this.report.exits[index] = exit
+    this.report.endedAt[index] = now
+    this.pending--
+    if (!this.stopped && this.plan.onExit(index, exit, this.report)) this.stop("Policy", index)
+    return now
+  }
+
+  startWorker(): void {
+    const worker = new Worker(this, this.workers.length)
+    const first = this.step(worker, NaN)
+    const fiber = this.spawn(first, this.workerFlags)
+    worker.fiber = fiber
+    this.workers.push(fiber)
+    this.live++
+    this.liveWorkers++
+    fiber.addObserver(worker.onEnd)
+    fiber.start(first)
+  }
+
+  /**
+   * The worker's next task, if any. `now` is the clock reading of the previous task's end on this worker, taken
+   * just before (only engine code ran since), or NaN.
+   */
+  step(worker: Worker, now: number): Effect.Effect<void, never, any> {
+    if (this.stopped || this.next >= this.n || (this.oneTaskPerWorker && worker.ran > 0)) return Effect.void
+    const index = this.next++
+    worker.running = index
+    this.report.startedAt[index] = Number.isNaN(now) ? this.clock.unsafeCurrentTimeMillis() : now
+    const tasks = this.plan.tasks
+    if (worker.ran++ === 0) {
+      const task = tasks[index]!
+      return Effect.matchCauseEffect(this.interruptible ? Effect.interruptible(task) : task, worker)
+    }
+    if (worker.body === undefined) {
+      const current = Effect.suspend(() => tasks[worker.running]!)
+      worker.body = Effect.matchCauseEffect(this.interruptible ? Effect.interruptible(current) : current, worker)
+    }
+    return worker.body
+  }
+
+  /** A task ended on its worker (which runs this): record it and go on with the next one. */
+  ended(worker: Worker, exit: Exit.Exit<any, any>, childrenDone: boolean): Effect.Effect<void, never, any> {
+    const fiber = worker.fiber!
+    // The fibers the task forked end with it, as they would when its own fiber exits.
+    if (!childrenDone && fiber._children !== null && fiber._children.size > 0) {
+      const interruption = fiber.interruptAllChildren()
+      if (interruption !== null) return Effect.flatMap(interruption, () => this.ended(worker, exit, true))
+    }
+    const index = worker.running
+    worker.running = -1
+    // Tasks must not see each other's fiber-local changes: give the worker back the caller's refs.
+    if (fiber._fiberRefs !== this.spawn.baseRefs) fiber.setFiberRefs(this.spawn.baseRefs)
+    return this.step(worker, this.taskEnded(index, exit))
+  }
+
+  workerEnded(worker: Worker, exit: Exit.Exit<unknown, unknown>): void {
+    this.live--
+    this.liveWorkers--
+    this.workers[worker.slot] = undefined
+    // A worker only ends in the middle of a task when something outside the task killed it.
+    if (worker.running >= 0) {
+      const index = worker.running
+      worker.running = -1
+      this.taskEnded(index, exit)
+    }
+    // Keep the fan-out going if a worker was lost with tasks left (while starting, the start loop does).
+    if (!this.starting && !this.stopped && this.next < this.n && this.liveWorkers < this.width) this.startWorker()
+    this.finishIfDone()
+  }
 }
 
 /** @internal */
 export const run = (plan: Plan): Effect.Effect<Report> =>
   Effect.withFiberRuntime<Report>((parent) => {
-    const tasks = plan.tasks
-    const n = tasks.length
+    const n = plan.tasks.length
     const report: Report = {
       exits: new Array(n).fill(undefined),
       startedAt: new Array(n).fill(NaN),
@@ -117,156 +445,9 @@ export const run = (plan: Plan): Effect.Effect<Report> =>
       stoppedBy: -1
     }
     if (n === 0) return Effect.succeed(report)
-    const spawn = fiberFactory(parent)
-    const clock = Context.get(parent.currentDefaultServices, Clock.Clock)
-    const parentId = parent.id()
-    const bounded = plan.concurrency < n
-    const width = bounded ? plan.concurrency : n
-
+    const fanOut = new FanOutRun(plan, parent, report)
     return Effect.async<Report>((resume) => {
-      // Fibers that have been started and whose observer has not run yet: tasks (or workers) and the deadline timer.
-      let live = 0
-      // Tasks that have not ended and were not cut off before starting.
-      let pending = n
-      // Next task index to start.
-      let next = 0
-      let starting = true
-      let stopped = false
-      let cancelled = false
-      let resumed = false
-      let waiter: (() => void) | undefined = undefined
-      // Unbounded: the fiber of each task. Bounded: the fiber of each worker, and the task it is running (-1: none).
-      const fibers: Array<AnyFiber | undefined> = new Array(width).fill(undefined)
-      const running: Array<number> = bounded ? new Array(width).fill(-1) : []
-      let timer: AnyFiber | undefined = undefined
-
-      const finishIfDone = () => {
-        if (starting) return
-        if (pending === 0 && timer !== undefined) {
-          const t = timer
-          timer = undefined
-          t.unsafeInterruptAsFork(parentId)
-        }
-        if (live === 0) {
-          if (waiter !== undefined) {
-            const w = waiter
-            waiter = undefined
-            w()
-          } else if (!resumed) {
-            resumed = true
-            resume(Effect.succeed(report))
-          }
-        } else if (stopped && plan.detach && !cancelled && !resumed) {
-          resumed = true
-          resume(Effect.succeed(report))
-        }
-      }
-
-      const stop = (reason: StopReason, by: number) => {
-        if (stopped) return
-        stopped = true
-        report.stop = reason
-        report.stoppedBy = by
-        for (let i = 0; i < n; i++) {
-          if (report.exits[i] === undefined) report.cut[i] = true
-        }
-        // Tasks that never started are done as far as waiting goes.
-        pending -= n - next
-        next = n
-        for (let i = 0; i < fibers.length; i++) {
-          const fiber = fibers[i]
-          if (fiber !== undefined) fiber.unsafeInterruptAsFork(parentId)
-        }
-        if (timer !== undefined) {
-          const t = timer
-          timer = undefined
-          t.unsafeInterruptAsFork(parentId)
-        }
-      }
-
-      const taskEnded = (index: number, exit: Exit.Exit<any, any>) => {
-        report.exits[index] = exit
-        report.endedAt[index] = clock.unsafeCurrentTimeMillis()
-        pending--
-        if (!stopped && plan.onExit(index, exit, report)) stop("Policy", index)
-      }
-
-      if (plan.deadline !== undefined) {
-        const sleep = Effect.sleep(plan.deadline)
-        const t = spawn(sleep)
-        timer = t
-        live++
-        t.addObserver((exit) => {
-          live--
-          if (timer === t) timer = undefined
-          if (exit._tag === "Success") stop("Deadline", -1)
-          finishIfDone()
-        })
-        t.start(sleep)
-      }
-
-      if (!bounded) {
-        for (let i = 0; i < n && !stopped; i++) {
-          const task = tasks[i]!
-          const fiber = spawn(task)
-          fibers[i] = fiber
-          live++
-          next = i + 1
-          report.startedAt[i] = clock.unsafeCurrentTimeMillis()
-          fiber.addObserver((exit) => {
-            live--
-            fibers[i] = undefined
-            taskEnded(i, exit)
-            finishIfDone()
-          })
-          fiber.start(task)
-        }
-      } else {
-        const baseRefs = spawn.baseRefs
-        for (let w = 0; w < width && !stopped; w++) {
-          const worker = Effect.suspend(() => loop())
-          const fiber = spawn(worker)
-          fibers[w] = fiber
-          live++
-          const loop = (): Effect.Effect<void, never, any> => {
-            if (stopped || next >= n) return Effect.void
-            const index = next++
-            running[w] = index
-            report.startedAt[index] = clock.unsafeCurrentTimeMillis()
-            return Effect.flatMap(Effect.exit(tasks[index]!), (exit) => {
-              running[w] = -1
-              // Tasks must not see each other's fiber-local changes: give the worker back the caller's refs.
-              fiber.setFiberRefs(baseRefs)
-              taskEnded(index, exit)
-              return loop()
-            })
-          }
-          fiber.addObserver((exit) => {
-            live--
-            fibers[w] = undefined
-            // A worker only ends with a failure when it was interrupted in the middle of a task.
-            const index = running[w]!
-            if (index >= 0) {
-              running[w] = -1
-              taskEnded(index, exit)
-            }
-            finishIfDone()
-          })
-          fiber.start(worker)
-        }
-      }
-      starting = false
-      finishIfDone()
-
-      // The caller was interrupted: interrupt every task and wait for all of them, whatever `detach` says.
-      return Effect.async<void>((resumeCanceler) => {
-        cancelled = true
-        stop("Policy", -1)
-        if (live === 0) {
-          resumeCanceler(Effect.void)
-        } else {
-          waiter = () => resumeCanceler(Effect.void)
-        }
-      })
+      fanOut.start(resume)
+      return Effect.async<void>((resumeCanceler) => fanOut.cancel(() => resumeCanceler(Effect.void)))
     })
   })
