@@ -8,20 +8,33 @@
  *
  * `npm run serve -- --external` starts no simulators: the clients call the services named by `<FEATURE>_URL`
  * environment variables, and the API listens on `PORT`/`HOST`. Logs are logfmt, one line per entry.
+ *
+ * Tracing (see examples/analytics/Tracing.ts):
+ *   --trace=console   print each span as it ends (name, duration, parent, outcome counts, attempts)
+ *   --trace=otlp      export spans over OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT (default http://127.0.0.1:4318);
+ *                     setting OTEL_EXPORTER_OTLP_ENDPOINT alone also turns it on
+ *   --trace=off       no export (the default without OTEL_EXPORTER_OTLP_ENDPOINT)
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Effect, Layer, Logger } from "effect"
 import * as Embedded from "../examples/analytics/Embedded.js"
 import * as Server from "../examples/analytics/Server.js"
 import * as Simulator from "../examples/analytics/Simulator.js"
+import * as Tracing from "../examples/analytics/Tracing.js"
 
 const args = process.argv.slice(2)
 const external = args.includes("--external")
 const option = (name: string) => args.find((arg) => arg.startsWith(`--${name}=`))?.slice(name.length + 3)
 const port = Number(option("port") ?? process.env.PORT ?? 3000)
 const configPath = option("config")
+const otlpEndpoint = process.env.OTEL_EXPORTER_OTLP_ENDPOINT
+const trace = option("trace") ?? (otlpEndpoint === undefined ? "off" : "otlp")
+if (trace !== "console" && trace !== "otlp" && trace !== "off") {
+  console.error(`--trace must be console, otlp or off, got ${trace}`)
+  process.exit(2)
+}
 const simulatorFlags = args.filter((arg) =>
-  !arg.startsWith("--port=") && !arg.startsWith("--config=") && arg !== "--external"
+  !arg.startsWith("--port=") && !arg.startsWith("--config=") && !arg.startsWith("--trace=") && arg !== "--external"
 )
 const simulators = Simulator.applyFlags(
   Simulator.loadConfig(configPath ?? Simulator.defaultConfigPath),
@@ -46,7 +59,16 @@ const embedded = main.pipe(
 )
 const program: Effect.Effect<unknown, unknown> = external ? Layer.launch(Server.layerConfig) : embedded
 
+const endpoint = otlpEndpoint ?? "http://127.0.0.1:4318"
+const tracing = trace === "console" ?
+  Tracing.layerConsole() :
+  trace === "otlp" ?
+  Tracing.layerOtlp(endpoint) :
+  Layer.empty
+if (trace === "otlp") console.log(`exporting spans over OTLP/HTTP to ${endpoint}/v1/traces`)
+
 program.pipe(
+  Effect.provide(tracing),
   Effect.provide(Logger.logFmt),
   NodeRuntime.runMain({ disablePrettyLogger: true })
 )
