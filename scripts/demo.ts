@@ -33,8 +33,8 @@ const scenarios: ReadonlyArray<Scenario> = [
   },
   {
     title: "2. payments answers 503",
-    explain: "strict fails fast with 502 naming payments and cancels the eleven calls in flight;\n" +
-      "   partial keeps the eleven panels that arrived and marks payments failed.",
+    explain: "payments is retried twice (a 503 may be a blip), then strict fails with 502 naming it and cancels the\n" +
+      "   eleven calls in flight; partial keeps the eleven panels that arrived and marks payments failed.",
     overrides: {
       all: { ...steady.all, latencyMs: 250, jitterMs: 100 },
       payments: { errorRate: 1, latencyMs: 5, jitterMs: 0 }
@@ -49,7 +49,8 @@ const scenarios: ReadonlyArray<Scenario> = [
   },
   {
     title: "4. reports crashes",
-    explain: "Its handler throws and answers 500 with a stack trace: the stack is logged here, never sent on.",
+    explain: "Its handler throws and answers 500 with a stack trace (retried like any 5xx): the stack is logged\n" +
+      "   here, never sent on.",
     overrides: { ...steady, reports: { crash: true } },
     calls: [{ mode: "partial" }]
   },
@@ -81,6 +82,7 @@ interface PanelJson {
   readonly feature: string
   readonly status: string
   readonly durationMs: number
+  readonly attempts: number
   readonly reason?: string
   readonly usage?: { readonly count: number }
 }
@@ -97,7 +99,8 @@ interface ResponseJson {
 const printTable = (panels: ReadonlyArray<PanelJson>) => {
   console.log(dim("      feature         status       ms  detail"))
   for (const panel of panels) {
-    const detail = panel.usage !== undefined ? `count=${panel.usage.count}` : panel.reason ?? ""
+    const detail = (panel.usage !== undefined ? `count=${panel.usage.count}` : panel.reason ?? "") +
+      (panel.attempts > 1 ? ` after ${panel.attempts} attempts` : "")
     console.log(
       `      ${panel.feature.padEnd(15)} ${panel.status.padEnd(10)} ${String(panel.durationMs).padStart(4)}  ${detail}`
     )
@@ -142,6 +145,11 @@ const program = Effect.gen(function*() {
   console.log(bold("effect-fanout demo: an analytics API fanning out to twelve feature services"))
   console.log(`API on ${base}; feature services on ${Object.values(simulators.urls).length} loopback ports.`)
   console.log("partial = FanOut.settle with a deadline (one panel per feature); strict = FanOut.all (fail fast).")
+  console.log(
+    dim(
+      "A call to an unavailable service is retried twice (FEATURE_RETRIES); see the spans with `npm run serve -- --trace=console`."
+    )
+  )
   const started = performance.now()
   for (const scenario of scenarios) {
     console.log(`\n${bold(scenario.title)}\n   ${scenario.explain}`)
