@@ -13,13 +13,14 @@
 import { setMaxListeners } from "node:events"
 import { performance } from "node:perf_hooks"
 import pMap from "p-map"
-import * as P from "../../src/promise.js"
 import {
+  compileLibrary,
   fmt,
   fmtStats,
   gcAvailable,
   heading,
   heapAfterGc,
+  importLibrary,
   machine,
   nsPerTask,
   ratio,
@@ -30,6 +31,10 @@ import {
 } from "./harness.js"
 
 const quick = process.argv.includes("--quick")
+
+// The compiled library, as users get it (see `compileLibrary`); `BENCH_SOURCE=1` runs `src/` through tsx instead.
+if (process.env.BENCH_SOURCE !== "1") compileLibrary()
+const P = await importLibrary<typeof import("../../src/promise.js")>("promise.js")
 
 // ---------------------------------------------------------------------------------------------------------------
 // throughput
@@ -268,7 +273,11 @@ const printTargets = (t: Results) => {
 
 const main = async () => {
   const t0 = performance.now()
-  console.log(`## Promise facade benchmark\n\n${await machine()}${quick ? "; --quick" : ""}`)
+  console.log(
+    `## Promise facade benchmark\n\n${await machine()}${quick ? "; --quick" : ""}; library ${
+      process.env.BENCH_SOURCE === "1" ? "from src/ through tsx" : "compiled by tsc"
+    }`
+  )
   if (!gcAvailable()) console.log("\n(no --expose-gc: runners are not preceded by a GC)")
   const t = await throughput()
   printThroughput(t)
