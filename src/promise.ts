@@ -596,6 +596,11 @@ class Run {
     }
   }
 
+  /** Whether a promise returned by a function has not settled yet. */
+  get busy(): boolean {
+    return this.inFlight > 0
+  }
+
   /** Resolves once every promise the functions returned has settled. */
   idle(): Promise<void> {
     if (this.inFlight === 0) return Promise.resolve()
@@ -652,24 +657,25 @@ class Run {
     })
   }
 
-  /** One core outcome as a `Settled`. */
+  /** One core outcome as a `Settled` (object literals of one shape per status: this runs once per function). */
   settled(outcome: Outcome.Outcome<unknown, unknown>): Settled<unknown> {
-    const common = { index: outcome.key as number, durationMillis: outcome.durationMillis }
+    const index = outcome.key as number
+    const durationMillis = outcome.durationMillis
     switch (outcome._tag) {
       case "Success":
-        return { status: "fulfilled", value: outcome.value, ...common }
+        return { status: "fulfilled", value: outcome.value, index, durationMillis }
       case "Failure":
         return outcome.error instanceof OwnTimeout
-          ? { status: "timedOut", limit: "timeout", reason: outcome.error.error, ...common }
-          : { status: "rejected", reason: outcome.error as Error, ...common }
+          ? { status: "timedOut", limit: "timeout", reason: outcome.error.error, index, durationMillis }
+          : { status: "rejected", reason: outcome.error as Error, index, durationMillis }
       case "Defect":
-        return { status: "rejected", reason: toError(outcome.defect, common.index), ...common }
+        return { status: "rejected", reason: toError(outcome.defect, index), index, durationMillis }
       case "TimedOut":
         return this.stoppedBy === "caller"
-          ? { status: "aborted", reason: abortError(this.s.signal!.reason), ...common }
-          : { status: "timedOut", limit: "deadline", reason: this.deadline(), ...common }
+          ? { status: "aborted", reason: abortError(this.s.signal!.reason), index, durationMillis }
+          : { status: "timedOut", limit: "deadline", reason: this.deadline(), index, durationMillis }
       case "Interrupted":
-        return { status: "aborted", reason: abortError(this.s.signal?.reason), ...common }
+        return { status: "aborted", reason: abortError(this.s.signal?.reason), index, durationMillis }
     }
   }
 }
@@ -697,7 +703,7 @@ const failFast = (fns: ReadonlyArray<Fn>, options: FailFastOptions | undefined, 
     }
     const rejection = run.failed(exit.cause)
     run.done()
-    if (run.s.detach) throw rejection
+    if (run.s.detach || !run.busy) throw rejection
     return run.idle().then(() => {
       throw rejection
     })
@@ -724,6 +730,6 @@ const settleImpl = (fns: ReadonlyArray<Fn>, options: Options | undefined): Promi
     run.cut(outcomes)
     const out: Array<Settled<unknown>> = new Array(outcomes.length)
     for (let i = 0; i < outcomes.length; i++) out[i] = run.settled(outcomes[i]!)
-    return run.idle().then(() => out)
+    return run.busy ? run.idle().then(() => out) : out
   })
 }
