@@ -103,6 +103,35 @@ export const summarize = (outcomes: ReadonlyArray<Outcome.Outcome<unknown, unkno
   return counts
 }
 
+/** The metric tags of one fan-out name under one set of caller tags, built once: metric hooks are cached by them. */
+interface Tags {
+  readonly callerTags: ReadonlyArray<MetricLabel.MetricLabel>
+  readonly base: ReadonlyArray<MetricLabel.MetricLabel>
+  readonly byOutcome: Record<Outcome.Outcome<unknown, unknown>["_tag"], ReadonlyArray<MetricLabel.MetricLabel>>
+}
+const tagsByName = new Map<string, Tags>()
+const tagsFor = (name: string, callerTags: ReadonlyArray<MetricLabel.MetricLabel>): Tags => {
+  const cached = tagsByName.get(name)
+  if (cached !== undefined && cached.callerTags === callerTags) return cached
+  const base = [...callerTags, MetricLabel.make("fanout", name)]
+  const outcome = (tag: string) => [...base, MetricLabel.make("outcome", tag)]
+  const tags: Tags = {
+    callerTags,
+    base,
+    byOutcome: {
+      Success: outcome("Success"),
+      Failure: outcome("Failure"),
+      Defect: outcome("Defect"),
+      TimedOut: outcome("TimedOut"),
+      Interrupted: outcome("Interrupted")
+    }
+  }
+  // Bounded: fan-out names are few in practice; a caller making names up per call must not grow this forever.
+  if (tagsByName.size >= 1000) tagsByName.clear()
+  tagsByName.set(name, tags)
+  return tags
+}
+
 /**
  * Counts by outcome on the fan-out's span, and the metrics, once the fan-out has ended. Without `outcomes`, every
  * task succeeded (the fail-fast success path builds no outcome objects) and durations come from the start and end
@@ -115,21 +144,21 @@ export const record = (
   startedAt: ReadonlyArray<number>,
   endedAt: ReadonlyArray<number>
 ): Effect.Effect<void> =>
-  Effect.flatMap(FiberRef.get(FiberRef.currentMetricLabels), (labels) =>
+  Effect.flatMap(FiberRef.get(FiberRef.currentMetricLabels), (callerTags) =>
     Effect.sync(() => {
       const counts = outcomes !== undefined
         ? summarize(outcomes)
         : { Success: startedAt.length, Failure: 0, Defect: 0, TimedOut: 0, Interrupted: 0 }
-      const base = [...labels, MetricLabel.make("fanout", name)]
+      const tags = tagsFor(name, callerTags)
       for (const tag of ["Success", "Failure", "Defect", "TimedOut", "Interrupted"] as const) {
         span.attribute(`fanout.outcome.${tag}`, counts[tag])
-        if (counts[tag] > 0) outcomesTotal.unsafeUpdate(counts[tag], [...base, MetricLabel.make("outcome", tag)])
+        if (counts[tag] > 0) outcomesTotal.unsafeUpdate(counts[tag], tags.byOutcome[tag])
       }
       if (outcomes !== undefined) {
         for (const outcome of outcomes) {
-          if (outcome.attempts > 0) taskDuration.unsafeUpdate(outcome.durationMillis, base)
+          if (outcome.attempts > 0) taskDuration.unsafeUpdate(outcome.durationMillis, tags.base)
         }
       } else {
-        for (let i = 0; i < startedAt.length; i++) taskDuration.unsafeUpdate(endedAt[i]! - startedAt[i]!, base)
+        for (let i = 0; i < startedAt.length; i++) taskDuration.unsafeUpdate(endedAt[i]! - startedAt[i]!, tags.base)
       }
     }))
