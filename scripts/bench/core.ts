@@ -442,7 +442,6 @@ const failFast = async (): Promise<Map<string, { readonly latency: Stats; readon
     const latencies: Array<number> = []
     let finalized = Infinity
     for (let r = 0; r < f.runs; r++) {
-      heapAfterGc()
       const [latency, done] = await f.run()
       latencies.push(latency)
       finalized = Math.min(finalized, done)

@@ -57,7 +57,11 @@ export interface TimeOptions {
    * fan-outs are not measured at the timer's resolution. 0: one call per sample.
    */
   readonly minSampleMs?: number
-  /** GC before each sample, so that one runner's garbage is not collected on the next one's clock. */
+  /**
+   * A full GC before each sample. Off by default: a forced GC leaves V8 with small heap limits, and the next sample
+   * then pays for extra collections (fail-fast latency at N = 1000 triples); warm-up runs absorb the previous
+   * runner's garbage instead.
+   */
   readonly gcBetween?: boolean
 }
 
@@ -77,7 +81,7 @@ export const time = async (body: () => Promise<unknown>, options: TimeOptions): 
   }
   const samples: Array<number> = []
   for (let r = 0; r < options.runs; r++) {
-    if (options.gcBetween !== false) collect()
+    if (options.gcBetween === true) collect()
     await settleEventLoop()
     const t0 = performance.now()
     for (let i = 0; i < reps; i++) await body()

@@ -21,6 +21,7 @@ const scenarios: Record<string, () => Effect.Effect<unknown, unknown>> = {
   settle: () => FanOut.settle(trivial()),
   all16: () => FanOut.all(trivial(), { concurrency: 16 }),
   settle16: () => FanOut.settle(trivial(), { concurrency: 16 }),
+  settle16Yield: () => FanOut.settle(yielding(), { concurrency: 16 }),
   allYield: () => FanOut.all(yielding()),
   settleYield: () => FanOut.settle(yielding()),
   all16Yield: () => FanOut.all(yielding(), { concurrency: 16 }),

@@ -21,11 +21,15 @@
  * - a worker runs with interruption off and each task inside `Effect.interruptible` (when the caller is
  *   interruptible), so that the worker always sees how its task ended, whole cause included, even when the task
  *   is interrupted;
- * - the fibers share one scheduler batch per JavaScript async context: Effect 3.20+ gives every fiber its own
- *   scheduler runner (a `WeakMap` entry and a microtask per fiber) so that fibers started from different
- *   `AsyncLocalStorage` contexts never share a microtask; a fan-out's fibers that are woken from the same async
- *   resource (`executionAsyncResource()`) share one instead. Only when the caller runs on Effect's default
- *   scheduler; a custom one is used as is;
+ * - the fibers share one scheduler batch per JavaScript async resource: Effect 3.20+ gives every fiber its own
+ *   scheduler runner (a `WeakMap` entry, a runner and a microtask per fiber) so that fibers resumed from different
+ *   `AsyncLocalStorage` contexts never share a microtask. Here a fan-out's fibers share a runner when they are
+ *   woken from the same async resource (`executionAsyncResource()`), or from inside one of its batches; a callback
+ *   or `AsyncResource` of their own gets a batch of its own, so their stores do not leak into one another. What is
+ *   not told apart: fibers woken synchronously one after the other inside one callback under different
+ *   `als.run(store, ...)` scopes (same resource) run in the first one's store. Only when the caller runs on Effect's
+ *   default scheduler; a custom scheduler is used as is. This halves the cost of unbounded tasks that yield and of
+ *   interrupting many tasks at once;
  * - fiber ids are taken from Effect's own counter, with the fan-out's start time;
  * - stopping (first failure, deadline, the caller's interruption) interrupts every running worker in one pass and
  *   then waits for all of them, so finalizers have run before the fan-out returns.
