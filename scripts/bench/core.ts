@@ -15,6 +15,9 @@
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import type * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
+import * as FiberRefs from "effect/FiberRefs"
 import { setMaxListeners } from "node:events"
 import { readFileSync } from "node:fs"
 import { createRequire } from "node:module"
@@ -266,6 +269,40 @@ const pendings: ReadonlyArray<Pending> = [
   { name: "FanOut.all", runs: 3, prepare: effectPending((tasks) => FanOut.all(tasks)) },
   { name: "FanOut.settle", runs: 3, prepare: effectPending((tasks) => FanOut.settle(tasks)) },
   { name: "Effect.all", runs: quick ? 1 : 2, prepare: effectPending((tasks) => Effect.all(tasks, unbounded)) },
+  {
+    // The floor for Effect 3: one bare fiber per task (the running fiber's class, shared fiber refs, no observer,
+    // no result collection). Not a fan-out: it shows what running N suspended fibers costs at all.
+    name: "bare fibers (floor)",
+    runs: 3,
+    prepare: (onStart) => {
+      const gate = Deferred.unsafeMake<void>(undefined as never)
+      const tasks = new Array<Effect.Effect<void>>(pendingN)
+      for (let i = 0; i < pendingN; i++) tasks[i] = Effect.zipRight(Effect.sync(onStart), Deferred.await(gate))
+      const parent = Effect.runSync(
+        Effect.withFiberRuntime<Fiber.RuntimeFiber<unknown, unknown>>((fiber) => Effect.succeed(fiber))
+      )
+      const FiberRuntime = parent.constructor as new(id: FiberId.Runtime, refs: unknown, flags: unknown) => {
+        start(effect: Effect.Effect<void>): void
+        unsafePoll(): unknown
+      }
+      const refs = FiberRefs.forkAs(parent.getFiberRefs(), FiberId.unsafeMake())
+      const flags = (parent as unknown as { currentRuntimeFlags: unknown }).currentRuntimeFlags
+      return () => {
+        const fibers = new Array<{ unsafePoll(): unknown }>(pendingN)
+        for (let i = 0; i < pendingN; i++) {
+          const fiber = new FiberRuntime(FiberId.unsafeMake(), refs, flags)
+          fiber.start(tasks[i]!)
+          fibers[i] = fiber
+        }
+        return {
+          release: async () => {
+            Deferred.unsafeDone(gate, Exit.void)
+            await until(() => fibers.every((fiber) => fiber.unsafePoll() !== null))
+          }
+        }
+      }
+    }
+  },
   {
     name: "Promise.all",
     runs: 3,
