@@ -64,7 +64,7 @@ interface Runner {
   readonly name: string
   /** `Infinity` or 16; ratios compare runners of the same concurrency. */
   readonly concurrency: number
-  readonly peer: "effect" | "fanout" | "promise" | "p-map"
+  readonly peer: "effect" | "fanout" | "promise" | "p-map" | "floor"
   readonly run: (n: number, kind: Kind) => Promise<unknown>
 }
 
@@ -98,6 +98,17 @@ const promiseTasks = (n: number, kind: Kind): Array<Promise<number>> => {
   const out = new Array<Promise<number>>(n)
   for (let i = 0; i < n; i++) out[i] = f(i)
   return out
+}
+
+const effectLoops = (n: number, kind: Kind): Effect.Effect<void> => {
+  const f = effectOf(kind)
+  const loops = new Array<Effect.Effect<void>>(16)
+  for (let w = 0; w < 16; w++) {
+    const share: Array<number> = []
+    for (let i = w; i < n; i += 16) share.push(i)
+    loops[w] = Effect.forEach(share, f, { discard: true })
+  }
+  return Effect.all(loops, { concurrency: "unbounded", discard: true })
 }
 
 const unbounded = { concurrency: "unbounded" } as const
@@ -166,7 +177,15 @@ const runners: ReadonlyArray<Runner> = [
     peer: "fanout",
     run: (n, k) => Effect.runPromise(FanOut.forEach(indices(n), effectOf(k), c16))
   },
-  { name: "p-map c16", concurrency: 16, peer: "p-map", run: (n, k) => pMap(indices(n), promiseOf(k), c16) }
+  { name: "p-map c16", concurrency: 16, peer: "p-map", run: (n, k) => pMap(indices(n), promiseOf(k), c16) },
+  // The floor for Effect 3 with a bound: 16 fibers each running its share of the tasks in a loop, results discarded,
+  // nothing isolated or reported. Not a fan-out: it shows what Effect's runtime itself costs per task.
+  {
+    name: "16 Effect loops (floor)",
+    concurrency: 16,
+    peer: "floor",
+    run: (n, k) => Effect.runPromise(effectLoops(n, k))
+  }
 ]
 
 const sizes = [10, 1000, 100_000] as const
