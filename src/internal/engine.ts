@@ -97,7 +97,7 @@ type AnyFiber = Fiber.RuntimeFiber<any, any> & {
   interruptAllChildren(): Effect.Effect<void> | null
   readonly currentRuntimeFlags: RuntimeFlags.RuntimeFlags
   readonly _fiberRefs: FiberRefs.FiberRefs
-  readonly _children: Set<unknown> | null
+  readonly _children: Set<unknown> | null | undefined
 }
 
 type FiberConstructor = new(
@@ -409,7 +409,8 @@ class FanOutRun {
   ended(worker: Worker, exit: Exit.Exit<any, any>, childrenDone: boolean): Effect.Effect<void, never, any> {
     const fiber = worker.fiber!
     // The fibers the task forked end with it, as they would when its own fiber exits.
-    if (!childrenDone && fiber._children !== null && fiber._children.size > 0) {
+    const children = fiber._children
+    if (!childrenDone && children != null && children.size > 0) {
       const interruption = fiber.interruptAllChildren()
       if (interruption !== null) return Effect.flatMap(interruption, () => this.ended(worker, exit, true))
     }
