@@ -15,8 +15,10 @@
  * to its own `FiberRef`s stay in that task: unlike `Effect.all`, a fan-out does not merge them back into the caller,
  * because with concurrent tasks the merged result would depend on which task finished last.
  *
- * Cost: a task is a fiber started directly on the running Effect runtime (about a microsecond each, see
- * `docs/BENCHMARKS.md`); with `concurrency: n`, n worker fibers run the tasks one after another.
+ * Cost: tasks run on worker fibers started directly on the running Effect runtime; a task that finishes without
+ * suspending leaves its worker to the next task, so a fan-out makes one fiber per task that waits (with
+ * `concurrency: n`, at most n). About a microsecond per task, 10–20× less than `Effect.all` in Effect 3 (see
+ * `docs/BENCHMARKS.md`). Each fan-out also opens one span and records its metrics when it ends.
  *
  * @since 0.1.0
  */
