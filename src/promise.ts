@@ -272,7 +272,7 @@ export const all = <const T extends ReadonlyArray<Fn>>(fns: T, options?: FailFas
 export const settle = <const T extends ReadonlyArray<Fn>>(
   fns: T,
   options?: Options
-): Promise<SettledResults<T>> => settleImpl(fns, options) as Promise<SettledResults<T>>
+): Promise<SettledResults<T>> => settleImpl(fns, options, asSettled) as Promise<SettledResults<T>>
 
 /**
  * Runs every function concurrently, always waits for all of them, and resolves with the Go-style index-aligned list of
@@ -294,15 +294,7 @@ export const settle = <const T extends ReadonlyArray<Fn>>(
 export const runAsyncAllowErrors = (
   fns: ReadonlyArray<Fn>,
   options?: Options
-): Promise<Array<Error | undefined>> =>
-  settleImpl(fns, options).then((settled) => {
-    const errors: Array<Error | undefined> = new Array(settled.length)
-    for (let i = 0; i < settled.length; i++) {
-      const s = settled[i]!
-      errors[i] = s.status === "fulfilled" ? undefined : s.reason
-    }
-    return errors
-  })
+): Promise<Array<Error | undefined>> => settleImpl(fns, options, asError)
 
 // ---------------------------------------------------------------------------------------------------------------
 // input
@@ -744,7 +736,19 @@ const failFast = (fns: ReadonlyArray<Fn>, options: FailFastOptions | undefined, 
   })
 }
 
-const settleImpl = (fns: ReadonlyArray<Fn>, options: Options | undefined): Promise<Array<Settled<unknown>>> => {
+const asSettled = (run: Run, outcome: Outcome.Outcome<unknown, unknown>): Settled<unknown> => run.settled(outcome)
+
+// Straight from the core's outcome: no `Settled` object for a function that succeeded.
+const asError = (run: Run, outcome: Outcome.Outcome<unknown, unknown>): Error | undefined =>
+  outcome._tag === "Success"
+    ? undefined
+    : (run.settled(outcome) as Exclude<Settled<unknown>, Fulfilled<unknown>>).reason
+
+const settleImpl = <X>(
+  fns: ReadonlyArray<Fn>,
+  options: Options | undefined,
+  result: (run: Run, outcome: Outcome.Outcome<unknown, unknown>) => X
+): Promise<Array<X>> => {
   let run: Run
   try {
     checkFns(fns)
@@ -765,8 +769,8 @@ const settleImpl = (fns: ReadonlyArray<Fn>, options: Options | undefined): Promi
     }
     const outcomes = exit.value as Array<Outcome.Outcome<unknown, unknown>>
     run.cut(outcomes)
-    const out: Array<Settled<unknown>> = new Array(outcomes.length)
-    for (let i = 0; i < outcomes.length; i++) out[i] = run.settled(outcomes[i]!)
+    const out: Array<X> = new Array(outcomes.length)
+    for (let i = 0; i < outcomes.length; i++) out[i] = result(run, outcomes[i]!)
     return run.busy ? run.idle().then(() => out) : out
   })
 }

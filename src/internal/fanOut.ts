@@ -349,11 +349,7 @@ export const outcomeOf = (
   const label = shape.labels[index]
   const durationMillis = started ? Math.max(0, ended - report.startedAt[index]!) : 0
   const attempts = prepared.attempts !== undefined ? prepared.attempts[index]! : started ? 1 : 0
-  const cutOff = (): Outcome.Outcome<unknown, unknown> =>
-    report.stop === "Deadline" && report.cut[index]
-      ? { _tag: "TimedOut", reason: "Deadline", key, label, durationMillis, attempts }
-      : { _tag: "Interrupted", key, label, durationMillis, attempts }
-  if (exit === undefined) return cutOff()
+  if (exit === undefined) return cutOff(report, index, key, label, durationMillis, attempts)
   if (exit._tag === "Success") return { _tag: "Success", value: exit.value, key, label, durationMillis, attempts }
   const cause = exit.cause
   const failure = Cause.failureOption(cause)
@@ -379,8 +375,22 @@ export const outcomeOf = (
       attempts
     }
   }
-  return report.cut[index] ? cutOff() : { _tag: "Interrupted", key, label, durationMillis, attempts }
+  return report.cut[index]
+    ? cutOff(report, index, key, label, durationMillis, attempts)
+    : { _tag: "Interrupted", key, label, durationMillis, attempts }
 }
+
+const cutOff = (
+  report: engine.Report,
+  index: number,
+  key: Outcome.Key,
+  label: string | undefined,
+  durationMillis: number,
+  attempts: number
+): Outcome.Outcome<unknown, unknown> =>
+  report.stop === "Deadline" && report.cut[index]
+    ? { _tag: "TimedOut", reason: "Deadline", key, label, durationMillis, attempts }
+    : { _tag: "Interrupted", key, label, durationMillis, attempts }
 
 /** @internal */
 export const outcomesOf = (
