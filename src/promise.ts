@@ -1,6 +1,6 @@
 /**
  * The Promise facade (`effect-fanout/promise`): fan-out for code that is not written in Effect yet, with the
- * semantics of `FanOut.all` and `FanOut.settle` underneath (each function becomes an Effect and the core runs them).
+ * semantics of `FanOut.all` and `FanOut.settle` underneath (each function is a task of the core's engine).
  *
  * - `runAsync(fns)` / `all(fns)` — **fail fast**: run every function concurrently; the first error aborts every other
  *   function's `AbortSignal` (with that error as the signal's `reason`) and the promise rejects with that error.
@@ -29,8 +29,8 @@
  * returned promise rejects with a `TypeError` (wrong type) or a `RangeError` (a number out of range) naming the
  * problem, and no function is called.
  *
- * Cost: a function is one task of the core's engine (a fiber) plus one promise callback; `scripts/bench/promise.ts`
- * compares it with `Promise.all`, `Promise.allSettled` and p-map.
+ * Cost: a function is one callback task of the core's engine (no fiber) plus one promise callback;
+ * `scripts/bench/promise.ts` compares it with `Promise.all`, `Promise.allSettled` and p-map.
  *
  * @since 0.1.0
  */
@@ -38,9 +38,11 @@ import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
 import { setMaxListeners } from "node:events"
-import * as FanOut from "./FanOut.js"
 import { FanOutTimeoutError, InvalidOptionError } from "./FanOutError.js"
+import type * as engine from "./internal/engine.js"
+import * as internal from "./internal/fanOut.js"
 import * as stack from "./internal/stack.js"
 import type * as Outcome from "./Outcome.js"
 
@@ -270,7 +272,7 @@ export const all = <const T extends ReadonlyArray<Fn>>(fns: T, options?: FailFas
 export const settle = <const T extends ReadonlyArray<Fn>>(
   fns: T,
   options?: Options
-): Promise<SettledResults<T>> => settleImpl(fns, options) as Promise<SettledResults<T>>
+): Promise<SettledResults<T>> => settleImpl(fns, options, asSettled) as Promise<SettledResults<T>>
 
 /**
  * Runs every function concurrently, always waits for all of them, and resolves with the Go-style index-aligned list of
@@ -292,15 +294,7 @@ export const settle = <const T extends ReadonlyArray<Fn>>(
 export const runAsyncAllowErrors = (
   fns: ReadonlyArray<Fn>,
   options?: Options
-): Promise<Array<Error | undefined>> =>
-  settleImpl(fns, options).then((settled) => {
-    const errors: Array<Error | undefined> = new Array(settled.length)
-    for (let i = 0; i < settled.length; i++) {
-      const s = settled[i]!
-      errors[i] = s.status === "fulfilled" ? undefined : s.reason
-    }
-    return errors
-  })
+): Promise<Array<Error | undefined>> => settleImpl(fns, options, asError)
 
 // ---------------------------------------------------------------------------------------------------------------
 // input
@@ -424,11 +418,14 @@ class OwnTimeout {
   constructor(readonly error: FanOutTimeoutError) {}
 }
 
-/**
- * `Effect.fail`, without the span Effect attaches to an object failed inside a span (it wraps the object in a `Proxy`,
- * and the caller must get back the very `Error` its function threw).
- */
-const failWith = (error: unknown): Effect.Effect<never, unknown> => Effect.failCause(Cause.fail(error))
+type Done = (exit: Exit.Exit<unknown, unknown>) => void
+
+/** A plain `Exit`, never an Effect run inside the fan-out's span: the caller gets back the very `Error` thrown. */
+const failWith = (error: unknown): Exit.Exit<never, unknown> => Exit.fail(error)
+
+const interrupted: Exit.Exit<never, never> = Exit.interrupt(FiberId.none)
+
+const noop = (): void => {}
 
 const isThenable = (u: unknown): u is PromiseLike<unknown> =>
   (typeof u === "object" || typeof u === "function") && u !== null && typeof (u as any).then === "function"
@@ -436,19 +433,18 @@ const isThenable = (u: unknown): u is PromiseLike<unknown> =>
 /**
  * The state of one run, shared by its tasks.
  *
- * How a run maps onto the core: each function is one `Effect.async` task of `FanOut.all` / `FanOut.settle`, and the
- * core decides what starts, when to stop, who is cut off at the deadline, and builds the outcomes. The facade adds
- * the two things a Promise needs that an Effect fiber does not have:
+ * How a run maps onto the core: each function is one callback task (`engine.CallbackTask`, no fiber) of the core's
+ * fail-fast or settle fan-out, and the core decides what starts, when to stop, who is cut off at the deadline, waits
+ * for the cancelled functions, and builds the outcomes. The facade adds what the core cannot know:
  *
- * - an abort **reason**: a fiber is interrupted without being told why, so the facade aborts the signals itself, at
- *   the moment it learns why: a function's error or own timeout (it sees them first), the caller's abort (it listens),
- *   the deadline (the core's result says who was cut off);
- * - **waiting for the promises**: an interrupted fiber ends at once, so the facade counts the promises still pending
- *   and, once the core has returned, waits for them (unless `detach`), as the core waits for finalizers.
+ * - an abort **reason**: the engine cancels a task without saying why, so the facade aborts the signals itself, at the
+ *   moment it learns why: a function's error or own timeout (it sees them first), the caller's abort (it listens, and
+ *   its listener runs before the runtime's), and otherwise the deadline, the only stop the core decides alone;
+ * - a function's own **timeout**, reported at once while its promise may still be pending: the facade counts those
+ *   promises and waits for them once the core has returned (unless `detach`).
  *
- * Why the tasks do not do both in an interruption handler (`Effect.async` returning a canceler), which would let the
- * core do the waiting: in Effect 3 a canceler wraps every task in an `onInterrupt`, which about doubled the cost of a
- * task when measured (1000 resolved promises in `FanOut.all`: about 4.4 µs a task without a canceler, 8.5 µs with).
+ * A cancelled function ends (`done`) once its promise has settled, so the core's waiting is waiting for the promises;
+ * under `detach` it ends at once and its promise settles in the background.
  */
 class Run {
   /** Fail fast: set once the run has begun to fail; `reason` is then its rejection and every signal's reason. */
@@ -512,87 +508,109 @@ class Run {
     return !this.failFast && this.stoppedBy === "caller"
   }
 
-  private failure(error: Error): Effect.Effect<never, unknown> {
+  private failure(error: Error): Exit.Exit<never, unknown> {
     if (this.failFast) {
       this.stop(error)
       return failWith(error)
     }
-    return this.settleAborted() ? Effect.interrupt : failWith(error)
+    return this.settleAborted() ? interrupted : failWith(error)
   }
 
-  /** Function `index` as an Effect: fails with an `Error` (or `OwnTimeout`), interrupts itself on the caller's abort. */
-  task(index: number): Effect.Effect<unknown, unknown> {
-    return Effect.async<unknown, unknown>((resume) => {
-      // Never call a function whose signal is already aborted (a worker may pick a task up before the core stops).
-      if (this.failFast ? this.stopped : this.settleAborted() || this.callerAborted) {
-        resume(Effect.interrupt)
-        return
+  /**
+   * The core cancelled a running function. Every stop but the deadline came from the facade, which has aborted the
+   * signals with its reason already.
+   */
+  private cancelled(controller: AbortController): void {
+    if (this.failFast) {
+      if (!this.stopped) {
+        this.stop(this.s.deadline !== undefined ? this.deadline() : new Error(`${prefix} the run was interrupted`))
       }
-      let controller = this.shared
-      if (controller === undefined) {
-        controller = new AbortController()
-        this.own![index] = controller
-      }
-      let result: unknown
-      try {
-        result = this.fns[index]!(controller.signal)
-      } catch (thrown) {
-        if (this.own !== undefined) this.own[index] = undefined
-        resume(this.failure(toError(thrown, index)))
-        return
-      }
-      if (isThenable(result)) {
-        this.watch(index, result, controller, resume)
-      } else {
-        if (this.own !== undefined) this.own[index] = undefined
-        resume(Effect.succeed(result))
-      }
-    })
+      return
+    }
+    if (this.stoppedBy === undefined) this.stoppedBy = "deadline"
+    if (this.stoppedBy === "deadline") controller.abort(this.deadline())
   }
 
-  private watch(
-    index: number,
-    promise: PromiseLike<unknown>,
-    controller: AbortController,
-    resume: (effect: Effect.Effect<unknown, unknown>) => void
-  ): void {
+  /** Starts function `index` as the core's callback task: reports its end to `done`, returns its canceler. */
+  start(index: number, done: Done): () => void {
+    // Never call a function whose signal is already aborted (the core may start a task before it learns of the stop).
+    if (this.failFast ? this.stopped : this.settleAborted() || this.callerAborted) {
+      done(interrupted)
+      return noop
+    }
+    let controller = this.shared
+    if (controller === undefined) {
+      controller = new AbortController()
+      this.own![index] = controller
+    }
+    let result: unknown
+    try {
+      result = this.fns[index]!(controller.signal)
+    } catch (thrown) {
+      if (this.own !== undefined) this.own[index] = undefined
+      done(this.failure(toError(thrown, index)))
+      return noop
+    }
+    if (isThenable(result)) return this.watch(index, result, controller, done)
+    if (this.own !== undefined) this.own[index] = undefined
+    done(Exit.succeed(result))
+    return noop
+  }
+
+  private watch(index: number, promise: PromiseLike<unknown>, controller: AbortController, done: Done): () => void {
     this.inFlight++
-    // `resume` is a no-op once the fiber has ended (interrupted by the core, or resumed by the timer).
     let settled = false
+    // Once cancelled, the function ends as interrupted whatever its promise does, as an interrupted fiber would.
+    let cancelled = false
     let timer: ReturnType<typeof setTimeout> | undefined = undefined
-    const end = (effect: () => Effect.Effect<unknown, unknown>) => {
-      if (settled) return
+    /** Whether this is the promise's first settlement (a thenable may call back twice). */
+    const settles = (): boolean => {
+      if (settled) return false
       settled = true
       if (timer !== undefined) clearTimeout(timer)
       if (this.own !== undefined) this.own[index] = undefined
-      resume(effect())
+      return true
+    }
+    const end = (exit: Exit.Exit<unknown, unknown>): void => {
+      done(cancelled ? interrupted : exit)
       if (--this.inFlight === 0 && this.onIdle !== undefined) this.onIdle()
     }
     try {
       promise.then(
-        (value) => end(() => (this.settleAborted() ? Effect.interrupt : Effect.succeed(value))),
-        // Once a fail-fast run has failed, the other functions' errors are not reported: skip turning them into Errors.
-        (thrown) => end(() => (this.failFast && this.stopped ? Effect.interrupt : this.failure(toError(thrown, index))))
+        (value) => {
+          if (settles()) end(this.settleAborted() ? interrupted : Exit.succeed(value))
+        },
+        (thrown) => {
+          // Once a fail-fast run has failed, the other functions' errors are not reported: skip making them Errors.
+          if (settles()) end(this.failFast && this.stopped ? interrupted : this.failure(toError(thrown, index)))
+        }
       )
     } catch (thrown) {
-      end(() => this.failure(toError(thrown, index)))
-      return
+      if (settles()) end(this.failure(toError(thrown, index)))
+      return noop
     }
     if (this.timeoutDuration !== undefined && !settled) {
       const duration = this.timeoutDuration
       timer = setTimeout(() => {
         timer = undefined
-        if (settled) return
+        if (settled || cancelled) return
         const error = new FanOutTimeoutError({ reason: "Timeout", key: index, label: undefined, duration })
-        // Reported at once; the run still waits for the promise to settle before it returns (see `idle`).
+        // Reported at once (`done` ignores the later call from `end`); the run still waits for the promise to settle
+        // before it returns (see `idle`).
         if (this.failFast) {
           this.stop(error)
-          resume(failWith(error))
+          done(failWith(error))
         } else {
           controller.abort(error)
-          resume(this.settleAborted() ? Effect.interrupt : failWith(new OwnTimeout(error)))
+          done(this.settleAborted() ? interrupted : failWith(new OwnTimeout(error)))
         }
       }, this.s.timeout)
+    }
+    return () => {
+      if (settled) return
+      cancelled = true
+      this.cancelled(controller)
+      if (this.s.detach) done(interrupted)
     }
   }
 
@@ -613,16 +631,13 @@ class Run {
     if (this.onCallerAbort !== undefined) this.s.signal!.removeEventListener("abort", this.onCallerAbort)
   }
 
-  tasks(): Array<Effect.Effect<unknown, unknown>> {
-    const tasks = new Array(this.fns.length)
-    for (let i = 0; i < tasks.length; i++) tasks[i] = this.task(i)
-    return tasks
-  }
-
-  coreOptions(): { concurrency: number | "unbounded"; deadline?: Duration.Duration } {
+  /** The core's shape and settings for this run. */
+  core(): { shape: internal.Shape; settings: internal.Settings } {
+    const tasks: Array<engine.CallbackTask> = new Array(this.fns.length)
+    for (let i = 0; i < tasks.length; i++) tasks[i] = new FnTask(this, i)
     const o: { concurrency: number | "unbounded"; deadline?: Duration.Duration } = { concurrency: this.s.concurrency }
     if (this.s.deadline !== undefined) o.deadline = Duration.millis(this.s.deadline)
-    return o
+    return { shape: internal.shapeOfCallbacks(tasks), settings: internal.settings(o) }
   }
 
   /** Fail fast: the core failed with `cause`; abort what is still running and say what to reject with. */
@@ -680,6 +695,14 @@ class Run {
   }
 }
 
+/** One function as the engine's callback task: a class, so that the tasks of a run share one `register`. */
+class FnTask implements engine.CallbackTask {
+  constructor(readonly run: Run, readonly index: number) {}
+  register(done: Done): () => void {
+    return this.run.start(this.index, done)
+  }
+}
+
 /** An option the core refused is a `RangeError`; anything else that escaped is the facade's bug, reported as is. */
 const internalError = (defect: unknown): unknown =>
   defect instanceof InvalidOptionError ? new RangeError(defect.message) : defect
@@ -695,7 +718,10 @@ const failFast = (fns: ReadonlyArray<Fn>, options: FailFastOptions | undefined, 
     return Promise.reject(error)
   }
   const signal = run.s.signal
-  const effect = FanOut.all(run.tasks(), run.coreOptions())
+  const effect = Effect.suspend(() => {
+    const core = run.core()
+    return internal.all(core.shape, core.settings)
+  })
   return Effect.runPromiseExit(effect, signal === undefined ? undefined : { signal }).then((exit) => {
     if (Exit.isSuccess(exit)) {
       run.done()
@@ -710,7 +736,19 @@ const failFast = (fns: ReadonlyArray<Fn>, options: FailFastOptions | undefined, 
   })
 }
 
-const settleImpl = (fns: ReadonlyArray<Fn>, options: Options | undefined): Promise<Array<Settled<unknown>>> => {
+const asSettled = (run: Run, outcome: Outcome.Outcome<unknown, unknown>): Settled<unknown> => run.settled(outcome)
+
+// Straight from the core's outcome: no `Settled` object for a function that succeeded.
+const asError = (run: Run, outcome: Outcome.Outcome<unknown, unknown>): Error | undefined =>
+  outcome._tag === "Success"
+    ? undefined
+    : (run.settled(outcome) as Exclude<Settled<unknown>, Fulfilled<unknown>>).reason
+
+const settleImpl = <X>(
+  fns: ReadonlyArray<Fn>,
+  options: Options | undefined,
+  result: (run: Run, outcome: Outcome.Outcome<unknown, unknown>) => X
+): Promise<Array<X>> => {
   let run: Run
   try {
     checkFns(fns)
@@ -719,7 +757,10 @@ const settleImpl = (fns: ReadonlyArray<Fn>, options: Options | undefined): Promi
     return Promise.reject(error)
   }
   if (run.callerAborted) run.stoppedBy = "caller"
-  const effect = FanOut.settle(run.tasks(), run.coreOptions())
+  const effect = Effect.suspend(() => {
+    const core = run.core()
+    return internal.settle(core.shape, core.settings)
+  })
   return Effect.runPromiseExit(effect).then((exit) => {
     run.done()
     if (Exit.isFailure(exit)) {
@@ -728,8 +769,8 @@ const settleImpl = (fns: ReadonlyArray<Fn>, options: Options | undefined): Promi
     }
     const outcomes = exit.value as Array<Outcome.Outcome<unknown, unknown>>
     run.cut(outcomes)
-    const out: Array<Settled<unknown>> = new Array(outcomes.length)
-    for (let i = 0; i < outcomes.length; i++) out[i] = run.settled(outcomes[i]!)
+    const out: Array<X> = new Array(outcomes.length)
+    for (let i = 0; i < outcomes.length; i++) out[i] = result(run, outcomes[i]!)
     return run.busy ? run.idle().then(() => out) : out
   })
 }

@@ -7,8 +7,8 @@
  *   functions that await once (`await null`), unbounded;
  * - fail fast: at N = 1000, time from the failure to the return, every other function aborted and settled.
  *
- * The facade turns each function into an Effect run by the core's engine (a fiber per function), so its cost is the
- * core's per-task cost plus one promise callback; the peers call the functions directly.
+ * The facade runs each function as a callback task of the core's engine (no fiber), so its cost is the engine's
+ * bookkeeping per task plus one promise callback and the outcome objects; the peers call the functions directly.
  */
 import { setMaxListeners } from "node:events"
 import { performance } from "node:perf_hooks"
@@ -81,7 +81,7 @@ const kinds: ReadonlyArray<Kind> = ["resolved", "await"]
 /**
  * No full GC before each sample (`gcBetween: false`), one before each runner instead: a full GC shrinks the young
  * generation, and the next sample then pays for growing it again, which in a run of this script penalised the
- * runners that allocate most per function (the facade: a fiber each) by 2–3× and widened their spread.
+ * runners that allocate most per function (the facade, when it made a fiber each) by 2–3× and widened their spread.
  */
 const plan = (n: number) => {
   if (n <= 10) return { warmup: 5, runs: quick ? 5 : 15, minSampleMs: 20, gcBetween: false }

@@ -32,7 +32,10 @@
  *   interrupting many tasks at once;
  * - fiber ids are taken from Effect's own counter, with the fan-out's start time;
  * - stopping (first failure, deadline, the caller's interruption) interrupts every running worker in one pass and
- *   then waits for all of them, so finalizers have run before the fan-out returns.
+ *   then waits for all of them, so finalizers have run before the fan-out returns;
+ * - a task may also be a **callback task** (`CallbackTask`), for work that is not an Effect (the Promise facade's
+ *   functions): no fiber at all, only a `done` callback. It takes a slot like a worker, is cancelled in the same pass
+ *   when the fan-out stops, and is waited for until it calls `done`, so the guarantees above hold for it too.
  *
  * Fiber-local state: tasks see the caller's `FiberRef` values (context, services, log annotations, the current span),
  * and changes a task makes stay inside that task; they are not merged back into the caller. Inside a task,
@@ -58,9 +61,27 @@ import * as Scheduler from "effect/Scheduler"
 import * as Supervisor from "effect/Supervisor"
 import { executionAsyncResource } from "node:async_hooks"
 
+/**
+ * A task that is not an Effect: `register` starts it and returns its canceler. The task reports how it ended by
+ * calling `done` once (later calls are ignored), possibly from inside `register`; after a cancel it must still call
+ * `done` once its work has really stopped, since the fan-out waits for that as it waits for an interrupted fiber's
+ * finalizers (a canceler may also call `done` at once, for a task whose end nobody needs to wait for). A `register`
+ * that throws ends its task as a defect; a canceler must not throw, since it runs inside the stopping pass.
+ *
+ * @internal
+ */
+export interface CallbackTask {
+  readonly register: (done: (exit: Exit.Exit<any, any>) => void) => () => void
+}
+
+/** @internal */
+export type Task = Effect.Effect<any, any, any> | CallbackTask
+
 /** @internal */
 export interface Plan {
-  readonly tasks: ReadonlyArray<Effect.Effect<any, any, any>>
+  readonly tasks: ReadonlyArray<Task>
+  /** Whether some tasks are `CallbackTask`s; without it every task is taken for an Effect, unchecked. */
+  readonly callbacks?: boolean | undefined
   /** `Infinity` for unbounded. */
   readonly concurrency: number
   readonly deadline: Duration.Duration | undefined
@@ -243,17 +264,23 @@ class FanOutRun {
   live = 0
   // Of which workers.
   liveWorkers = 0
+  // Callback tasks started whose `done` has not been called yet (each takes a slot, as a worker does).
+  liveCallbacks = 0
   // Tasks that have not ended and were not cut off before starting.
   pending: number
   // Next task index to start.
   next = 0
-  starting = true
+  // Set while tasks are being started, so that tasks ending meanwhile neither start others (the loop does) nor end the
+  // fan-out before the loop has finished.
+  filling = false
   stopped = false
   cancelled = false
   resumed = false
   waiter: (() => void) | undefined = undefined
   // The workers whose observer has not run yet (a slot is cleared when its worker ends).
   readonly workers: Array<AnyFiber | undefined> = []
+  // The cancelers of the running callback tasks, by task index; `undefined` when the plan has none.
+  readonly cancels: Array<(() => void) | undefined> | undefined
   timer: AnyFiber | undefined = undefined
   resume: (effect: Effect.Effect<Report>) => void = () => {}
   readonly spawn: FiberFactory
@@ -283,10 +310,16 @@ class FanOutRun {
     const bounded = plan.concurrency < n
     this.width = bounded ? plan.concurrency : Infinity
     this.oneTaskPerWorker = !bounded && this.spawn.supervised
+    this.cancels = plan.callbacks === true ? new Array(n).fill(undefined) : undefined
+  }
+
+  isCallback(index: number): boolean {
+    return this.cancels !== undefined && !Effect.isEffect(this.plan.tasks[index])
   }
 
   start(resume: (effect: Effect.Effect<Report>) => void): void {
     this.resume = resume
+    this.filling = true
     const deadline = this.plan.deadline
     if (deadline !== undefined) {
       const sleep = Effect.sleep(deadline)
@@ -301,10 +334,24 @@ class FanOutRun {
       })
       t.start(sleep)
     }
-    // A worker returns from `start` when its task suspends (or when it has run everything): unbounded, the next
-    // task gets a new worker; bounded, a new worker until there are `concurrency` of them.
-    while (!this.stopped && this.next < this.n && this.liveWorkers < this.width) this.startWorker()
-    this.starting = false
+    this.filling = false
+    this.fill()
+  }
+
+  /**
+   * Starts tasks while there are free slots. A worker returns from `start` when its task suspends (or when it has run
+   * everything): unbounded, the next task gets a new worker; bounded, a new worker until there are `concurrency` of
+   * them. A callback task takes a slot of its own. Tasks that end while this runs (synchronously) leave the starting
+   * to this loop, so that thousands of synchronous callbacks do not nest.
+   */
+  fill(): void {
+    if (this.filling) return
+    this.filling = true
+    while (!this.stopped && this.next < this.n && this.liveWorkers + this.liveCallbacks < this.width) {
+      if (this.isCallback(this.next)) this.startCallback()
+      else this.startWorker()
+    }
+    this.filling = false
     this.finishIfDone()
   }
 
@@ -317,7 +364,7 @@ class FanOutRun {
   }
 
   finishIfDone(): void {
-    if (this.starting) return
+    if (this.filling) return
     if (this.pending === 0 && this.timer !== undefined) {
       const t = this.timer
       this.timer = undefined
@@ -360,6 +407,16 @@ class FanOutRun {
       this.timer = undefined
       t.unsafeInterruptAsFork(this.parentId)
     }
+    const cancels = this.cancels
+    if (cancels !== undefined) {
+      for (let i = 0; i < cancels.length; i++) {
+        const cancel = cancels[i]
+        if (cancel !== undefined) {
+          cancels[i] = undefined
+          cancel()
+        }
+      }
+    }
   }
 
   /** Records a task's end and returns the clock reading taken for it. */
@@ -370,6 +427,36 @@ class FanOutRun {
     this.pending--
     if (!this.stopped && this.plan.onExit(index, exit, this.report)) this.stop("Policy", index)
     return now
+  }
+
+  startCallback(): void {
+    const index = this.next++
+    const task = this.plan.tasks[index] as CallbackTask
+    const cancels = this.cancels!
+    this.live++
+    this.liveCallbacks++
+    this.report.startedAt[index] = this.clock.unsafeCurrentTimeMillis()
+    let ended = false
+    const done = (exit: Exit.Exit<any, any>): void => {
+      if (ended) return
+      ended = true
+      cancels[index] = undefined
+      this.live--
+      this.liveCallbacks--
+      this.taskEnded(index, exit)
+      this.fill()
+    }
+    let cancel: () => void
+    try {
+      cancel = task.register(done)
+    } catch (defect) {
+      done(Exit.die(defect))
+      return
+    }
+    if (ended) return
+    // Stopped from inside `register` (another task's end): the stopping pass could not see this task yet.
+    if (this.stopped) cancel()
+    else cancels[index] = cancel
   }
 
   startWorker(): void {
@@ -389,17 +476,22 @@ class FanOutRun {
    * just before (only engine code ran since), or NaN.
    */
   step(worker: Worker, now: number): Effect.Effect<void, never, any> {
-    if (this.stopped || this.next >= this.n || (this.oneTaskPerWorker && worker.ran > 0)) return Effect.void
+    if (
+      this.stopped || this.next >= this.n || (this.oneTaskPerWorker && worker.ran > 0) || this.isCallback(this.next)
+    ) {
+      // A callback task is started by `fill`, once this worker has ended and freed its slot.
+      return Effect.void
+    }
     const index = this.next++
     worker.running = index
     this.report.startedAt[index] = Number.isNaN(now) ? this.clock.unsafeCurrentTimeMillis() : now
     const tasks = this.plan.tasks
     if (worker.ran++ === 0) {
-      const task = tasks[index]!
+      const task = tasks[index] as Effect.Effect<any, any, any>
       return Effect.matchCauseEffect(this.interruptible ? Effect.interruptible(task) : task, worker)
     }
     if (worker.body === undefined) {
-      const current = Effect.suspend(() => tasks[worker.running]!)
+      const current = Effect.suspend(() => tasks[worker.running] as Effect.Effect<any, any, any>)
       worker.body = Effect.matchCauseEffect(this.interruptible ? Effect.interruptible(current) : current, worker)
     }
     return worker.body
@@ -431,9 +523,8 @@ class FanOutRun {
       worker.running = -1
       this.taskEnded(index, exit)
     }
-    // Keep the fan-out going if a worker was lost with tasks left (while starting, the start loop does).
-    if (!this.starting && !this.stopped && this.next < this.n && this.liveWorkers < this.width) this.startWorker()
-    this.finishIfDone()
+    // Keep the fan-out going: a worker lost with tasks left, or one that left its slot to a callback task.
+    this.fill()
   }
 }
 

@@ -46,8 +46,11 @@ export const labeled = <A, E, R>(effect: Effect.Effect<A, E, R>, label: string):
 export interface Shape {
   readonly struct: boolean
   readonly keys: Array<Outcome.Key>
-  readonly effects: Array<AnyEffect>
+  /** Effects, or with `callbacks` the engine's callback tasks. */
+  readonly effects: Array<engine.Task>
   readonly labels: Array<string | undefined>
+  /** The tasks are `engine.CallbackTask`s (the Promise facade): they run as they are, never wrapped by `prepare`. */
+  readonly callbacks?: true
 }
 
 /** @internal */
@@ -109,6 +112,17 @@ export const shapeOf = (input: unknown): Shape => {
     option: "tasks",
     reason: `must be a tuple, an iterable or a struct of Effects, got ${options.show(input)}`
   })
+}
+
+/**
+ * An iterable-shaped fan-out of callback tasks, keyed by index.
+ *
+ * @internal
+ */
+export const shapeOfCallbacks = (tasks: Array<engine.CallbackTask>): Shape => {
+  const keys: Array<number> = new Array(tasks.length)
+  for (let i = 0; i < keys.length; i++) keys[i] = i
+  return { struct: false, keys, effects: tasks, labels: new Array(tasks.length).fill(undefined), callbacks: true }
 }
 
 /** @internal */
@@ -203,7 +217,7 @@ const taskTimedOut = new TaskTimedOut()
 
 /** @internal */
 export interface Prepared {
-  readonly tasks: Array<AnyEffect>
+  readonly tasks: Array<engine.Task>
   /** Tries per task; only counted with retries or hedging (otherwise 1 for every task that started). */
   readonly attempts: Array<number> | undefined
 }
@@ -214,7 +228,8 @@ export const isTimeoutError = (error: unknown): boolean =>
 
 /** @internal */
 export const prepare = (shape: Shape, s: Settings, failFast: boolean, taskSpans: boolean): Prepared => {
-  if (s.timeout === undefined && s.retry === undefined && s.hedge === undefined && !taskSpans) {
+  // Callback tasks keep their own time limits and have no Effect to wrap: they run as they are.
+  if (shape.callbacks || (s.timeout === undefined && s.retry === undefined && s.hedge === undefined && !taskSpans)) {
     return { tasks: shape.effects, attempts: undefined }
   }
   const n = shape.effects.length
@@ -222,7 +237,7 @@ export const prepare = (shape: Shape, s: Settings, failFast: boolean, taskSpans:
   const attempts: Array<number> | undefined = counted ? new Array(n).fill(0) : undefined
   const tasks: Array<AnyEffect> = new Array(n)
   for (let i = 0; i < n; i++) {
-    let task = shape.effects[i]!
+    let task = shape.effects[i] as AnyEffect
     if (attempts !== undefined) {
       const body = task
       task = Effect.suspend(() => {
@@ -298,6 +313,7 @@ export const runObserved = <X, E, R>(
         Effect.withParentSpan(
           engine.run({
             tasks: prepared.tasks,
+            callbacks: shape.callbacks,
             concurrency: settings.concurrency,
             deadline: settings.deadline,
             detach: run.detach,
@@ -328,35 +344,53 @@ export const outcomeOf = (
   const exit = report.exits[index]
   const started = !Number.isNaN(report.startedAt[index]!)
   const ended = exit !== undefined ? report.endedAt[index]! : started && report.cut[index] ? now : 0
-  const common = {
-    key: shape.keys[index]!,
-    label: shape.labels[index],
-    durationMillis: started ? Math.max(0, ended - report.startedAt[index]!) : 0,
-    attempts: prepared.attempts !== undefined ? prepared.attempts[index]! : started ? 1 : 0
-  }
-  const cutOff = (): Outcome.Outcome<unknown, unknown> =>
-    report.stop === "Deadline" && report.cut[index]
-      ? { _tag: "TimedOut", reason: "Deadline", ...common }
-      : { _tag: "Interrupted", ...common }
-  if (exit === undefined) return cutOff()
-  if (exit._tag === "Success") return { _tag: "Success", value: exit.value, ...common }
+  // The common fields are written out in each literal (no spread of a shared object): this runs once per task.
+  const key = shape.keys[index]!
+  const label = shape.labels[index]
+  const durationMillis = started ? Math.max(0, ended - report.startedAt[index]!) : 0
+  const attempts = prepared.attempts !== undefined ? prepared.attempts[index]! : started ? 1 : 0
+  if (exit === undefined) return cutOff(report, index, key, label, durationMillis, attempts)
+  if (exit._tag === "Success") return { _tag: "Success", value: exit.value, key, label, durationMillis, attempts }
   const cause = exit.cause
   const failure = Cause.failureOption(cause)
   if (failure._tag === "Some") {
     const error = original(failure.value)
-    if (error === taskTimedOut) return { _tag: "TimedOut", reason: "Timeout", ...common }
-    if (error instanceof FanOutTimeoutError && error.reason === "Timeout" && error.key === common.key) {
-      return { _tag: "TimedOut", reason: "Timeout", ...common }
+    if (error === taskTimedOut) return { _tag: "TimedOut", reason: "Timeout", key, label, durationMillis, attempts }
+    if (error instanceof FanOutTimeoutError && error.reason === "Timeout" && error.key === key) {
+      return { _tag: "TimedOut", reason: "Timeout", key, label, durationMillis, attempts }
     }
-    return { _tag: "Failure", error, cause, ...common }
+    return { _tag: "Failure", error, cause, key, label, durationMillis, attempts }
   }
   const defects = Cause.defects(cause)
   if (Chunk.isNonEmpty(defects)) {
     const defect = original(Chunk.headNonEmpty(defects))
-    return { _tag: "Defect", defect, cause: cause as Cause.Cause<never>, stack: stack.ofDefect(defect), ...common }
+    return {
+      _tag: "Defect",
+      defect,
+      cause: cause as Cause.Cause<never>,
+      stack: stack.ofDefect(defect),
+      key,
+      label,
+      durationMillis,
+      attempts
+    }
   }
-  return report.cut[index] ? cutOff() : { _tag: "Interrupted", ...common }
+  return report.cut[index]
+    ? cutOff(report, index, key, label, durationMillis, attempts)
+    : { _tag: "Interrupted", key, label, durationMillis, attempts }
 }
+
+const cutOff = (
+  report: engine.Report,
+  index: number,
+  key: Outcome.Key,
+  label: string | undefined,
+  durationMillis: number,
+  attempts: number
+): Outcome.Outcome<unknown, unknown> =>
+  report.stop === "Deadline" && report.cut[index]
+    ? { _tag: "TimedOut", reason: "Deadline", key, label, durationMillis, attempts }
+    : { _tag: "Interrupted", key, label, durationMillis, attempts }
 
 /** @internal */
 export const outcomesOf = (

@@ -1,0 +1,194 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Cause, Duration, Effect, Exit, Fiber, FiberId, Option, TestClock } from "effect"
+import * as engine from "../src/internal/engine.js"
+
+// The engine's callback tasks (what the Promise facade runs), on the paths the facade's tests do not pin down.
+
+// ---------------------------------------------------------------------------------------------------------------
+// helpers
+
+/** A callback task under the test's control: it ends only when the test says so, even after it was cancelled. */
+class Manual implements engine.CallbackTask {
+  registered = 0
+  cancelled = 0
+  private done: ((exit: Exit.Exit<any, any>) => void) | undefined = undefined
+  readonly register = (done: (exit: Exit.Exit<any, any>) => void): () => void => {
+    this.registered++
+    this.done = done
+    return () => {
+      this.cancelled++
+    }
+  }
+  end(exit: Exit.Exit<any, any>): void {
+    this.done!(exit)
+  }
+}
+
+const manuals = (n: number): Array<Manual> => Array.from({ length: n }, () => new Manual())
+
+const plan = (tasks: ReadonlyArray<engine.Task>, options: Partial<engine.Plan> = {}): engine.Plan => ({
+  tasks,
+  callbacks: true,
+  concurrency: Infinity,
+  deadline: undefined,
+  detach: false,
+  onExit: (_, exit) => exit._tag === "Failure",
+  ...options
+})
+
+const interrupted = Exit.interrupt(FiberId.none)
+
+/** Lets the forked fan-out run up to its next suspension. */
+const settle = Effect.repeatN(Effect.yieldNow(), 4)
+
+// ---------------------------------------------------------------------------------------------------------------
+// tests
+
+describe("engine: callback tasks", () => {
+  it.effect("a callback takes a slot: with a bound, the next task starts when one ends", () =>
+    Effect.gen(function*() {
+      const tasks = manuals(5)
+      const fiber = yield* Effect.fork(engine.run(plan(tasks, { concurrency: 2 })))
+      yield* settle
+      expect(tasks.map((t) => t.registered)).toEqual([1, 1, 0, 0, 0])
+      tasks[1]!.end(Exit.succeed(1))
+      expect(tasks.map((t) => t.registered)).toEqual([1, 1, 1, 0, 0])
+      tasks[0]!.end(Exit.succeed(0))
+      tasks[2]!.end(Exit.succeed(2))
+      expect(tasks.map((t) => t.registered)).toEqual([1, 1, 1, 1, 1])
+      tasks[4]!.end(Exit.succeed(4))
+      tasks[3]!.end(Exit.succeed(3))
+      const report = yield* Fiber.join(fiber)
+      expect(report.exits).toEqual([0, 1, 2, 3, 4].map((i) => Exit.succeed(i)))
+      expect(report.stop).toBeUndefined()
+      expect(report.startedAt.every((t) => !Number.isNaN(t))).toBe(true)
+      expect(tasks.every((t) => t.cancelled === 0)).toBe(true)
+    }))
+
+  it.effect("the first failure cancels every running callback, starts nothing more and waits for every done", () =>
+    Effect.gen(function*() {
+      const tasks = manuals(4)
+      const fiber = yield* Effect.fork(engine.run(plan(tasks, { concurrency: 3 })))
+      yield* settle
+      tasks[1]!.end(Exit.fail("boom"))
+      expect(tasks.map((t) => t.cancelled)).toEqual([1, 0, 1, 0])
+      expect(tasks[3]!.registered).toBe(0)
+      yield* settle
+      expect(Option.isNone(yield* Fiber.poll(fiber))).toBe(true)
+      tasks[0]!.end(interrupted)
+      yield* settle
+      expect(Option.isNone(yield* Fiber.poll(fiber))).toBe(true)
+      tasks[2]!.end(Exit.succeed(2))
+      const report = yield* Fiber.join(fiber)
+      expect(report.stop).toBe("Policy")
+      expect(report.stoppedBy).toBe(1)
+      expect(report.cut).toEqual([true, false, true, true])
+      expect(report.exits[3]).toBeUndefined()
+      expect(report.startedAt[3]).toBeNaN()
+    }))
+
+  it.effect("the deadline cancels the running callbacks, cuts the rest off and waits for the cancelled ones", () =>
+    Effect.gen(function*() {
+      const tasks = manuals(4)
+      const fiber = yield* Effect.fork(engine.run(plan(tasks, { concurrency: 2, deadline: Duration.millis(10) })))
+      yield* settle
+      tasks[0]!.end(Exit.succeed(0))
+      yield* TestClock.adjust("10 millis")
+      yield* settle
+      expect(tasks.map((t) => t.cancelled)).toEqual([0, 1, 1, 0])
+      expect(tasks[3]!.registered).toBe(0)
+      expect(Option.isNone(yield* Fiber.poll(fiber))).toBe(true)
+      tasks[1]!.end(interrupted)
+      tasks[2]!.end(interrupted)
+      const report = yield* Fiber.join(fiber)
+      expect(report.stop).toBe("Deadline")
+      expect(report.cut).toEqual([false, true, true, true])
+      expect(report.exits[0]).toEqual(Exit.succeed(0))
+      expect(report.exits[1]).toEqual(interrupted)
+      expect(report.exits[3]).toBeUndefined()
+    }))
+
+  it.effect("interrupting the caller cancels every callback and waits for their done", () =>
+    Effect.gen(function*() {
+      const tasks = manuals(3)
+      const fiber = yield* Effect.fork(engine.run(plan(tasks, { concurrency: 2 })))
+      yield* settle
+      const interruption = yield* Effect.fork(Fiber.interrupt(fiber))
+      yield* settle
+      expect(tasks.map((t) => t.cancelled)).toEqual([1, 1, 0])
+      expect(Option.isNone(yield* Fiber.poll(interruption))).toBe(true)
+      tasks[0]!.end(interrupted)
+      yield* settle
+      expect(Option.isNone(yield* Fiber.poll(interruption))).toBe(true)
+      tasks[1]!.end(Exit.succeed(1))
+      const exit = yield* Fiber.join(interruption)
+      expect(Exit.isInterrupted(exit)).toBe(true)
+      expect(tasks[2]!.registered).toBe(0)
+    }))
+
+  it.effect("detach: a stopped fan-out returns at once, the cancelled callbacks end in the background", () =>
+    Effect.gen(function*() {
+      const tasks = manuals(3)
+      const fiber = yield* Effect.fork(engine.run(plan(tasks, { detach: true })))
+      yield* settle
+      tasks[2]!.end(Exit.fail("boom"))
+      const report = yield* Fiber.join(fiber)
+      expect(report.stop).toBe("Policy")
+      expect(report.stoppedBy).toBe(2)
+      expect(tasks.map((t) => t.cancelled)).toEqual([1, 1, 0])
+      expect(report.exits[0]).toBeUndefined()
+      expect(report.exits[1]).toBeUndefined()
+      tasks[0]!.end(interrupted)
+      tasks[1]!.end(interrupted)
+    }))
+
+  it.effect("done may be called inside register, twice (the second call is ignored), for many tasks in a row", () =>
+    Effect.gen(function*() {
+      const n = 100_000
+      const tasks = Array.from({ length: n }, (_, i): engine.CallbackTask => ({
+        register: (done) => {
+          done(Exit.succeed(i))
+          done(Exit.fail("again"))
+          return () => {
+            throw new Error("a task that has ended is never cancelled")
+          }
+        }
+      }))
+      for (const concurrency of [1, 16, Infinity]) {
+        const report = yield* engine.run(plan(tasks, { concurrency }))
+        expect(report.stop).toBeUndefined()
+        expect(report.exits.every((exit, i) => Exit.isSuccess(exit!) && exit.value === i)).toBe(true)
+      }
+    }))
+
+  it.effect("a register that throws ends its task as a defect", () =>
+    Effect.gen(function*() {
+      const boom = new Error("boom")
+      const report = yield* engine.run(plan([{
+        register: () => {
+          throw boom
+        }
+      }], { onExit: () => false }))
+      const exit = report.exits[0]!
+      expect(Exit.isFailure(exit) && Cause.squash(exit.cause)).toBe(boom)
+    }))
+
+  it.effect("effects and callback tasks mix under one bound", () =>
+    Effect.gen(function*() {
+      const manual = new Manual()
+      const fiber = yield* Effect.fork(engine.run(plan([
+        Effect.succeed("a"),
+        manual,
+        Effect.as(Effect.sleep("5 millis"), "c"),
+        { register: (done) => (done(Exit.succeed("d")), () => {}) },
+        Effect.succeed("e")
+      ], { concurrency: 2 })))
+      yield* settle
+      expect(manual.registered).toBe(1)
+      yield* TestClock.adjust("5 millis")
+      yield* settle
+      manual.end(Exit.succeed("b"))
+      const report = yield* Fiber.join(fiber)
+      expect(report.exits).toEqual(["a", "b", "c", "d", "e"].map((v) => Exit.succeed(v)))
+    }))
+})
