@@ -62,15 +62,6 @@ export const isTasks = (u: unknown): boolean => {
   return values.length === 0 || values.some(Effect.isEffect)
 }
 
-/**
- * Inside a span, Effect wraps a failure or defect object in a Proxy that carries the span; outcomes give the caller
- * back the object the task failed with.
- */
-const originalSymbol = Symbol.for("effect/OriginalAnnotation")
-/** @internal */
-export const original = <X>(value: X): X =>
-  typeof value === "object" && value !== null && originalSymbol in value ? (value as any)[originalSymbol] : value
-
 /** @internal */
 export const shapeOf = (input: unknown): Shape => {
   if (Predicate.isIterable(input) && typeof input !== "string") {
@@ -222,9 +213,42 @@ export interface Prepared {
   readonly attempts: Array<number> | undefined
 }
 
-/** @internal */
-export const isTimeoutError = (error: unknown): boolean =>
-  original(error) === taskTimedOut || (error instanceof FanOutTimeoutError && error.reason === "Timeout")
+/**
+ * How a task's exit reads as an outcome, by one rule for outcomes and task spans alike: a typed failure wins over a
+ * defect, a defect over an interruption; a failure that is this task's own time-out is `TimedOut` (a time-out error
+ * of a fan-out nested inside the task stays a `Failure`). Inside a span Effect wraps failure and defect objects;
+ * `error` and `defect` are the objects the task failed with (`Cause.originalError`).
+ */
+type Classified =
+  | { readonly _tag: "Success"; readonly value: unknown }
+  | { readonly _tag: "Failure"; readonly error: unknown; readonly cause: Cause.Cause<unknown> }
+  | { readonly _tag: "Defect"; readonly defect: unknown; readonly cause: Cause.Cause<unknown> }
+  | { readonly _tag: "TimedOut" }
+  | { readonly _tag: "Interrupted" }
+
+const timedOut: Classified = { _tag: "TimedOut" }
+const interrupted: Classified = { _tag: "Interrupted" }
+
+const classify = (exit: Exit.Exit<unknown, unknown>, key: Outcome.Key): Classified => {
+  // An `Exit.Success` already has the shape: no object per successful task.
+  if (exit._tag === "Success") return exit as unknown as Classified
+  const cause = exit.cause
+  const failure = Cause.failureOption(cause)
+  if (failure._tag === "Some") {
+    const error = Cause.originalError(failure.value)
+    if (
+      error === taskTimedOut || (error instanceof FanOutTimeoutError && error.reason === "Timeout" && error.key === key)
+    ) {
+      return timedOut
+    }
+    return { _tag: "Failure", error, cause }
+  }
+  const defects = Cause.defects(cause)
+  if (Chunk.isNonEmpty(defects)) {
+    return { _tag: "Defect", defect: Cause.originalError(Chunk.headNonEmpty(defects)), cause }
+  }
+  return interrupted
+}
 
 /** @internal */
 export const prepare = (shape: Shape, s: Settings, failFast: boolean, taskSpans: boolean): Prepared => {
@@ -257,7 +281,8 @@ export const prepare = (shape: Shape, s: Settings, failFast: boolean, taskSpans:
     if (taskSpans) {
       const name = shape.labels[i] ?? String(shape.keys[i])
       const tries = attempts !== undefined ? () => attempts[i]! : () => 1
-      task = observe.taskSpan(task, name, shape.keys[i]!, tries, isTimeoutError)
+      const key = shape.keys[i]!
+      task = observe.taskSpan(task, name, key, tries, (exit) => classify(exit, key)._tag)
     }
     tasks[i] = task
   }
@@ -349,46 +374,42 @@ export const outcomeOf = (
   const label = shape.labels[index]
   const durationMillis = started ? Math.max(0, ended - report.startedAt[index]!) : 0
   const attempts = prepared.attempts !== undefined ? prepared.attempts[index]! : started ? 1 : 0
-  if (exit === undefined) return cutOff(report, index, key, label, durationMillis, attempts)
-  if (exit._tag === "Success") return { _tag: "Success", value: exit.value, key, label, durationMillis, attempts }
-  const cause = exit.cause
-  const failure = Cause.failureOption(cause)
-  if (failure._tag === "Some") {
-    const error = original(failure.value)
-    if (error === taskTimedOut) return { _tag: "TimedOut", reason: "Timeout", key, label, durationMillis, attempts }
-    if (error instanceof FanOutTimeoutError && error.reason === "Timeout" && error.key === key) {
+  if (exit === undefined) return cutOff(report, key, label, durationMillis, attempts)
+  const classified = classify(exit, key)
+  switch (classified._tag) {
+    case "Success":
+      return { _tag: "Success", value: classified.value, key, label, durationMillis, attempts }
+    case "Failure":
+      return { _tag: "Failure", error: classified.error, cause: classified.cause, key, label, durationMillis, attempts }
+    case "Defect":
+      return {
+        _tag: "Defect",
+        defect: classified.defect,
+        cause: classified.cause as Cause.Cause<never>,
+        stack: stack.ofDefect(classified.defect),
+        key,
+        label,
+        durationMillis,
+        attempts
+      }
+    case "TimedOut":
       return { _tag: "TimedOut", reason: "Timeout", key, label, durationMillis, attempts }
-    }
-    return { _tag: "Failure", error, cause, key, label, durationMillis, attempts }
+    case "Interrupted":
+      return report.cut[index]
+        ? cutOff(report, key, label, durationMillis, attempts)
+        : { _tag: "Interrupted", key, label, durationMillis, attempts }
   }
-  const defects = Cause.defects(cause)
-  if (Chunk.isNonEmpty(defects)) {
-    const defect = original(Chunk.headNonEmpty(defects))
-    return {
-      _tag: "Defect",
-      defect,
-      cause: cause as Cause.Cause<never>,
-      stack: stack.ofDefect(defect),
-      key,
-      label,
-      durationMillis,
-      attempts
-    }
-  }
-  return report.cut[index]
-    ? cutOff(report, index, key, label, durationMillis, attempts)
-    : { _tag: "Interrupted", key, label, durationMillis, attempts }
 }
 
+/** A task the fan-out cut off (running or not started when it stopped): timed out at a deadline, else interrupted. */
 const cutOff = (
   report: engine.Report,
-  index: number,
   key: Outcome.Key,
   label: string | undefined,
   durationMillis: number,
   attempts: number
 ): Outcome.Outcome<unknown, unknown> =>
-  report.stop === "Deadline" && report.cut[index]
+  report.stop === "Deadline"
     ? { _tag: "TimedOut", reason: "Deadline", key, label, durationMillis, attempts }
     : { _tag: "Interrupted", key, label, durationMillis, attempts }
 
@@ -537,14 +558,12 @@ const failureReport = (
   outcomes: Array<Outcome.Outcome<unknown, unknown>>,
   culprit: number
 ): FanOutFailure<unknown> => {
-  // Tasks the fan-out interrupted at its deadline are Interrupted here: the deadline is the fan-out's failure.
+  // Tasks the fan-out interrupted at its deadline are Interrupted in the report: the deadline is the fan-out's
+  // failure. A copy: the outcomes given to the metrics and the span keep saying TimedOut.
   if (report.stop === "Deadline") {
-    for (let i = 0; i < outcomes.length; i++) {
-      const o = outcomes[i]!
-      if (i !== culprit && o._tag === "TimedOut" && o.reason === "Deadline") {
-        outcomes[i] = { ...o, _tag: "Interrupted" } as any
-      }
-    }
+    outcomes = outcomes.map((o, i) =>
+      i !== culprit && o._tag === "TimedOut" && o.reason === "Deadline" ? { ...o, _tag: "Interrupted" } as any : o
+    )
   }
   const failures = outcomes
     .map((o, i) => ({ o, i }))

@@ -41,40 +41,13 @@ const isBuiltIn = (tracer: Tracer.Tracer): boolean => {
 export const wantsTaskSpans = (setting: boolean | undefined): Effect.Effect<boolean> =>
   setting !== undefined ? Effect.succeed(setting) : Effect.tracerWith((tracer) => Effect.succeed(!isBuiltIn(tracer)))
 
-/** @internal */
-export const outcomeTag = (exit: Exit.Exit<unknown, unknown>, isTimeout: (error: unknown) => boolean): string => {
-  if (exit._tag === "Success") return "Success"
-  const cause = exit.cause
-  let tag = "Interrupted"
-  // Walk the cause once: a typed failure wins over a defect, which wins over an interruption.
-  const visit = (c: typeof cause): void => {
-    switch (c._tag) {
-      case "Fail":
-        tag = isTimeout(c.error) ? (tag === "Failure" ? tag : "TimedOut") : "Failure"
-        return
-      case "Die":
-        if (tag === "Interrupted") tag = "Defect"
-        return
-      case "Sequential":
-      case "Parallel":
-        visit(c.left)
-        visit(c.right)
-        return
-      default:
-        return
-    }
-  }
-  visit(cause)
-  return tag
-}
-
 /** Wraps one task in a child span named by its label (or key), marked with its outcome and attempts. */
 export const taskSpan = <A, E, R>(
   task: Effect.Effect<A, E, R>,
   name: string,
   key: Outcome.Key,
   attempts: () => number,
-  isTimeout: (error: unknown) => boolean
+  outcomeTag: (exit: Exit.Exit<A, E>) => string
 ): Effect.Effect<A, E, R> =>
   Effect.useSpan(
     name,
@@ -82,7 +55,7 @@ export const taskSpan = <A, E, R>(
     (span) =>
       Effect.onExit(Effect.withParentSpan(task, span), (exit) =>
         Effect.sync(() => {
-          span.attribute("fanout.task.outcome", outcomeTag(exit, isTimeout))
+          span.attribute("fanout.task.outcome", outcomeTag(exit))
           span.attribute("fanout.task.attempts", attempts())
         }))
   )
