@@ -43,6 +43,7 @@ import { setMaxListeners } from "node:events"
 import { FanOutTimeoutError, InvalidOptionError } from "./FanOutError.js"
 import type * as engine from "./internal/engine.js"
 import * as internal from "./internal/fanOut.js"
+import { show } from "./internal/options.js"
 import * as stack from "./internal/stack.js"
 import type * as Outcome from "./Outcome.js"
 
@@ -306,21 +307,6 @@ interface Settings {
   readonly deadline: number | undefined
   readonly signal: AbortSignal | undefined
   readonly detach: boolean
-}
-
-const show = (value: unknown): string => {
-  if (typeof value === "string") return JSON.stringify(value)
-  if (typeof value === "function") return "a function"
-  if (typeof value === "bigint") return `${value}n`
-  if (Array.isArray(value)) return "an array"
-  if (typeof value === "object" && value !== null) {
-    try {
-      return JSON.stringify(value) ?? "an object"
-    } catch {
-      return "an object"
-    }
-  }
-  return String(value)
 }
 
 const prefix = "effect-fanout/promise:"
