@@ -947,6 +947,34 @@ describe("no fiber outlives the call", () => {
       }
     }))
 
+  it.effect("a Supervisor sees one fiber per unbounded task, as with fork", () =>
+    Effect.gen(function*() {
+      const { exit, recorder } = yield* track(FanOut.all([Effect.succeed(1), Effect.succeed(2), Effect.succeed(3)]))
+      expect(exit).toStrictEqual(Exit.succeed([1, 2, 3]))
+      expect(recorder.fibers.length).toBe(3)
+    }))
+
+  it.effect("fibers a task forks end with that task; with a bound, before the next task runs on its worker", () =>
+    Effect.gen(function*() {
+      for (const concurrency of [1, "unbounded"] as const) {
+        const ended = yield* Ref.make<ReadonlyArray<string>>([])
+        const childRunning = yield* Deferred.make<void>()
+        const forksAndReturns = Deferred.succeed(childRunning, undefined).pipe(
+          Effect.zipRight(Effect.never),
+          Effect.onInterrupt(() => Ref.update(ended, (log) => [...log, "child interrupted"])),
+          Effect.fork,
+          Effect.zipRight(Deferred.await(childRunning)),
+          Effect.as("parent done")
+        )
+        const next = Effect.suspend(() => Ref.get(ended))
+        const [first, seenByNext] = yield* FanOut.all([forksAndReturns, next], { concurrency })
+        expect(first).toBe("parent done")
+        // Unbounded, the second task runs alongside the first and may look before the child has ended.
+        if (concurrency === 1) expect(seenByNext).toEqual(["child interrupted"])
+        expect(yield* Ref.get(ended)).toEqual(["child interrupted"])
+      }
+    }))
+
   it.effect("every task's fiber has ended when settle returns", () =>
     Effect.gen(function*() {
       const fibers = yield* Ref.make<ReadonlyArray<Fiber.RuntimeFiber<unknown, unknown>>>([])

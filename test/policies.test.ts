@@ -398,6 +398,24 @@ describe("tracing", () => {
       expect(page.get("fanout.mode")).toBe("settle")
     }))
 
+  it.effect("a task span says TimedOut for the task's own timeout, Failure for a nested fan-out's timeout", () =>
+    Effect.gen(function*() {
+      const { ended, tracer } = capturing()
+      const fiber = yield* FanOut.settle({
+        slow: Effect.never,
+        nested: FanOut.all([Effect.never], { timeout: "1 second" })
+      }, { timeout: "5 seconds" }).pipe(Effect.withTracer(tracer), Effect.fork)
+      yield* TestClock.adjust("1 second")
+      yield* TestClock.adjust("4 seconds")
+      const outcomes = yield* Fiber.join(fiber)
+      expect([outcomes.slow._tag, outcomes.nested._tag]).toEqual(["TimedOut", "Failure"])
+      const byName = new Map(ended.map((s) => [s.name, s]))
+      // The nested fan-out names its own task 0: that span is the nested task's, and it timed out.
+      expect(byName.get("0")?.attributes.get("fanout.task.outcome")).toBe("TimedOut")
+      expect(byName.get("nested")?.attributes.get("fanout.task.outcome")).toBe("Failure")
+      expect(byName.get("slow")?.attributes.get("fanout.task.outcome")).toBe("TimedOut")
+    }))
+
   it.effect("without an exporting tracer, tasks still see the span around the fan-out as their parent", () =>
     Effect.gen(function*() {
       const parent = yield* FanOut.all([Effect.currentSpan.pipe(Effect.map((span) => span.name))]).pipe(
@@ -429,5 +447,39 @@ describe("metrics", () => {
       expect([success.count, failure.count]).toEqual([2, 1])
       const durations = yield* Metric.value(Metric.taggedWithLabels(FanOut.metrics.durations, [tag]))
       expect([durations.count, durations.max]).toEqual([3, 20])
+    }))
+
+  it.effect("adds the caller's Effect.tagMetrics tags", () =>
+    Effect.gen(function*() {
+      const name = `metrics-tags-${Math.random()}`
+      yield* FanOut.all([Effect.succeed(1)], { name }).pipe(Effect.tagMetrics("tenant", "acme"))
+      const counted = yield* Metric.value(Metric.taggedWithLabels(FanOut.metrics.outcomes, [
+        MetricLabel.make("tenant", "acme"),
+        MetricLabel.make("fanout", name),
+        MetricLabel.make("outcome", "Success")
+      ]))
+      expect(counted.count).toBe(1)
+    }))
+
+  it.effect("a fail-fast deadline counts the cut-off tasks as TimedOut, with report: true as without", () =>
+    Effect.gen(function*() {
+      for (const report of [false, true]) {
+        const name = `metrics-deadline-${report}-${Math.random()}`
+        const fiber = yield* FanOut.all([Effect.never, Effect.succeed(1)], { deadline: "1 second", report, name }).pipe(
+          Effect.exit,
+          Effect.fork
+        )
+        yield* TestClock.adjust("1 second")
+        yield* Fiber.join(fiber)
+        const count = (outcome: string) =>
+          Effect.map(
+            Metric.value(Metric.taggedWithLabels(FanOut.metrics.outcomes, [
+              MetricLabel.make("fanout", name),
+              MetricLabel.make("outcome", outcome)
+            ])),
+            (state) => state.count
+          )
+        expect([yield* count("TimedOut"), yield* count("Interrupted"), yield* count("Success")]).toEqual([1, 0, 1])
+      }
     }))
 })
