@@ -298,8 +298,8 @@ export interface Run {
   readonly mode: string
   readonly shape: Shape
   readonly settings: Settings
+  /** Fail fast: time-outs are `FanOutTimeoutError`s naming the task, and `detach` applies. */
   readonly failFast: boolean
-  readonly detach: boolean
   /** The stopping policy; it may also read the report so far (start and end times of the tasks that ended). */
   readonly onExit: (index: number, exit: Exit.Exit<any, any>, report: engine.Report, prepared: Prepared) => boolean
 }
@@ -341,7 +341,7 @@ export const runObserved = <X, E, R>(
             callbacks: shape.callbacks,
             concurrency: settings.concurrency,
             deadline: settings.deadline,
-            detach: run.detach,
+            detach: run.failFast && settings.detach,
             onExit: (index, exit, report) => run.onExit(index, exit, report, prepared)
           }),
           span
@@ -461,7 +461,7 @@ export const settle = (shape: Shape, s: Settings, rawRequired?: unknown): Effect
   const onExit = required === undefined || required.size === 0
     ? never
     : (index: number, exit: Exit.Exit<any, any>) => exit._tag === "Failure" && required.has(index)
-  return runObserved({ mode: "settle", shape, settings: s, failFast: false, detach: false, onExit }, (finished) => {
+  return runObserved({ mode: "settle", shape, settings: s, failFast: false, onExit }, (finished) => {
     const outcomes = outcomesOf(shape, finished.prepared, finished.report, finished.now)
     const report = finished.report
     if (required !== undefined) {
@@ -524,7 +524,7 @@ const genuine = (cause: Cause.Cause<unknown>): Cause.Cause<unknown> => {
 
 /** @internal */
 export const all = (shape: Shape, s: Settings): Effect.Effect<any, any> =>
-  runObserved({ mode: "all", shape, settings: s, failFast: true, detach: s.detach, onExit: failed }, (finished) => {
+  runObserved({ mode: "all", shape, settings: s, failFast: true, onExit: failed }, (finished) => {
     const { prepared, report } = finished
     if (report.stop === undefined) {
       const values = new Array(shape.effects.length)

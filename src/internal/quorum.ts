@@ -39,7 +39,7 @@ export const quorum = (
     return succeeded + (total - ended) < needed
   }
   return fanOut.runObserved(
-    { mode, shape, settings: s, failFast: false, detach: false, onExit },
+    { mode, shape, settings: s, failFast: false, onExit },
     (finished) => {
       const outcomes = fanOut.outcomesOf(shape, finished.prepared, finished.report, finished.now)
       if (succeeded >= needed) {

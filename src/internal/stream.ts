@@ -27,7 +27,6 @@ export const stream = (shape: fanOut.Shape, s: fanOut.Settings): Stream.Stream<O
         shape,
         settings: s,
         failFast: false,
-        detach: false,
         onExit: (index, _exit, report, prepared) => {
           emitted[index] = true
           Queue.unsafeOffer(
