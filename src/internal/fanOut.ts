@@ -62,6 +62,9 @@ export const isTasks = (u: unknown): boolean => {
   return values.length === 0 || values.some(Effect.isEffect)
 }
 
+const notAnEffect = (option: string, what: string, value: unknown) =>
+  new InvalidOptionError({ option, reason: `${what}: ${options.show(value)}` })
+
 /** @internal */
 export const shapeOf = (input: unknown): Shape => {
   if (Predicate.isIterable(input) && typeof input !== "string") {
@@ -70,12 +73,7 @@ export const shapeOf = (input: unknown): Shape => {
     const taskLabels: Array<string | undefined> = new Array(effects.length)
     for (let i = 0; i < effects.length; i++) {
       const effect = effects[i]
-      if (!Effect.isEffect(effect)) {
-        throw new InvalidOptionError({
-          option: "tasks",
-          reason: `entry ${i} is not an Effect: ${options.show(effect)}`
-        })
-      }
+      if (!Effect.isEffect(effect)) throw notAnEffect("tasks", `entry ${i} is not an Effect`, effect)
       keys[i] = i
       taskLabels[i] = labels.get(effect)
     }
@@ -88,12 +86,7 @@ export const shapeOf = (input: unknown): Shape => {
     for (let i = 0; i < keys.length; i++) {
       const key = keys[i]!
       const effect = input[key]
-      if (!Effect.isEffect(effect)) {
-        throw new InvalidOptionError({
-          option: "tasks",
-          reason: `entry ${JSON.stringify(key)} is not an Effect: ${options.show(effect)}`
-        })
-      }
+      if (!Effect.isEffect(effect)) throw notAnEffect("tasks", `entry ${JSON.stringify(key)} is not an Effect`, effect)
       effects[i] = effect
       taskLabels[i] = labels.get(effect) ?? key
     }
@@ -137,12 +130,7 @@ export const shapeOfForEach = <X>(
   const taskLabels: Array<string | undefined> = new Array(list.length)
   for (let i = 0; i < list.length; i++) {
     const effect = f(list[i]!, i)
-    if (!Effect.isEffect(effect)) {
-      throw new InvalidOptionError({
-        option: "f",
-        reason: `returned a non-Effect for item ${i}: ${options.show(effect)}`
-      })
-    }
+    if (!Effect.isEffect(effect)) throw notAnEffect("f", `returned a non-Effect for item ${i}`, effect)
     effects[i] = effect
     keys[i] = i
     taskLabels[i] = label !== undefined ? label(list[i]!, i) : labels.get(effect)
