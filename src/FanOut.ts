@@ -368,6 +368,12 @@ export const all: {
 /**
  * `all` over `items.map(f)`: fail fast, results in the items' order.
  *
+ * **Details**
+ *
+ * `f` is called as each item's task starts, as with `Effect.forEach`: with a bound, an item not started when the
+ * fan-out stops never calls it, and tasks waiting for a slot cost nothing. A throw inside `f`, or a non-Effect returned
+ * by it, ends that item's task as a defect (`InvalidOptionError` naming `f` for a non-Effect).
+ *
  * **Example**
  *
  * ```ts
@@ -448,6 +454,11 @@ export const settle: {
 
 /**
  * `settle` over `items.map(f)`: one outcome per item, in the items' order.
+ *
+ * **Details**
+ *
+ * `f` is called as each item's task starts (see `forEach`); a throw inside it, or a non-Effect returned by it, is that
+ * item's `Defect` outcome, and the other items' results are kept.
  *
  * @since 0.1.0
  * @category settle

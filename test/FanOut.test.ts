@@ -722,6 +722,11 @@ describe("FanOut.settle", () => {
         label: (region, i) => `pricing-${region}-${i}`
       })
       expect(each.map((o) => [o.key, o.label])).toStrictEqual([[0, "pricing-eu-0"], [1, "pricing-us-1"]])
+
+      // forEach's tasks are made as they start: a label they carry is known from then on.
+      const named = yield* FanOut.settleForEach(["eu"], (region) =>
+        FanOut.labeled(Effect.fail(region), `pricing-${region}`))
+      expect(named.map((o) => [o.key, o.label, o._tag])).toStrictEqual([[0, "pricing-eu", "Failure"]])
     }))
 
   it.effect("one effect value can carry two labels", () =>
@@ -956,22 +961,31 @@ describe("no fiber outlives the call", () => {
 
   it.effect("fibers a task forks end with that task; with a bound, before the next task runs on its worker", () =>
     Effect.gen(function*() {
+      // The forking task first on its worker, then after another task (a worker runs its later tasks in a loop),
+      // succeeding and failing.
       for (const concurrency of [1, "unbounded"] as const) {
-        const ended = yield* Ref.make<ReadonlyArray<string>>([])
-        const childRunning = yield* Deferred.make<void>()
-        const forksAndReturns = Deferred.succeed(childRunning, undefined).pipe(
-          Effect.zipRight(Effect.never),
-          Effect.onInterrupt(() => Ref.update(ended, (log) => [...log, "child interrupted"])),
-          Effect.fork,
-          Effect.zipRight(Deferred.await(childRunning)),
-          Effect.as("parent done")
-        )
-        const next = Effect.suspend(() => Ref.get(ended))
-        const [first, seenByNext] = yield* FanOut.all([forksAndReturns, next], { concurrency })
-        expect(first).toBe("parent done")
-        // Unbounded, the second task runs alongside the first and may look before the child has ended.
-        if (concurrency === 1) expect(seenByNext).toEqual(["child interrupted"])
-        expect(yield* Ref.get(ended)).toEqual(["child interrupted"])
+        for (const before of [[], [Effect.void]]) {
+          for (const outcome of ["parent done", "parent failed"] as const) {
+            const ended = yield* Ref.make<ReadonlyArray<string>>([])
+            const childRunning = yield* Deferred.make<void>()
+            const forksAndEnds = Deferred.succeed(childRunning, undefined).pipe(
+              Effect.zipRight(Effect.never),
+              Effect.onInterrupt(() => Ref.update(ended, (log) => [...log, "child interrupted"])),
+              Effect.fork,
+              Effect.zipRight(Deferred.await(childRunning)),
+              Effect.zipRight(outcome === "parent done" ? Effect.succeed(outcome) : Effect.fail(outcome))
+            )
+            const next = Effect.suspend(() => Ref.get(ended))
+            const outcomes = yield* FanOut.settle([...before, forksAndEnds, next], { concurrency })
+            const [first, seenByNext] = outcomes.slice(before.length)
+            expect(first).toMatchObject(
+              outcome === "parent done" ? { _tag: "Success", value: outcome } : { _tag: "Failure", error: outcome }
+            )
+            // Unbounded, the next task runs alongside the forking one and may look before the child has ended.
+            if (concurrency === 1) expect(seenByNext).toMatchObject({ _tag: "Success", value: ["child interrupted"] })
+            expect(yield* Ref.get(ended)).toEqual(["child interrupted"])
+          }
+        }
       }
     }))
 
@@ -1046,11 +1060,31 @@ describe("invalid options", () => {
       expect(yield* Ref.get(starts)).toBe(0)
     }))
 
-  it.effect("dies with InvalidOptionError when forEach's function returns a non-Effect", () =>
+  it.effect("forEach: a function that returns a non-Effect or throws ends that item's task as a defect", () =>
     Effect.gen(function*() {
       const f = (n: number) => (n === 2 ? n : Effect.succeed(n)) as Effect.Effect<number>
       expectInvalid(yield* Effect.exit(FanOut.forEach([1, 2], f)), "f")
-      expectInvalid(yield* Effect.exit(FanOut.settleForEach([2], f)), "f")
+      const [one, two, three] = yield* FanOut.settleForEach([1, 2, 3], (n) => {
+        if (n === 3) throw new Error("thrown by f")
+        return f(n)
+      })
+      expect(one).toMatchObject({ _tag: "Success", value: 1 })
+      assert(two?._tag === "Defect" && two.defect instanceof FanOut.InvalidOptionError)
+      expect(two.defect.option).toBe("f")
+      expect(two.defect.message).toContain("returned a non-Effect for item 1: 2")
+      assert(three?._tag === "Defect")
+      expect(three.defect).toStrictEqual(new Error("thrown by f"))
+    }))
+
+  it.effect("forEach calls its function as each item starts: never for items a fail-fast fan-out did not start", () =>
+    Effect.gen(function*() {
+      const called: Array<number> = []
+      const exit = yield* Effect.exit(FanOut.forEach([1, 2, 3, 4], (n) => {
+        called.push(n)
+        return n === 2 ? Effect.fail("stop") : Effect.succeed(n)
+      }, { concurrency: 1 }))
+      expect(exit).toStrictEqual(Exit.fail("stop"))
+      expect(called).toStrictEqual([1, 2])
     }))
 })
 

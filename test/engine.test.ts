@@ -27,7 +27,8 @@ class Manual implements engine.CallbackTask {
 const manuals = (n: number): Array<Manual> => Array.from({ length: n }, () => new Manual())
 
 const plan = (tasks: ReadonlyArray<engine.Task>, options: Partial<engine.Plan> = {}): engine.Plan => ({
-  tasks,
+  size: tasks.length,
+  task: (i) => tasks[i]!,
   callbacks: true,
   concurrency: Infinity,
   deadline: undefined,

@@ -79,7 +79,13 @@ export type Task = Effect.Effect<any, any, any> | CallbackTask
 
 /** @internal */
 export interface Plan {
-  readonly tasks: ReadonlyArray<Task>
+  readonly size: number
+  /**
+   * Task `index`, asked for once, when it starts: a fan-out may make its tasks as they start (as `forEach` does), so
+   * that the tasks not running yet cost nothing. In a plan with `callbacks` it is also asked to tell a task's kind, so
+   * there it must be a plain lookup.
+   */
+  readonly task: (index: number) => Task
   /** Whether some tasks are `CallbackTask`s; without it every task is taken for an Effect, unchecked. */
   readonly callbacks?: boolean | undefined
   /** `Infinity` for unbounded. */
@@ -237,22 +243,36 @@ const fiberFactory = (parent: Fiber.RuntimeFiber<any, any>): FiberFactory => {
 // the engine
 
 /**
- * A worker: a fiber that runs tasks one after another. Its handlers are fields, made once per worker: nothing is
- * allocated per task beyond the task's `Exit`.
+ * A worker: a fiber that runs tasks one after another. Its first task runs as
+ * `matchCauseEffect(interruptible(task), worker)`; the tasks after it run in one `whileLoop` made once per worker (its
+ * `while` claims the next task, its `body` is that task, its `step` records a success), inside one
+ * `matchCauseEffect` that records a failure and goes back into the loop. So a task that succeeds costs the runtime one
+ * instruction of its own (the `interruptible` region) and allocates nothing else but its `Exit`. A failure skips the
+ * loop's frame (a `While` frame only sees successes) and lands in the handler with its whole cause.
  */
 class Worker {
   /** The task the worker is running, -1 between tasks. */
   running = -1
   /** Tasks started so far. */
   ran = 0
-  /** From the second task on, one effect runs whichever task is current. */
-  body: Effect.Effect<void, never, any> | undefined = undefined
+  /** The clock reading at the end of this worker's last task (the next one's start), NaN before the first. */
+  lastEnd = NaN
+  /** A task's success held back while the fibers that task forked are interrupted (outside the loop). */
+  held: Exit.Exit<unknown, never> | undefined = undefined
+  /** The loop that runs the worker's tasks after the first one, made when a worker reaches its second task. */
+  loop: Effect.Effect<void, never, any> | undefined = undefined
   fiber: AnyFiber | undefined = undefined
 
   constructor(readonly fanOut: FanOutRun, readonly slot: number) {}
 
+  // The first task's handlers, and the loop's failure handler.
   readonly onFailure = (cause: Cause.Cause<unknown>) => this.fanOut.ended(this, Exit.failCause(cause), false)
   readonly onSuccess = (value: unknown) => this.fanOut.ended(this, Exit.succeed(value), false)
+  // The loop's parts.
+  readonly claim = () => this.held === undefined && this.fanOut.claim(this)
+  readonly current = () => this.fanOut.current(this)
+  readonly succeeded = (value: unknown) => this.fanOut.succeeded(this, value)
+  readonly loopEnded = () => this.fanOut.loopEnded(this)
   readonly onEnd = (exit: Exit.Exit<unknown, unknown>) => this.fanOut.workerEnded(this, exit)
 }
 
@@ -295,7 +315,7 @@ class FanOutRun {
   readonly oneTaskPerWorker: boolean
 
   constructor(readonly plan: Plan, parent: Fiber.RuntimeFiber<any, any>, report: Report) {
-    const n = plan.tasks.length
+    const n = plan.size
     this.n = n
     this.pending = n
     this.report = report
@@ -314,7 +334,7 @@ class FanOutRun {
   }
 
   isCallback(index: number): boolean {
-    return this.cancels !== undefined && !Effect.isEffect(this.plan.tasks[index])
+    return this.cancels !== undefined && !Effect.isEffect(this.plan.task(index))
   }
 
   start(resume: (effect: Effect.Effect<Report>) => void): void {
@@ -431,7 +451,7 @@ class FanOutRun {
 
   startCallback(): void {
     const index = this.next++
-    const task = this.plan.tasks[index] as CallbackTask
+    const task = this.plan.task(index) as CallbackTask
     const cancels = this.cancels!
     this.live++
     this.liveCallbacks++
@@ -461,7 +481,7 @@ class FanOutRun {
 
   startWorker(): void {
     const worker = new Worker(this, this.workers.length)
-    const first = this.step(worker, NaN)
+    const first = this.claim(worker) ? this.firstTask(worker) : Effect.void
     const fiber = this.spawn(first, this.workerFlags)
     worker.fiber = fiber
     this.workers.push(fiber)
@@ -471,33 +491,60 @@ class FanOutRun {
     fiber.start(first)
   }
 
-  /**
-   * The worker's next task, if any. `now` is the clock reading of the previous task's end on this worker, taken
-   * just before (only engine code ran since), or NaN.
-   */
-  step(worker: Worker, now: number): Effect.Effect<void, never, any> {
-    if (
-      this.stopped || this.next >= this.n || (this.oneTaskPerWorker && worker.ran > 0) || this.isCallback(this.next)
-    ) {
+  /** Whether this worker may take the next task. */
+  mayClaim(worker: Worker): boolean {
+    return !this.stopped && this.next < this.n && !(this.oneTaskPerWorker && worker.ran > 0) &&
       // A callback task is started by `fill`, once this worker has ended and freed its slot.
-      return Effect.void
-    }
-    const index = this.next++
-    worker.running = index
-    this.report.startedAt[index] = Number.isNaN(now) ? this.clock.unsafeCurrentTimeMillis() : now
-    const tasks = this.plan.tasks
-    if (worker.ran++ === 0) {
-      const task = tasks[index] as Effect.Effect<any, any, any>
-      return Effect.matchCauseEffect(this.interruptible ? Effect.interruptible(task) : task, worker)
-    }
-    if (worker.body === undefined) {
-      const current = Effect.suspend(() => tasks[worker.running] as Effect.Effect<any, any, any>)
-      worker.body = Effect.matchCauseEffect(this.interruptible ? Effect.interruptible(current) : current, worker)
-    }
-    return worker.body
+      !this.isCallback(this.next)
   }
 
-  /** A task ended on its worker (which runs this): record it and go on with the next one. */
+  /** Gives the worker the next task, if it may take one. */
+  claim(worker: Worker): boolean {
+    if (!this.mayClaim(worker)) return false
+    const index = this.next++
+    worker.running = index
+    worker.ran++
+    // The previous task's end on this worker was read just before: only engine code has run since.
+    this.report.startedAt[index] = Number.isNaN(worker.lastEnd) ? this.clock.unsafeCurrentTimeMillis() : worker.lastEnd
+    return true
+  }
+
+  /** The task the worker has claimed, interruptible when the caller is (the worker itself is not). */
+  current(worker: Worker): Effect.Effect<any, any, any> {
+    const task = this.plan.task(worker.running) as Effect.Effect<any, any, any>
+    return this.interruptible ? Effect.interruptible(task) : task
+  }
+
+  firstTask(worker: Worker): Effect.Effect<void, never, any> {
+    return Effect.matchCauseEffect(this.current(worker), worker)
+  }
+
+  /** What the worker does after a task that ended outside the loop: the loop, if there is a task to take. */
+  proceed(worker: Worker): Effect.Effect<void, never, any> {
+    if (!this.mayClaim(worker)) return Effect.void
+    if (worker.loop === undefined) {
+      const loop = Effect.whileLoop({ while: worker.claim, body: worker.current, step: worker.succeeded })
+      worker.loop = Effect.matchCauseEffect(loop, { onFailure: worker.onFailure, onSuccess: worker.loopEnded })
+    }
+    return worker.loop
+  }
+
+  /** The loop's `step`: a task succeeded. Recorded here unless it left forked fibers to interrupt first. */
+  succeeded(worker: Worker, value: unknown): void {
+    const children = worker.fiber!._children
+    if (children != null && children.size > 0) worker.held = Exit.succeed(value)
+    else this.record(worker, Exit.succeed(value))
+  }
+
+  /** The loop has ended: no task left to take, or a success held back for its forked fibers. */
+  loopEnded(worker: Worker): Effect.Effect<void, never, any> {
+    const held = worker.held
+    if (held === undefined) return Effect.void
+    worker.held = undefined
+    return this.ended(worker, held, false)
+  }
+
+  /** A task ended outside the loop (the first task, a failure, a held success): record it and go on. */
   ended(worker: Worker, exit: Exit.Exit<any, any>, childrenDone: boolean): Effect.Effect<void, never, any> {
     const fiber = worker.fiber!
     // The fibers the task forked end with it, as they would when its own fiber exits.
@@ -506,11 +553,17 @@ class FanOutRun {
       const interruption = fiber.interruptAllChildren()
       if (interruption !== null) return Effect.flatMap(interruption, () => this.ended(worker, exit, true))
     }
+    this.record(worker, exit)
+    return this.proceed(worker)
+  }
+
+  record(worker: Worker, exit: Exit.Exit<any, any>): void {
     const index = worker.running
     worker.running = -1
     // Tasks must not see each other's fiber-local changes: give the worker back the caller's refs.
+    const fiber = worker.fiber!
     if (fiber._fiberRefs !== this.spawn.baseRefs) fiber.setFiberRefs(this.spawn.baseRefs)
-    return this.step(worker, this.taskEnded(index, exit))
+    worker.lastEnd = this.taskEnded(index, exit)
   }
 
   workerEnded(worker: Worker, exit: Exit.Exit<unknown, unknown>): void {
@@ -531,7 +584,7 @@ class FanOutRun {
 /** @internal */
 export const run = (plan: Plan): Effect.Effect<Report> =>
   Effect.withFiberRuntime<Report>((parent) => {
-    const n = plan.tasks.length
+    const n = plan.size
     const report: Report = {
       exits: new Array(n).fill(undefined),
       startedAt: new Array(n).fill(NaN),

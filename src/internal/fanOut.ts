@@ -45,9 +45,14 @@ export const labeled = <A, E, R>(effect: Effect.Effect<A, E, R>, label: string):
 /** @internal */
 export interface Shape {
   readonly struct: boolean
+  /** One per task: its struct key or index. */
   readonly keys: Array<Outcome.Key>
-  /** Effects, or with `callbacks` the engine's callback tasks. */
-  readonly effects: Array<engine.Task>
+  /**
+   * Task `index`: an Effect, or with `callbacks` one of the engine's callback tasks. Asked for once, when the task
+   * starts (`forEach` makes its tasks then).
+   */
+  readonly task: (index: number) => engine.Task
+  /** Known up front, except the labels `forEach`'s tasks carry (`labeled`), which are filled in as they start. */
   readonly labels: Array<string | undefined>
   /** The tasks are `engine.CallbackTask`s (the Promise facade): they run as they are, never wrapped by `prepare`. */
   readonly callbacks?: true
@@ -77,7 +82,7 @@ export const shapeOf = (input: unknown): Shape => {
       keys[i] = i
       taskLabels[i] = labels.get(effect)
     }
-    return { struct: false, keys, effects: effects as Array<AnyEffect>, labels: taskLabels }
+    return { struct: false, keys, task: (i) => effects[i] as AnyEffect, labels: taskLabels }
   }
   if (Predicate.isRecord(input)) {
     const keys = Object.keys(input)
@@ -90,7 +95,7 @@ export const shapeOf = (input: unknown): Shape => {
       effects[i] = effect
       taskLabels[i] = labels.get(effect) ?? key
     }
-    return { struct: true, keys, effects, labels: taskLabels }
+    return { struct: true, keys, task: (i) => effects[i]!, labels: taskLabels }
   }
   throw new InvalidOptionError({
     option: "tasks",
@@ -106,10 +111,22 @@ export const shapeOf = (input: unknown): Shape => {
 export const shapeOfCallbacks = (tasks: Array<engine.CallbackTask>): Shape => {
   const keys: Array<number> = new Array(tasks.length)
   for (let i = 0; i < keys.length; i++) keys[i] = i
-  return { struct: false, keys, effects: tasks, labels: new Array(tasks.length).fill(undefined), callbacks: true }
+  return {
+    struct: false,
+    keys,
+    task: (i) => tasks[i]!,
+    labels: new Array(tasks.length).fill(undefined),
+    callbacks: true
+  }
 }
 
-/** @internal */
+/**
+ * The shape of `forEach(items, f)`. `f` is called when an item's task starts, as `Effect.forEach` and p-map do: an item
+ * that never starts (a fail-fast fan-out stopped first) never calls it, and the tasks not started yet cost nothing. A
+ * throw inside `f`, or a non-Effect returned by it, ends that item's task as a defect.
+ *
+ * @internal
+ */
 export const shapeOfForEach = <X>(
   items: Iterable<X>,
   f: (item: X, index: number) => AnyEffect,
@@ -125,17 +142,24 @@ export const shapeOfForEach = <X>(
     throw new InvalidOptionError({ option: "label", reason: `must be a function, got ${options.show(label)}` })
   }
   const list = Array.from(items)
-  const effects: Array<AnyEffect> = new Array(list.length)
   const keys: Array<number> = new Array(list.length)
   const taskLabels: Array<string | undefined> = new Array(list.length)
   for (let i = 0; i < list.length; i++) {
-    const effect = f(list[i]!, i)
-    if (!Effect.isEffect(effect)) throw notAnEffect("f", `returned a non-Effect for item ${i}`, effect)
-    effects[i] = effect
     keys[i] = i
-    taskLabels[i] = label !== undefined ? label(list[i]!, i) : labels.get(effect)
+    taskLabels[i] = label !== undefined ? label(list[i]!, i) : undefined
   }
-  return { struct: false, keys, effects, labels: taskLabels }
+  const task = (i: number): AnyEffect => {
+    let effect: unknown
+    try {
+      effect = f(list[i]!, i)
+    } catch (defect) {
+      return Effect.die(defect)
+    }
+    if (!Effect.isEffect(effect)) return Effect.die(notAnEffect("f", `returned a non-Effect for item ${i}`, effect))
+    if (label === undefined) taskLabels[i] = labels.get(effect)
+    return effect
+  }
+  return { struct: false, keys, task, labels: taskLabels }
 }
 
 /** @internal */
@@ -196,7 +220,8 @@ const taskTimedOut = new TaskTimedOut()
 
 /** @internal */
 export interface Prepared {
-  readonly tasks: Array<engine.Task>
+  /** Task `index` as the engine runs it; asked for once, when it starts. */
+  readonly task: (index: number) => engine.Task
   /** Tries per task; only counted with retries or hedging (otherwise 1 for every task that started). */
   readonly attempts: Array<number> | undefined
 }
@@ -238,18 +263,20 @@ const classify = (exit: Exit.Exit<unknown, unknown>, key: Outcome.Key): Classifi
   return interrupted
 }
 
-/** @internal */
+/**
+ * Each task as the engine runs it: wrapped, when it starts, in its time limit, hedging, retries and span.
+ *
+ * @internal
+ */
 export const prepare = (shape: Shape, s: Settings, failFast: boolean, taskSpans: boolean): Prepared => {
   // Callback tasks keep their own time limits and have no Effect to wrap: they run as they are.
   if (shape.callbacks || (s.timeout === undefined && s.retry === undefined && s.hedge === undefined && !taskSpans)) {
-    return { tasks: shape.effects, attempts: undefined }
+    return { task: shape.task, attempts: undefined }
   }
-  const n = shape.effects.length
   const counted = s.retry !== undefined || s.hedge !== undefined
-  const attempts: Array<number> | undefined = counted ? new Array(n).fill(0) : undefined
-  const tasks: Array<AnyEffect> = new Array(n)
-  for (let i = 0; i < n; i++) {
-    let task = shape.effects[i] as AnyEffect
+  const attempts: Array<number> | undefined = counted ? new Array(shape.keys.length).fill(0) : undefined
+  const task = (i: number): AnyEffect => {
+    let task = shape.task(i) as AnyEffect
     if (attempts !== undefined) {
       const body = task
       task = Effect.suspend(() => {
@@ -272,9 +299,9 @@ export const prepare = (shape: Shape, s: Settings, failFast: boolean, taskSpans:
       const key = shape.keys[i]!
       task = observe.taskSpan(task, name, key, tries, (exit) => classify(exit, key)._tag)
     }
-    tasks[i] = task
+    return task
   }
-  return { tasks, attempts }
+  return { task, attempts }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -316,7 +343,7 @@ export const runObserved = <X, E, R>(
     Effect.useSpan(name, {
       attributes: {
         "fanout.mode": run.mode,
-        "fanout.tasks": shape.effects.length,
+        "fanout.tasks": shape.keys.length,
         "fanout.concurrency": settings.concurrency === Infinity ? "unbounded" : settings.concurrency
       },
       captureStackTrace: false
@@ -325,7 +352,8 @@ export const runObserved = <X, E, R>(
       return Effect.flatMap(
         Effect.withParentSpan(
           engine.run({
-            tasks: prepared.tasks,
+            size: shape.keys.length,
+            task: prepared.task,
             callbacks: shape.callbacks,
             concurrency: settings.concurrency,
             deadline: settings.deadline,
@@ -408,7 +436,7 @@ export const outcomesOf = (
   report: engine.Report,
   now: number
 ): Array<Outcome.Outcome<unknown, unknown>> => {
-  const out = new Array(shape.effects.length)
+  const out = new Array(shape.keys.length)
   for (let i = 0; i < out.length; i++) out[i] = outcomeOf(shape, prepared, report, i, now)
   return out
 }
@@ -515,7 +543,7 @@ export const all = (shape: Shape, s: Settings): Effect.Effect<any, any> =>
   runObserved({ mode: "all", shape, settings: s, failFast: true, onExit: failed }, (finished) => {
     const { prepared, report } = finished
     if (report.stop === undefined) {
-      const values = new Array(shape.effects.length)
+      const values = new Array(shape.keys.length)
       for (let i = 0; i < values.length; i++) values[i] = (report.exits[i] as Exit.Success<unknown, never>).value
       return [Effect.succeed(rebuild(shape, values))]
     }

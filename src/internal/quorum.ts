@@ -17,7 +17,7 @@ export const quorum = (
   s: fanOut.Settings,
   mode = "quorum"
 ): Effect.Effect<Array<Outcome.Success<unknown>>, QuorumError<unknown>> => {
-  const total = shape.effects.length
+  const total = shape.keys.length
   if (typeof needed !== "number" || !Number.isInteger(needed) || needed < 1 || needed > total) {
     throw new InvalidOptionError({
       option: "n",

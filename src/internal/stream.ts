@@ -15,7 +15,7 @@ import * as fanOut from "./fanOut.js"
 
 /** @internal */
 export const stream = (shape: fanOut.Shape, s: fanOut.Settings): Stream.Stream<Outcome.Outcome<unknown, unknown>> => {
-  const total = shape.effects.length
+  const total = shape.keys.length
   if (total === 0) return Stream.empty
   return Stream.unwrapScoped(Effect.gen(function*() {
     const queue = yield* Queue.unbounded<Outcome.Outcome<unknown, unknown>>()
