@@ -94,19 +94,37 @@ export interface Plan {
   /** Return at once when a policy stops the fan-out, leaving the interrupted tasks to finish in the background. */
   readonly detach: boolean
   /**
-   * Called once per task as it ends, in completion order, before the fan-out decides what to do next. Returning
-   * `true` stops the fan-out: no task starts after that and the running ones are interrupted.
+   * Called once per task as it ends, in completion order, before the fan-out decides what to do next, with the
+   * failure's cause (`undefined`: the task succeeded). Returning `true` stops the fan-out: no task starts after that
+   * and the running ones are interrupted.
    */
-  readonly onExit: (index: number, exit: Exit.Exit<any, any>, report: Report) => boolean
+  readonly onExit: (index: number, cause: Cause.Cause<unknown> | undefined, report: Report) => boolean
 }
+
+/**
+ * How a task ended, in `Report.status`. Successes are kept as bare values (no `Exit` per task): with many tasks, the
+ * objects that live until the fan-out ends are what the garbage collector pays for.
+ *
+ * @internal
+ */
+export const Pending = 0
+/** @internal */
+export const Succeeded = 1
+/** @internal */
+export const Failed = 2
 
 /** @internal */
 export type StopReason = "Policy" | "Deadline"
 
 /** @internal */
 export interface Report {
-  /** `undefined` for a task that never ended (never started, or still being interrupted under `detach`). */
-  readonly exits: Array<Exit.Exit<any, any> | undefined>
+  /**
+   * `Succeeded`, `Failed`, or `Pending` for a task that never ended (never started, or still being interrupted under
+   * `detach`).
+   */
+  readonly status: Uint8Array
+  /** A task's value when it succeeded, its `Cause` when it failed. */
+  readonly results: Array<unknown>
   /** By the fan-out's `Clock`; `NaN` for a task that never started. */
   readonly startedAt: Array<number>
   readonly endedAt: Array<number>
@@ -247,7 +265,7 @@ const fiberFactory = (parent: Fiber.RuntimeFiber<any, any>): FiberFactory => {
  * `matchCauseEffect(interruptible(task), worker)`; the tasks after it run in one `whileLoop` made once per worker (its
  * `while` claims the next task, its `body` is that task, its `step` records a success), inside one
  * `matchCauseEffect` that records a failure and goes back into the loop. So a task that succeeds costs the runtime one
- * instruction of its own (the `interruptible` region) and allocates nothing else but its `Exit`. A failure skips the
+ * instruction of its own (the `interruptible` region) and allocates nothing else (its value goes straight into the report). A failure skips the
  * loop's frame (a `While` frame only sees successes) and lands in the handler with its whole cause.
  */
 class Worker {
@@ -258,7 +276,8 @@ class Worker {
   /** The clock reading at the end of this worker's last task (the next one's start), NaN before the first. */
   lastEnd = NaN
   /** A task's success held back while the fibers that task forked are interrupted (outside the loop). */
-  held: Exit.Exit<unknown, never> | undefined = undefined
+  holding = false
+  held: unknown = undefined
   /** The loop that runs the worker's tasks after the first one, made when a worker reaches its second task. */
   loop: Effect.Effect<void, never, any> | undefined = undefined
   fiber: AnyFiber | undefined = undefined
@@ -266,10 +285,10 @@ class Worker {
   constructor(readonly fanOut: FanOutRun, readonly slot: number) {}
 
   // The first task's handlers, and the loop's failure handler.
-  readonly onFailure = (cause: Cause.Cause<unknown>) => this.fanOut.ended(this, Exit.failCause(cause), false)
-  readonly onSuccess = (value: unknown) => this.fanOut.ended(this, Exit.succeed(value), false)
+  readonly onFailure = (cause: Cause.Cause<unknown>) => this.fanOut.ended(this, true, cause, false)
+  readonly onSuccess = (value: unknown) => this.fanOut.ended(this, false, value, false)
   // The loop's parts.
-  readonly claim = () => this.held === undefined && this.fanOut.claim(this)
+  readonly claim = () => !this.holding && this.fanOut.claim(this)
   readonly current = () => this.fanOut.current(this)
   readonly succeeded = (value: unknown) => this.fanOut.succeeded(this, value)
   readonly loopEnded = () => this.fanOut.loopEnded(this)
@@ -412,7 +431,7 @@ class FanOutRun {
     report.stop = reason
     report.stoppedBy = by
     for (let i = 0; i < this.n; i++) {
-      if (report.exits[i] === undefined) report.cut[i] = true
+      if (report.status[i] === Pending) report.cut[i] = true
     }
     // Tasks that never started are done as far as waiting goes.
     this.pending -= this.n - this.next
@@ -439,14 +458,25 @@ class FanOutRun {
     }
   }
 
-  /** Records a task's end and returns the clock reading taken for it. */
-  taskEnded(index: number, exit: Exit.Exit<any, any>): number {
+  /**
+   * Records a task's end (`result`: its value, or its `Cause` when it `failed`) and returns the clock reading taken
+   * for it.
+   */
+  taskEnded(index: number, failed: boolean, result: unknown): number {
     const now = this.clock.unsafeCurrentTimeMillis()
-    this.report.exits[index] = exit
-    this.report.endedAt[index] = now
+    const report = this.report
+    report.status[index] = failed ? Failed : Succeeded
+    report.results[index] = result
+    report.endedAt[index] = now
     this.pending--
-    if (!this.stopped && this.plan.onExit(index, exit, this.report)) this.stop("Policy", index)
+    if (!this.stopped && this.plan.onExit(index, failed ? result as Cause.Cause<unknown> : undefined, report)) {
+      this.stop("Policy", index)
+    }
     return now
+  }
+
+  exitEnded(index: number, exit: Exit.Exit<unknown, unknown>): number {
+    return exit._tag === "Success" ? this.taskEnded(index, false, exit.value) : this.taskEnded(index, true, exit.cause)
   }
 
   startCallback(): void {
@@ -463,7 +493,7 @@ class FanOutRun {
       cancels[index] = undefined
       this.live--
       this.liveCallbacks--
-      this.taskEnded(index, exit)
+      this.exitEnded(index, exit)
       this.fill()
     }
     let cancel: () => void
@@ -532,38 +562,43 @@ class FanOutRun {
   /** The loop's `step`: a task succeeded. Recorded here unless it left forked fibers to interrupt first. */
   succeeded(worker: Worker, value: unknown): void {
     const children = worker.fiber!._children
-    if (children != null && children.size > 0) worker.held = Exit.succeed(value)
-    else this.record(worker, Exit.succeed(value))
+    if (children != null && children.size > 0) {
+      worker.holding = true
+      worker.held = value
+    } else {
+      this.record(worker, false, value)
+    }
   }
 
   /** The loop has ended: no task left to take, or a success held back for its forked fibers. */
   loopEnded(worker: Worker): Effect.Effect<void, never, any> {
-    const held = worker.held
-    if (held === undefined) return Effect.void
+    if (!worker.holding) return Effect.void
+    const value = worker.held
+    worker.holding = false
     worker.held = undefined
-    return this.ended(worker, held, false)
+    return this.ended(worker, false, value, false)
   }
 
   /** A task ended outside the loop (the first task, a failure, a held success): record it and go on. */
-  ended(worker: Worker, exit: Exit.Exit<any, any>, childrenDone: boolean): Effect.Effect<void, never, any> {
+  ended(worker: Worker, failed: boolean, result: unknown, childrenDone: boolean): Effect.Effect<void, never, any> {
     const fiber = worker.fiber!
     // The fibers the task forked end with it, as they would when its own fiber exits.
     const children = fiber._children
     if (!childrenDone && children != null && children.size > 0) {
       const interruption = fiber.interruptAllChildren()
-      if (interruption !== null) return Effect.flatMap(interruption, () => this.ended(worker, exit, true))
+      if (interruption !== null) return Effect.flatMap(interruption, () => this.ended(worker, failed, result, true))
     }
-    this.record(worker, exit)
+    this.record(worker, failed, result)
     return this.proceed(worker)
   }
 
-  record(worker: Worker, exit: Exit.Exit<any, any>): void {
+  record(worker: Worker, failed: boolean, result: unknown): void {
     const index = worker.running
     worker.running = -1
     // Tasks must not see each other's fiber-local changes: give the worker back the caller's refs.
     const fiber = worker.fiber!
     if (fiber._fiberRefs !== this.spawn.baseRefs) fiber.setFiberRefs(this.spawn.baseRefs)
-    worker.lastEnd = this.taskEnded(index, exit)
+    worker.lastEnd = this.taskEnded(index, failed, result)
   }
 
   workerEnded(worker: Worker, exit: Exit.Exit<unknown, unknown>): void {
@@ -574,7 +609,7 @@ class FanOutRun {
     if (worker.running >= 0) {
       const index = worker.running
       worker.running = -1
-      this.taskEnded(index, exit)
+      this.exitEnded(index, exit)
     }
     // Keep the fan-out going: a worker lost with tasks left, or one that left its slot to a callback task.
     this.fill()
@@ -586,7 +621,8 @@ export const run = (plan: Plan): Effect.Effect<Report> =>
   Effect.withFiberRuntime<Report>((parent) => {
     const n = plan.size
     const report: Report = {
-      exits: new Array(n).fill(undefined),
+      status: new Uint8Array(n),
+      results: new Array(n).fill(undefined),
       startedAt: new Array(n).fill(NaN),
       endedAt: new Array(n).fill(0),
       cut: new Array(n).fill(false),

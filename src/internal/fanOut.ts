@@ -239,13 +239,14 @@ type Classified =
   | { readonly _tag: "TimedOut" }
   | { readonly _tag: "Interrupted" }
 
-const timedOut: Classified = { _tag: "TimedOut" }
-const interrupted: Classified = { _tag: "Interrupted" }
+const timedOut = { _tag: "TimedOut" } as const
+const interrupted = { _tag: "Interrupted" } as const
 
-const classify = (exit: Exit.Exit<unknown, unknown>, key: Outcome.Key): Classified => {
+const classify = (exit: Exit.Exit<unknown, unknown>, key: Outcome.Key): Classified =>
   // An `Exit.Success` already has the shape: no object per successful task.
-  if (exit._tag === "Success") return exit as unknown as Classified
-  const cause = exit.cause
+  exit._tag === "Success" ? exit as unknown as Classified : classifyFailure(exit.cause, key)
+
+const classifyFailure = (cause: Cause.Cause<unknown>, key: Outcome.Key): Exclude<Classified, { _tag: "Success" }> => {
   const failure = Cause.failureOption(cause)
   if (failure._tag === "Some") {
     const error = Cause.originalError(failure.value)
@@ -316,7 +317,12 @@ export interface Run {
   /** Fail fast: time-outs are `FanOutTimeoutError`s naming the task, and `detach` applies. */
   readonly failFast: boolean
   /** The stopping policy; it may also read the report so far (start and end times of the tasks that ended). */
-  readonly onExit: (index: number, exit: Exit.Exit<any, any>, report: engine.Report, prepared: Prepared) => boolean
+  readonly onExit: (
+    index: number,
+    cause: Cause.Cause<unknown> | undefined,
+    report: engine.Report,
+    prepared: Prepared
+  ) => boolean
 }
 
 /** @internal */
@@ -358,7 +364,7 @@ export const runObserved = <X, E, R>(
             concurrency: settings.concurrency,
             deadline: settings.deadline,
             detach: run.failFast && settings.detach,
-            onExit: (index, exit, report) => run.onExit(index, exit, report, prepared)
+            onExit: (index, cause, report) => run.onExit(index, cause, report, prepared)
           }),
           span
         ),
@@ -382,19 +388,20 @@ export const outcomeOf = (
   index: number,
   now: number
 ): Outcome.Outcome<unknown, unknown> => {
-  const exit = report.exits[index]
+  const status = report.status[index]
   const started = !Number.isNaN(report.startedAt[index]!)
-  const ended = exit !== undefined ? report.endedAt[index]! : started && report.cut[index] ? now : 0
+  const ended = status !== engine.Pending ? report.endedAt[index]! : started && report.cut[index] ? now : 0
   // The common fields are written out in each literal (no spread of a shared object): this runs once per task.
   const key = shape.keys[index]!
   const label = shape.labels[index]
   const durationMillis = started ? Math.max(0, ended - report.startedAt[index]!) : 0
   const attempts = prepared.attempts !== undefined ? prepared.attempts[index]! : started ? 1 : 0
-  if (exit === undefined) return cutOff(report, key, label, durationMillis, attempts)
-  const classified = classify(exit, key)
+  if (status === engine.Pending) return cutOff(report, key, label, durationMillis, attempts)
+  if (status === engine.Succeeded) {
+    return { _tag: "Success", value: report.results[index], key, label, durationMillis, attempts }
+  }
+  const classified = classifyFailure(report.results[index] as Cause.Cause<unknown>, key)
   switch (classified._tag) {
-    case "Success":
-      return { _tag: "Success", value: classified.value, key, label, durationMillis, attempts }
     case "Failure":
       return { _tag: "Failure", error: classified.error, cause: classified.cause, key, label, durationMillis, attempts }
     case "Defect":
@@ -476,7 +483,7 @@ export const settle = (shape: Shape, s: Settings, rawRequired?: unknown): Effect
   const required = requiredIndices(shape, rawRequired)
   const onExit = required === undefined || required.size === 0
     ? never
-    : (index: number, exit: Exit.Exit<any, any>) => exit._tag === "Failure" && required.has(index)
+    : (index: number, cause: Cause.Cause<unknown> | undefined) => cause !== undefined && required.has(index)
   return runObserved({ mode: "settle", shape, settings: s, failFast: false, onExit }, (finished) => {
     const outcomes = outcomesOf(shape, finished.prepared, finished.report, finished.now)
     const report = finished.report
@@ -528,7 +535,7 @@ const requiredFailure = (
 // ---------------------------------------------------------------------------------------------------------------
 // fail fast
 
-const failed = (_: number, exit: Exit.Exit<any, any>) => exit._tag === "Failure"
+const failed = (_: number, cause: Cause.Cause<unknown> | undefined) => cause !== undefined
 
 /** What is left of a cause once the fan-out's own interruption of the task is taken out. */
 const genuine = (cause: Cause.Cause<unknown>): Cause.Cause<unknown> => {
@@ -542,23 +549,19 @@ const genuine = (cause: Cause.Cause<unknown>): Cause.Cause<unknown> => {
 export const all = (shape: Shape, s: Settings): Effect.Effect<any, any> =>
   runObserved({ mode: "all", shape, settings: s, failFast: true, onExit: failed }, (finished) => {
     const { prepared, report } = finished
-    if (report.stop === undefined) {
-      const values = new Array(shape.keys.length)
-      for (let i = 0; i < values.length; i++) values[i] = (report.exits[i] as Exit.Success<unknown, never>).value
-      return [Effect.succeed(rebuild(shape, values))]
-    }
+    // Every task succeeded: the results are the values, in order (the report is this run's own).
+    if (report.stop === undefined) return [Effect.succeed(rebuild(shape, report.results))]
     const outcomes = outcomesOf(shape, prepared, report, finished.now)
     if (s.report) return [Effect.fail(failureReport(report, outcomes, report.stoppedBy)), outcomes]
     const first: Cause.Cause<unknown> = report.stop === "Deadline"
       ? Cause.fail(
         new FanOutTimeoutError({ reason: "Deadline", key: undefined, label: undefined, duration: s.deadline! })
       )
-      : (report.exits[report.stoppedBy] as Exit.Failure<unknown, unknown>).cause
+      : report.results[report.stoppedBy] as Cause.Cause<unknown>
     let cause = first
-    for (let i = 0; i < report.exits.length; i++) {
-      const exit = report.exits[i]
-      if (i !== report.stoppedBy && exit !== undefined && exit._tag === "Failure" && report.cut[i]) {
-        const rest = genuine(exit.cause)
+    for (let i = 0; i < report.status.length; i++) {
+      if (i !== report.stoppedBy && report.status[i] === engine.Failed && report.cut[i]) {
+        const rest = genuine(report.results[i] as Cause.Cause<unknown>)
         if (!Cause.isEmpty(rest)) cause = Cause.parallel(cause, rest)
       }
     }

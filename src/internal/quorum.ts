@@ -3,8 +3,8 @@
  *
  * @internal
  */
+import type * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
-import type * as Exit from "effect/Exit"
 import { InvalidOptionError, QuorumError } from "../FanOutError.js"
 import type * as Outcome from "../Outcome.js"
 import * as fanOut from "./fanOut.js"
@@ -28,9 +28,9 @@ export const quorum = (
   let ended = 0
   // Completion order of the successes: the result lists them as they came.
   const order: Array<number> = []
-  const onExit = (index: number, exit: Exit.Exit<any, any>): boolean => {
+  const onExit = (index: number, cause: Cause.Cause<unknown> | undefined): boolean => {
     ended++
-    if (exit._tag === "Success") {
+    if (cause === undefined) {
       succeeded++
       order.push(index)
       return succeeded >= needed
