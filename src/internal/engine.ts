@@ -265,8 +265,9 @@ const fiberFactory = (parent: Fiber.RuntimeFiber<any, any>): FiberFactory => {
  * `matchCauseEffect(interruptible(task), worker)`; the tasks after it run in one `whileLoop` made once per worker (its
  * `while` claims the next task, its `body` is that task, its `step` records a success), inside one
  * `matchCauseEffect` that records a failure and goes back into the loop. So a task that succeeds costs the runtime one
- * instruction of its own (the `interruptible` region) and allocates nothing else (its value goes straight into the report). A failure skips the
- * loop's frame (a `While` frame only sees successes) and lands in the handler with its whole cause.
+ * instruction of its own (the `interruptible` region) and allocates nothing else: its value goes straight into the
+ * report. A failure skips the loop's frame (a `While` frame only sees successes) and lands in the handler with its
+ * whole cause.
  */
 class Worker {
   /** The task the worker is running, -1 between tasks. */
