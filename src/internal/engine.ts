@@ -288,11 +288,6 @@ class Worker {
   // The first task's handlers, and the loop's failure handler.
   readonly onFailure = (cause: Cause.Cause<unknown>) => this.fanOut.ended(this, true, cause, false)
   readonly onSuccess = (value: unknown) => this.fanOut.ended(this, false, value, false)
-  // The loop's parts.
-  readonly claim = () => !this.holding && this.fanOut.claim(this)
-  readonly current = () => this.fanOut.current(this)
-  readonly succeeded = (value: unknown) => this.fanOut.succeeded(this, value)
-  readonly loopEnded = () => this.fanOut.loopEnded(this)
   readonly onEnd = (exit: Exit.Exit<unknown, unknown>) => this.fanOut.workerEnded(this, exit)
 }
 
@@ -554,8 +549,16 @@ class FanOutRun {
   proceed(worker: Worker): Effect.Effect<void, never, any> {
     if (!this.mayClaim(worker)) return Effect.void
     if (worker.loop === undefined) {
-      const loop = Effect.whileLoop({ while: worker.claim, body: worker.current, step: worker.succeeded })
-      worker.loop = Effect.matchCauseEffect(loop, { onFailure: worker.onFailure, onSuccess: worker.loopEnded })
+      // Made here, not with the worker: unbounded, most workers run one task that waits, and never get here.
+      const loop = Effect.whileLoop({
+        while: () => !worker.holding && this.claim(worker),
+        body: () => this.current(worker),
+        step: (value) => this.succeeded(worker, value)
+      })
+      worker.loop = Effect.matchCauseEffect(loop, {
+        onFailure: worker.onFailure,
+        onSuccess: () => this.loopEnded(worker)
+      })
     }
     return worker.loop
   }
