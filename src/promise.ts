@@ -404,8 +404,6 @@ class OwnTimeout {
   constructor(readonly error: FanOutTimeoutError) {}
 }
 
-type Done = (exit: Exit.Exit<unknown, unknown>) => void
-
 /** A plain `Exit`, never an Effect run inside the fan-out's span: the caller gets back the very `Error` thrown. */
 const failWith = (error: unknown): Exit.Exit<never, unknown> => Exit.fail(error)
 
@@ -432,7 +430,7 @@ const isThenable = (u: unknown): u is PromiseLike<unknown> =>
  * A cancelled function ends (`done`) once its promise has settled, so the core's waiting is waiting for the promises;
  * under `detach` it ends at once and its promise settles in the background.
  */
-class Run {
+class Run implements engine.CallbackTask {
   /** Fail fast: set once the run has begun to fail; `reason` is then its rejection and every signal's reason. */
   stopped = false
   reason: unknown = undefined
@@ -517,11 +515,14 @@ class Run {
     if (this.stoppedBy === "deadline") controller.abort(this.deadline())
   }
 
-  /** Starts function `index` as the core's callback task: reports its end to `done`, returns its canceler. */
-  start(index: number, done: Done): () => void {
+  /**
+   * Starts function `index` (the run is the core's callback task for every function): reports its end to `done`,
+   * returns its canceler.
+   */
+  register(done: engine.Done, index: number): () => void {
     // Never call a function whose signal is already aborted (the core may start a task before it learns of the stop).
     if (this.failFast ? this.stopped : this.settleAborted() || this.callerAborted) {
-      done(interrupted)
+      done.exit(interrupted)
       return noop
     }
     let controller = this.shared
@@ -534,16 +535,21 @@ class Run {
       result = this.fns[index]!(controller.signal)
     } catch (thrown) {
       if (this.own !== undefined) this.own[index] = undefined
-      done(this.failure(toError(thrown, index)))
+      done.exit(this.failure(toError(thrown, index)))
       return noop
     }
     if (isThenable(result)) return this.watch(index, result, controller, done)
     if (this.own !== undefined) this.own[index] = undefined
-    done(Exit.succeed(result))
+    done.succeed(result)
     return noop
   }
 
-  private watch(index: number, promise: PromiseLike<unknown>, controller: AbortController, done: Done): () => void {
+  private watch(
+    index: number,
+    promise: PromiseLike<unknown>,
+    controller: AbortController,
+    done: engine.Done
+  ): () => void {
     this.inFlight++
     let settled = false
     // Once cancelled, the function ends as interrupted whatever its promise does, as an interrupted fiber would.
@@ -557,14 +563,17 @@ class Run {
       if (this.own !== undefined) this.own[index] = undefined
       return true
     }
-    const end = (exit: Exit.Exit<unknown, unknown>): void => {
-      done(cancelled ? interrupted : exit)
+    /** Reports the end (`exit`; `undefined`: the promise's `value`), once the promise has settled. */
+    const end = (exit: Exit.Exit<unknown, unknown> | undefined, value?: unknown): void => {
+      if (cancelled) done.exit(interrupted)
+      else if (exit === undefined) done.succeed(value)
+      else done.exit(exit)
       if (--this.inFlight === 0 && this.onIdle !== undefined) this.onIdle()
     }
     try {
       promise.then(
         (value) => {
-          if (settles()) end(this.settleAborted() ? interrupted : Exit.succeed(value))
+          if (settles()) end(this.settleAborted() ? interrupted : undefined, value)
         },
         (thrown) => {
           // Once a fail-fast run has failed, the other functions' errors are not reported: skip making them Errors.
@@ -585,10 +594,10 @@ class Run {
         // before it returns (see `idle`).
         if (this.failFast) {
           this.stop(error)
-          done(failWith(error))
+          done.exit(failWith(error))
         } else {
           controller.abort(error)
-          done(this.settleAborted() ? interrupted : failWith(new OwnTimeout(error)))
+          done.exit(this.settleAborted() ? interrupted : failWith(new OwnTimeout(error)))
         }
       }, this.s.timeout)
     }
@@ -596,7 +605,7 @@ class Run {
       if (settled) return
       cancelled = true
       this.cancelled(controller)
-      if (this.s.detach) done(interrupted)
+      if (this.s.detach) done.exit(interrupted)
     }
   }
 
@@ -619,11 +628,9 @@ class Run {
 
   /** The core's shape and settings for this run. */
   core(): { shape: internal.Shape; settings: internal.Settings } {
-    const tasks: Array<engine.CallbackTask> = new Array(this.fns.length)
-    for (let i = 0; i < tasks.length; i++) tasks[i] = new FnTask(this, i)
     const o: { concurrency: number | "unbounded"; deadline?: Duration.Duration } = { concurrency: this.s.concurrency }
     if (this.s.deadline !== undefined) o.deadline = Duration.millis(this.s.deadline)
-    return { shape: internal.shapeOfCallbacks(tasks), settings: internal.settings(o) }
+    return { shape: internal.shapeOfCallbacks(this.fns.length, this), settings: internal.settings(o) }
   }
 
   /** Fail fast: the core failed with `cause`; abort what is still running and say what to reject with. */
@@ -678,14 +685,6 @@ class Run {
       case "Interrupted":
         return { status: "aborted", reason: abortError(this.s.signal?.reason), index, durationMillis }
     }
-  }
-}
-
-/** One function as the engine's callback task: a class, so that the tasks of a run share one `register`. */
-class FnTask implements engine.CallbackTask {
-  constructor(readonly run: Run, readonly index: number) {}
-  register(done: Done): () => void {
-    return this.run.start(this.index, done)
   }
 }
 

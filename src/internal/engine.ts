@@ -62,16 +62,47 @@ import * as Supervisor from "effect/Supervisor"
 import { executionAsyncResource } from "node:async_hooks"
 
 /**
- * A task that is not an Effect: `register` starts it and returns its canceler. The task reports how it ended by
- * calling `done` once (later calls are ignored), possibly from inside `register`; after a cancel it must still call
- * `done` once its work has really stopped, since the fan-out waits for that as it waits for an interrupted fiber's
- * finalizers (a canceler may also call `done` at once, for a task whose end nobody needs to wait for). A `register`
- * that throws ends its task as a defect; a canceler must not throw, since it runs inside the stopping pass.
+ * A task that is not an Effect: `register` starts task `index` and returns its canceler. The task reports how it ended
+ * through `done` once (later calls are ignored), possibly from inside `register`; after a cancel it must still report
+ * once its work has really stopped, since the fan-out waits for that as it waits for an interrupted fiber's
+ * finalizers (a canceler may also report at once, for a task whose end nobody needs to wait for). A `register` that
+ * throws ends its task as a defect; a canceler must not throw, since it runs inside the stopping pass. One object may
+ * serve as every task of a plan: `register` is told which one it starts.
  *
  * @internal
  */
 export interface CallbackTask {
-  readonly register: (done: (exit: Exit.Exit<any, any>) => void) => () => void
+  readonly register: (done: Done, index: number) => () => void
+}
+
+/**
+ * How a callback task reports its end: `succeed` with its value (no `Exit` to make for the common case), or `exit`
+ * with any `Exit`.
+ *
+ * @internal
+ */
+export interface Done {
+  succeed(value: unknown): void
+  exit(exit: Exit.Exit<unknown, unknown>): void
+}
+
+/** The `Done` of one callback task. */
+class CallbackEnd implements Done {
+  ended = false
+  constructor(readonly fanOut: FanOutRun, readonly index: number) {}
+  succeed(value: unknown): void {
+    if (this.end()) this.fanOut.callbackEnded(this.index, false, value)
+  }
+  exit(exit: Exit.Exit<unknown, unknown>): void {
+    if (!this.end()) return
+    if (exit._tag === "Success") this.fanOut.callbackEnded(this.index, false, exit.value)
+    else this.fanOut.callbackEnded(this.index, true, exit.cause)
+  }
+  private end(): boolean {
+    if (this.ended) return false
+    this.ended = true
+    return true
+  }
 }
 
 /** @internal */
@@ -482,27 +513,26 @@ class FanOutRun {
     this.live++
     this.liveCallbacks++
     this.report.startedAt[index] = this.clock.unsafeCurrentTimeMillis()
-    let ended = false
-    const done = (exit: Exit.Exit<any, any>): void => {
-      if (ended) return
-      ended = true
-      cancels[index] = undefined
-      this.live--
-      this.liveCallbacks--
-      this.exitEnded(index, exit)
-      this.fill()
-    }
+    const done = new CallbackEnd(this, index)
     let cancel: () => void
     try {
-      cancel = task.register(done)
+      cancel = task.register(done, index)
     } catch (defect) {
-      done(Exit.die(defect))
+      done.exit(Exit.die(defect))
       return
     }
-    if (ended) return
+    if (done.ended) return
     // Stopped from inside `register` (another task's end): the stopping pass could not see this task yet.
     if (this.stopped) cancel()
     else cancels[index] = cancel
+  }
+
+  callbackEnded(index: number, failed: boolean, result: unknown): void {
+    this.cancels![index] = undefined
+    this.live--
+    this.liveCallbacks--
+    this.taskEnded(index, failed, result)
+    this.fill()
   }
 
   startWorker(): void {

@@ -104,20 +104,15 @@ export const shapeOf = (input: unknown): Shape => {
 }
 
 /**
- * An iterable-shaped fan-out of callback tasks, keyed by index.
+ * An iterable-shaped fan-out of `n` callback tasks, keyed by index, all served by one `task` object (it is told which
+ * one it starts).
  *
  * @internal
  */
-export const shapeOfCallbacks = (tasks: Array<engine.CallbackTask>): Shape => {
-  const keys: Array<number> = new Array(tasks.length)
-  for (let i = 0; i < keys.length; i++) keys[i] = i
-  return {
-    struct: false,
-    keys,
-    task: (i) => tasks[i]!,
-    labels: new Array(tasks.length).fill(undefined),
-    callbacks: true
-  }
+export const shapeOfCallbacks = (n: number, task: engine.CallbackTask): Shape => {
+  const keys: Array<number> = new Array(n)
+  for (let i = 0; i < n; i++) keys[i] = i
+  return { struct: false, keys, task: () => task, labels: new Array(n).fill(undefined), callbacks: true }
 }
 
 /**
