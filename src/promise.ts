@@ -41,7 +41,7 @@ import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
 import { setMaxListeners } from "node:events"
 import { FanOutTimeoutError, InvalidOptionError } from "./FanOutError.js"
-import type * as engine from "./internal/engine.js"
+import * as engine from "./internal/engine.js"
 import * as internal from "./internal/fanOut.js"
 import { show } from "./internal/options.js"
 import * as stack from "./internal/stack.js"
@@ -645,9 +645,9 @@ class Run implements engine.CallbackTask {
   }
 
   /** Settle: the core's outcomes; the ones it cut off at the deadline get their signal aborted. */
-  cut(outcomes: ReadonlyArray<Outcome.Outcome<unknown, unknown>>): void {
+  cut(outcomes: ReadonlyArray<Outcome.Outcome<unknown, unknown> | undefined>): void {
     for (const outcome of outcomes) {
-      if (outcome._tag === "TimedOut" && outcome.reason === "Deadline") {
+      if (outcome !== undefined && outcome._tag === "TimedOut" && outcome.reason === "Deadline") {
         if (this.stoppedBy === undefined) this.stoppedBy = "deadline"
         const error = this.deadline()
         if (this.shared !== undefined) return this.shared.abort(error)
@@ -721,18 +721,26 @@ const failFast = (fns: ReadonlyArray<Fn>, options: FailFastOptions | undefined, 
   })
 }
 
-const asSettled = (run: Run, outcome: Outcome.Outcome<unknown, unknown>): Settled<unknown> => run.settled(outcome)
+/** How a settle form reports each function: `fulfilled` straight from the core's report, the rest from outcomes. */
+interface Reporter<X> {
+  readonly fulfilled: (value: unknown, index: number, durationMillis: number) => X
+  readonly other: (run: Run, outcome: Outcome.Outcome<unknown, unknown>) => X
+}
 
-// Straight from the core's outcome: no `Settled` object for a function that succeeded.
-const asError = (run: Run, outcome: Outcome.Outcome<unknown, unknown>): Error | undefined =>
-  outcome._tag === "Success"
-    ? undefined
-    : (run.settled(outcome) as Exclude<Settled<unknown>, Fulfilled<unknown>>).reason
+const asSettled: Reporter<Settled<unknown>> = {
+  fulfilled: (value, index, durationMillis) => ({ status: "fulfilled", value, index, durationMillis }),
+  other: (run, outcome) => run.settled(outcome)
+}
+
+const asError: Reporter<Error | undefined> = {
+  fulfilled: () => undefined,
+  other: (run, outcome) => (run.settled(outcome) as Exclude<Settled<unknown>, Fulfilled<unknown>>).reason
+}
 
 const settleImpl = <X>(
   fns: ReadonlyArray<Fn>,
   options: Options | undefined,
-  result: (run: Run, outcome: Outcome.Outcome<unknown, unknown>) => X
+  reporter: Reporter<X>
 ): Promise<Array<X>> => {
   let run: Run
   try {
@@ -742,9 +750,15 @@ const settleImpl = <X>(
     return Promise.reject(error)
   }
   if (run.callerAborted) run.stoppedBy = "caller"
+  // The core's settle, read from its report: an outcome object only for a function that did not fulfil.
+  let shape: internal.Shape
   const effect = Effect.suspend(() => {
     const core = run.core()
-    return internal.settle(core.shape, core.settings)
+    shape = core.shape
+    return internal.runObserved(
+      { mode: "settle", shape, settings: core.settings, failFast: false, onExit: () => false },
+      Effect.succeed
+    )
   })
   return Effect.runPromiseExit(effect).then((exit) => {
     run.done()
@@ -752,10 +766,20 @@ const settleImpl = <X>(
       for (const defect of Cause.defects(exit.cause)) throw internalError(defect)
       throw new Error(`${prefix} the run was interrupted`)
     }
-    const outcomes = exit.value as Array<Outcome.Outcome<unknown, unknown>>
-    run.cut(outcomes)
-    const out: Array<X> = new Array(outcomes.length)
-    for (let i = 0; i < outcomes.length; i++) out[i] = result(run, outcomes[i]!)
+    const { now, prepared, report } = exit.value
+    const n = fns.length
+    const others: Array<Outcome.Outcome<unknown, unknown> | undefined> = new Array(n)
+    for (let i = 0; i < n; i++) {
+      if (report.status[i] !== engine.Succeeded) others[i] = internal.outcomeOf(shape, prepared, report, i, now)
+    }
+    run.cut(others)
+    const out: Array<X> = new Array(n)
+    for (let i = 0; i < n; i++) {
+      const outcome = others[i]
+      out[i] = outcome === undefined
+        ? reporter.fulfilled(report.results[i], i, internal.durationOf(report, i, now))
+        : reporter.other(run, outcome)
+    }
     return run.busy ? run.idle().then(() => out) : out
   })
 }

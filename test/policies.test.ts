@@ -449,6 +449,21 @@ describe("metrics", () => {
       expect([durations.count, durations.max]).toEqual([3, 20])
     }))
 
+  it.effect("tasks a stopped fan-out never started count as Interrupted and record no duration", () =>
+    Effect.gen(function*() {
+      const name = `metrics-unstarted-${Math.random()}`
+      yield* Effect.exit(FanOut.all([Effect.fail("x"), Effect.succeed(1), Effect.succeed(2)], { concurrency: 1, name }))
+      const tag = MetricLabel.make("fanout", name)
+      const count = (outcome: string) =>
+        Effect.map(
+          Metric.value(Metric.taggedWithLabels(FanOut.metrics.outcomes, [tag, MetricLabel.make("outcome", outcome)])),
+          (state) => state.count
+        )
+      expect([yield* count("Failure"), yield* count("Interrupted"), yield* count("Success")]).toEqual([1, 2, 0])
+      const durations = yield* Metric.value(Metric.taggedWithLabels(FanOut.metrics.durations, [tag]))
+      expect(durations.count).toBe(1)
+    }))
+
   it.effect("adds the caller's Effect.tagMetrics tags", () =>
     Effect.gen(function*() {
       const name = `metrics-tags-${Math.random()}`

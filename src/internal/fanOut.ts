@@ -329,14 +329,14 @@ export interface Finished {
 }
 
 /**
- * Runs a fan-out inside its span, then lets `finish` read the report. `finish` gives back the outcomes it built, so
- * that the span's counts and the metrics are taken from them; it gives none only when every task succeeded.
+ * Runs a fan-out inside its span, then lets `finish` read the report. The span's counts by outcome and the metrics
+ * are taken from the report, by the rules of `outcomeOf`, without making outcome objects.
  *
  * @internal
  */
 export const runObserved = <X, E, R>(
   run: Run,
-  finish: (finished: Finished) => readonly [Effect.Effect<X, E, R>, ReadonlyArray<Outcome.Outcome<unknown, unknown>>?]
+  finish: (finished: Finished) => Effect.Effect<X, E, R>
 ): Effect.Effect<X, E, R> => {
   const name = run.settings.name ?? `fanout.${run.mode}`
   const { shape, settings } = run
@@ -365,8 +365,18 @@ export const runObserved = <X, E, R>(
         ),
         (report) =>
           Effect.clockWith((clock) => {
-            const [result, outcomes] = finish({ report, prepared, now: clock.unsafeCurrentTimeMillis() })
-            return Effect.zipRight(observe.record(name, span, outcomes, report.startedAt, report.endedAt), result)
+            const now = clock.unsafeCurrentTimeMillis()
+            const result = finish({ report, prepared, now })
+            return Effect.zipRight(
+              observe.record(
+                name,
+                span,
+                shape.keys.length,
+                (i) => tagOf(shape, report, i),
+                (i) => durationOf(report, i, now)
+              ),
+              result
+            )
           })
       )
     }))
@@ -385,11 +395,10 @@ export const outcomeOf = (
 ): Outcome.Outcome<unknown, unknown> => {
   const status = report.status[index]
   const started = !Number.isNaN(report.startedAt[index]!)
-  const ended = status !== engine.Pending ? report.endedAt[index]! : started && report.cut[index] ? now : 0
   // The common fields are written out in each literal (no spread of a shared object): this runs once per task.
   const key = shape.keys[index]!
   const label = shape.labels[index]
-  const durationMillis = started ? Math.max(0, ended - report.startedAt[index]!) : 0
+  const durationMillis = started ? durationOf(report, index, now) : 0
   const attempts = prepared.attempts !== undefined ? prepared.attempts[index]! : started ? 1 : 0
   if (status === engine.Pending) return cutOff(report, key, label, durationMillis, attempts)
   if (status === engine.Succeeded) {
@@ -418,6 +427,38 @@ export const outcomeOf = (
         : { _tag: "Interrupted", key, label, durationMillis, attempts }
   }
 }
+
+/**
+ * How long task `index` ran: until it ended, or until `now` when the fan-out cut it off while it ran; `NaN` when it
+ * never started.
+ *
+ * @internal
+ */
+export const durationOf = (report: engine.Report, index: number, now: number): number => {
+  const startedAt = report.startedAt[index]!
+  const ended = report.status[index] !== engine.Pending ? report.endedAt[index]! : report.cut[index] ? now : startedAt
+  return Math.max(0, ended - startedAt)
+}
+
+/**
+ * The tag of task `index`'s outcome, by the rules of `outcomeOf`, without making the outcome.
+ *
+ * @internal
+ */
+export const tagOf = (
+  shape: Shape,
+  report: engine.Report,
+  index: number
+): Outcome.Outcome<unknown, unknown>["_tag"] => {
+  const status = report.status[index]
+  if (status === engine.Succeeded) return "Success"
+  if (status === engine.Pending) return cutOffTag(report)
+  const tag = classifyFailure(report.results[index] as Cause.Cause<unknown>, shape.keys[index]!)._tag
+  return tag === "Interrupted" && report.cut[index] ? cutOffTag(report) : tag
+}
+
+const cutOffTag = (report: engine.Report): "TimedOut" | "Interrupted" =>
+  report.stop === "Deadline" ? "TimedOut" : "Interrupted"
 
 /** A task the fan-out cut off (running or not started when it stopped): timed out at a deadline, else interrupted. */
 const cutOff = (
@@ -488,9 +529,9 @@ export const settle = (shape: Shape, s: Settings, rawRequired?: unknown): Effect
         : report.stop === "Deadline"
         ? [...required].find((i) => outcomes[i]!._tag !== "Success") ?? -1
         : -1
-      if (failedRequired >= 0) return [requiredFailure(s, report, failedRequired, outcomes), outcomes]
+      if (failedRequired >= 0) return requiredFailure(s, report, failedRequired, outcomes)
     }
-    return [Effect.succeed(rebuild(shape, outcomes)), outcomes]
+    return Effect.succeed(rebuild(shape, outcomes))
   })
 }
 
@@ -545,9 +586,9 @@ export const all = (shape: Shape, s: Settings): Effect.Effect<any, any> =>
   runObserved({ mode: "all", shape, settings: s, failFast: true, onExit: failed }, (finished) => {
     const { prepared, report } = finished
     // Every task succeeded: the results are the values, in order (the report is this run's own).
-    if (report.stop === undefined) return [Effect.succeed(rebuild(shape, report.results))]
+    if (report.stop === undefined) return Effect.succeed(rebuild(shape, report.results))
     const outcomes = outcomesOf(shape, prepared, report, finished.now)
-    if (s.report) return [Effect.fail(failureReport(report, outcomes, report.stoppedBy)), outcomes]
+    if (s.report) return Effect.fail(failureReport(report, outcomes, report.stoppedBy))
     const first: Cause.Cause<unknown> = report.stop === "Deadline"
       ? Cause.fail(
         new FanOutTimeoutError({ reason: "Deadline", key: undefined, label: undefined, duration: s.deadline! })
@@ -560,7 +601,7 @@ export const all = (shape: Shape, s: Settings): Effect.Effect<any, any> =>
         if (!Cause.isEmpty(rest)) cause = Cause.parallel(cause, rest)
       }
     }
-    return [Effect.failCause(cause), outcomes]
+    return Effect.failCause(cause)
   })
 
 /**
@@ -573,7 +614,7 @@ const failureReport = (
   culprit: number
 ): FanOutFailure<unknown> => {
   // Tasks the fan-out interrupted at its deadline are Interrupted in the report: the deadline is the fan-out's
-  // failure. A copy: the outcomes given to the metrics and the span keep saying TimedOut.
+  // failure. (The span and the metrics, read from the engine's report, say TimedOut for them.)
   if (report.stop === "Deadline") {
     outcomes = outcomes.map((o, i) =>
       i !== culprit && o._tag === "TimedOut" && o.reason === "Deadline" ? { ...o, _tag: "Interrupted" } as any : o

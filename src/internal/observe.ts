@@ -60,22 +60,6 @@ export const taskSpan = <A, E, R>(
         }))
   )
 
-/** @internal */
-export interface Summary {
-  readonly Success: number
-  readonly Failure: number
-  readonly Defect: number
-  readonly TimedOut: number
-  readonly Interrupted: number
-}
-
-/** @internal */
-export const summarize = (outcomes: ReadonlyArray<Outcome.Outcome<unknown, unknown>>): Summary => {
-  const counts = { Success: 0, Failure: 0, Defect: 0, TimedOut: 0, Interrupted: 0 }
-  for (const outcome of outcomes) counts[outcome._tag]++
-  return counts
-}
-
 /** The metric tags of one fan-out name under one set of caller tags, built once: metric hooks are cached by them. */
 interface Tags {
   readonly callerTags: ReadonlyArray<MetricLabel.MetricLabel>
@@ -106,32 +90,27 @@ const tagsFor = (name: string, callerTags: ReadonlyArray<MetricLabel.MetricLabel
 }
 
 /**
- * Counts by outcome on the fan-out's span, and the metrics, once the fan-out has ended. Without `outcomes`, every
- * task succeeded (the fail-fast success path builds no outcome objects) and durations come from the start and end
- * times.
+ * Counts by outcome on the fan-out's span, and the metrics, once the fan-out has ended: `tagAt(i)` is task `i`'s
+ * outcome tag, `durationAt(i)` its duration (`NaN`: it never started, and has no duration to record).
  */
 export const record = (
   name: string,
   span: Tracer.Span,
-  outcomes: ReadonlyArray<Outcome.Outcome<unknown, unknown>> | undefined,
-  startedAt: ReadonlyArray<number>,
-  endedAt: ReadonlyArray<number>
+  n: number,
+  tagAt: (index: number) => Outcome.Outcome<unknown, unknown>["_tag"],
+  durationAt: (index: number) => number
 ): Effect.Effect<void> =>
   Effect.flatMap(FiberRef.get(FiberRef.currentMetricLabels), (callerTags) =>
     Effect.sync(() => {
-      const counts = outcomes !== undefined
-        ? summarize(outcomes)
-        : { Success: startedAt.length, Failure: 0, Defect: 0, TimedOut: 0, Interrupted: 0 }
+      const counts = { Success: 0, Failure: 0, Defect: 0, TimedOut: 0, Interrupted: 0 }
       const tags = tagsFor(name, callerTags)
+      for (let i = 0; i < n; i++) {
+        counts[tagAt(i)]++
+        const duration = durationAt(i)
+        if (!Number.isNaN(duration)) taskDuration.unsafeUpdate(duration, tags.base)
+      }
       for (const tag of ["Success", "Failure", "Defect", "TimedOut", "Interrupted"] as const) {
         span.attribute(`fanout.outcome.${tag}`, counts[tag])
         if (counts[tag] > 0) outcomesTotal.unsafeUpdate(counts[tag], tags.byOutcome[tag])
-      }
-      if (outcomes !== undefined) {
-        for (const outcome of outcomes) {
-          if (outcome.attempts > 0) taskDuration.unsafeUpdate(outcome.durationMillis, tags.base)
-        }
-      } else {
-        for (let i = 0; i < startedAt.length; i++) taskDuration.unsafeUpdate(endedAt[i]! - startedAt[i]!, tags.base)
       }
     }))

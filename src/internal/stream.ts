@@ -42,7 +42,7 @@ export const stream = (shape: fanOut.Shape, s: fanOut.Settings): Stream.Stream<O
         for (let i = 0; i < total; i++) {
           if (!emitted[i]) Queue.unsafeOffer(queue, outcomes[i]!)
         }
-        return [Effect.void, outcomes]
+        return Effect.void
       }
     )
     yield* Effect.forkScoped(run)
