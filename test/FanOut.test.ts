@@ -204,6 +204,20 @@ describe("FanOut.all", () => {
         expect(yield* Ref.get(starts)).toStrictEqual([0, 1])
       }))
 
+    it.effect("interrupts a task its worker started after other tasks, and runs its finalizer", () =>
+      Effect.gen(function*() {
+        // With a bound, a worker that finished one task at once runs the next one itself: that one is interruptible too.
+        const log = yield* makeLog
+        const started = yield* Deferred.make<void>()
+        const exit = yield* Effect.exit(FanOut.all([
+          Effect.void,
+          hang(log, "second on its worker", started),
+          Effect.zipRight(Deferred.await(started), Effect.fail("first"))
+        ], { concurrency: 2 }))
+        expect(exit).toStrictEqual(Exit.fail("first"))
+        expect(yield* log.get).toStrictEqual(["second on its worker interrupted", "second on its worker finalized"])
+      }))
+
     it.effect("starts no task after a failure with concurrency 1", () =>
       Effect.gen(function*() {
         const starts = yield* Ref.make(0)
@@ -260,31 +274,39 @@ describe("FanOut.all", () => {
 
     it.effect("keeps a second failure that happens while the siblings are being interrupted", () =>
       Effect.gen(function*() {
-        const started1 = yield* Deferred.make<void>()
-        const started2 = yield* Deferred.make<void>()
-        const stopping = yield* Deferred.make<void>()
-        const go = yield* Deferred.make<void>()
-        const fiber = yield* Effect.fork(Effect.exit(FanOut.all([
-          Effect.zipRight(Effect.zipRight(Deferred.await(started1), Deferred.await(started2)), Effect.fail("first")),
+        // The late failure on a worker's first task, then on a later task of a worker (after a task that ends at once).
+        for (const layout of ["first task", "later task"] as const) {
+          const started1 = yield* Deferred.make<void>()
+          const started2 = yield* Deferred.make<void>()
+          const stopping = yield* Deferred.make<void>()
+          const go = yield* Deferred.make<void>()
+          const first = Effect.zipRight(
+            Effect.zipRight(Deferred.await(started1), Deferred.await(started2)),
+            Effect.fail("first")
+          )
           // cannot be interrupted: it is still running when the fan-out has begun to stop, then fails too
-          Effect.uninterruptible(
+          const second = Effect.uninterruptible(
             Deferred.succeed(started1, undefined).pipe(
               Effect.zipRight(Deferred.await(go)),
               Effect.zipRight(Effect.fail("second"))
             )
-          ),
-          Effect.zipRight(Deferred.succeed(started2, undefined), Effect.never).pipe(
+          )
+          const hanging = Effect.zipRight(Deferred.succeed(started2, undefined), Effect.never).pipe(
             Effect.onInterrupt(() => Deferred.succeed(stopping, undefined))
           )
-        ])))
-        yield* Deferred.await(stopping)
-        expect(Option.isNone(yield* Fiber.poll(fiber))).toBe(true)
-        yield* Deferred.succeed(go, undefined)
-        const exit = yield* Fiber.join(fiber)
-        assertFailure(exit)
-        expect(Chunk.toReadonlyArray(Cause.failures(exit.cause))).toStrictEqual(["first", "second"])
-        expect(Cause.isInterrupted(exit.cause)).toBe(false)
-        expect(Cause.squash(exit.cause)).toBe("first")
+          const fanOut: Effect.Effect<unknown, string> = layout === "first task"
+            ? FanOut.all([first, second, hanging])
+            : FanOut.all([Effect.void, second, first, hanging], { concurrency: 3 })
+          const fiber = yield* Effect.fork(Effect.exit(fanOut))
+          yield* Deferred.await(stopping)
+          expect(Option.isNone(yield* Fiber.poll(fiber))).toBe(true)
+          yield* Deferred.succeed(go, undefined)
+          const exit = yield* Fiber.join(fiber)
+          assertFailure(exit)
+          expect(Chunk.toReadonlyArray(Cause.failures(exit.cause))).toStrictEqual(["first", "second"])
+          expect(Cause.isInterrupted(exit.cause)).toBe(false)
+          expect(Cause.squash(exit.cause)).toBe("first")
+        }
       }))
 
     it.effect("with report: true fails with a FanOutFailure naming the task", () =>

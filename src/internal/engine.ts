@@ -57,6 +57,7 @@ import * as GlobalValue from "effect/GlobalValue"
 import * as MutableRef from "effect/MutableRef"
 import * as Option from "effect/Option"
 import * as RuntimeFlags from "effect/RuntimeFlags"
+import * as RuntimeFlagsPatch from "effect/RuntimeFlagsPatch"
 import * as Scheduler from "effect/Scheduler"
 import * as Supervisor from "effect/Supervisor"
 import { executionAsyncResource } from "node:async_hooks"
@@ -171,9 +172,24 @@ type AnyFiber = Fiber.RuntimeFiber<any, any> & {
   start(effect: Effect.Effect<any, any, any>): void
   setFiberRefs(refs: FiberRefs.FiberRefs): void
   interruptAllChildren(): Effect.Effect<void> | null
-  readonly currentRuntimeFlags: RuntimeFlags.RuntimeFlags
+  isInterrupted(): boolean
+  pushStack(frame: RevertFlagsFrame): void
+  currentRuntimeFlags: RuntimeFlags.RuntimeFlags
   readonly _fiberRefs: FiberRefs.FiberRefs
   readonly _children: Set<unknown> | null | undefined
+}
+
+/** The stack frame Effect 3 pushes when an `interruptible` region starts (`core.RevertFlags`): it ends the region. */
+interface RevertFlagsFrame {
+  readonly _op: "RevertFlags"
+  readonly patch: RuntimeFlagsPatch.RuntimeFlagsPatch
+  readonly op: undefined
+}
+
+const endInterruptible: RevertFlagsFrame = {
+  _op: "RevertFlags",
+  patch: RuntimeFlagsPatch.disable(RuntimeFlags.Interruption),
+  op: undefined
 }
 
 type FiberConstructor = new(
@@ -571,6 +587,21 @@ class FanOutRun {
     return this.interruptible ? Effect.interruptible(task) : task
   }
 
+  /**
+   * The loop's `body`, run by the worker itself between two tasks: the task it has claimed. When the caller is
+   * interruptible, the task's interruptible region is opened by hand, as Effect's `interruptible` instruction does it
+   * (the worker's flags allow interruption, a frame on its stack ends the region, on success or failure alike), minus
+   * that instruction's turn of the run loop: ~250 ns per task, a third of a trivial task's cost. A worker already
+   * interrupted takes the instruction, which fails the task at once as it would anywhere else.
+   */
+  loopTask(worker: Worker): Effect.Effect<any, any, any> {
+    const fiber = worker.fiber!
+    if (!this.interruptible || fiber.isInterrupted()) return this.current(worker)
+    fiber.pushStack(endInterruptible)
+    fiber.currentRuntimeFlags = this.parentFlags
+    return this.plan.task(worker.running) as Effect.Effect<any, any, any>
+  }
+
   firstTask(worker: Worker): Effect.Effect<void, never, any> {
     return Effect.matchCauseEffect(this.current(worker), worker)
   }
@@ -582,7 +613,7 @@ class FanOutRun {
       // Made here, not with the worker: unbounded, most workers run one task that waits, and never get here.
       const loop = Effect.whileLoop({
         while: () => !worker.holding && this.claim(worker),
-        body: () => this.current(worker),
+        body: () => this.loopTask(worker),
         step: (value) => this.succeeded(worker, value)
       })
       worker.loop = Effect.matchCauseEffect(loop, {
