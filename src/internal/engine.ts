@@ -18,9 +18,11 @@
  *   the finished task forked (as that task's own fiber would on exit) and gets the caller's `FiberRefs` back, so
  *   tasks stay isolated from one another. With a `Supervisor` installed, unbounded tasks get one worker each, so
  *   the supervisor sees one fiber per task, as with `fork`;
- * - a worker runs with interruption off and each task inside `Effect.interruptible` (when the caller is
+ * - a worker runs with interruption off and each task inside an interruptible region (when the caller is
  *   interruptible), so that the worker always sees how its task ended, whole cause included, even when the task
- *   is interrupted;
+ *   is interrupted; from a worker's second task on, the region is opened by hand (see `loopTask`);
+ * - a task is asked of the plan only when it starts (`forEach` makes its tasks then), and a success is kept as a bare
+ *   value in the report: what stays alive until the fan-out ends is what the garbage collector pays for;
  * - the fibers share one scheduler batch per JavaScript async resource: Effect 3.20+ gives every fiber its own
  *   scheduler runner (a `WeakMap` entry, a runner and a microtask per fiber) so that fibers resumed from different
  *   `AsyncLocalStorage` contexts never share a microtask. Here a fan-out's fibers share a runner when they are
@@ -34,8 +36,14 @@
  * - stopping (first failure, deadline, the caller's interruption) interrupts every running worker in one pass and
  *   then waits for all of them, so finalizers have run before the fan-out returns;
  * - a task may also be a **callback task** (`CallbackTask`), for work that is not an Effect (the Promise facade's
- *   functions): no fiber at all, only a `done` callback. It takes a slot like a worker, is cancelled in the same pass
- *   when the fan-out stops, and is waited for until it calls `done`, so the guarantees above hold for it too.
+ *   functions): no fiber at all, only a `Done` to report its end through. It takes a slot like a worker, is cancelled
+ *   in the same pass when the fan-out stops, and is waited for until it reports, so the guarantees above hold for it
+ *   too.
+ *
+ * The engine reaches into Effect 3's `FiberRuntime` for what its public API does not offer (the `AnyFiber` type
+ * lists it: the constructor, children, fiber refs, the stack, the runtime flags). The test suite exercises each of
+ * them against the Effect version in the lock file; these are the places to check when a new Effect 3 release
+ * changes the runtime.
  *
  * Fiber-local state: tasks see the caller's `FiberRef` values (context, services, log annotations, the current span),
  * and changes a task makes stay inside that task; they are not merged back into the caller. Inside a task,
