@@ -757,7 +757,7 @@ const settleImpl = <X>(
     shape = core.shape
     return internal.runObserved(
       { mode: "settle", shape, settings: core.settings, failFast: false, onExit: () => false },
-      Effect.succeed
+      (finished) => [Effect.succeed(finished)]
     )
   })
   return Effect.runPromiseExit(effect).then((exit) => {

@@ -330,13 +330,14 @@ export interface Finished {
 
 /**
  * Runs a fan-out inside its span, then lets `finish` read the report. The span's counts by outcome and the metrics
- * are taken from the report, by the rules of `outcomeOf`, without making outcome objects.
+ * come from the outcomes `finish` built, when it built them all, else from the report by the same rules
+ * (`tagOf`), without making outcome objects.
  *
  * @internal
  */
 export const runObserved = <X, E, R>(
   run: Run,
-  finish: (finished: Finished) => Effect.Effect<X, E, R>
+  finish: (finished: Finished) => readonly [Effect.Effect<X, E, R>, ReadonlyArray<Outcome.Outcome<unknown, unknown>>?]
 ): Effect.Effect<X, E, R> => {
   const name = run.settings.name ?? `fanout.${run.mode}`
   const { shape, settings } = run
@@ -366,15 +367,12 @@ export const runObserved = <X, E, R>(
         (report) =>
           Effect.clockWith((clock) => {
             const now = clock.unsafeCurrentTimeMillis()
-            const result = finish({ report, prepared, now })
+            const [result, outcomes] = finish({ report, prepared, now })
+            const tagAt = outcomes !== undefined
+              ? (i: number) => outcomes[i]!._tag
+              : (i: number) => tagOf(shape, report, i)
             return Effect.zipRight(
-              observe.record(
-                name,
-                span,
-                shape.keys.length,
-                (i) => tagOf(shape, report, i),
-                (i) => durationOf(report, i, now)
-              ),
+              observe.record(name, span, shape.keys.length, tagAt, (i) => durationOf(report, i, now)),
               result
             )
           })
@@ -529,9 +527,9 @@ export const settle = (shape: Shape, s: Settings, rawRequired?: unknown): Effect
         : report.stop === "Deadline"
         ? [...required].find((i) => outcomes[i]!._tag !== "Success") ?? -1
         : -1
-      if (failedRequired >= 0) return requiredFailure(s, report, failedRequired, outcomes)
+      if (failedRequired >= 0) return [requiredFailure(s, report, failedRequired, outcomes), outcomes]
     }
-    return Effect.succeed(rebuild(shape, outcomes))
+    return [Effect.succeed(rebuild(shape, outcomes)), outcomes]
   })
 }
 
@@ -586,9 +584,9 @@ export const all = (shape: Shape, s: Settings): Effect.Effect<any, any> =>
   runObserved({ mode: "all", shape, settings: s, failFast: true, onExit: failed }, (finished) => {
     const { prepared, report } = finished
     // Every task succeeded: the results are the values, in order (the report is this run's own).
-    if (report.stop === undefined) return Effect.succeed(rebuild(shape, report.results))
+    if (report.stop === undefined) return [Effect.succeed(rebuild(shape, report.results))]
     const outcomes = outcomesOf(shape, prepared, report, finished.now)
-    if (s.report) return Effect.fail(failureReport(report, outcomes, report.stoppedBy))
+    if (s.report) return [Effect.fail(failureReport(report, outcomes, report.stoppedBy)), outcomes]
     const first: Cause.Cause<unknown> = report.stop === "Deadline"
       ? Cause.fail(
         new FanOutTimeoutError({ reason: "Deadline", key: undefined, label: undefined, duration: s.deadline! })
@@ -601,7 +599,7 @@ export const all = (shape: Shape, s: Settings): Effect.Effect<any, any> =>
         if (!Cause.isEmpty(rest)) cause = Cause.parallel(cause, rest)
       }
     }
-    return Effect.failCause(cause)
+    return [Effect.failCause(cause), outcomes]
   })
 
 /**

@@ -43,9 +43,9 @@ export const quorum = (
     (finished) => {
       const outcomes = fanOut.outcomesOf(shape, finished.prepared, finished.report, finished.now)
       if (succeeded >= needed) {
-        return Effect.succeed(order.map((i) => outcomes[i] as Outcome.Success<unknown>))
+        return [Effect.succeed(order.map((i) => outcomes[i] as Outcome.Success<unknown>)), outcomes]
       }
-      return Effect.fail(new QuorumError({ needed, succeeded, outcomes }))
+      return [Effect.fail(new QuorumError({ needed, succeeded, outcomes })), outcomes]
     }
   )
 }

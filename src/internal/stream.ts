@@ -42,7 +42,7 @@ export const stream = (shape: fanOut.Shape, s: fanOut.Settings): Stream.Stream<O
         for (let i = 0; i < total; i++) {
           if (!emitted[i]) Queue.unsafeOffer(queue, outcomes[i]!)
         }
-        return Effect.void
+        return [Effect.void, outcomes]
       }
     )
     yield* Effect.forkScoped(run)
