@@ -237,11 +237,29 @@ type Classified =
 const timedOut = { _tag: "TimedOut" } as const
 const interrupted = { _tag: "Interrupted" } as const
 
+/**
+ * Whether a cause holds interruptions only: the common case of a sibling the fan-out stopped, checked by a plain walk
+ * (`Cause.isInterruptedOnly` costs ~1 µs a cause here, a thousand siblings a millisecond).
+ */
+const interruptedOnly = (cause: Cause.Cause<unknown>): boolean => {
+  switch (cause._tag) {
+    case "Empty":
+    case "Interrupt":
+      return true
+    case "Sequential":
+    case "Parallel":
+      return interruptedOnly(cause.left) && interruptedOnly(cause.right)
+    default:
+      return false
+  }
+}
+
 const classify = (exit: Exit.Exit<unknown, unknown>, key: Outcome.Key): Classified =>
   // An `Exit.Success` already has the shape: no object per successful task.
   exit._tag === "Success" ? exit as unknown as Classified : classifyFailure(exit.cause, key)
 
 const classifyFailure = (cause: Cause.Cause<unknown>, key: Outcome.Key): Exclude<Classified, { _tag: "Success" }> => {
+  if (interruptedOnly(cause)) return interrupted
   const failure = Cause.failureOption(cause)
   if (failure._tag === "Some") {
     const error = Cause.originalError(failure.value)
@@ -573,8 +591,7 @@ const failed = (_: number, cause: Cause.Cause<unknown> | undefined) => cause !==
 
 /** What is left of a cause once the fan-out's own interruption of the task is taken out. */
 const genuine = (cause: Cause.Cause<unknown>): Cause.Cause<unknown> => {
-  // The common case, a sibling that was only interrupted, in one pass over its cause.
-  if (Cause.isInterruptedOnly(cause)) return Cause.empty
+  if (interruptedOnly(cause)) return Cause.empty
   let out: Cause.Cause<unknown> = Cause.empty
   for (const error of Cause.failures(cause)) out = Cause.parallel(out, Cause.fail(error))
   for (const defect of Cause.defects(cause)) out = Cause.parallel(out, Cause.die(defect))
