@@ -665,13 +665,13 @@ class Run implements engine.CallbackTask {
     })
   }
 
-  /** One core outcome as a `Settled` (object literals of one shape per status: this runs once per function). */
-  settled(outcome: Outcome.Outcome<unknown, unknown>): Settled<unknown> {
+  /**
+   * The `Settled` of a function that did not fulfil, from its core outcome (object literals of one shape per status).
+   */
+  settled(outcome: Outcome.NotSuccess<unknown>): Exclude<Settled<unknown>, Fulfilled<unknown>> {
     const index = outcome.key as number
     const durationMillis = outcome.durationMillis
     switch (outcome._tag) {
-      case "Success":
-        return { status: "fulfilled", value: outcome.value, index, durationMillis }
       case "Failure":
         return outcome.error instanceof OwnTimeout
           ? { status: "timedOut", limit: "timeout", reason: outcome.error.error, index, durationMillis }
@@ -724,7 +724,7 @@ const failFast = (fns: ReadonlyArray<Fn>, options: FailFastOptions | undefined, 
 /** How a settle form reports each function: `fulfilled` straight from the core's report, the rest from outcomes. */
 interface Reporter<X> {
   readonly fulfilled: (value: unknown, index: number, durationMillis: number) => X
-  readonly other: (run: Run, outcome: Outcome.Outcome<unknown, unknown>) => X
+  readonly other: (run: Run, outcome: Outcome.NotSuccess<unknown>) => X
 }
 
 const asSettled: Reporter<Settled<unknown>> = {
@@ -734,7 +734,7 @@ const asSettled: Reporter<Settled<unknown>> = {
 
 const asError: Reporter<Error | undefined> = {
   fulfilled: () => undefined,
-  other: (run, outcome) => (run.settled(outcome) as Exclude<Settled<unknown>, Fulfilled<unknown>>).reason
+  other: (run, outcome) => run.settled(outcome).reason
 }
 
 const settleImpl = <X>(
@@ -768,9 +768,11 @@ const settleImpl = <X>(
     }
     const { now, prepared, report } = exit.value
     const n = fns.length
-    const others: Array<Outcome.Outcome<unknown, unknown> | undefined> = new Array(n)
+    const others: Array<Outcome.NotSuccess<unknown> | undefined> = new Array(n)
     for (let i = 0; i < n; i++) {
-      if (report.status[i] !== engine.Succeeded) others[i] = internal.outcomeOf(shape, prepared, report, i, now)
+      if (report.status[i] !== engine.Succeeded) {
+        others[i] = internal.outcomeOf(shape, prepared, report, i, now) as Outcome.NotSuccess<unknown>
+      }
     }
     run.cut(others)
     const out: Array<X> = new Array(n)
