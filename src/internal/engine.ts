@@ -20,7 +20,7 @@
  *   the supervisor sees one fiber per task, as with `fork`;
  * - a worker runs with interruption off and each task inside an interruptible region (when the caller is
  *   interruptible), so that the worker always sees how its task ended, whole cause included, even when the task
- *   is interrupted; from a worker's second task on, the region is opened by hand (see `loopTask`);
+ *   is interrupted; the region is opened by hand, without Effect's `interruptible` instruction (see `loopTask`);
  * - a task is asked of the plan only when it starts (`forEach` makes its tasks then), and a success is kept as a bare
  *   value in the report: what stays alive until the fan-out ends is what the garbage collector pays for;
  * - the fibers share one scheduler batch per JavaScript async resource: Effect 3.20+ gives every fiber its own
@@ -181,7 +181,7 @@ type AnyFiber = Fiber.RuntimeFiber<any, any> & {
   setFiberRefs(refs: FiberRefs.FiberRefs): void
   interruptAllChildren(): Effect.Effect<void> | null
   isInterrupted(): boolean
-  pushStack(frame: RevertFlagsFrame): void
+  pushStack(frame: RevertFlagsFrame | Effect.Effect<any, any, any>): void
   currentRuntimeFlags: RuntimeFlags.RuntimeFlags
   readonly _fiberRefs: FiberRefs.FiberRefs
   readonly _children: Set<unknown> | null | undefined
@@ -316,13 +316,13 @@ const fiberFactory = (parent: Fiber.RuntimeFiber<any, any>): FiberFactory => {
 // the engine
 
 /**
- * A worker: a fiber that runs tasks one after another. Its first task runs as
- * `matchCauseEffect(interruptible(task), worker)`; the tasks after it run in one `whileLoop` made once per worker (its
- * `while` claims the next task, its `body` is that task, its `step` records a success), inside one
- * `matchCauseEffect` that records a failure and goes back into the loop. So a task that succeeds costs the runtime one
- * instruction of its own (the `interruptible` region) and allocates nothing else: its value goes straight into the
- * report. A failure skips the loop's frame (a `While` frame only sees successes) and lands in the handler with its
- * whole cause.
+ * A worker: a fiber that runs tasks one after another. Its first task runs as if in
+ * `matchCauseEffect(interruptible(task), worker)` (the fiber starts with those frames on its stack); the tasks after it
+ * run in one `whileLoop` made once per worker (its `while` claims the next task, its `body` is that task, its `step`
+ * records a success), inside one `matchCauseEffect` that records a failure and goes back into the loop. The
+ * interruptible region of each task is opened by hand (see `loopTask`), so a task that succeeds costs the runtime
+ * nothing of the engine's but the region's end, and allocates nothing: its value goes straight into the report. A
+ * failure skips the loop's frame (a `While` frame only sees successes) and lands in the handler with its whole cause.
  */
 class Worker {
   /** The task the worker is running, -1 between tasks. */
@@ -561,13 +561,25 @@ class FanOutRun {
 
   startWorker(): void {
     const worker = new Worker(this, this.workers.length)
-    const first = this.claim(worker) ? this.firstTask(worker) : Effect.void
-    const fiber = this.spawn(first, this.workerFlags)
+    const claimed = this.claim(worker)
+    // The first task's interruptible region is opened by hand as well (see `loopTask`): the fiber starts on the task
+    // itself with the caller's flags, its stack already holding what `matchCauseEffect(interruptible(task), worker)`
+    // would have pushed: the worker's handler (a `matchCauseEffect` is its own frame), then the region's end. One
+    // fiber per task that waits, so this is the path of every unbounded task that suspends.
+    const byHand = claimed && this.interruptible
+    const task = claimed ? this.plan.task(worker.running) as Effect.Effect<any, any, any> : undefined
+    // A caller that is not interruptible: neither is the task, and the worker's handler is an ordinary frame.
+    const first = task === undefined ? Effect.void : byHand ? task : Effect.matchCauseEffect(task, worker)
+    const fiber = this.spawn(first, byHand ? this.parentFlags : this.workerFlags)
     worker.fiber = fiber
     this.workers.push(fiber)
     this.live++
     this.liveWorkers++
     fiber.addObserver(worker.onEnd)
+    if (byHand) {
+      fiber.pushStack(Effect.matchCauseEffect(Effect.void, worker))
+      fiber.pushStack(endInterruptible)
+    }
     fiber.start(first)
   }
 
@@ -608,10 +620,6 @@ class FanOutRun {
     fiber.pushStack(endInterruptible)
     fiber.currentRuntimeFlags = this.parentFlags
     return this.plan.task(worker.running) as Effect.Effect<any, any, any>
-  }
-
-  firstTask(worker: Worker): Effect.Effect<void, never, any> {
-    return Effect.matchCauseEffect(this.current(worker), worker)
   }
 
   /** What the worker does after a task that ended outside the loop: the loop, if there is a task to take. */
