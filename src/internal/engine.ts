@@ -601,12 +601,6 @@ class FanOutRun {
     return true
   }
 
-  /** The task the worker has claimed, interruptible when the caller is (the worker itself is not). */
-  current(worker: Worker): Effect.Effect<any, any, any> {
-    const task = this.plan.task(worker.running) as Effect.Effect<any, any, any>
-    return this.interruptible ? Effect.interruptible(task) : task
-  }
-
   /**
    * The loop's `body`, run by the worker itself between two tasks: the task it has claimed. When the caller is
    * interruptible, the task's interruptible region is opened by hand, as Effect's `interruptible` instruction does it
@@ -615,11 +609,13 @@ class FanOutRun {
    * interrupted takes the instruction, which fails the task at once as it would anywhere else.
    */
   loopTask(worker: Worker): Effect.Effect<any, any, any> {
+    const task = this.plan.task(worker.running) as Effect.Effect<any, any, any>
+    if (!this.interruptible) return task
     const fiber = worker.fiber!
-    if (!this.interruptible || fiber.isInterrupted()) return this.current(worker)
+    if (fiber.isInterrupted()) return Effect.interruptible(task)
     fiber.pushStack(endInterruptible)
     fiber.currentRuntimeFlags = this.parentFlags
-    return this.plan.task(worker.running) as Effect.Effect<any, any, any>
+    return task
   }
 
   /** What the worker does after a task that ended outside the loop: the loop, if there is a task to take. */
