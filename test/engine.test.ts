@@ -205,3 +205,28 @@ describe("engine: callback tasks", () => {
       expect(exitsOf(report)).toEqual(["a", "b", "c", "d", "e"].map((v) => Exit.succeed(v)))
     }))
 })
+
+describe("engine: workers", () => {
+  it.effect("a policy that stops on a success stops the worker between two tasks: nothing after it starts", () =>
+    Effect.gen(function*() {
+      // With a bound of one, the second and third tasks run in the worker's loop; the stop comes from inside it.
+      const starts: Array<number> = []
+      const task = (i: number) => Effect.sync(() => starts.push(i)).pipe(Effect.as(i))
+      for (const concurrency of [1, 2]) {
+        starts.length = 0
+        const report = yield* engine.run({
+          size: 5,
+          task: (i) => i === 4 ? Effect.never : task(i),
+          concurrency,
+          deadline: undefined,
+          detach: false,
+          onExit: (index) => index === 2
+        })
+        expect(report.stop).toBe("Policy")
+        expect(report.stoppedBy).toBe(2)
+        expect(starts).toEqual([0, 1, 2])
+        expect(exitsOf(report)).toEqual([Exit.succeed(0), Exit.succeed(1), Exit.succeed(2), undefined, undefined])
+        expect(report.cut).toEqual([false, false, false, true, true])
+      }
+    }))
+})

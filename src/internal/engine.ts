@@ -20,7 +20,8 @@
  *   the supervisor sees one fiber per task, as with `fork`;
  * - a worker runs with interruption off and each task inside an interruptible region (when the caller is
  *   interruptible), so that the worker always sees how its task ended, whole cause included, even when the task
- *   is interrupted; the region is opened by hand, without Effect's `interruptible` instruction (see `loopTask`);
+ *   is interrupted; a worker's later tasks share one region, its loop (see `proceed`), and its first task's region
+ *   is opened by hand (see `startWorker`);
  * - a task is asked of the plan only when it starts (`forEach` makes its tasks then), and a success is kept as a bare
  *   value in the report: what stays alive until the fan-out ends is what the garbage collector pays for;
  * - the fibers share one scheduler batch per JavaScript async resource: Effect 3.20+ gives every fiber its own
@@ -319,10 +320,10 @@ const fiberFactory = (parent: Fiber.RuntimeFiber<any, any>): FiberFactory => {
  * A worker: a fiber that runs tasks one after another. Its first task runs as if in
  * `matchCauseEffect(interruptible(task), worker)` (the fiber starts with those frames on its stack); the tasks after it
  * run in one `whileLoop` made once per worker (its `while` claims the next task, its `body` is that task, its `step`
- * records a success), inside one `matchCauseEffect` that records a failure and goes back into the loop. The
- * interruptible region of each task is opened by hand (see `loopTask`), so a task that succeeds costs the runtime
- * nothing of the engine's but the region's end, and allocates nothing: its value goes straight into the report. A
- * failure skips the loop's frame (a `While` frame only sees successes) and lands in the handler with its whole cause.
+ * records a success), inside one interruptible region and one `matchCauseEffect` that records a failure and goes back
+ * into the loop. So a task that succeeds in the loop costs the runtime no instruction of the engine's and allocates
+ * nothing: its value goes straight into the report. A failure skips the loop's frame (a `While` frame only sees
+ * successes), ends the region, and lands in the handler with its whole cause.
  */
 class Worker {
   /** The task the worker is running, -1 between tasks. */
@@ -562,10 +563,11 @@ class FanOutRun {
   startWorker(): void {
     const worker = new Worker(this, this.workers.length)
     const claimed = this.claim(worker)
-    // The first task's interruptible region is opened by hand as well (see `loopTask`): the fiber starts on the task
-    // itself with the caller's flags, its stack already holding what `matchCauseEffect(interruptible(task), worker)`
-    // would have pushed: the worker's handler (a `matchCauseEffect` is its own frame), then the region's end. One
-    // fiber per task that waits, so this is the path of every unbounded task that suspends.
+    // The first task's interruptible region is opened by hand: the fiber starts on the task itself with the caller's
+    // flags, its stack already holding what `matchCauseEffect(interruptible(task), worker)` would have pushed: the
+    // worker's handler (a `matchCauseEffect` is its own frame), then the region's end (Effect's `RevertFlags` frame),
+    // without those two instructions. One fiber per task that waits, so this is the path of every unbounded task that
+    // suspends.
     const byHand = claimed && this.interruptible
     const task = claimed ? this.plan.task(worker.running) as Effect.Effect<any, any, any> : undefined
     // A caller that is not interruptible: neither is the task, and the worker's handler is an ordinary frame.
@@ -601,35 +603,23 @@ class FanOutRun {
     return true
   }
 
-  /**
-   * The loop's `body`, run by the worker itself between two tasks: the task it has claimed. When the caller is
-   * interruptible, the task's interruptible region is opened by hand, as Effect's `interruptible` instruction does it
-   * (the worker's flags allow interruption, a frame on its stack ends the region, on success or failure alike), minus
-   * that instruction's turn of the run loop: ~250 ns per task, a third of a trivial task's cost. A worker already
-   * interrupted takes the instruction, which fails the task at once as it would anywhere else.
-   */
-  loopTask(worker: Worker): Effect.Effect<any, any, any> {
-    const task = this.plan.task(worker.running) as Effect.Effect<any, any, any>
-    if (!this.interruptible) return task
-    const fiber = worker.fiber!
-    if (fiber.isInterrupted()) return Effect.interruptible(task)
-    fiber.pushStack(endInterruptible)
-    fiber.currentRuntimeFlags = this.parentFlags
-    return task
-  }
-
   /** What the worker does after a task that ended outside the loop: the loop, if there is a task to take. */
   proceed(worker: Worker): Effect.Effect<void, never, any> {
     if (!this.mayClaim(worker)) return Effect.void
     if (worker.loop === undefined) {
       // Made here, not with the worker: unbounded, most workers run one task that waits, and never get here.
+      const tasks = this.plan
       const loop = Effect.whileLoop({
         while: () => !worker.holding && this.claim(worker),
-        body: () => this.loopTask(worker),
+        body: () => tasks.task(worker.running) as Effect.Effect<any, any, any>,
         step: (value) => this.succeeded(worker, value)
       })
-      worker.loop = Effect.matchCauseEffect(loop, {
-        onFailure: worker.onFailure,
+      // The whole loop is one interruptible region (when the caller is interruptible): its end, below the loop's
+      // frame, is the first frame a failure meets, so the handler always sees the whole cause, and a task that
+      // succeeds costs the runtime no instruction of the engine's. Between two tasks only the loop's own callbacks
+      // run, synchronously; an interruption there (the fan-out stopping) fails the loop with no task running.
+      worker.loop = Effect.matchCauseEffect(this.interruptible ? Effect.interruptible(loop) : loop, {
+        onFailure: (cause) => worker.running < 0 ? Effect.void : this.ended(worker, true, cause, false),
         onSuccess: () => this.loopEnded(worker)
       })
     }
