@@ -50,6 +50,22 @@ export const featureRetries: Config.Config<number> = Config.integer("FEATURE_RET
   Config.withDefault(2)
 )
 
+/** The twelve feature clients, one service each, by feature name. */
+const featureClients = {
+  listings: Listings,
+  savedSearches: SavedSearches,
+  tours: Tours,
+  offers: Offers,
+  messages: Messages,
+  documents: Documents,
+  collections: Collections,
+  alerts: Alerts,
+  reports: Reports,
+  calendar: Calendar,
+  payments: Payments,
+  referrals: Referrals
+} satisfies Record<Feature, unknown>
+
 /** What every feature client's error has in common (each client has its own tagged class). */
 type FeatureError = ErrorFields
 
@@ -176,37 +192,14 @@ export interface UsageRequest {
 
 export class Usage extends Effect.Service<Usage>()("analytics/Usage", {
   effect: Effect.gen(function*() {
-    const listings = yield* Listings
-    const savedSearches = yield* SavedSearches
-    const tours = yield* Tours
-    const offers = yield* Offers
-    const messages = yield* Messages
-    const documents = yield* Documents
-    const collections = yield* Collections
-    const alerts = yield* Alerts
-    const reports = yield* Reports
-    const calendar = yield* Calendar
-    const payments = yield* Payments
-    const referrals = yield* Referrals
+    const clients = yield* Effect.all(featureClients)
     const required = yield* requiredFeatures
     const retry = retryPolicy(yield* featureRetries)
 
     // One task per feature, keyed by feature name: the key becomes each outcome's key and label, and the name of
     // the task's span.
-    const calls = (customerId: CustomerId): Record<Feature, Effect.Effect<FeatureUsage, FeatureError>> => ({
-      listings: listings.usage(customerId),
-      savedSearches: savedSearches.usage(customerId),
-      tours: tours.usage(customerId),
-      offers: offers.usage(customerId),
-      messages: messages.usage(customerId),
-      documents: documents.usage(customerId),
-      collections: collections.usage(customerId),
-      alerts: alerts.usage(customerId),
-      reports: reports.usage(customerId),
-      calendar: calendar.usage(customerId),
-      payments: payments.usage(customerId),
-      referrals: referrals.usage(customerId)
-    })
+    const calls = (customerId: CustomerId): Record<Feature, Effect.Effect<FeatureUsage, FeatureError>> =>
+      Record.map(clients, (client) => client.usage(customerId))
 
     const partial = (customerId: CustomerId, deadline: Duration.Duration) =>
       Effect.gen(function*() {

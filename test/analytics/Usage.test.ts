@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Deferred, Duration, Effect, Exit, Fiber, Layer, Ref, TestClock } from "effect"
-import type { CustomerId } from "../../examples/analytics/Domain.js"
+import type { CustomerId, Feature } from "../../examples/analytics/Domain.js"
 import { features } from "../../examples/analytics/Domain.js"
 import type { ErrorFields } from "../../examples/analytics/features/FeatureClient.js"
 import { Usage } from "../../examples/analytics/Usage.js"
@@ -44,6 +44,29 @@ const withRetriesElapsed = <A, E, R>(request: Effect.Effect<A, E, R>) =>
 const crash: Behaviour = () =>
   Effect.sync(() => {
     throw new Error("boom: bug in the listings normaliser")
+  })
+
+/**
+ * Every client waits forever, counting its interruptions, except `failing`, which fails as `Unavailable` only once
+ * all the others have started: when it fails, eleven calls are in flight. `interrupted` counts them once stopped.
+ */
+const oneFailsWhileOthersRun = (failing: Feature) =>
+  Effect.gen(function*() {
+    const others = features.length - 1
+    const started = yield* Ref.make(0)
+    const interrupted = yield* Ref.make(0)
+    const allStarted = yield* Deferred.make<void>()
+    const waitForever: Behaviour = () =>
+      Ref.updateAndGet(started, (n) => n + 1).pipe(
+        Effect.tap((n) => n === others ? Deferred.succeed(allStarted, undefined) : Effect.void),
+        Effect.zipRight(Effect.never),
+        Effect.onInterrupt(() => Ref.update(interrupted, (n) => n + 1))
+      )
+    const behaviours: Record<string, Behaviour> = Object.fromEntries(
+      features.map((feature) => [feature, waitForever])
+    )
+    behaviours[failing] = (_, fail) => Effect.zipRight(Deferred.await(allStarted), fail("Unavailable"))
+    return { behaviours, others, interrupted: Ref.get(interrupted) }
   })
 
 describe("Usage", () => {
@@ -127,27 +150,14 @@ describe("Usage", () => {
 
     it.effect("cancels every other call at once when a required feature fails", () =>
       Effect.gen(function*() {
-        const others = features.length - 1
-        const started = yield* Ref.make(0)
-        const interrupted = yield* Ref.make(0)
-        const allStarted = yield* Deferred.make<void>()
-        const waitForever: Behaviour = () =>
-          Ref.updateAndGet(started, (n) => n + 1).pipe(
-            Effect.tap((n) => n === others ? Deferred.succeed(allStarted, undefined) : Effect.void),
-            Effect.zipRight(Effect.never),
-            Effect.onInterrupt(() => Ref.update(interrupted, (n) => n + 1))
-          )
-        const behaviours: Record<string, Behaviour> = Object.fromEntries(
-          features.map((feature) => [feature, waitForever])
-        )
-        behaviours.payments = (_, fail) => Effect.zipRight(Deferred.await(allStarted), fail("Unavailable"))
+        const { behaviours, interrupted, others } = yield* oneFailsWhileOthersRun("payments")
         // No clock adjustment: were the request to wait for the deadline, this test would never end.
         const error = yield* Usage.pipe(
           Effect.flatMap((usage) => Effect.flip(usage.forCustomer(customer, { mode: "partial", deadline }))),
           Effect.provide(withDoubles(behaviours, { REQUIRED_FEATURES: "payments" }))
         )
         expect(error).toMatchObject({ _tag: "FeatureFailed", feature: "payments", reason: "unavailable" })
-        expect(yield* Ref.get(interrupted)).toBe(others)
+        expect(yield* interrupted).toBe(others)
       }))
 
     it.effect("names a required feature that crashed, with internal_error and no details", () =>
@@ -290,30 +300,17 @@ describe("Usage", () => {
         expect(response.panels).toHaveLength(12)
       }).pipe(Effect.provide(withDoubles({}))))
 
-    it.effect("fails with the first failed feature and interrupts every other call", () => {
-      const others = features.length - 1
-      return Effect.gen(function*() {
-        const started = yield* Ref.make(0)
-        const interrupted = yield* Ref.make(0)
-        const allStarted = yield* Deferred.make<void>()
-        const waitForever: Behaviour = () =>
-          Ref.updateAndGet(started, (n) => n + 1).pipe(
-            Effect.tap((n) => n === others ? Deferred.succeed(allStarted, undefined) : Effect.void),
-            Effect.zipRight(Effect.never),
-            Effect.onInterrupt(() => Ref.update(interrupted, (n) => n + 1))
-          )
-        const behaviours = Object.fromEntries(features.map((feature) => [feature, waitForever]))
-        // messages fails only once every other call is running, so all eleven are in flight when it does.
-        behaviours.messages = (_, fail) => Effect.zipRight(Deferred.await(allStarted), fail("Unavailable"))
+    it.effect("fails with the first failed feature and interrupts every other call", () =>
+      Effect.gen(function*() {
+        const { behaviours, interrupted, others } = yield* oneFailsWhileOthersRun("messages")
         const error = yield* Usage.pipe(
           Effect.flatMap((usage) => Effect.flip(usage.forCustomer(customer, { mode: "strict", deadline }))),
           Effect.provide(withDoubles(behaviours))
         )
         expect(error).toMatchObject({ _tag: "FeatureFailed", feature: "messages", reason: "unavailable" })
         // The failure is returned only after the siblings' interruption finished.
-        expect(yield* Ref.get(interrupted)).toBe(others)
-      })
-    })
+        expect(yield* interrupted).toBe(others)
+      }))
 
     it.effect("fails with internal_error for a crashing client, without its message", () =>
       Effect.gen(function*() {
