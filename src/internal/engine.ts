@@ -104,9 +104,8 @@ class CallbackEnd implements Done {
     if (this.end()) this.fanOut.callbackEnded(this.index, false, value)
   }
   exit(exit: Exit.Exit<unknown, unknown>): void {
-    if (!this.end()) return
-    if (exit._tag === "Success") this.fanOut.callbackEnded(this.index, false, exit.value)
-    else this.fanOut.callbackEnded(this.index, true, exit.cause)
+    if (exit._tag === "Success") this.succeed(exit.value)
+    else if (this.end()) this.fanOut.callbackEnded(this.index, true, exit.cause)
   }
   private end(): boolean {
     if (this.ended) return false
@@ -181,9 +180,8 @@ type AnyFiber = Fiber.RuntimeFiber<any, any> & {
   start(effect: Effect.Effect<any, any, any>): void
   setFiberRefs(refs: FiberRefs.FiberRefs): void
   interruptAllChildren(): Effect.Effect<void> | null
-  isInterrupted(): boolean
   pushStack(frame: RevertFlagsFrame | Effect.Effect<any, any, any>): void
-  currentRuntimeFlags: RuntimeFlags.RuntimeFlags
+  readonly currentRuntimeFlags: RuntimeFlags.RuntimeFlags
   readonly _fiberRefs: FiberRefs.FiberRefs
   readonly _children: Set<unknown> | null | undefined
 }
