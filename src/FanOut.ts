@@ -26,7 +26,7 @@ import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { dual } from "effect/Function"
 import type * as Schedule from "effect/Schedule"
-import type * as Stream from "effect/Stream"
+import * as Stream from "effect/Stream"
 import type { FanOutFailure, FanOutTimeoutError, QuorumError } from "./FanOutError.js"
 import * as internal from "./internal/fanOut.js"
 import * as internalHedge from "./internal/hedge.js"
@@ -148,22 +148,38 @@ export type OutcomeUnion<T extends Tasks> = [T] extends [Iterable<infer X>] ? Ou
 
 type OutcomeOfEffect<X> = X extends Effect.Effect<infer A, infer E, infer _R> ? Outcome.Outcome<A, E> : never
 
-type TimeoutErrorOf<O> = O extends
-  { readonly timeout: Duration.DurationInput } | { readonly deadline: Duration.DurationInput } ? FanOutTimeoutError
-  : never
+/**
+ * Option `K` of `O` when it may be set: its type without `undefined`, `never` when `O` cannot set it. An options type
+ * held in a variable (`AllOptions`, `{ timeout?: number }`) may set what it declares, so it counts as set.
+ */
+type Setting<O, K extends PropertyKey> = K extends keyof O ? Exclude<O[K], undefined> : never
+
+/** `FanOutTimeoutError` when `O` may set a `timeout` or a `deadline`. */
+type TimeoutErrorOf<O> = [Setting<O, "timeout"> | Setting<O, "deadline">] extends [never] ? never : FanOutTimeoutError
+
+/**
+ * A fan-out that fails with `E` (and its time-outs) fails with `FanOutFailure<EReport>` instead when `report` is `true`;
+ * when `report` is a `boolean` not known statically, with either.
+ */
+type Reported<O, E, EReport> =
+  | (true extends ReportSetting<O> ? FanOutFailure<EReport> : never)
+  | ([Exclude<ReportSetting<O>, true>] extends [never] ? never : E | TimeoutErrorOf<O>)
+
+type ReportSetting<O> = "report" extends keyof O ? O["report"] : undefined
+
+/** The keys `O` may name in `required`. */
+type RequiredKeys<O> = Setting<O, "required"> extends infer R ? R extends ReadonlyArray<infer K> ? K : never : never
 
 /**
  * The error channel of `settle` with options `O`: `never`, unless `required` names tasks, whose errors (and a
- * `FanOutTimeoutError` when a `timeout` or `deadline` is set) then fail the whole fan-out.
+ * `FanOutTimeoutError` when a `timeout` or `deadline` is set) then fail the whole fan-out; with `report: true`, a
+ * `FanOutFailure` listing every task instead, so typed with every task's error.
  *
  * @since 0.1.0
  * @category models
  */
-export type SettleError<T extends Tasks, O> = O extends { readonly required: ReadonlyArray<infer K> } ?
-  [K] extends [never] ? never
-  : O extends { readonly report: true } ? FanOutFailure<RequiredErrorOf<T, K>>
-  : RequiredErrorOf<T, K> | TimeoutErrorOf<O>
-  : never
+export type SettleError<T extends Tasks, O> = [RequiredKeys<O>] extends [never] ? never
+  : Reported<O, RequiredErrorOf<T, RequiredKeys<O>>, ErrorOf<T>>
 
 type RequiredErrorOf<T extends Tasks, K> = [T] extends [ReadonlyArray<AnyEffect>] ?
   number extends T["length"] ? ErrorOf<T> : ErrorOfEffect<T[K & keyof T]>
@@ -171,18 +187,37 @@ type RequiredErrorOf<T extends Tasks, K> = [T] extends [ReadonlyArray<AnyEffect>
   : ErrorOfEffect<T[K & keyof T]>
 
 /**
- * The error channel of a fail-fast fan-out whose tasks fail with `E`, given its options `O`: the tasks' own errors
- * (plus `FanOutTimeoutError` when a `timeout` or `deadline` is set), or a `FanOutFailure<E>` with `report: true`.
+ * The error channel of `settleForEach` whose tasks fail with `E`, given its options `O`: `never`, unless `required`
+ * names items (by index), as in `settle`.
  *
  * @since 0.1.0
  * @category models
  */
-export type FailFastError<E, O> = O extends { readonly report: true } ? FanOutFailure<E>
-  :
-    | E
-    | (O extends { readonly timeout: Duration.DurationInput } | { readonly deadline: Duration.DurationInput } ?
-      FanOutTimeoutError
-      : never)
+export type SettleForEachError<E, O> = [RequiredKeys<O>] extends [never] ? never : Reported<O, E, E>
+
+/**
+ * `retry` checked against what its `Schedule` is given: the tasks' typed errors `E`, and a `FanOutTimeoutError` for an
+ * attempt that ran out of its `timeout`, when `O` may set one. (Checked in the data-first forms, where the tasks are
+ * known.)
+ *
+ * @since 0.1.0
+ * @category options
+ */
+export interface RetryFor<E, O> {
+  readonly retry?:
+    | Schedule.Schedule<any, E | ([Setting<O, "timeout">] extends [never] ? never : FanOutTimeoutError), never>
+    | undefined
+}
+
+/**
+ * The error channel of a fail-fast fan-out whose tasks fail with `E`, given its options `O`: the tasks' own errors
+ * (plus `FanOutTimeoutError` when a `timeout` or `deadline` may be set), or a `FanOutFailure<E>` with `report: true`
+ * (either, when `report` is a `boolean` not known statically).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type FailFastError<E, O> = Reported<O, E, E>
 
 // ---------------------------------------------------------------------------------------------------------------
 // options
@@ -195,10 +230,11 @@ export type FailFastError<E, O> = O extends { readonly report: true } ? FanOutFa
  */
 export interface Options {
   /**
-   * How many tasks run at once: a positive integer, or `"unbounded"` (the default). With a bound, no task starts
+   * How many tasks run at once: a positive integer, `"unbounded"` (the default; `Infinity` says the same), or
+   * `"inherit"`: the caller's `Effect.withConcurrency` setting, as with `Effect.all`. With a bound, no task starts
    * after the fan-out has begun to stop.
    */
-  readonly concurrency?: number | "unbounded" | undefined
+  readonly concurrency?: number | "unbounded" | "inherit" | undefined
   /**
    * A time limit for each attempt of each task. Settle: the task is `TimedOut`. Fail fast: the fan-out fails with a
    * `FanOutTimeoutError` naming the task. Default: none.
@@ -207,12 +243,15 @@ export interface Options {
   /**
    * A time limit for the whole fan-out. Settle: tasks still running (or not started) are interrupted and
    * `TimedOut`, finished results are kept — partial results at a deadline. Fail fast: the fan-out fails with a
-   * `FanOutTimeoutError` (`reason: "Deadline"`). Default: none.
+   * `FanOutTimeoutError` (`reason: "Deadline"`). Like every interruption in Effect, it cannot stop a task that runs
+   * where the caller is uninterruptible (the tasks inherit that, as with `Effect.fork`). Default: none.
    */
   readonly deadline?: Duration.DurationInput | undefined
   /**
-   * Retries each task's typed failures (and its timed-out attempts) by this `Schedule`; never a defect or an
-   * interruption. Retries stop at the deadline. The outcome's `attempts` counts the tries. Default: no retry.
+   * Retries each task's typed failures (and its attempts that ran out of their `timeout`, given to the schedule as a
+   * `FanOutTimeoutError` naming the task) by this `Schedule`; never a defect or an interruption. Retries stop at the
+   * deadline. The outcome's `attempts` counts the tries. The schedule's input is checked against the tasks' errors in
+   * the data-first forms (`RetryFor`). Default: no retry.
    */
   readonly retry?: Schedule.Schedule<any, any, never> | undefined
   /**
@@ -271,7 +310,9 @@ export interface SettleOptions<K = Outcome.Key> extends Options {
   /**
    * Keys (struct keys, or tuple indices) of the tasks that must succeed: the first of them to fail, crash or time out
    * fails the whole fan-out at once with its own error (or a `FanOutTimeoutError`), interrupting the others. The
-   * other tasks settle to outcomes. Checked against the tasks' keys in the data-first form. Default: none.
+   * other tasks settle to outcomes. Checked against the tasks' keys in the data-first form (in `settleForEach`: item
+   * indices). A required task that interrupts itself interrupts the fan-out's caller, as it would inside
+   * `Effect.all`. Default: none.
    */
   readonly required?: ReadonlyArray<K> | undefined
   /**
@@ -354,7 +395,7 @@ export const labeled: {
 export const all: {
   <const T extends Tasks, const O extends AllOptions = {}>(
     tasks: T,
-    options?: O
+    options?: O & RetryFor<ErrorOf<T>, O>
   ): Effect.Effect<Results<T>, FailFastError<ErrorOf<T>, O>, ContextOf<T>>
   <const O extends AllOptions = {}>(
     options?: O
@@ -362,7 +403,7 @@ export const all: {
 } = dual(
   (args) => internal.isTasks(args[0]),
   (tasks: Tasks, options?: AllOptions) =>
-    Effect.suspend(() => internal.all(internal.shapeOf(tasks), internal.settings(options)))
+    Effect.suspend(() => internal.all(internal.shapeOf(tasks), internal.settings(options, "FanOut.all")))
 )
 
 /**
@@ -391,7 +432,7 @@ export const forEach: {
   <X, A, E, R, const O extends AllOptions & ForEachOptions<X> = {}>(
     items: Iterable<X>,
     f: (item: X, index: number) => Effect.Effect<A, E, R>,
-    options?: O
+    options?: O & ForEachOptions<X> & RetryFor<E, O>
   ): Effect.Effect<Array<A>, FailFastError<E, O>, R>
   <X, A, E, R, const O extends AllOptions & ForEachOptions<X> = {}>(
     f: (item: X, index: number) => Effect.Effect<A, E, R>,
@@ -400,7 +441,9 @@ export const forEach: {
 } = dual(
   (args) => typeof args[0] !== "function",
   (items: Iterable<any>, f: (item: any, index: number) => AnyEffect, options?: AllOptions & ForEachOptions<any>) =>
-    Effect.suspend(() => internal.all(internal.shapeOfForEach(items, f, options?.label), internal.settings(options)))
+    Effect.suspend(() =>
+      internal.all(internal.shapeOfForEach(items, f, options?.label), internal.settings(options, "FanOut.forEach"))
+    )
 )
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -438,7 +481,7 @@ export const forEach: {
 export const settle: {
   <const T extends Tasks, const O extends SettleOptions<KeyOf<T>> = {}>(
     tasks: T,
-    options?: O
+    options?: O & RetryFor<ErrorOf<T>, O>
   ): Effect.Effect<Outcomes<T>, SettleError<T, O>, ContextOf<T>>
   <const O extends SettleOptions = {}>(
     options?: O
@@ -448,7 +491,7 @@ export const settle: {
   (tasks: Tasks, options?: SettleOptions) =>
     Effect.suspend(() => {
       const shape = internal.shapeOf(tasks)
-      return internal.settle(shape, internal.settings(options), options?.required)
+      return internal.settle(shape, internal.settings(options, "FanOut.settle"), options?.required)
     })
 )
 
@@ -464,19 +507,25 @@ export const settle: {
  * @category settle
  */
 export const settleForEach: {
-  <X, A, E, R>(
+  <X, A, E, R, const O extends SettleOptions<number> & ForEachOptions<X> = {}>(
     items: Iterable<X>,
     f: (item: X, index: number) => Effect.Effect<A, E, R>,
-    options?: SettleOptions<never> & ForEachOptions<X>
-  ): Effect.Effect<Array<Outcome.Outcome<A, E>>, never, R>
-  <X, A, E, R>(
+    options?: O & ForEachOptions<X> & RetryFor<E, O>
+  ): Effect.Effect<Array<Outcome.Outcome<A, E>>, SettleForEachError<E, O>, R>
+  <X, A, E, R, const O extends SettleOptions<number> & ForEachOptions<X> = {}>(
     f: (item: X, index: number) => Effect.Effect<A, E, R>,
-    options?: SettleOptions<never> & ForEachOptions<X>
-  ): (items: Iterable<X>) => Effect.Effect<Array<Outcome.Outcome<A, E>>, never, R>
+    options?: O & ForEachOptions<X> & RetryFor<E, O>
+  ): (items: Iterable<X>) => Effect.Effect<Array<Outcome.Outcome<A, E>>, SettleForEachError<E, O>, R>
 } = dual(
   (args) => typeof args[0] !== "function",
   (items: Iterable<any>, f: (item: any, index: number) => AnyEffect, options?: SettleOptions & ForEachOptions<any>) =>
-    Effect.suspend(() => internal.settle(internal.shapeOfForEach(items, f, options?.label), internal.settings(options)))
+    Effect.suspend(() =>
+      internal.settle(
+        internal.shapeOfForEach(items, f, options?.label),
+        internal.settings(options, "FanOut.settleForEach"),
+        options?.required
+      )
+    )
 )
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -503,10 +552,10 @@ export const settleForEach: {
  * @category quorum
  */
 export const quorum: {
-  <const T extends Tasks>(
+  <const T extends Tasks, const O extends Options = {}>(
     tasks: T,
     n: number,
-    options?: Options
+    options?: O & RetryFor<ErrorOf<T>, O>
   ): Effect.Effect<Array<Outcome.Success<SuccessUnion<T>>>, QuorumError<ErrorOf<T>>, ContextOf<T>>
   (
     n: number,
@@ -515,9 +564,10 @@ export const quorum: {
     tasks: T
   ) => Effect.Effect<Array<Outcome.Success<SuccessUnion<T>>>, QuorumError<ErrorOf<T>>, ContextOf<T>>
 } = dual(
-  (args) => internal.isTasks(args[0]),
+  // Data-last, the first argument is `n`.
+  (args) => typeof args[0] !== "number",
   (tasks: Tasks, n: number, options?: Options) =>
-    Effect.suspend(() => internalQuorum.quorum(internal.shapeOf(tasks), n, internal.settings(options)))
+    Effect.suspend(() => internalQuorum.quorum(internal.shapeOf(tasks), n, internal.settings(options, "FanOut.quorum")))
 )
 
 /**
@@ -529,9 +579,9 @@ export const quorum: {
  * @category quorum
  */
 export const firstSuccess: {
-  <const T extends Tasks>(
+  <const T extends Tasks, const O extends Options = {}>(
     tasks: T,
-    options?: Options
+    options?: O & RetryFor<ErrorOf<T>, O>
   ): Effect.Effect<SuccessUnion<T>, QuorumError<ErrorOf<T>>, ContextOf<T>>
   (options?: Options): <const T extends Tasks>(
     tasks: T
@@ -541,7 +591,12 @@ export const firstSuccess: {
   (tasks: Tasks, options?: Options) =>
     Effect.suspend(() =>
       Effect.map(
-        internalQuorum.quorum(internal.shapeOf(tasks), 1, internal.settings(options), "firstSuccess"),
+        internalQuorum.quorum(
+          internal.shapeOf(tasks),
+          1,
+          internal.settings(options, "FanOut.firstSuccess"),
+          "firstSuccess"
+        ),
         (winners) => winners[0]!.value
       )
     )
@@ -600,11 +655,18 @@ export const hedge: {
  * @category streaming
  */
 export const stream: {
-  <const T extends Tasks>(tasks: T, options?: Options): Stream.Stream<OutcomeUnion<T>, never, ContextOf<T>>
+  <const T extends Tasks, const O extends Options = {}>(
+    tasks: T,
+    options?: O & RetryFor<ErrorOf<T>, O>
+  ): Stream.Stream<OutcomeUnion<T>, never, ContextOf<T>>
   (options?: Options): <const T extends Tasks>(tasks: T) => Stream.Stream<OutcomeUnion<T>, never, ContextOf<T>>
 } = dual(
   (args) => internal.isTasks(args[0]),
-  (tasks: Tasks, options?: Options) => internalStream.stream(internal.shapeOf(tasks), internal.settings(options))
+  (tasks: Tasks, options?: Options) =>
+    // Bad input is a defect of the stream when it runs, as with the other combinators, not a throw here.
+    Stream.unwrap(
+      Effect.sync(() => internalStream.stream(internal.shapeOf(tasks), internal.settings(options, "FanOut.stream")))
+    )
 )
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -276,7 +276,7 @@ export const allSucceeded = <S extends Settled>(
 
 /**
  * The Go-style index-aligned list of errors: one entry per task in input order, `undefined` where the task
- * succeeded. A typed failure gives its error; a defect gives the thrown value when it is an `Error` (otherwise an
+ * succeeded. A typed failure gives its error (an `Error` saying so when that error is `undefined`); a defect gives the thrown value when it is an `Error` (otherwise an
  * `Error` carrying the value as `cause`); a time-out or an interruption gives an `Error` saying so.
  *
  * **Example**
@@ -298,7 +298,10 @@ export const errors = <S extends Settled>(settled: S): Array<ErrorOf<S> | Error 
       case "Success":
         return undefined
       case "Failure":
-        return outcome.error
+        // `undefined` marks a success in this list: a task that failed with `undefined` must not read as one.
+        return outcome.error === undefined
+          ? new Error(`task ${describeTask(outcome)} failed with undefined`, { cause: outcome.error })
+          : outcome.error
       case "Defect":
         return outcome.defect instanceof Error ?
           outcome.defect :

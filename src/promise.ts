@@ -4,13 +4,16 @@
  *
  * - `runAsync(fns)` / `all(fns)` — **fail fast**: run every function concurrently; the first error aborts every other
  *   function's `AbortSignal` (with that error as the signal's `reason`) and the promise rejects with that error.
- * - `runAsyncAllowErrors(fns)` / `settle(fns)` — **settle**: run every function, always wait for all of them, and
- *   report one result per function in input order. They never reject because a function failed.
+ * - `runAsyncAllowErrors(fns)` / `settle(fns)` — **settle**: run every function, wait for all of them, and report one
+ *   result per function in input order. They never reject because a function failed.
  *
- * Every function is called as `fn(signal)`. It may return a value or a promise (any thenable); a synchronous `throw`
- * is caught like a rejection; a thrown value that is not an `Error` (`throw "x"`) becomes an `Error` with the value as
- * its `cause`; an `Error`'s stack is kept (the same object is reported) with the frames of this library and of
- * Effect's runtime removed.
+ * Every function is called as `fn(signal)`, in input order. It may return a value or a promise (any thenable); a
+ * synchronous `throw` is caught like a rejection; a thrown value that is not an `Error` (`throw "x"`) becomes an
+ * `Error` with the value as its `cause`; an `Error`'s stack is kept (the same object is reported) with the frames of
+ * this library and of Effect's runtime removed. The functions are called one after the other in one synchronous pass
+ * (up to `concurrency` of them), so in the fail-fast forms a synchronous `throw` stops the run before the next
+ * function is called: the functions after it are never called, whatever the `concurrency` (those before it are
+ * aborted). A rejection (asynchronous) only comes after the pass: by then every function of it has been called.
  *
  * **The signal.** A function's signal is aborted when its work is cancelled: by the first error (fail fast), its own
  * `timeout`, the run's `deadline`, or the caller's `signal`. The signal's `reason` is what stopped it: the first
@@ -19,11 +22,12 @@
  * each function has its own so that only the late one is aborted), and that signal is aborted when the run stops
  * early, even for the functions that had already finished.
  *
- * **Waiting.** Like the core, the facade is structured by default: when `runAsync`/`all` reject, every function they
- * called has settled (nothing they started is still running), and the settle forms always wait for every function.
- * This trusts the functions to stop when their signal aborts: one that ignores it keeps the run waiting. With
- * `detach: true`, `runAsync`/`all` reject as soon as the run fails (first error, timeout, deadline or the caller's
- * abort) and the aborted functions settle in the background, their results ignored.
+ * **Waiting.** Like the core, the facade is structured by default: when a run settles, every function it called has
+ * settled (nothing it started is still running). This trusts the functions to stop when their signal aborts: one that
+ * ignores it keeps the run waiting, past its `timeout` and `deadline`. With `detach: true` the run gives up on such
+ * functions instead: `runAsync`/`all` reject as soon as the run fails, the settle forms resolve at the deadline and
+ * report a function `timedOut` at its own timeout (`aborted` at the caller's abort), and the functions given up on
+ * settle in the background, their results ignored. See `Options.detach` for why waiting is the default.
  *
  * **Bad input** (not an array, an entry that is not a function, an invalid option) never throws synchronously: the
  * returned promise rejects with a `TypeError` (wrong type) or a `RangeError` (a number out of range) naming the
@@ -49,8 +53,9 @@ import type * as Outcome from "./Outcome.js"
 
 export {
   /**
-   * The error of a function that ran past its `timeout` (`reason: "Timeout"`, `key`: the function's index) or of a
-   * run that passed its `deadline` (`reason: "Deadline"`). It is also the `reason` of the aborted signals.
+   * The error of a function that ran past its `timeout` (`reason: "Timeout"`, `key`: the function's index, message
+   * "function 2 timed out after 100ms") or of a run that passed its `deadline` (`reason: "Deadline"`, message
+   * "fan-out deadline of 200ms passed"). It is also the `reason` of the aborted signals.
    *
    * @since 0.1.0
    * @category errors
@@ -163,41 +168,59 @@ export type SettledResults<T extends ReadonlyArray<Fn>> = { -readonly [K in keyo
 /**
  * Options of every function of the facade.
  *
- * @since 0.1.0
- * @category options
- */
-export interface Options {
-  /** How many functions run at once: a positive integer or `Infinity`. Default: `Infinity`. */
-  readonly concurrency?: number | undefined
-  /**
-   * A time limit for each function, in milliseconds (`Infinity`: none). Settle: the function is `timedOut`. Fail fast:
-   * the run rejects with a `FanOutTimeoutError` naming the function. Either way its signal is aborted. Default: none.
-   */
-  readonly timeout?: number | undefined
-  /**
-   * A time limit for the whole run, in milliseconds (`Infinity`: none). Settle: the functions still running are
-   * aborted and `timedOut`, the finished results are kept (partial results). Fail fast: the run rejects with a
-   * `FanOutTimeoutError` (`reason: "Deadline"`). Default: none.
-   */
-  readonly deadline?: number | undefined
-  /**
-   * The caller's own signal: aborting it aborts every function still running and calls no other. Fail fast: the run
-   * rejects with `signal.reason`. Settle: the run resolves, the unfinished functions `aborted`.
-   */
-  readonly signal?: AbortSignal | undefined
-}
-
-/**
- * Options of `runAsync` and `all`.
+ * **Functions that ignore their signal.** Every limit (`timeout`, `deadline`, the caller's `signal`) works by aborting
+ * signals; a function that honours its signal (as `fetch(url, { signal })` does) settles right after, so the run ends
+ * at once either way. For a function that ignores it, `detach` decides: wait for it (the default), or give up on it.
  *
  * @since 0.1.0
  * @category options
  */
-export interface FailFastOptions extends Options {
+export interface Options {
   /**
-   * Reject as soon as the run fails (the first error, a timeout, the deadline, the caller's abort), while the aborted
-   * functions settle in the background (their results and errors are ignored). Default: `false` — reject once every
-   * function called has settled, so that nothing the run started is still running.
+   * How many functions run at once: a positive integer or `Infinity`. Default: `Infinity`. A function holds its slot
+   * until its promise settles; under `detach`, a function the run gave up on frees its slot at once.
+   */
+  readonly concurrency?: number | undefined
+  /**
+   * A time limit for each function, in milliseconds. `Infinity` is none, and so is anything above 2147483647 (2^31 - 1,
+   * about 24.8 days, the longest a Node timer can wait), as with Effect's `Clock`. When it passes, the function's
+   * signal is aborted with a `FanOutTimeoutError` naming it. Fail fast: the run rejects with that error. Settle: the
+   * function is `timedOut`. A function that ignores its signal is waited for unless `detach`. Default: none.
+   */
+  readonly timeout?: number | undefined
+  /**
+   * A time limit for the whole run, in milliseconds (`Infinity`, or above 2147483647: none). When it passes, the
+   * signals of the functions still running are aborted with a `FanOutTimeoutError` (`reason: "Deadline"`). Fail fast:
+   * the run rejects with it. Settle: those functions are `timedOut`, the finished results are kept (partial results),
+   * and the functions not called yet are `timedOut` without being called. A function that ignores its signal is
+   * waited for unless `detach`. Default: none.
+   */
+  readonly deadline?: number | undefined
+  /**
+   * The caller's own signal: aborting it aborts every function still running and calls no other. Fail fast: the run
+   * rejects with `signal.reason`. Settle: the run resolves, the unfinished functions `aborted`. A function that
+   * ignores its signal is waited for unless `detach`.
+   */
+  readonly signal?: AbortSignal | undefined
+  /**
+   * Whether to stop waiting for the functions the run has given up on. Default: `false`.
+   *
+   * - `false`: the promise settles only once every function called has settled, so nothing the run started is still
+   *   running. A function that ignores its signal holds the run, however late it settles (forever if it never does):
+   *   `timeout` and `deadline` then bound the run only as far as the functions honour their signals.
+   * - `true`: fail fast rejects as soon as the run fails (the first error, a timeout, the deadline, the caller's
+   *   abort). Settle resolves at the deadline, and ends a function as `timedOut` when its `timeout` passes and as
+   *   `aborted` when the caller aborts, without waiting for it. Either way `timeout` and `deadline` bound the run
+   *   whatever the functions do. The signals are still aborted; the promises of the functions given up on settle in
+   *   the background, their results and errors ignored (no unhandled rejection).
+   *
+   * Why waiting is the default in both modes: it is the core's rule (`FanOut.settle` always waits for the tasks it
+   * interrupts, `FanOut.all` unless `detach`) and Go's (`RunAsync`, errgroup and a `WaitGroup` all wait), and it keeps
+   * `concurrency` a bound on the work actually running. A detached run's stragglers go on using connections and
+   * memory after the caller has moved on; under load, when deadlines pass most, each request leaves more of them
+   * behind, and a caller that retries stacks new work on the old. With functions that honour their signal, waiting
+   * costs nothing; `detach: true` is for functions that cannot be stopped (a library that takes no signal) when the
+   * caller needs the answer by the deadline.
    */
   readonly detach?: boolean | undefined
 }
@@ -208,7 +231,8 @@ export interface FailFastOptions extends Options {
 /**
  * Runs every function concurrently and resolves once all have succeeded. On the first error, aborts every other
  * function's signal (the error is the `reason`), waits for them to settle (unless `detach: true`) and rejects with
- * that error. An empty `fns` resolves at once. The TypeScript form of Go's `RunAsync(funcs...) error`.
+ * that error. A function that throws synchronously stops the run before the functions after it are called: they never
+ * are. An empty `fns` resolves at once. The TypeScript form of Go's `RunAsync(funcs...) error`.
  *
  * **Example**
  *
@@ -224,8 +248,7 @@ export interface FailFastOptions extends Options {
  * @since 0.1.0
  * @category fail fast
  */
-export const runAsync = (fns: ReadonlyArray<Fn>, options?: FailFastOptions): Promise<void> =>
-  failFast(fns, options, false)
+export const runAsync = (fns: ReadonlyArray<Fn>, options?: Options): Promise<void> => failFast(fns, options, false)
 
 /**
  * `runAsync` that resolves with the functions' results, in input order, with their types (a tuple stays a tuple).
@@ -245,15 +268,16 @@ export const runAsync = (fns: ReadonlyArray<Fn>, options?: FailFastOptions): Pro
  * @since 0.1.0
  * @category fail fast
  */
-export const all = <const T extends ReadonlyArray<Fn>>(fns: T, options?: FailFastOptions): Promise<Results<T>> =>
+export const all = <const T extends ReadonlyArray<Fn>>(fns: T, options?: Options): Promise<Results<T>> =>
   failFast(fns, options, true) as Promise<Results<T>>
 
 // ---------------------------------------------------------------------------------------------------------------
 // settle
 
 /**
- * Runs every function concurrently, always waits for all of them, and resolves with one `Settled` per function in
- * input order. It rejects only on bad input.
+ * Runs every function concurrently, waits for all of them, and resolves with one `Settled` per function in input
+ * order. It rejects only on bad input. At the `deadline` the functions still running are aborted and `timedOut`: the
+ * run resolves once they have settled, or at once with `detach: true` (see `Options.detach`).
  *
  * **Example**
  *
@@ -276,9 +300,9 @@ export const settle = <const T extends ReadonlyArray<Fn>>(
 ): Promise<SettledResults<T>> => settleImpl(fns, options, asSettled) as Promise<SettledResults<T>>
 
 /**
- * Runs every function concurrently, always waits for all of them, and resolves with the Go-style index-aligned list of
- * errors: `undefined` where the function succeeded, otherwise its `reason` (see `settle`). It rejects only on bad
- * input. The TypeScript form of Go's `RunAsyncAllowErrors(funcs...) []error`.
+ * Runs every function concurrently, waits for all of them (as `settle` does, `detach` included), and resolves with the
+ * Go-style index-aligned list of errors: `undefined` where the function succeeded, otherwise its `reason` (see
+ * `settle`). It rejects only on bad input. The TypeScript form of Go's `RunAsyncAllowErrors(funcs...) []error`.
  *
  * **Example**
  *
@@ -320,6 +344,9 @@ const checkFns = (fns: unknown): void => {
   }
 }
 
+/** The longest a Node timer waits: a longer `setTimeout` fires after 1 ms instead (with a `TimeoutOverflowWarning`). */
+const maxTimerMillis = 2 ** 31 - 1
+
 const millis = (value: unknown, option: string): number | undefined => {
   if (value === undefined || value === Infinity) return undefined
   if (typeof value !== "number") {
@@ -328,10 +355,11 @@ const millis = (value: unknown, option: string): number | undefined => {
   if (Number.isNaN(value) || value < 0) {
     throw new RangeError(`${prefix} option \`${option}\` must be a non-negative number of milliseconds, got ${value}`)
   }
-  return value
+  // A limit no timer can wait for is no limit, as with Effect's `Clock` (whose timers never fire past it).
+  return value > maxTimerMillis ? undefined : value
 }
 
-const settings = (raw: unknown, failFast: boolean): Settings => {
+const settings = (raw: unknown): Settings => {
   if (raw !== undefined && (typeof raw !== "object" || raw === null || Array.isArray(raw))) {
     throw new TypeError(`${prefix} \`options\` must be an object, got ${show(raw)}`)
   }
@@ -358,7 +386,7 @@ const settings = (raw: unknown, failFast: boolean): Settings => {
   ) {
     throw new TypeError(`${prefix} option \`signal\` must be an AbortSignal, got ${show(signal)}`)
   }
-  if (failFast && o.detach !== undefined && typeof o.detach !== "boolean") {
+  if (o.detach !== undefined && typeof o.detach !== "boolean") {
     throw new TypeError(`${prefix} option \`detach\` must be true or false, got ${show(o.detach)}`)
   }
   return {
@@ -384,6 +412,22 @@ const trimmed = (error: Error): Error => {
   } catch {
     // A frozen error keeps its stack as it is.
   }
+  return error
+}
+
+/**
+ * A function's own time-out error. Its message names the function as the facade's other messages do ("function 2 timed
+ * out after 100ms", where `FanOutTimeoutError` says "task 2", the core's word): an own `message`, not a subclass, so
+ * that it prints as the `FanOutTimeoutError` it is. V8 writes a stack's first line from the message when the stack is
+ * first read, so it is set before anything can read it.
+ */
+const functionTimeout = (index: number, duration: Duration.Duration): FanOutTimeoutError => {
+  const error = new FanOutTimeoutError({ reason: "Timeout", key: index, label: undefined, duration })
+  Object.defineProperty(error, "message", {
+    value: `function ${index} timed out after ${Duration.format(duration)}`,
+    writable: true,
+    configurable: true
+  })
   return error
 }
 
@@ -424,11 +468,14 @@ const isThenable = (u: unknown): u is PromiseLike<unknown> =>
  * - an abort **reason**: the engine cancels a task without saying why, so the facade aborts the signals itself, at the
  *   moment it learns why: a function's error or own timeout (it sees them first), the caller's abort (it listens, and
  *   its listener runs before the runtime's), and otherwise the deadline, the only stop the core decides alone;
- * - a function's own **timeout**, reported at once while its promise may still be pending: the facade counts those
- *   promises and waits for them once the core has returned (unless `detach`).
+ * - a function's own **timeout**: fail fast, it is reported at once (it stops the run) while its promise may still be
+ *   pending, so the facade counts those promises and waits for them once the core has returned (unless `detach`);
+ * - settle under `detach`, the caller's abort: the core is not stopped (the finished results are kept), so the facade
+ *   gives up on the running functions itself.
  *
- * A cancelled function ends (`done`) once its promise has settled, so the core's waiting is waiting for the promises;
- * under `detach` it ends at once and its promise settles in the background.
+ * A cancelled or timed-out function ends (`done`) once its promise has settled, so the core's waiting is waiting for
+ * the promises, and a function holds its `concurrency` slot until then; under `detach` it ends at once and its promise
+ * settles in the background.
  */
 class Run implements engine.CallbackTask {
   /** Fail fast: set once the run has begun to fail; `reason` is then its rejection and every signal's reason. */
@@ -446,6 +493,8 @@ class Run implements engine.CallbackTask {
   private inFlight = 0
   private onIdle: (() => void) | undefined = undefined
   private readonly onCallerAbort: (() => void) | undefined = undefined
+  /** Settle with `detach` and a caller's signal: how to give up on each function whose promise is pending. */
+  private readonly giveUps: Array<(() => void) | undefined> | undefined
 
   constructor(readonly fns: ReadonlyArray<Fn>, readonly s: Settings, readonly failFast: boolean) {
     const perFunction = !failFast && s.timeout !== undefined
@@ -454,6 +503,7 @@ class Run implements engine.CallbackTask {
     if (this.shared !== undefined && fns.length > 1) setMaxListeners(0, this.shared.signal)
     this.own = perFunction ? new Array(fns.length).fill(undefined) : undefined
     this.timeoutDuration = s.timeout === undefined ? undefined : Duration.millis(s.timeout)
+    this.giveUps = !failFast && s.detach && s.signal !== undefined ? new Array(fns.length).fill(undefined) : undefined
     if (s.signal !== undefined && !s.signal.aborted) {
       const signal = s.signal
       this.onCallerAbort = () => this.callerAborts(signal.reason)
@@ -477,9 +527,13 @@ class Run implements engine.CallbackTask {
     // Fail fast: the Effect runtime, given the same signal, interrupts the fan-out; the facade gives the reason.
     if (this.failFast) return this.stop(reason)
     // Settle: the finished results are kept, so the fan-out is not interrupted: every running function is aborted and
-    // ends as `aborted` once it has settled; the functions not called yet end so without being called.
+    // ends as `aborted` once it has settled (under `detach`, at once); the functions not called yet end so without
+    // being called.
     if (this.stoppedBy === undefined) this.stoppedBy = "caller"
     this.abortRunning(reason)
+    if (this.giveUps !== undefined) {
+      for (const giveUp of this.giveUps) giveUp?.()
+    }
   }
 
   private abortRunning(reason: unknown): void {
@@ -554,6 +608,8 @@ class Run implements engine.CallbackTask {
     let settled = false
     // Once cancelled, the function ends as interrupted whatever its promise does, as an interrupted fiber would.
     let cancelled = false
+    // Settle, waiting: the end of a function that ran out of time, reported once its promise has settled.
+    let timedOut: Exit.Exit<never, unknown> | undefined = undefined
     let timer: ReturnType<typeof setTimeout> | undefined = undefined
     /** Whether this is the promise's first settlement (a thenable may call back twice). */
     const settles = (): boolean => {
@@ -561,11 +617,13 @@ class Run implements engine.CallbackTask {
       settled = true
       if (timer !== undefined) clearTimeout(timer)
       if (this.own !== undefined) this.own[index] = undefined
+      if (this.giveUps !== undefined) this.giveUps[index] = undefined
       return true
     }
     /** Reports the end (`exit`; `undefined`: the promise's `value`), once the promise has settled. */
     const end = (exit: Exit.Exit<unknown, unknown> | undefined, value?: unknown): void => {
-      if (cancelled) done.exit(interrupted)
+      if (timedOut !== undefined) done.exit(timedOut)
+      else if (cancelled) done.exit(interrupted)
       else if (exit === undefined) done.succeed(value)
       else done.exit(exit)
       if (--this.inFlight === 0 && this.onIdle !== undefined) this.onIdle()
@@ -576,29 +634,44 @@ class Run implements engine.CallbackTask {
           if (settles()) end(this.settleAborted() ? interrupted : undefined, value)
         },
         (thrown) => {
-          // Once a fail-fast run has failed, the other functions' errors are not reported: skip making them Errors.
-          if (settles()) end(this.failFast && this.stopped ? interrupted : this.failure(toError(thrown, index)))
+          // An error that is not reported (the function was stopped first) is not made an Error.
+          if (!settles()) return
+          end(
+            cancelled || timedOut !== undefined || (this.failFast && this.stopped)
+              ? interrupted
+              : this.failure(toError(thrown, index))
+          )
         }
       )
     } catch (thrown) {
       if (settles()) end(this.failure(toError(thrown, index)))
       return noop
     }
-    if (this.timeoutDuration !== undefined && !settled) {
-      const duration = this.timeoutDuration
+    if (settled) return noop
+    if (this.giveUps !== undefined) {
+      this.giveUps[index] = () => {
+        cancelled = true
+        done.exit(interrupted)
+      }
+    }
+    if (this.s.timeout !== undefined) {
+      const duration = this.timeoutDuration!
       timer = setTimeout(() => {
         timer = undefined
         if (settled || cancelled) return
-        const error = new FanOutTimeoutError({ reason: "Timeout", key: index, label: undefined, duration })
-        // Reported at once (`done` ignores the later call from `end`); the run still waits for the promise to settle
-        // before it returns (see `idle`).
+        const error = functionTimeout(index, duration)
         if (this.failFast) {
+          // Reported at once, since it stops the run; the run still waits for this promise (see `idle`).
           this.stop(error)
           done.exit(failWith(error))
-        } else {
-          controller.abort(error)
-          done.exit(this.settleAborted() ? interrupted : failWith(new OwnTimeout(error)))
+          return
         }
+        controller.abort(error)
+        const exit = this.settleAborted() ? interrupted : failWith(new OwnTimeout(error))
+        // Waiting, the function keeps its slot until its promise settles, as a core task that timed out is interrupted
+        // and waited for; under `detach` it ends now, its promise left to settle in the background.
+        if (this.s.detach) done.exit(exit)
+        else timedOut = exit
       }, this.s.timeout)
     }
     return () => {
@@ -692,11 +765,11 @@ class Run implements engine.CallbackTask {
 const internalError = (defect: unknown): unknown =>
   defect instanceof InvalidOptionError ? new RangeError(defect.message) : defect
 
-const failFast = (fns: ReadonlyArray<Fn>, options: FailFastOptions | undefined, values: boolean): Promise<any> => {
+const failFast = (fns: ReadonlyArray<Fn>, options: Options | undefined, values: boolean): Promise<any> => {
   let run: Run
   try {
     checkFns(fns)
-    const s = settings(options, true)
+    const s = settings(options)
     if (s.signal !== undefined && s.signal.aborted) return Promise.reject(s.signal.reason)
     run = new Run(fns, s, true)
   } catch (error) {
@@ -745,7 +818,7 @@ const settleImpl = <X>(
   let run: Run
   try {
     checkFns(fns)
-    run = new Run(fns, settings(options, false), false)
+    run = new Run(fns, settings(options), false)
   } catch (error) {
     return Promise.reject(error)
   }
@@ -782,6 +855,8 @@ const settleImpl = <X>(
         ? reporter.fulfilled(report.results[i], i, internal.durationOf(report, i, now))
         : reporter.other(run, outcome)
     }
-    return run.busy ? run.idle().then(() => out) : out
+    // Nothing to wait for here: waiting, a function ends only once its promise has settled; under `detach` its
+    // promise is left to settle in the background.
+    return out
   })
 }

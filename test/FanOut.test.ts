@@ -115,6 +115,27 @@ describe("FanOut.all", () => {
         expect(yield* Fiber.join(fiber)).toStrictEqual([0, 1, 2, 3, 4])
       }))
 
+    it.effect("concurrency: \"inherit\" takes the caller's Effect.withConcurrency; Infinity means unbounded", () =>
+      Effect.gen(function*() {
+        // Counts the tasks running at once, each held until the test has seen how many started.
+        const peak = (concurrency: FanOut.Options["concurrency"]) =>
+          Effect.gen(function*() {
+            const running = yield* Ref.make(0)
+            const most = yield* Ref.make(0)
+            const task = Ref.updateAndGet(running, (n) => n + 1).pipe(
+              Effect.tap((n) => Ref.update(most, (m) => Math.max(m, n))),
+              Effect.zipRight(Effect.yieldNow()),
+              Effect.zipRight(Ref.update(running, (n) => n - 1))
+            )
+            yield* FanOut.all(Array.from({ length: 6 }, () => task), { concurrency })
+            return yield* Ref.get(most)
+          })
+        expect(yield* peak("inherit").pipe(Effect.withConcurrency(2))).toBe(2)
+        expect(yield* peak("inherit")).toBe(6)
+        expect(yield* peak(Infinity)).toBe(6)
+        expect(yield* peak(3)).toBe(3)
+      }))
+
     it.effect("succeeds at once with the empty shape for empty input", () =>
       Effect.gen(function*() {
         expect(yield* FanOut.all([])).toStrictEqual([])
@@ -1079,6 +1100,35 @@ describe("invalid options", () => {
       expectInvalid(yield* Effect.exit(FanOut.all([task, notAnEffect(42)])), "tasks")
       expectInvalid(yield* Effect.exit(FanOut.settle([task, notAnEffect("nope")])), "tasks")
       expectInvalid(yield* Effect.exit(FanOut.settle(new Set([task, notAnEffect(null)]))), "tasks")
+      expect(yield* Ref.get(starts)).toBe(0)
+    }))
+
+  it.effect("dies with InvalidOptionError naming tasks for input that is neither tasks nor options", () =>
+    Effect.gen(function*() {
+      const asTasks = (u: unknown) => u as ReadonlyArray<Effect.Effect<never>>
+      for (const input of [null, 42, "ab", { a: 1 }]) {
+        const all: unknown = FanOut.all(asTasks(input))
+        const settle: unknown = FanOut.settle(asTasks(input))
+        expect([Effect.isEffect(all), Effect.isEffect(settle)]).toEqual([true, true])
+        expectInvalid(yield* Effect.exit(all as Effect.Effect<unknown>), "tasks")
+        expectInvalid(yield* Effect.exit(settle as Effect.Effect<unknown>), "tasks")
+      }
+    }))
+
+  it.effect("dies with InvalidOptionError naming an option the combinator does not take", () =>
+    Effect.gen(function*() {
+      const starts = yield* Ref.make(0)
+      const task = Effect.zipRight(Ref.update(starts, (n) => n + 1), Effect.never)
+      const options = (o: object) => o as FanOut.AllOptions
+      expectInvalid(yield* Effect.exit(FanOut.all([task], options({ concurency: 4 }))), "concurency")
+      expectInvalid(yield* Effect.exit(FanOut.settle([task], options({ detach: true }))), "detach")
+      expectInvalid(yield* Effect.exit(FanOut.quorum([task], 1, options({ required: [0] }))), "required")
+      const exit = yield* Effect.exit(FanOut.all([task], options({ required: [0] })))
+      expect(defectOf(exit)).toMatchObject({
+        message: expect.stringContaining("is not an option of FanOut.all (its options: concurrency")
+      })
+      // An option set to undefined is as good as absent.
+      expect(yield* FanOut.all([Effect.succeed(1)], options({ detach: undefined, label: undefined }))).toEqual([1])
       expect(yield* Ref.get(starts)).toBe(0)
     }))
 

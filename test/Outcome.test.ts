@@ -163,9 +163,11 @@ describe("Outcome", () => {
         defect(2, crash),
         defect(3, "not an error"),
         timedOut(4, "slow-service"),
-        interrupted(5)
+        interrupted(5),
+        failure(6, undefined),
+        failure(7, null)
       ])
-      expect(errors.length).toBe(6)
+      expect(errors.length).toBe(8)
       expect(errors[0]).toBeUndefined()
       expect(errors[1]).toBe("bad")
       expect(errors[2]).toBe(crash)
@@ -175,6 +177,10 @@ describe("Outcome", () => {
       expect((errors[4] as Error).message).toContain("slow-service")
       expect((errors[4] as Error).message).toContain("timed out")
       expect((errors[5] as Error).message).toContain("interrupted")
+      // A failure with undefined must not read as a success.
+      expect(errors[6]).toBeInstanceOf(Error)
+      expect((errors[6] as Error).message).toBe("task 6 failed with undefined")
+      expect(errors[7]).toBeNull()
     })
 
     it.effect("errors over a real settled fan-out", () =>

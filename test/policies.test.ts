@@ -1,4 +1,4 @@
-import { describe, expect, it } from "@effect/vitest"
+import { assert, describe, expect, it } from "@effect/vitest"
 import {
   Cause,
   Chunk,
@@ -115,6 +115,30 @@ describe("required", () => {
       expect(error.message).toContain("did not finish by the deadline")
     }))
 
+  it.effect("settleForEach takes required item indices; a Set of tasks takes indices too", () =>
+    Effect.gen(function*() {
+      const log = yield* makeLog
+      const started = yield* Deferred.make<void>()
+      const each = yield* Effect.exit(FanOut.settleForEach(
+        ["account", "usage"],
+        (name) =>
+          name === "account"
+            ? Deferred.await(started).pipe(Effect.zipRight(Effect.fail(new Down({ service: name }))))
+            : Deferred.succeed(started, undefined).pipe(Effect.zipRight(hang(log, name))),
+        { required: [0] }
+      ))
+      expect(each).toStrictEqual(Exit.fail(new Down({ service: "account" })))
+      expect(count(yield* log.get, "usage finalized")).toBe(1)
+      const fromSet = yield* Effect.exit(
+        FanOut.settle(new Set([Effect.succeed(1), Effect.fail(new Down({ service: "set" }))]), { required: [1] })
+      )
+      expect(fromSet).toStrictEqual(Exit.fail(new Down({ service: "set" })))
+      const optional = yield* FanOut.settleForEach([1, 2], (n) => n === 1 ? Effect.fail("x") : Effect.succeed(n), {
+        required: [1]
+      })
+      expect(optional.map((o) => o._tag)).toEqual(["Failure", "Success"])
+    }))
+
   it.effect("a key that is not a task's key is an InvalidOptionError", () =>
     Effect.gen(function*() {
       const exit = yield* Effect.exit(FanOut.settle({ a: Effect.succeed(1) }, { required: ["b" as "a"] }))
@@ -146,6 +170,27 @@ describe("retry", () => {
       expect(yield* Ref.get(runs)).toBe(1)
       const [interrupted] = yield* FanOut.settle([Effect.interrupt], { retry: Schedule.recurs(5) })
       expect(interrupted).toMatchObject({ _tag: "Interrupted", attempts: 1 })
+    }))
+
+  it.effect("an attempt past its timeout is given to the schedule as a FanOutTimeoutError naming the task", () =>
+    Effect.gen(function*() {
+      for (const mode of ["settle", "all"] as const) {
+        const seen = yield* Ref.make<ReadonlyArray<unknown>>([])
+        const retry = Schedule.recurs(1).pipe(Schedule.tapInput((input) => Ref.update(seen, (all) => [...all, input])))
+        const tasks = { slow: Effect.never }
+        const run: Effect.Effect<unknown> = mode === "settle"
+          ? FanOut.settle(tasks, { timeout: "1 second", retry })
+          : FanOut.all(tasks, { timeout: "1 second", retry }).pipe(Effect.exit)
+        const fiber = yield* Effect.fork(run)
+        yield* TestClock.adjust("2 seconds")
+        yield* Fiber.join(fiber)
+        const inputs = yield* Ref.get(seen)
+        expect(inputs).toHaveLength(2)
+        for (const input of inputs) {
+          expect(input).toBeInstanceOf(FanOutError.FanOutTimeoutError)
+          expect(input).toMatchObject({ reason: "Timeout", key: "slow", label: "slow" })
+        }
+      }
     }))
 
   it.effect("retries stop at the deadline", () =>
@@ -198,6 +243,18 @@ describe("quorum", () => {
         ["Interrupted", 0]
       ])
       expect(count(yield* log.get, "c finalized")).toBe(1)
+    }))
+
+  it.effect("takes any iterable of tasks, as the other fan-outs do", () =>
+    Effect.gen(function*() {
+      const winners = yield* FanOut.quorum(new Set([Effect.fail("x"), Effect.succeed("a"), Effect.never]), 1)
+      expect(winners.map((w) => [w.key, w.value])).toEqual([[1, "a"]])
+      function* tasks() {
+        yield Effect.succeed(1)
+        yield Effect.fail("down")
+      }
+      const streamed = yield* Stream.runCollect(FanOut.stream(tasks()))
+      expect(Chunk.toReadonlyArray(streamed).map((o) => [o.key, o._tag])).toEqual([[0, "Success"], [1, "Failure"]])
     }))
 
   it.effect("n out of range is an InvalidOptionError", () =>
@@ -294,6 +351,14 @@ describe("stream", () => {
       const entries = yield* log.get
       expect(count(entries, "a finalized")).toBe(1)
       expect(count(entries, "c finalized")).toBe(1)
+    }))
+
+  it.effect("bad options are the stream's defect when it runs, not a throw when it is made", () =>
+    Effect.gen(function*() {
+      const stream = FanOut.stream([Effect.succeed(1)], { concurrency: 0 })
+      const exit = yield* Effect.exit(Stream.runCollect(stream))
+      const defect = Exit.isFailure(exit) ? Chunk.unsafeHead(Cause.defects(exit.cause)) : undefined
+      expect(defect).toMatchObject({ _tag: "InvalidOptionError", option: "concurrency" })
     }))
 
   it.effect("tasks cut off by the deadline come last, timed out", () =>
@@ -416,6 +481,87 @@ describe("tracing", () => {
       expect(byName.get("slow")?.attributes.get("fanout.task.outcome")).toBe("TimedOut")
     }))
 
+  it.effect("a nested fan-out's timeout at the same key as the task stays that task's Failure", () =>
+    Effect.gen(function*() {
+      const { ended, tracer } = capturing()
+      const fiber = yield* FanOut.settle([FanOut.all([Effect.never], { timeout: "1 second" })], {
+        timeout: "5 seconds",
+        name: "outer"
+      }).pipe(Effect.withTracer(tracer), Effect.fork)
+      yield* TestClock.adjust("1 second")
+      const [outcome] = yield* Fiber.join(fiber)
+      assert(outcome._tag === "Failure")
+      expect(outcome.error).toMatchObject({ _tag: "FanOutTimeoutError", reason: "Timeout", key: 0 })
+      const outer = ended.find((s) => s.name === "0" && s.parent === "outer")
+      expect(outer?.attributes.get("fanout.task.outcome")).toBe("Failure")
+      const reported = yield* Effect.flip(
+        FanOut.all([FanOut.all([Effect.fail("inner")], { timeout: "1 second" }).pipe(Effect.zipRight(Effect.never))], {
+          timeout: "5 seconds",
+          report: true
+        }).pipe(Effect.fork, Effect.tap(() => TestClock.adjust("5 seconds")), Effect.flatMap(Fiber.join))
+      )
+      expect(reported).toMatchObject({ reason: "Failure", error: "inner" })
+    }))
+
+  it.effect("a task cut off by the deadline says TimedOut on its span, as its outcome and the counts do", () =>
+    Effect.gen(function*() {
+      const { ended, tracer } = capturing()
+      const fiber = yield* FanOut.settle({ slow: Effect.never, fast: Effect.succeed(1) }, {
+        deadline: "1 second",
+        name: "page"
+      }).pipe(Effect.withTracer(tracer), Effect.fork)
+      yield* TestClock.adjust("1 second")
+      const outcomes = yield* Fiber.join(fiber)
+      expect(outcomes.slow).toMatchObject({ _tag: "TimedOut", reason: "Deadline" })
+      const byName = new Map(ended.map((s) => [s.name, s]))
+      expect(byName.get("slow")?.attributes.get("fanout.task.outcome")).toBe("TimedOut")
+      expect(byName.get("page")?.attributes.get("fanout.outcome.TimedOut")).toBe(1)
+    }))
+
+  it.effect("a task span counts the attempts of a retried task", () =>
+    Effect.gen(function*() {
+      const { ended, tracer } = capturing()
+      const tries = yield* Ref.make(0)
+      const flaky = Ref.updateAndGet(tries, (n) => n + 1).pipe(
+        Effect.flatMap((n) => n < 3 ? Effect.fail("down") : Effect.succeed(n))
+      )
+      yield* FanOut.settle({ flaky }, { retry: Schedule.recurs(5) }).pipe(Effect.withTracer(tracer))
+      const span = ended.find((s) => s.name === "flaky")
+      expect(span?.attributes.get("fanout.task.attempts")).toBe(3)
+      expect(span?.attributes.get("fanout.task.outcome")).toBe("Success")
+    }))
+
+  it.effect("a fan-out interrupted from outside still ends its span with the counts by outcome", () =>
+    Effect.gen(function*() {
+      const { ended, tracer } = capturing()
+      const log = yield* makeLog
+      yield* FanOut.stream([hang(log, "a"), Effect.succeed("b"), hang(log, "c")], { name: "progressive" }).pipe(
+        Stream.take(1),
+        Stream.runCollect,
+        Effect.withTracer(tracer)
+      )
+      const streamed = ended.find((s) => s.name === "progressive")!.attributes
+      expect([streamed.get("fanout.outcome.Success"), streamed.get("fanout.outcome.Interrupted")]).toEqual([1, 2])
+
+      const started = yield* Deferred.make<void>()
+      const fiber = yield* FanOut.settle([
+        Effect.succeed(1),
+        Deferred.succeed(started, undefined).pipe(Effect.zipRight(Effect.never))
+      ], { name: "cancelled" }).pipe(Effect.withTracer(tracer), Effect.fork)
+      yield* Deferred.await(started)
+      yield* Fiber.interrupt(fiber)
+      const cancelled = ended.find((s) => s.name === "cancelled")!.attributes
+      expect([cancelled.get("fanout.outcome.Success"), cancelled.get("fanout.outcome.Interrupted")]).toEqual([1, 1])
+    }))
+
+  it.effect("an empty stream still opens its fan-out's span", () =>
+    Effect.gen(function*() {
+      const { ended, tracer } = capturing()
+      const out = yield* Stream.runCollect(FanOut.stream([], { name: "nothing" })).pipe(Effect.withTracer(tracer))
+      expect(Chunk.size(out)).toBe(0)
+      expect(ended.find((s) => s.name === "nothing")?.attributes.get("fanout.tasks")).toBe(0)
+    }))
+
   it.effect("without an exporting tracer, tasks still see the span around the fan-out as their parent", () =>
     Effect.gen(function*() {
       const parent = yield* FanOut.all([Effect.currentSpan.pipe(Effect.map((span) => span.name))]).pipe(
@@ -462,6 +608,24 @@ describe("metrics", () => {
       expect([yield* count("Failure"), yield* count("Interrupted"), yield* count("Success")]).toEqual([1, 2, 0])
       const durations = yield* Metric.value(Metric.taggedWithLabels(FanOut.metrics.durations, [tag]))
       expect(durations.count).toBe(1)
+    }))
+
+  it.effect("quorum and a stream ended early record their outcomes too", () =>
+    Effect.gen(function*() {
+      const count = (name: string, outcome: string) =>
+        Effect.map(
+          Metric.value(Metric.taggedWithLabels(FanOut.metrics.outcomes, [
+            MetricLabel.make("fanout", name),
+            MetricLabel.make("outcome", outcome)
+          ])),
+          (state) => state.count
+        )
+      const quorum = `metrics-quorum-${Math.random()}`
+      yield* FanOut.quorum([Effect.succeed(1), Effect.never], 1, { name: quorum })
+      expect([yield* count(quorum, "Success"), yield* count(quorum, "Interrupted")]).toEqual([1, 1])
+      const stream = `metrics-stream-${Math.random()}`
+      yield* FanOut.stream([Effect.succeed(1), Effect.never], { name: stream }).pipe(Stream.take(1), Stream.runDrain)
+      expect([yield* count(stream, "Success"), yield* count(stream, "Interrupted")]).toEqual([1, 1])
     }))
 
   it.effect("adds the caller's Effect.tagMetrics tags", () =>

@@ -76,4 +76,46 @@ describe("policy types", () => {
     >()
     expect(typeof reported).toBe("object")
   })
+
+  it("required with report: true lists every task, so the FanOutFailure carries every task's error", () => {
+    const reported = FanOut.settle({ account, usage, billing }, { required: ["account"], report: true })
+    expectTypeOf<Effect.Effect.Error<typeof reported>>().toEqualTypeOf<
+      FanOutError.FanOutFailure<AccountDown | UsageDown>
+    >()
+    expect(typeof reported).toBe("object")
+  })
+
+  it("settleForEach takes required item indices, and fails with their error only then", () => {
+    const each = FanOut.settleForEach([1, 2], () => usage, { required: [0] })
+    expectTypeOf<Effect.Effect.Error<typeof each>>().toEqualTypeOf<UsageDown>()
+    const _timed = FanOut.settleForEach([1, 2], () => usage, { required: [0], timeout: 10 })
+    expectTypeOf<Effect.Effect.Error<typeof _timed>>().toEqualTypeOf<UsageDown | FanOutError.FanOutTimeoutError>()
+    const _optional = FanOut.settleForEach([1, 2], () => usage, { label: (n) => `item-${n}` })
+    expectTypeOf<Effect.Effect.Error<typeof _optional>>().toEqualTypeOf<never>()
+    expect(typeof each).toBe("object")
+  })
+
+  it("retry's schedule is checked against the tasks' errors, and time-outs when a timeout is set", () => {
+    const onUsage = Schedule.recurWhile((e: UsageDown) => e._tag === "UsageDown")
+    const onUsageOrTimeout = Schedule.recurWhile((e: UsageDown | FanOutError.FanOutTimeoutError) =>
+      e._tag === "UsageDown"
+    )
+    const ok = FanOut.all([usage], { retry: onUsage })
+    // @ts-expect-error the schedule only reads UsageDown, but the tasks also fail with AccountDown
+    FanOut.settle({ account, usage }, { retry: onUsage })
+    // @ts-expect-error with a timeout, the schedule is also given FanOutTimeoutError
+    FanOut.settle([usage], { retry: onUsage, timeout: 10 })
+    FanOut.settle([usage], { retry: onUsageOrTimeout, timeout: 10 })
+    // @ts-expect-error forEach: the tasks fail with AccountDown
+    FanOut.forEach([1], () => account, { retry: onUsage })
+    // @ts-expect-error quorum: one task fails with AccountDown
+    FanOut.quorum([account, usage], 1, { retry: onUsage })
+    // @ts-expect-error firstSuccess: the task fails with AccountDown
+    FanOut.firstSuccess([account], { retry: onUsage })
+    // @ts-expect-error stream: the task fails with AccountDown
+    FanOut.stream([account], { retry: onUsage })
+    // A schedule that reads no input fits every fan-out.
+    FanOut.settleForEach([1], () => account, { retry: Schedule.recurs(2), timeout: 10 })
+    expect(typeof ok).toBe("object")
+  })
 })

@@ -243,6 +243,32 @@ describe("runAsync", () => {
     expect(error!.stack).not.toMatch(/src[\\/](promise|internal)/)
   })
 
+  it("calls no function after one that throws synchronously: with concurrency 1, and unbounded too", async () => {
+    const boom = new Boom("sync")
+    const later = [new Controlled(), new Controlled()]
+    await expect(P.runAsync([() => {
+      throw boom
+    }, ...later.map((f) => f.fn)], { concurrency: 1 })).rejects.toBe(boom)
+    expect(later.map((f) => f.calls)).toEqual([0, 0])
+
+    // Unbounded, the functions are still called one after the other: the throw stops the run before the next call.
+    const before = new Controlled({ honour: true })
+    const after = [new Controlled(), new Controlled()]
+    await expect(P.runAsync([before.fn, () => {
+      throw boom
+    }, ...after.map((f) => f.fn)])).rejects.toBe(boom)
+    expect(before.signal!.reason).toBe(boom)
+    expect(after.map((f) => f.calls)).toEqual([0, 0])
+  })
+
+  it("has called every function (unbounded) by the time a rejection is seen", async () => {
+    const boom = new Boom("async")
+    const others = [new Controlled({ honour: true }), new Controlled({ honour: true })]
+    await expect(P.runAsync([() => Promise.reject(boom), ...others.map((f) => f.fn)])).rejects.toBe(boom)
+    expect(others.map((f) => f.calls)).toEqual([1, 1])
+    for (const f of others) expect(f.signal!.reason).toBe(boom)
+  })
+
   it("with concurrency, runs at most n functions at once and calls none after the first error", async () => {
     const fs = Array.from({ length: 5 }, () => new Controlled())
     const run = watch(P.runAsync(fs.map((f) => f.fn), { concurrency: 2 }))
@@ -302,6 +328,8 @@ describe("runAsync", () => {
     expect(error).toBeInstanceOf(Error)
     // `late` and `other` started together and both run out of time; `late`'s timer was set first.
     expect(error).toMatchObject({ reason: "Timeout", key: 1 })
+    expect(error.message).toBe("function 1 timed out after 100ms")
+    expect(error.stack).toMatch(/^FanOutTimeoutError: function 1 timed out after 100ms\n/)
     expect(late.signal!.reason).toBe(error)
     expect(other.signal!.reason).toBe(error)
     expect(late.finished && other.finished).toBe(true)
@@ -324,6 +352,19 @@ describe("runAsync", () => {
     expect(a.signal!.reason).toBe(error)
     expect(b.signal!.reason).toBe(error)
     expect(a.finished && b.finished).toBe(true)
+  })
+
+  it("takes a timeout or deadline above 2^31 - 1 ms as none (a Node timer would fire at once)", async () => {
+    useFakeTimers()
+    const f = new Controlled<number>()
+    const run = watch(P.all([f.fn], { timeout: 2 ** 31, deadline: 2 ** 40 }))
+    await flush()
+    await vi.advanceTimersByTimeAsync(60_000)
+    expect(run.settled).toBe(false)
+    expect(f.signal!.aborted).toBe(false)
+    f.resolve(1)
+    await flush()
+    expect(run).toMatchObject({ settled: true, rejected: false, value: [1] })
   })
 
   it("meets neither limit when the functions are in time", async () => {
@@ -361,6 +402,13 @@ describe("all", () => {
 
   it("resolves with an empty array for an empty list", async () => {
     await expect(P.all([])).resolves.toEqual([])
+  })
+
+  it("rejects with the reason of a caller's signal that is already aborted, calling no function", async () => {
+    const reason = new Error("caller gave up")
+    const f = new Controlled()
+    await expect(P.all([f.fn, f.fn], { signal: AbortSignal.abort(reason) })).rejects.toBe(reason)
+    expect(f.calls).toBe(0)
   })
 
   it("rejects like runAsync on the first error", async () => {
@@ -434,6 +482,7 @@ describe("settle", () => {
     const reason = (second as P.TimedOut).reason
     expect(reason).toBeInstanceOf(FanOutTimeoutError)
     expect(reason).toMatchObject({ reason: "Timeout", key: 1 })
+    expect(reason.message).toBe("function 1 timed out after 100ms")
     expect(late.signal!.reason).toBe(reason)
     expect(late.signal).not.toBe(fast.signal)
     expect(fast.signal!.aborted).toBe(false)
@@ -471,6 +520,140 @@ describe("settle", () => {
       ["timedOut", 0]
     ])
     expect(waiting.calls).toBe(0)
+  })
+
+  it("keeps a thrown Error's stack, without the frames of the library or of Effect", async () => {
+    const settled = await P.settle([function userCode() {
+      throw new Boom("sync")
+    }, async function asyncUserCode() {
+      throw new Boom("async")
+    }])
+    for (const [s, frame] of [[settled[0], "userCode"], [settled[1], "asyncUserCode"]] as const) {
+      const stack = (s as P.Rejected).reason.stack!
+      expect(stack).toMatch(/^Boom: (a)?sync\n/)
+      expect(stack).toContain(frame)
+      expect(stack).toContain("promise.test.ts")
+      expect(stack).not.toMatch(/node_modules[\\/]effect/)
+      expect(stack).not.toMatch(/src[\\/](promise|internal)/)
+    }
+  })
+
+  it("at the deadline, waits for a function that ignores its signal before it resolves (the default)", async () => {
+    useFakeTimers()
+    const ignoring = new Controlled<number>()
+    const run = watch(P.settle([ignoring.fn, async () => 1], { deadline: 50 }))
+    await flush()
+    await vi.advanceTimersByTimeAsync(50)
+    await flush()
+    expect(ignoring.signal!.reason).toMatchObject({ reason: "Deadline" })
+    expect(run.settled).toBe(false)
+    ignoring.resolve(2)
+    await flush()
+    const settled = run.value as Array<Settled<unknown>>
+    expect(settled.map((s) => s.status)).toEqual(["timedOut", "fulfilled"])
+    expect(settled[0]).toMatchObject({ limit: "deadline" })
+  })
+
+  it("with detach, resolves at the deadline with a function that ignores its signal timedOut, before it settles", async () => {
+    useFakeTimers()
+    const ignoring = new Controlled<number>()
+    const run = watch(P.settle([ignoring.fn, async () => 1], { deadline: 50, detach: true }))
+    await flush()
+    await vi.advanceTimersByTimeAsync(49)
+    await flush()
+    expect(run.settled).toBe(false)
+    await vi.advanceTimersByTimeAsync(1)
+    await flush()
+    const settled = run.value as Array<Settled<unknown>>
+    expect(settled.map((s) => s.status)).toEqual(["timedOut", "fulfilled"])
+    expect(settled[0]).toMatchObject({ limit: "deadline", durationMillis: 50 })
+    expect(ignoring.signal!.reason).toBe((settled[0] as P.TimedOut).reason)
+    expect(ignoring.finished).toBe(false)
+    // Its late rejection is absorbed: no unhandled rejection fails the test run.
+    ignoring.reject(new Error("late"))
+    await flush()
+    expect(ignoring.finished).toBe(true)
+  })
+
+  it("waits for a timed-out function that ignores its signal, which keeps its concurrency slot until it settles", async () => {
+    useFakeTimers()
+    const ignoring = new Controlled<number>()
+    const next = new Controlled<number>()
+    const run = watch(P.settle([ignoring.fn, next.fn], { timeout: 100, concurrency: 1 }))
+    await flush()
+    await vi.advanceTimersByTimeAsync(100)
+    await flush()
+    expect(ignoring.signal!.reason).toMatchObject({ reason: "Timeout", key: 0 })
+    expect(next.calls).toBe(0)
+    ignoring.resolve(1) // too late: it stays timed out
+    await flush()
+    expect(next.calls).toBe(1)
+    next.resolve(2)
+    await flush()
+    const settled = run.value as Array<Settled<unknown>>
+    expect(settled.map((s) => s.status)).toEqual(["timedOut", "fulfilled"])
+    expect(settled[0]).toMatchObject({ limit: "timeout", reason: ignoring.signal!.reason })
+  })
+
+  it("with detach, ends a function that ignores its signal at its timeout, its slot going to the next", async () => {
+    useFakeTimers()
+    const ignoring = new Controlled<number>()
+    const next = new Controlled<number>()
+    const run = watch(P.settle([ignoring.fn, next.fn], { timeout: 100, concurrency: 1, detach: true }))
+    await flush()
+    await vi.advanceTimersByTimeAsync(100)
+    await flush()
+    expect(next.calls).toBe(1)
+    next.resolve(2)
+    await flush()
+    const settled = run.value as Array<Settled<unknown>>
+    expect(settled.map((s) => s.status)).toEqual(["timedOut", "fulfilled"])
+    expect(settled[0]).toMatchObject({ limit: "timeout", durationMillis: 100, reason: ignoring.signal!.reason })
+    expect(ignoring.finished).toBe(false)
+    ignoring.resolve(1)
+  })
+
+  it("with detach, resolves at once when the caller aborts, a function that ignores its signal aborted", async () => {
+    const controller = new AbortController()
+    const ignoring = new Controlled()
+    const waiting = new Controlled()
+    const run = watch(
+      P.settle([() => 1, ignoring.fn, waiting.fn], { signal: controller.signal, concurrency: 1, detach: true })
+    )
+    await flush()
+    expect(ignoring.calls).toBe(1)
+    const reason = new Error("request cancelled")
+    controller.abort(reason)
+    await flush()
+    const settled = run.value as Array<Settled<unknown>>
+    expect(settled.map((s) => s.status)).toEqual(["fulfilled", "aborted", "aborted"])
+    expect((settled[1] as P.Aborted).reason).toBe(reason)
+    expect(ignoring.signal!.reason).toBe(reason)
+    expect(ignoring.finished).toBe(false)
+    expect(waiting.calls).toBe(0)
+    ignoring.resolve(undefined)
+  })
+
+  it("takes a timeout above 2^31 - 1 ms as none, and still times out at 2^31 - 1 ms", async () => {
+    useFakeTimers()
+    const f = new Controlled<number>()
+    const run = watch(P.settle([f.fn], { timeout: 2 ** 31 }))
+    await flush()
+    expect(vi.getTimerCount()).toBe(0)
+    await vi.advanceTimersByTimeAsync(60_000)
+    expect(f.signal!.aborted).toBe(false)
+    f.resolve(1)
+    await flush()
+    expect((run.value as Array<Settled<unknown>>)[0]).toMatchObject({ status: "fulfilled", value: 1 })
+
+    const longest = new Controlled({ honour: true })
+    const run2 = watch(P.settle([longest.fn], { timeout: 2 ** 31 - 1 }))
+    await flush()
+    await vi.advanceTimersByTimeAsync(2 ** 31 - 2)
+    expect(run2.settled).toBe(false)
+    await vi.advanceTimersByTimeAsync(1)
+    await flush()
+    expect((run2.value as Array<Settled<unknown>>)[0]).toMatchObject({ status: "timedOut", limit: "timeout" })
   })
 
   it("when the caller aborts, keeps the finished results, aborts the running functions and calls no other", async () => {
@@ -566,6 +749,52 @@ describe("runAsyncAllowErrors", () => {
     await expect(P.runAsyncAllowErrors([])).resolves.toEqual([])
   })
 
+  it("keeps a thrown Error's stack, without the frames of the library or of Effect", async () => {
+    const [error] = await P.runAsyncAllowErrors([function userCode() {
+      throw new Boom("with a stack")
+    }])
+    expect(error!.stack).toMatch(/^Boom: with a stack\n/)
+    expect(error!.stack).toContain("userCode")
+    expect(error!.stack).toContain("promise.test.ts")
+    expect(error!.stack).not.toMatch(/node_modules[\\/]effect/)
+    expect(error!.stack).not.toMatch(/src[\\/](promise|internal)/)
+  })
+
+  it("gives the caller's reason for every function when its signal is already aborted, calling none", async () => {
+    const reason = new Error("caller gave up")
+    const f = new Controlled()
+    const errors = await P.runAsyncAllowErrors([f.fn, f.fn], { signal: AbortSignal.abort(reason) })
+    expect(errors).toEqual([reason, reason])
+    expect(errors[0]).toBe(reason)
+    expect(f.calls).toBe(0)
+  })
+
+  it("at the deadline, waits for a function that ignores its signal (the default); with detach, does not", async () => {
+    useFakeTimers()
+    const ignoring = new Controlled()
+    const run = watch(P.runAsyncAllowErrors([ignoring.fn, () => 1], { deadline: 50 }))
+    await vi.advanceTimersByTimeAsync(50)
+    await flush()
+    expect(ignoring.signal!.aborted).toBe(true)
+    expect(run.settled).toBe(false)
+    ignoring.resolve(undefined)
+    await flush()
+    const errors = run.value as Array<Error | undefined>
+    expect(errors[0]).toMatchObject({ reason: "Deadline" })
+    expect(errors[1]).toBeUndefined()
+
+    // One that never settles: the deadline still bounds the call.
+    const run2 = watch(
+      P.runAsyncAllowErrors([() => new Promise<never>(() => {}), () => 1], { deadline: 50, detach: true })
+    )
+    await vi.advanceTimersByTimeAsync(50)
+    await flush()
+    const errors2 = run2.value as Array<Error | undefined>
+    expect(errors2[0]).toBeInstanceOf(FanOutTimeoutError)
+    expect(errors2[0]).toMatchObject({ reason: "Deadline" })
+    expect(errors2[1]).toBeUndefined()
+  })
+
   it("gives the time-out and abort reasons as errors", async () => {
     useFakeTimers()
     const late = new Controlled({ honour: true })
@@ -606,6 +835,35 @@ describe("bad input", () => {
     ],
     ["fns is undefined", () => [undefined, undefined], TypeError, /`fns` must be an array/],
     [
+      "fns is a Set",
+      () => [new Set([() => 1]), undefined],
+      TypeError,
+      /`fns` must be an array of functions, got a Set$/
+    ],
+    [
+      "fns is a generator",
+      () => [
+        (function*() {
+          yield () => 1
+        })(),
+        undefined
+      ],
+      TypeError,
+      /got an iterable that is not an array$/
+    ],
+    [
+      "fns is array-like",
+      () => [{ length: 1, 0: () => 1 }, undefined],
+      TypeError,
+      /got an array-like object that is not an array$/
+    ],
+    [
+      "an entry is a promise",
+      () => [[Promise.resolve(1)], undefined],
+      TypeError,
+      /`fns\[0\]` must be a function, got a promise$/
+    ],
+    [
       "an entry is not a function",
       () => [[() => 1, 42], undefined],
       TypeError,
@@ -619,7 +877,8 @@ describe("bad input", () => {
     ["timeout is negative", () => [[], { timeout: -1 }], RangeError, /`timeout` must be a non-negative/],
     ["timeout is NaN", () => [[], { timeout: NaN }], RangeError, /`timeout`.*got NaN/],
     ["deadline is a string", () => [[], { deadline: "1 second" }], TypeError, /`deadline` must be a number/],
-    ["signal is not an AbortSignal", () => [[], { signal: {} }], TypeError, /`signal` must be an AbortSignal/]
+    ["signal is not an AbortSignal", () => [[], { signal: {} }], TypeError, /`signal` must be an AbortSignal/],
+    ["detach is not a boolean", () => [[], { detach: "yes" }], TypeError, /`detach` must be true or false, got "yes"/]
   ]
   for (const [name, form] of Object.entries(forms)) {
     describe(name, () => {
@@ -638,12 +897,16 @@ describe("bad input", () => {
     })
   }
 
-  it("checks detach in the fail-fast forms", async () => {
-    const f = new Controlled()
-    const error = await P.runAsync([f.fn], { detach: "yes" as any }).catch((e: unknown) => e)
-    expect(error).toBeInstanceOf(TypeError)
-    expect((error as Error).message).toMatch(/`detach` must be true or false, got "yes"/)
-    expect(f.calls).toBe(0)
+  it("calls no function on bad options", async () => {
+    let calls = 0
+    const f = () => {
+      calls++
+    }
+    for (const form of Object.values(forms)) {
+      const error = await form([f], { detach: "yes" as any }).catch((e: unknown) => e)
+      expect(error).toBeInstanceOf(TypeError)
+    }
+    expect(calls).toBe(0)
   })
 
   it("takes Infinity as no limit", async () => {

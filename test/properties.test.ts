@@ -6,7 +6,7 @@
  * worker is free, in input order).
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, FastCheck, Fiber, Option, Supervisor, TestClock } from "effect"
+import { type Cause, Duration, Effect, FastCheck, Fiber, Option, Supervisor, TestClock } from "effect"
 import { FanOut } from "../src/index.js"
 import type { Outcome } from "../src/index.js"
 
@@ -110,6 +110,26 @@ const expectFinalizersOnce = (probe: Probe) => {
 
 const options = { fastCheck: { numRuns: 50 } }
 
+/** The leaves of a cause, left to right: the first one is the first failure. */
+const leavesOf = (cause: Cause.Cause<unknown>): Array<Cause.Cause<unknown>> => {
+  switch (cause._tag) {
+    case "Sequential":
+    case "Parallel":
+      return [...leavesOf(cause.left), ...leavesOf(cause.right)]
+    case "Empty":
+      return []
+    default:
+      return [cause]
+  }
+}
+
+/** Which task a leaf comes from: a task fails with its index, or dies with an error naming it. */
+const taskOfLeaf = (leaf: Cause.Cause<unknown>): number => {
+  if (leaf._tag === "Fail") return leaf.error as number
+  if (leaf._tag === "Die") return Number(/^task (\d+) crashed$/.exec((leaf.defect as Error).message)?.[1])
+  return NaN
+}
+
 describe("properties", () => {
   it.effect.prop(
     "settle: shape and order are kept, each outcome is what its task did, finalizers run once, nothing outlives it",
@@ -163,12 +183,12 @@ describe("properties", () => {
 
   it.effect.prop(
     "all: succeeds in order, or fails with the earliest failure, starts nothing after it, and leaves nothing running",
-    [behaviours, concurrency],
-    ([list, bound]) =>
+    [behaviours, concurrency, FastCheck.boolean()],
+    ([list, bound, report]) =>
       Effect.gen(function*() {
         const { probe, tasks } = makeTasks(list)
         const { exit, recorder } = yield* runUnderClock(
-          FanOut.all(tasks, { concurrency: bound, deadline: DEADLINE, report: true })
+          FanOut.all(tasks, { concurrency: bound, deadline: DEADLINE, report })
         )
         const plan = simulate(list, bound)
         const failing = list.flatMap((b, i) =>
@@ -176,30 +196,56 @@ describe("properties", () => {
         )
         const firstFailureAt = Math.min(...failing.map((i) => plan[i]!.end))
         const lateTask = plan.some(({ end }) => end > DEADLINE)
+        const failedOnItsOwn = (i: number) =>
+          (list[i]!._tag === "fail" || list[i]!._tag === "die") && probe.starts[i] === 1
 
         if (failing.length > 0) {
           expect(exit._tag).toBe("Failure")
           if (exit._tag !== "Failure") return
-          const error = exit.cause._tag === "Fail" ? exit.cause.error : undefined
-          expect(error).toBeInstanceOf(FanOut.FanOutFailure)
-          const failure = error as FanOut.FanOutFailure<number>
-          const key = failure.key as number
+          // The task the fan-out failed with, and every failure the error holds, by task index.
+          let key: number
+          let seen: ReadonlyArray<number>
+          if (report) {
+            const error = exit.cause._tag === "Fail" ? exit.cause.error : undefined
+            expect(error).toBeInstanceOf(FanOut.FanOutFailure)
+            const failure = error as FanOut.FanOutFailure<number>
+            key = failure.key as number
+            expect(failure.reason).toBe(list[key]!._tag === "fail" ? "Failure" : "Defect")
+            if (failure.reason === "Failure") expect(failure.error).toBe(key)
+            expect(failure.outcomes.map((o) => o.key)).toStrictEqual(list.map((_, i) => i))
+            expect(failure.failures[0]?.key).toBe(key)
+            seen = failure.failures.map((o) => o.key as number)
+          } else {
+            // The task's own error first, then in parallel the other genuine failures; never an interruption.
+            const leaves = leavesOf(exit.cause)
+            expect(leaves.every((leaf) => leaf._tag !== "Interrupt")).toBe(true)
+            seen = leaves.map(taskOfLeaf)
+            key = seen[0]!
+            expect(leaves[0]!._tag).toBe(list[key]!._tag === "fail" ? "Fail" : "Die")
+          }
           // the fan-out failed with one of the tasks that failed first
           expect(failing.filter((i) => plan[i]!.end === firstFailureAt)).toContain(key)
-          expect(failure.reason).toBe(list[key]!._tag === "fail" ? "Failure" : "Defect")
-          if (failure.reason === "Failure") expect(failure.error).toBe(key)
-          expect(failure.outcomes.map((o) => o.key)).toStrictEqual(list.map((_, i) => i))
-          expect(failure.failures[0]?.key).toBe(key)
-          // no task was started after the first failure
+          // every failure it reports is one a task made, and no task is reported twice
+          expect(seen.every(failedOnItsOwn)).toBe(true)
+          expect(new Set(seen).size).toBe(seen.length)
+          // no task was started after the first failure: neither later in time, nor, at time 0 (where every task
+          // starts in input order in one pass), after the failing task in input order
           plan.forEach(({ start }, i) => {
-            if (start > firstFailureAt) expect(probe.starts[i]).toBe(0)
+            if (start > firstFailureAt || (firstFailureAt === 0 && start === 0 && i > key)) {
+              expect(probe.starts[i]).toBe(0)
+            }
           })
+          if (firstFailureAt === 0) expect(key).toBe(Math.min(...failing.filter((i) => plan[i]!.end === 0)))
         } else if (lateTask) {
           expect(exit._tag).toBe("Failure")
           if (exit._tag !== "Failure") return
           const error = exit.cause._tag === "Fail" ? exit.cause.error : undefined
-          expect(error).toBeInstanceOf(FanOut.FanOutFailure)
-          expect((error as FanOut.FanOutFailure<number>).reason).toBe("Deadline")
+          if (report) {
+            expect(error).toBeInstanceOf(FanOut.FanOutFailure)
+            expect((error as FanOut.FanOutFailure<number>).reason).toBe("Deadline")
+          } else {
+            expect(error).toMatchObject({ _tag: "FanOutTimeoutError", reason: "Deadline" })
+          }
         } else {
           expect(exit._tag).toBe("Success")
           if (exit._tag === "Success") expect(exit.value).toStrictEqual(list.map((_, i) => i))

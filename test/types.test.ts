@@ -69,6 +69,23 @@ describe("types", () => {
       errorOf(withDeadline).toEqualTypeOf<FanOut.FanOutFailure<NotFound>>()
     })
 
+    it("keeps every error that options held in a variable may cause", () => {
+      const options: FanOut.AllOptions = {}
+      errorOf(FanOut.all([num], options)).toEqualTypeOf<
+        NotFound | FanOut.FanOutTimeoutError | FanOut.FanOutFailure<NotFound>
+      >()
+      const timeout: { timeout?: number } = {}
+      errorOf(FanOut.all([num], timeout)).toEqualTypeOf<NotFound | FanOut.FanOutTimeoutError>()
+      const report: { report: boolean } = { report: false }
+      errorOf(FanOut.all([num], report)).toEqualTypeOf<NotFound | FanOut.FanOutFailure<NotFound>>()
+      const settleOptions: FanOut.SettleOptions<0> = {}
+      errorOf(FanOut.settle([num, str], settleOptions)).toEqualTypeOf<
+        NotFound | FanOut.FanOutTimeoutError | FanOut.FanOutFailure<NotFound | Unavailable>
+      >()
+      const none: { concurrency: number } = { concurrency: 2 }
+      errorOf(FanOut.settle([num, str], none)).toEqualTypeOf<never>()
+    })
+
     it("has data-last forms with the same types", () => {
       const tasks = [num, str] as const
       const noOptions = FanOut.all()(tasks)

@@ -681,21 +681,33 @@ class FanOutRun {
   }
 }
 
-/** @internal */
-export const run = (plan: Plan): Effect.Effect<Report> =>
+/**
+ * A report with every task pending, for a fan-out of `n` tasks.
+ *
+ * @internal
+ */
+export const makeReport = (n: number): Report => ({
+  status: new Uint8Array(n),
+  results: new Array(n).fill(undefined),
+  startedAt: new Array(n).fill(NaN),
+  endedAt: new Array(n).fill(0),
+  cut: new Array(n).fill(false),
+  stop: undefined,
+  stoppedBy: -1
+})
+
+/**
+ * Runs the plan and succeeds with its report. The report may be given by the caller (one made by `makeReport` for the
+ * plan's size, not shared with another run): it is filled in as tasks end, so that it can also be read when the run is
+ * interrupted, once the interruption is over.
+ *
+ * @internal
+ */
+export const run = (plan: Plan, report?: Report): Effect.Effect<Report> =>
   Effect.withFiberRuntime<Report>((parent) => {
-    const n = plan.size
-    const report: Report = {
-      status: new Uint8Array(n),
-      results: new Array(n).fill(undefined),
-      startedAt: new Array(n).fill(NaN),
-      endedAt: new Array(n).fill(0),
-      cut: new Array(n).fill(false),
-      stop: undefined,
-      stoppedBy: -1
-    }
-    if (n === 0) return Effect.succeed(report)
-    const fanOut = new FanOutRun(plan, parent, report)
+    const r = report ?? makeReport(plan.size)
+    if (plan.size === 0) return Effect.succeed(r)
+    const fanOut = new FanOutRun(plan, parent, r)
     return Effect.async<Report>((resume) => {
       fanOut.start(resume)
       return Effect.async<void>((resumeCanceler) => fanOut.cancel(() => resumeCanceler(Effect.void)))

@@ -9,6 +9,7 @@ import * as Chunk from "effect/Chunk"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as FiberRef from "effect/FiberRef"
 import * as Predicate from "effect/Predicate"
 import * as Schedule from "effect/Schedule"
 import { FanOutFailure, FanOutTimeoutError, InvalidOptionError } from "../FanOutError.js"
@@ -58,13 +59,36 @@ export interface Shape {
   readonly callbacks?: true
 }
 
+/** The options each combinator takes, by its name. */
+const common = ["concurrency", "timeout", "deadline", "retry", "hedge", "name", "taskSpans"] as const
+const optionsOf = {
+  "FanOut.all": [...common, "report", "detach"],
+  "FanOut.forEach": [...common, "report", "detach", "label"],
+  "FanOut.settle": [...common, "required", "report"],
+  "FanOut.settleForEach": [...common, "required", "report", "label"],
+  "FanOut.quorum": common,
+  "FanOut.firstSuccess": common,
+  "FanOut.stream": common
+} as const
+
 /** @internal */
+export type Combinator = keyof typeof optionsOf
+
+const optionNames: ReadonlySet<string> = new Set(Object.values(optionsOf).flat())
+
+/**
+ * Whether the first argument of a dual combinator is its tasks (data-first) rather than its options (data-last).
+ * Options never hold effects, and only hold option names: a record with an effect, with none at all (the empty
+ * struct) or with a key that is not an option name is tasks, and so is anything that is neither a record nor
+ * `undefined`, so that bad input is reported as bad tasks rather than taken for options.
+ *
+ * @internal
+ */
 export const isTasks = (u: unknown): boolean => {
-  if (Predicate.isIterable(u)) return typeof u !== "string"
-  if (!Predicate.isRecord(u)) return false
-  // Options never hold effects: a record with one effect (or none at all, the empty struct) is tasks.
-  const values = Object.values(u)
-  return values.length === 0 || values.some(Effect.isEffect)
+  if (u === undefined) return false
+  if (!Predicate.isRecord(u)) return true
+  const keys = Object.keys(u)
+  return keys.length === 0 || keys.some((key) => Effect.isEffect(u[key]) || !optionNames.has(key))
 }
 
 const notAnEffect = (option: string, what: string, value: unknown) =>
@@ -170,7 +194,8 @@ export const rebuild = (shape: Shape, values: ReadonlyArray<unknown>): any => {
 
 /** @internal */
 export interface Settings {
-  readonly concurrency: number
+  /** `Infinity` for unbounded; `"inherit"` is resolved when the fan-out runs. */
+  readonly concurrency: number | "inherit"
   readonly timeout: Duration.Duration | undefined
   readonly deadline: Duration.Duration | undefined
   readonly retry: Schedule.Schedule<any, any, any> | undefined
@@ -181,12 +206,28 @@ export interface Settings {
   readonly hedge: hedge.Hedge | undefined
 }
 
-/** @internal */
-export const settings = (raw: unknown): Settings => {
+/**
+ * Reads and checks the options of `combinator` (an option it does not take, such as a misspelled one, is an
+ * `InvalidOptionError` rather than ignored); without one, only the options' values are checked.
+ *
+ * @internal
+ */
+export const settings = (raw: unknown, combinator?: Combinator): Settings => {
   if (raw !== undefined && !Predicate.isRecord(raw)) {
     throw new InvalidOptionError({ option: "options", reason: `must be an object, got ${options.show(raw)}` })
   }
   const o = (raw ?? {}) as Record<string, unknown>
+  if (combinator !== undefined) {
+    const known: ReadonlyArray<string> = optionsOf[combinator]
+    for (const key of Object.keys(o)) {
+      if (o[key] !== undefined && !known.includes(key)) {
+        throw new InvalidOptionError({
+          option: key,
+          reason: `is not an option of ${combinator} (its options: ${known.join(", ")})`
+        })
+      }
+    }
+  }
   const retry = o.retry
   if (retry !== undefined && !Schedule.isSchedule(retry)) {
     throw new InvalidOptionError({ option: "retry", reason: `must be a Schedule, got ${options.show(retry)}` })
@@ -207,18 +248,17 @@ export const settings = (raw: unknown): Settings => {
 // ---------------------------------------------------------------------------------------------------------------
 // preparing tasks
 
-/** Marks a settle task's own timeout; private, so a task's own errors can never be mistaken for it. */
-class TaskTimedOut {
-  readonly _tag = "TaskTimedOut"
-}
-const taskTimedOut = new TaskTimedOut()
-
 /** @internal */
 export interface Prepared {
   /** Task `index` as the engine runs it; asked for once, when it starts. */
   readonly task: (index: number) => engine.Task
   /** Tries per task; only counted with retries or hedging (otherwise 1 for every task that started). */
   readonly attempts: Array<number> | undefined
+  /**
+   * The time-out errors this fan-out made for its tasks' `timeout`: a task's own time-out is told by identity from
+   * an equal-looking one of a fan-out nested inside the task, which stays that task's `Failure`.
+   */
+  readonly timeouts: WeakSet<object> | undefined
 }
 
 /**
@@ -254,20 +294,15 @@ const interruptedOnly = (cause: Cause.Cause<unknown>): boolean => {
   }
 }
 
-const classify = (exit: Exit.Exit<unknown, unknown>, key: Outcome.Key): Classified =>
-  // An `Exit.Success` already has the shape: no object per successful task.
-  exit._tag === "Success" ? exit as unknown as Classified : classifyFailure(exit.cause, key)
-
-const classifyFailure = (cause: Cause.Cause<unknown>, key: Outcome.Key): Exclude<Classified, { _tag: "Success" }> => {
+const classifyFailure = (
+  cause: Cause.Cause<unknown>,
+  prepared: Prepared
+): Exclude<Classified, { _tag: "Success" }> => {
   if (interruptedOnly(cause)) return interrupted
   const failure = Cause.failureOption(cause)
   if (failure._tag === "Some") {
     const error = Cause.originalError(failure.value)
-    if (
-      error === taskTimedOut || (error instanceof FanOutTimeoutError && error.reason === "Timeout" && error.key === key)
-    ) {
-      return timedOut
-    }
+    if (prepared.timeouts !== undefined && Predicate.isObject(error) && prepared.timeouts.has(error)) return timedOut
     return { _tag: "Failure", error, cause }
   }
   const defects = Cause.defects(cause)
@@ -282,13 +317,14 @@ const classifyFailure = (cause: Cause.Cause<unknown>, key: Outcome.Key): Exclude
  *
  * @internal
  */
-export const prepare = (shape: Shape, s: Settings, failFast: boolean, taskSpans: boolean): Prepared => {
+export const prepare = (shape: Shape, s: Settings, taskSpans: boolean, report: engine.Report): Prepared => {
   // Callback tasks keep their own time limits and have no Effect to wrap: they run as they are.
   if (shape.callbacks || (s.timeout === undefined && s.retry === undefined && s.hedge === undefined && !taskSpans)) {
-    return { task: shape.task, attempts: undefined }
+    return { task: shape.task, attempts: undefined, timeouts: undefined }
   }
   const counted = s.retry !== undefined || s.hedge !== undefined
   const attempts: Array<number> | undefined = counted ? new Array(shape.keys.length).fill(0) : undefined
+  const timeouts = s.timeout !== undefined ? new WeakSet<object>() : undefined
   const task = (i: number): AnyEffect => {
     let task = shape.task(i) as AnyEffect
     if (attempts !== undefined) {
@@ -300,9 +336,16 @@ export const prepare = (shape: Shape, s: Settings, failFast: boolean, taskSpans:
     }
     if (s.timeout !== undefined) {
       const duration = s.timeout
-      const onTimeout: () => unknown = failFast
-        ? () => new FanOutTimeoutError({ reason: "Timeout", key: shape.keys[i], label: shape.labels[i], duration })
-        : () => taskTimedOut
+      const onTimeout = () => {
+        const error = new FanOutTimeoutError({
+          reason: "Timeout",
+          key: shape.keys[i],
+          label: shape.labels[i],
+          duration
+        })
+        timeouts!.add(error)
+        return error
+      }
       task = Effect.timeoutFail(task, { duration, onTimeout })
     }
     if (s.hedge !== undefined) task = hedge.run(task, s.hedge)
@@ -311,11 +354,19 @@ export const prepare = (shape: Shape, s: Settings, failFast: boolean, taskSpans:
       const name = shape.labels[i] ?? String(shape.keys[i])
       const tries = attempts !== undefined ? () => attempts[i]! : () => 1
       const key = shape.keys[i]!
-      task = observe.taskSpan(task, name, key, tries, (exit) => classify(exit, key)._tag)
+      // Read as the task ends, before the engine records it: a task the fan-out cut off is marked as its outcome will
+      // be (`TimedOut` at the deadline), not by the interruption that ended it.
+      const tag = (exit: Exit.Exit<unknown, unknown>) => {
+        if (exit._tag === "Success") return "Success"
+        const tag = classifyFailure(exit.cause, prepared)._tag
+        return tag === "Interrupted" && report.cut[i] ? cutOffTag(report) : tag
+      }
+      task = observe.taskSpan(task, name, key, tries, tag)
     }
     return task
   }
-  return { task, attempts }
+  const prepared: Prepared = { task, attempts, timeouts }
+  return prepared
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -349,7 +400,8 @@ export interface Finished {
 /**
  * Runs a fan-out inside its span, then lets `finish` read the report. The span's counts by outcome and the metrics
  * come from the outcomes `finish` built, when it built them all, else from the report by the same rules
- * (`tagOf`), without making outcome objects.
+ * (`tagOf`), without making outcome objects. A fan-out interrupted from outside (the caller, or a stream ended early)
+ * is counted too, once its tasks have stopped: those it cut off as `Interrupted`.
  *
  * @internal
  */
@@ -359,44 +411,64 @@ export const runObserved = <X, E, R>(
 ): Effect.Effect<X, E, R> => {
   const name = run.settings.name ?? `fanout.${run.mode}`
   const { shape, settings } = run
-  return Effect.flatMap(observe.wantsTaskSpans(settings.taskSpans), (taskSpans) =>
-    Effect.useSpan(name, {
-      attributes: {
-        "fanout.mode": run.mode,
-        "fanout.tasks": shape.keys.length,
-        "fanout.concurrency": settings.concurrency === Infinity ? "unbounded" : settings.concurrency
-      },
-      captureStackTrace: false
-    }, (span) => {
-      const prepared = prepare(shape, settings, run.failFast, taskSpans)
-      return Effect.flatMap(
-        Effect.withParentSpan(
-          engine.run({
-            size: shape.keys.length,
+  const n = shape.keys.length
+  return Effect.flatMap(
+    observe.wantsTaskSpans(settings.taskSpans),
+    (taskSpans) =>
+      withConcurrency(settings.concurrency, (concurrency) =>
+        Effect.useSpan(name, {
+          attributes: {
+            "fanout.mode": run.mode,
+            "fanout.tasks": n,
+            "fanout.concurrency": concurrency === Infinity ? "unbounded" : concurrency
+          },
+          captureStackTrace: false
+        }, (span) => {
+          const report = engine.makeReport(n)
+          const prepared = prepare(shape, settings, taskSpans, report)
+          let recorded = false
+          const record = (now: number, tagAt: (index: number) => Outcome.Outcome<unknown, unknown>["_tag"]) => {
+            recorded = true
+            return observe.record(name, span, n, tagAt, (i) => durationOf(report, i, now))
+          }
+          const running = engine.run({
+            size: n,
             task: prepared.task,
             callbacks: shape.callbacks,
-            concurrency: settings.concurrency,
+            concurrency,
             deadline: settings.deadline,
             detach: run.failFast && settings.detach,
             onExit: (index, cause, report) => run.onExit(index, cause, report, prepared)
-          }),
-          span
-        ),
-        (report) =>
-          Effect.clockWith((clock) => {
-            const now = clock.unsafeCurrentTimeMillis()
-            const [result, outcomes] = finish({ report, prepared, now })
-            const tagAt = outcomes !== undefined
-              ? (i: number) => outcomes[i]!._tag
-              : (i: number) => tagOf(shape, report, i)
-            return Effect.zipRight(
-              observe.record(name, span, shape.keys.length, tagAt, (i) => durationOf(report, i, now)),
-              result
-            )
-          })
-      )
-    }))
+          }, report)
+          return Effect.onInterrupt(
+            Effect.flatMap(Effect.withParentSpan(running, span), () =>
+              Effect.clockWith((clock) => {
+                const now = clock.unsafeCurrentTimeMillis()
+                const [result, outcomes] = finish({ report, prepared, now })
+                const tagAt = outcomes !== undefined
+                  ? (i: number) => outcomes[i]!._tag
+                  : (i: number) => tagOf(report, prepared, i)
+                return Effect.zipRight(record(now, tagAt), result)
+              })),
+            () =>
+              recorded
+                ? Effect.void
+                : Effect.clockWith((clock) =>
+                  record(clock.unsafeCurrentTimeMillis(), (i) => tagOf(report, prepared, i))
+                )
+          )
+        }))
+  )
 }
+
+/** Runs `f` with the bound: the given one, or with `"inherit"` the caller's `Effect.withConcurrency` setting. */
+const withConcurrency = <X, E, R>(
+  setting: number | "inherit",
+  f: (concurrency: number) => Effect.Effect<X, E, R>
+): Effect.Effect<X, E, R> =>
+  setting !== "inherit"
+    ? f(setting)
+    : Effect.flatMap(FiberRef.get(FiberRef.currentConcurrency), (c) => f(c === "unbounded" ? Infinity : c))
 
 // ---------------------------------------------------------------------------------------------------------------
 // outcomes
@@ -420,7 +492,7 @@ export const outcomeOf = (
   if (status === engine.Succeeded) {
     return { _tag: "Success", value: report.results[index], key, label, durationMillis, attempts }
   }
-  const classified = classifyFailure(report.results[index] as Cause.Cause<unknown>, key)
+  const classified = classifyFailure(report.results[index] as Cause.Cause<unknown>, prepared)
   switch (classified._tag) {
     case "Failure":
       return { _tag: "Failure", error: classified.error, cause: classified.cause, key, label, durationMillis, attempts }
@@ -462,14 +534,14 @@ export const durationOf = (report: engine.Report, index: number, now: number): n
  * @internal
  */
 export const tagOf = (
-  shape: Shape,
   report: engine.Report,
+  prepared: Prepared,
   index: number
 ): Outcome.Outcome<unknown, unknown>["_tag"] => {
   const status = report.status[index]
   if (status === engine.Succeeded) return "Success"
   if (status === engine.Pending) return cutOffTag(report)
-  const tag = classifyFailure(report.results[index] as Cause.Cause<unknown>, shape.keys[index]!)._tag
+  const tag = classifyFailure(report.results[index] as Cause.Cause<unknown>, prepared)._tag
   return tag === "Interrupted" && report.cut[index] ? cutOffTag(report) : tag
 }
 

@@ -9,13 +9,20 @@ import * as Duration from "effect/Duration"
 import * as Predicate from "effect/Predicate"
 import { InvalidOptionError } from "../FanOutError.js"
 
-/** @internal */
-export const concurrency = (value: unknown, option = "concurrency"): number => {
-  if (value === undefined || value === "unbounded") return Infinity
+/**
+ * A bound on the tasks running at once: a positive integer, `Infinity` for unbounded (`"unbounded"`, `Infinity`, or
+ * nothing), or `"inherit"`, the caller's `Effect.withConcurrency` setting, read when the fan-out runs (as `Effect.all`
+ * does).
+ *
+ * @internal
+ */
+export const concurrency = (value: unknown, option = "concurrency"): number | "inherit" => {
+  if (value === undefined || value === "unbounded" || value === Infinity) return Infinity
+  if (value === "inherit") return value
   if (typeof value !== "number" || !Number.isInteger(value) || value < 1) {
     throw new InvalidOptionError({
       option,
-      reason: `must be a positive integer or "unbounded", got ${show(value)}`
+      reason: `must be a positive integer, "unbounded" or "inherit", got ${show(value)}`
     })
   }
   return value
@@ -63,13 +70,25 @@ export const boolean = (value: unknown, option: string): boolean => {
   return value
 }
 
-/** @internal */
+/**
+ * A wrong value, for an error message: as JSON where that reads well, else what it is (JSON says `{}` for a `Set`, a
+ * generator or a promise).
+ *
+ * @internal
+ */
 export const show = (value: unknown): string => {
   if (typeof value === "string") return JSON.stringify(value)
   if (typeof value === "bigint") return `${value}n`
   if (Predicate.isFunction(value)) return "a function"
   if (Array.isArray(value)) return `[${value.map(show).join(", ")}]`
   if (typeof value === "object" && value !== null) {
+    if (Predicate.hasProperty(value, "then") && Predicate.isFunction(value.then)) return "a promise"
+    if (value instanceof Set) return "a Set"
+    if (value instanceof Map) return "a Map"
+    if (Symbol.iterator in value) return "an iterable that is not an array"
+    if (Predicate.hasProperty(value, "length") && typeof value.length === "number") {
+      return "an array-like object that is not an array"
+    }
     try {
       return JSON.stringify(value)
     } catch {

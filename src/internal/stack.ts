@@ -7,10 +7,13 @@
 import * as Cause from "effect/Cause"
 import { fileURLToPath } from "node:url"
 
-// The library's own directory (src/ or dist/), so its frames can be recognised whatever the install path.
+// The library's own directory (src/ or dist/), so its frames can be recognised whatever the install path. Bundled
+// into an application, this module is no longer `internal/stack` in it, and the directory above the bundle is the
+// application's: then no frame is taken for the library's, rather than every frame of the application.
 const libraryDir = (() => {
   try {
-    return fileURLToPath(new URL("..", import.meta.url))
+    const self = fileURLToPath(import.meta.url)
+    return /[\\/]internal[\\/]stack\.[cm]?[jt]s$/.test(self) ? fileURLToPath(new URL("..", import.meta.url)) : undefined
   } catch {
     return undefined
   }

@@ -16,7 +16,13 @@ import * as fanOut from "./fanOut.js"
 /** @internal */
 export const stream = (shape: fanOut.Shape, s: fanOut.Settings): Stream.Stream<Outcome.Outcome<unknown, unknown>> => {
   const total = shape.keys.length
-  if (total === 0) return Stream.empty
+  // No task: the fan-out still runs (its span and metrics), and the stream ends with it.
+  if (total === 0) {
+    return Stream.drain(Stream.fromEffect(fanOut.runObserved(
+      { mode: "stream", shape, settings: s, failFast: false, onExit: () => false },
+      () => [Effect.void, []]
+    )))
+  }
   return Stream.unwrapScoped(Effect.gen(function*() {
     const queue = yield* Queue.unbounded<Outcome.Outcome<unknown, unknown>>()
     const clock = yield* Effect.clock
