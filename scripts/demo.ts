@@ -33,8 +33,11 @@ const scenarios: ReadonlyArray<Scenario> = [
   },
   {
     title: "2. payments answers 503",
-    explain: "payments is retried twice (a 503 may be a blip), then strict fails with 502 naming it and cancels the\n" +
-      "   eleven calls in flight; partial keeps the eleven panels that arrived and marks payments failed.",
+    explain:
+      "payments answers 503 in 5 ms; the other services take 250-350 ms. strict fails fast: 502 naming payments\n" +
+      "   as soon as its 503 arrives, without a retry, and the eleven calls in flight are aborted. partial retries\n" +
+      "   payments twice (a 503 may be a blip; it waits for the others anyway), then keeps the eleven panels that\n" +
+      "   arrived and marks payments failed.",
     overrides: {
       all: { ...steady.all, latencyMs: 250, jitterMs: 100 },
       payments: { errorRate: 1, latencyMs: 5, jitterMs: 0 }
@@ -49,16 +52,18 @@ const scenarios: ReadonlyArray<Scenario> = [
   },
   {
     title: "4. reports crashes",
-    explain: "Its handler throws and answers 500 with a stack trace (retried like any 5xx): the stack is logged\n" +
-      "   here, never sent on.",
+    explain: "Its handler throws and answers 500 with a stack trace (partial retries it like any 5xx): the stack is\n" +
+      "   logged here, never sent on. strict answers 502 naming reports.",
     overrides: { ...steady, reports: { crash: true } },
-    calls: [{ mode: "partial" }]
+    calls: [{ mode: "partial" }, { mode: "strict" }]
   },
   {
     title: "5. documents answers malformed JSON",
-    explain: "Schema decoding rejects the body: the panel is `failed` with reason `bad_response`.",
+    explain:
+      "Schema decoding rejects the body: the panel is `failed` with reason `bad_response` (never retried: the\n" +
+      "   service would send the same body again); strict answers 502 naming documents.",
     overrides: { ...steady, documents: { malformedRate: 1 } },
-    calls: [{ mode: "partial" }]
+    calls: [{ mode: "partial" }, { mode: "strict" }]
   }
 ]
 
@@ -147,7 +152,8 @@ const program = Effect.gen(function*() {
   console.log("partial = FanOut.settle with a deadline (one panel per feature); strict = FanOut.all (fail fast).")
   console.log(
     dim(
-      "A call to an unavailable service is retried twice (FEATURE_RETRIES); see the spans with `npm run serve -- --trace=console`."
+      "partial retries a call to an unavailable service twice (FEATURE_RETRIES); strict fails at the first failure\n" +
+        "(STRICT_RETRIES=0). See the spans with `npm run serve -- --trace=console`."
     )
   )
   const started = performance.now()

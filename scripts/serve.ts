@@ -3,8 +3,9 @@
  *
  *   npm run serve -- --port=3000 --config=examples/analytics/simulators.json --payments.errorRate=0.5 --seed=7
  *
- * `--port` (default 3000, 0 for any free port) and `--config` are read here; every other flag is a simulator
- * setting (see `applyFlags` in examples/analytics/Simulator.ts).
+ * `--port` (default `PORT`, else 3000; 0 for any free port) and `--config` are for this script; every other flag is a
+ * simulator setting (see `applyFlags` in examples/analytics/Simulator.ts). Every flag is checked before anything
+ * starts: a bad one prints one line naming it and exits with code 2 (examples/analytics/ServeFlags.ts).
  *
  * `npm run serve -- --external` starts no simulators: the clients call the services named by `<FEATURE>_URL`
  * environment variables, and the API listens on `PORT`/`HOST`. Logs are logfmt, one line per entry.
@@ -16,30 +17,19 @@
  *   --trace=off       no export (the default without OTEL_EXPORTER_OTLP_ENDPOINT)
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { Effect, Layer, Logger } from "effect"
+import { Effect, Either, Layer, Logger } from "effect"
 import * as Embedded from "../examples/analytics/Embedded.js"
+import * as ServeFlags from "../examples/analytics/ServeFlags.js"
 import * as Server from "../examples/analytics/Server.js"
 import * as Simulator from "../examples/analytics/Simulator.js"
 import * as Tracing from "../examples/analytics/Tracing.js"
 
-const args = process.argv.slice(2)
-const external = args.includes("--external")
-const option = (name: string) => args.find((arg) => arg.startsWith(`--${name}=`))?.slice(name.length + 3)
-const port = Number(option("port") ?? process.env.PORT ?? 3000)
-const configPath = option("config")
-const otlpEndpoint = process.env.OTEL_EXPORTER_OTLP_ENDPOINT
-const trace = option("trace") ?? (otlpEndpoint === undefined ? "off" : "otlp")
-if (trace !== "console" && trace !== "otlp" && trace !== "off") {
-  console.error(`--trace must be console, otlp or off, got ${trace}`)
+const parsed = ServeFlags.parse(process.argv.slice(2), process.env)
+if (Either.isLeft(parsed)) {
+  console.error(`serve: ${parsed.left.message}`)
   process.exit(2)
 }
-const simulatorFlags = args.filter((arg) =>
-  !arg.startsWith("--port=") && !arg.startsWith("--config=") && !arg.startsWith("--trace=") && arg !== "--external"
-)
-const simulators = Simulator.applyFlags(
-  Simulator.loadConfig(configPath ?? Simulator.defaultConfigPath),
-  simulatorFlags
-)
+const options = parsed.right
 
 const main = Effect.gen(function*() {
   const base = yield* Embedded.apiUrl
@@ -53,19 +43,21 @@ const main = Effect.gen(function*() {
   return yield* Effect.never
 })
 
-const embedded = main.pipe(
-  Effect.provide(Embedded.layer({ listen: { port, host: "127.0.0.1" }, simulators })),
-  Effect.onInterrupt(() => Effect.sync(() => console.log("\nshutting down: API and simulators closed")))
-)
-const program: Effect.Effect<unknown, unknown> = external ? Layer.launch(Server.layerConfig) : embedded
+const program: Effect.Effect<unknown, unknown> = options._tag === "External" ?
+  Layer.launch(Server.layerConfig) :
+  main.pipe(
+    Effect.provide(
+      Embedded.layer({ listen: { port: options.port, host: "127.0.0.1" }, simulators: options.simulators })
+    ),
+    Effect.onInterrupt(() => Effect.sync(() => console.log("\nshutting down: API and simulators closed")))
+  )
 
-const endpoint = otlpEndpoint ?? "http://127.0.0.1:4318"
-const tracing = trace === "console" ?
+const tracing = options.trace === "console" ?
   Tracing.layerConsole() :
-  trace === "otlp" ?
-  Tracing.layerOtlp(endpoint) :
+  options.trace === "otlp" ?
+  Tracing.layerOtlp(options.otlpEndpoint) :
   Layer.empty
-if (trace === "otlp") console.log(`exporting spans over OTLP/HTTP to ${endpoint}/v1/traces`)
+if (options.trace === "otlp") console.log(`exporting spans over OTLP/HTTP to ${options.otlpEndpoint}/v1/traces`)
 
 program.pipe(
   Effect.provide(tracing),

@@ -26,11 +26,29 @@ export const minDeadlineMs = 10
 export const maxDeadlineMs = 10_000
 export const defaultDeadlineMs = 1_500
 
+/** `, got "foo"`: the value as it came in the query string. */
+const got = (actual: unknown) => `, got ${JSON.stringify(actual)}`
+
+/**
+ * The query string of `GET /customers/:id/usage`. Each parameter carries the message a caller reads in the 400: the
+ * schema's own would list every literal it tried one by one. `exact: true` because a query parameter is either absent
+ * (the default applies) or a string, never `undefined`, which keeps `undefined` out of the alternatives reported.
+ */
 export const UsageParams = Schema.Struct({
-  mode: Schema.optionalWith(Mode, { default: () => "partial" as const }),
+  mode: Schema.optionalWith(
+    Mode.annotations({
+      message: (issue) => ({ message: `mode must be "partial" or "strict"${got(issue.actual)}`, override: true })
+    }),
+    { exact: true, default: () => "partial" as const }
+  ),
   deadlineMs: Schema.optionalWith(
-    Schema.NumberFromString.pipe(Schema.int(), Schema.between(minDeadlineMs, maxDeadlineMs)),
-    { default: () => defaultDeadlineMs }
+    Schema.NumberFromString.pipe(Schema.int(), Schema.between(minDeadlineMs, maxDeadlineMs)).annotations({
+      message: (issue) => ({
+        message: `deadlineMs must be an integer between ${minDeadlineMs} and ${maxDeadlineMs}${got(issue.actual)}`,
+        override: true
+      })
+    }),
+    { exact: true, default: () => defaultDeadlineMs }
   )
 })
 

@@ -2,9 +2,9 @@
  * Wiring: spec → handlers → `Usage` → twelve feature clients → `HttpClient`, served by `NodeHttpServer`.
  * Read bottom-up from `layer`.
  */
-import { HttpApiBuilder, HttpMiddleware, HttpServer } from "@effect/platform"
+import { HttpApiBuilder, HttpMiddleware, HttpServer, HttpServerRespondable } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import { Config, Effect, Layer } from "effect"
+import { Cause, Config, Effect, Layer, Option } from "effect"
 import { createServer } from "node:http"
 import { AnalyticsApi } from "./Api.js"
 import { AlertsLive } from "./features/Alerts.js"
@@ -51,20 +51,57 @@ export const ApiLive = HttpApiBuilder.api(AnalyticsApi).pipe(
 /**
  * A defect in a handler becomes a 500 with an empty body; its cause (with the stack) is logged here, so the
  * details stay on the server.
+ *
+ * Not everything in a failed cause is a crash: the platform answers what is `Respondable` (the router's
+ * `RouteNotFound` for an unknown path becomes a 404) and adds the response it sent to the cause as a defect. A request
+ * crashed when something in its cause is neither; the responses are left out of the log.
  */
 const logDefects = HttpMiddleware.make((app) =>
-  Effect.tapDefect(app, (cause) => Effect.logError("request crashed", cause))
+  Effect.tapErrorCause(app, (cause) => {
+    const crashed = [...Cause.failures(cause), ...Cause.defects(cause)].some((error) =>
+      !HttpServerRespondable.isRespondable(error)
+    )
+    if (!crashed) return Effect.void
+    const withoutResponses = Cause.stripSomeDefects(
+      cause,
+      (defect) => HttpServerRespondable.isRespondable(defect) ? Option.some(defect) : Option.none()
+    )
+    return Effect.logError("request crashed", Option.getOrElse(withoutResponses, () => cause))
+  })
 )
 
-/** Serves the API on `listen` with the given feature clients; the `HttpServer` is kept in the output for its address. */
+/**
+ * A `node:http` server that, once closing, also closes each keep-alive connection as its last response finishes.
+ * `server.close()` (what `NodeHttpServer` calls on shutdown) stops accepting and closes the connections idle at that
+ * moment; a connection still answering a request would otherwise stay open after its answer until the client drops
+ * it, holding up the shutdown by the client's keep-alive timeout.
+ */
+const makeServer = () => {
+  const server = createServer()
+  server.on("request", (_request, response) => {
+    response.once("finish", () => {
+      if (!server.listening) server.closeIdleConnections()
+    })
+  })
+  return server
+}
+
+/**
+ * Serves the API on `listen` with the given feature clients; the `HttpServer` is kept in the output for its address.
+ *
+ * The feature clients are provided outside the server, so they are built before it and released after it: on
+ * shutdown the server stops accepting and waits for the requests in flight, whose downstream calls still have their
+ * keep-alive agent, and only then is the agent destroyed. The other way round, closing the app would cut every
+ * downstream call in flight (and retry it on a dead agent) while the server drains.
+ */
 export const serveWith = <E, R>(
   listen: { readonly port: number; readonly host: string },
   features: Layer.Layer<Layer.Layer.Success<typeof FeaturesLive>, E, R>
 ) =>
   HttpApiBuilder.serve(logDefects).pipe(
     Layer.provide(ApiLive),
-    Layer.provide(features),
-    Layer.provideMerge(NodeHttpServer.layer(createServer, listen))
+    Layer.provideMerge(NodeHttpServer.layer(makeServer, listen)),
+    Layer.provide(features)
   )
 
 /** The application as deployed: real feature clients, listening on `listen`. */

@@ -7,7 +7,7 @@
  * give the same answers. They count requests started, completed and aborted (the client closed the connection
  * before the answer was written), which is how tests see that a cancelled fan-out really cancels its HTTP calls.
  */
-import { Context, Effect, Layer, Schema } from "effect"
+import { Context, Data, Effect, Either, Layer, Schema } from "effect"
 import * as Fs from "node:fs"
 import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
@@ -53,30 +53,60 @@ export const defaultConfigPath = new URL("./simulators.json", import.meta.url)
 export const loadConfig = (path: string | URL = defaultConfigPath): SimulatorConfig =>
   Schema.decodeUnknownSync(SimulatorConfig)(JSON.parse(Fs.readFileSync(path, "utf8")))
 
+/** A command-line flag that cannot be used. `message` is one line that names the flag and says what it takes. */
+export class FlagError extends Data.TaggedError("FlagError")<{ readonly message: string }> {}
+
+/** What each setting takes on the command line, as said in a `FlagError`. */
+const expected: { readonly [K in keyof Settings]: string } = {
+  latencyMs: "a number of milliseconds, 0 or more",
+  jitterMs: "a number of milliseconds, 0 or more",
+  errorRate: "a number between 0 and 1",
+  malformedRate: "a number between 0 and 1",
+  hangRate: "a number between 0 and 1",
+  crash: "true or false"
+}
+
+/** The value of `--<target>.<setting>=<raw>`, checked by the setting's own schema; `undefined` if it is not one. */
+const settingValue = (setting: keyof Settings, raw: string): unknown => {
+  // `"yes" === "true"` is false and `Number("")` is 0: neither may pass for a value silently.
+  if (setting === "crash") return raw === "true" ? true : raw === "false" ? false : undefined
+  const value = raw.trim() === "" ? NaN : Number(raw)
+  return Schema.is(Settings.fields[setting])(value) ? value : undefined
+}
+
 /**
  * Applies command-line flags to a config: `--seed=7`, `--<feature>.<setting>=<value>` or `--all.<setting>=<value>`,
- * for example `--payments.errorRate=1 --all.latencyMs=5 --calendar.crash=true`. Unknown flags are an error.
+ * for example `--payments.errorRate=1 --all.latencyMs=5 --calendar.crash=true`. The first flag that is unknown or
+ * has a value its setting does not take is a `FlagError` naming it; nothing is applied then.
  */
-export const applyFlags = (config: SimulatorConfig, argv: ReadonlyArray<string>): SimulatorConfig => {
+export const applyFlags = (
+  config: SimulatorConfig,
+  argv: ReadonlyArray<string>
+): Either.Either<SimulatorConfig, FlagError> => {
   let seed = config.seed
   const overrides: Record<string, Record<string, unknown>> = {}
   for (const arg of argv) {
     const match = /^--([A-Za-z]+)(?:\.([A-Za-z]+))?=(.*)$/.exec(arg)
-    if (match === null) throw new Error(`unrecognised simulator flag: ${arg}`)
+    if (match === null) return Either.left(new FlagError({ message: `unrecognised flag ${arg}` }))
     const [, target, setting, raw] = match as unknown as [string, string, string | undefined, string]
     if (target === "seed" && setting === undefined) {
-      seed = Number(raw)
+      seed = /^-?\d+$/.test(raw) ? Number(raw) : NaN
+      if (!Number.isSafeInteger(seed)) return Either.left(new FlagError({ message: `${arg}: seed must be an integer` }))
       continue
     }
-    if (setting === undefined || !(setting in Settings.fields) || (target !== "all" && !isFeature(target))) {
-      throw new Error(`unrecognised simulator flag: ${arg}`)
+    if (
+      setting === undefined || !Object.hasOwn(Settings.fields, setting) || (target !== "all" && !isFeature(target))
+    ) {
+      return Either.left(new FlagError({ message: `unrecognised flag ${arg}` }))
     }
-    ;(overrides[target] ??= {})[setting] = setting === "crash" ? raw === "true" : Number(raw)
+    const name = setting as keyof Settings
+    const value = settingValue(name, raw)
+    if (value === undefined) {
+      return Either.left(new FlagError({ message: `${arg}: ${name} must be ${expected[name]}` }))
+    }
+    ;(overrides[target] ??= {})[name] = value
   }
-  const checked = Schema.decodeUnknownSync(Schema.Record({ key: Schema.String, value: PartialSettings }))(
-    overrides
-  )
-  const { all, ...perFeature } = checked
+  const { all, ...perFeature } = overrides as Overrides
   const defaults = { ...config.defaults, ...all }
   const merged: Record<string, Partial<Settings>> = {}
   for (const feature of features) {
@@ -86,11 +116,8 @@ export const applyFlags = (config: SimulatorConfig, argv: ReadonlyArray<string>)
     )
     merged[feature] = { ...Object.fromEntries(fromFile), ...perFeature[feature] }
   }
-  return Schema.decodeUnknownSync(SimulatorConfig)({
-    seed: Schema.decodeUnknownSync(Schema.Int)(seed),
-    defaults,
-    features: merged
-  })
+  // Every value was checked above: decoding cannot fail here, it only gives the result its type.
+  return Either.right(Schema.decodeUnknownSync(SimulatorConfig)({ seed, defaults, features: merged }))
 }
 
 const isFeature = (name: string): name is Feature => (features as ReadonlyArray<string>).includes(name)

@@ -7,10 +7,13 @@
  * - `strict` runs the same calls with `FanOut.all`: the first failure cancels every call still in flight (their
  *   HTTP requests are aborted) and the request fails naming the feature.
  *
- * Both modes retry a call whose service was `Unavailable` (a read is idempotent, and a 503 is often a blip): a
- * couple of quick retries cost tens of milliseconds, far less than a missing panel or a failed strict page. The
- * deadline still bounds everything, retries included. A `BadResponse` is not retried: the same service would send
- * the same body again.
+ * Partial mode retries a call whose service was `Unavailable` (a read is idempotent, and a 503 is often a blip): it
+ * waits for every call anyway, so a couple of quick retries rarely delay the page and often save a panel. Strict mode
+ * does not retry by default: it exists to answer at the first failure, with the other calls cancelled at once, and a
+ * retry would hold that answer (and the eleven calls in flight) for a service that most likely fails again; a caller
+ * who would rather wait for a blip to pass asks for partial mode, or the deployment sets `STRICT_RETRIES`. The
+ * deadline bounds everything, retries included. A `BadResponse` is never retried: the same service would send the
+ * same body again.
  *
  * Internal details — error messages of the downstream calls, stack traces of defects — are logged here and never
  * reach the response: the public side only sees a `PublicReason`.
@@ -44,11 +47,17 @@ export const requiredFeatures: Config.Config<ReadonlyArray<Feature>> = Config.ar
   "REQUIRED_FEATURES"
 ).pipe(Config.withDefault([]))
 
-/** How many times a call to an `Unavailable` service is retried: `FEATURE_RETRIES`, 0 to 5, default 2. */
-export const featureRetries: Config.Config<number> = Config.integer("FEATURE_RETRIES").pipe(
-  Config.validate({ message: "FEATURE_RETRIES must be between 0 and 5", validation: (n) => n >= 0 && n <= 5 }),
-  Config.withDefault(2)
-)
+const retriesConfig = (name: string, fallback: number): Config.Config<number> =>
+  Config.integer(name).pipe(
+    Config.validate({ message: `${name} must be between 0 and 5`, validation: (n) => n >= 0 && n <= 5 }),
+    Config.withDefault(fallback)
+  )
+
+/** How many times partial mode retries a call to an `Unavailable` service: `FEATURE_RETRIES`, 0 to 5, default 2. */
+export const featureRetries: Config.Config<number> = retriesConfig("FEATURE_RETRIES", 2)
+
+/** How many times strict mode retries a call to an `Unavailable` service: `STRICT_RETRIES`, 0 to 5, default 0. */
+export const strictRetries: Config.Config<number> = retriesConfig("STRICT_RETRIES", 0)
 
 /** The twelve feature clients, one service each, by feature name. */
 const featureClients = {
@@ -194,7 +203,8 @@ export class Usage extends Effect.Service<Usage>()("analytics/Usage", {
   effect: Effect.gen(function*() {
     const clients = yield* Effect.all(featureClients)
     const required = yield* requiredFeatures
-    const retry = retryPolicy(yield* featureRetries)
+    const partialRetry = retryPolicy(yield* featureRetries)
+    const strictRetry = retryPolicy(yield* strictRetries)
 
     // One task per feature, keyed by feature name: the key becomes each outcome's key and label, and the name of
     // the task's span.
@@ -207,7 +217,7 @@ export class Usage extends Effect.Service<Usage>()("analytics/Usage", {
           deadline,
           required,
           report: true,
-          retry,
+          retry: partialRetry,
           name: "usage.partial"
         }).pipe(
           Effect.catchTag("FanOutFailure", (failure) => requestError(failure, deadline, (f) => required.includes(f)))
@@ -224,9 +234,10 @@ export class Usage extends Effect.Service<Usage>()("analytics/Usage", {
     const strict = (customerId: CustomerId, deadline: Duration.Duration) =>
       Effect.gen(function*() {
         const tasks = yield* Effect.all(Record.map(calls(customerId), tracked))
-        const values = yield* FanOut.all(tasks, { deadline, report: true, retry, name: "usage.strict" }).pipe(
-          Effect.catchTag("FanOutFailure", (failure) => requestError(failure, deadline, () => true))
-        )
+        const values = yield* FanOut.all(tasks, { deadline, report: true, retry: strictRetry, name: "usage.strict" })
+          .pipe(
+            Effect.catchTag("FanOutFailure", (failure) => requestError(failure, deadline, () => true))
+          )
         return features.map((feature) => {
           const { attempts, durationMillis, value } = values[feature]
           return okPanel(feature, value, durationMillis, attempts)

@@ -4,8 +4,8 @@
  */
 import { HttpApiClient } from "@effect/platform"
 import { NodeHttpClient } from "@effect/platform-node"
-import { describe, expect, layer } from "@effect/vitest"
-import { Effect, Layer } from "effect"
+import { describe, expect, it, layer } from "@effect/vitest"
+import { Context, Effect, Exit, Fiber, Layer, Scope } from "effect"
 import { AnalyticsApi } from "../../examples/analytics/Api.js"
 import { features } from "../../examples/analytics/Domain.js"
 import * as Embedded from "../../examples/analytics/Embedded.js"
@@ -101,10 +101,10 @@ describe("analytics API end to end", () => {
         expect(response.complete).toBe(true)
       }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
 
-    it.effect("strict mode answers 502 naming the failed feature after its retries, aborting the calls in flight", () =>
+    it.effect("strict mode answers 502 naming the failed feature at its first failure, aborting the calls in flight", () =>
       Effect.gen(function*() {
         // Every other service hangs, so only the API closing their connections can end those calls; payments
-        // answers 503 after 200 ms each time, by when the other eleven requests have long reached their simulators.
+        // answers 503 after 200 ms, by when the other eleven requests have long reached their simulators.
         const simulators = yield* scenario({
           all: { ...healthy.all, hangRate: 1 },
           payments: { hangRate: 0, errorRate: 1, latencyMs: 200 }
@@ -115,12 +115,12 @@ describe("analytics API end to end", () => {
           _tag: "FeatureFailed",
           feature: "payments",
           reason: "unavailable",
-          attempts: 3,
-          message: "payments failed (unavailable) after 3 attempts"
+          attempts: 1,
+          message: "payments failed (unavailable)"
         })
         const counts = yield* settled(simulators)
-        // FEATURE_RETRIES defaults to 2: the simulator saw the first call and both retries.
-        expect(counts.payments).toEqual({ started: 3, completed: 3, aborted: 0 })
+        // Strict mode fails fast: no retry (STRICT_RETRIES defaults to 0), unlike partial mode below.
+        expect(counts.payments).toEqual({ started: 1, completed: 1, aborted: 0 })
         for (const feature of others("payments")) {
           expect(counts[feature], feature).toEqual({ started: 1, completed: 0, aborted: 1 })
         }
@@ -220,26 +220,58 @@ describe("analytics API end to end", () => {
         expect(response.json.complete).toBe(false)
       }))
 
+    it.effect("strict mode answers 502 for a malformed JSON answer, with reason bad_response", () =>
+      Effect.gen(function*() {
+        const simulators = yield* scenario({ ...healthy, documents: { malformedRate: 1 } })
+        const response = yield* call("/customers/c-1042/usage?mode=strict")
+        expect(response.status).toBe(502)
+        expect(response.json).toEqual({
+          _tag: "FeatureFailed",
+          feature: "documents",
+          reason: "bad_response",
+          attempts: 1,
+          message: "documents failed (bad_response)"
+        })
+        // A bad body is never retried: the service would send the same one again.
+        expect((yield* settled(simulators)).documents).toEqual({ started: 1, completed: 1, aborted: 0 })
+      }))
+
     it.effect("bad input answers 400 with a schema message", () =>
       Effect.gen(function*() {
         yield* scenario(healthy)
+        const deadlineMs = (got: string) => `deadlineMs must be an integer between 10 and 10000, got "${got}"`
         const cases = [
-          ["/customers/NOT-AN-ID/usage", "id"],
-          ["/customers/c-1/usage?mode=eventually", "mode"],
-          ["/customers/c-1/usage?deadlineMs=5", "deadlineMs"],
-          ["/customers/c-1/usage?deadlineMs=100000", "deadlineMs"],
-          ["/customers/c-1/usage?deadlineMs=soon", "deadlineMs"]
+          ["/customers/NOT-AN-ID/usage", "id", `Expected a customer id such as c-1042, actual "NOT-AN-ID"`],
+          ["/customers/c-1/usage?mode=eventually", "mode", `mode must be "partial" or "strict", got "eventually"`],
+          ["/customers/c-1/usage?mode=STRICT", "mode", `mode must be "partial" or "strict", got "STRICT"`],
+          ["/customers/c-1/usage?deadlineMs=5", "deadlineMs", deadlineMs("5")],
+          ["/customers/c-1/usage?deadlineMs=-1", "deadlineMs", deadlineMs("-1")],
+          ["/customers/c-1/usage?deadlineMs=100000", "deadlineMs", deadlineMs("100000")],
+          ["/customers/c-1/usage?deadlineMs=1.5", "deadlineMs", deadlineMs("1.5")],
+          ["/customers/c-1/usage?deadlineMs=soon", "deadlineMs", deadlineMs("soon")]
         ] as const
         const simulators = yield* Simulator.SimulatorsService
-        for (const [path, field] of cases) {
+        for (const [path, field, message] of cases) {
           const response = yield* call(path)
           expect(response.status, path).toBe(400)
           expect(response.json._tag, path).toBe("HttpApiDecodeError")
-          expect(response.json.issues.map((issue: any) => issue.path[0]), path).toContain(field)
-          expect(typeof response.json.message).toBe("string")
+          // One issue per bad parameter, saying what is allowed: no "Expected undefined" for an optional parameter.
+          expect(response.json.issues, path).toEqual([{ _tag: expect.any(String), path: [field], message }])
+          expect(response.json.message, path).toContain(message)
+          expect(response.json.message, path).not.toMatch(/Expected undefined/)
         }
         // Rejected before any fan-out: no feature service was called.
         expect(Simulator.total(simulators.counts()).started).toBe(0)
+      }))
+
+    it.effect("an unknown path answers 404 and is not logged as a crash", () =>
+      Effect.gen(function*() {
+        logs.entries.length = 0
+        for (const path of ["/nope", "/customers/c-1", "/customers/c-1/usage/extra"]) {
+          const response = yield* call(path)
+          expect(response.status, path).toBe(404)
+        }
+        expect(logs.entries.filter((entry) => entry.level === "ERROR")).toEqual([])
       }))
 
     it.effect("no response body contains a stack trace", () =>
@@ -278,4 +310,28 @@ describe("analytics API end to end, with a required feature", () => {
         expect(response.json.complete).toBe(false)
       }))
   })
+})
+
+describe("analytics API shutting down", () => {
+  it.live("finishes the requests in flight before releasing the HTTP client: no downstream call is cut or retried", () =>
+    // The app's scope is closed by the test itself, mid-way; the release only matters if the test fails before that.
+    Effect.acquireUseRelease(Scope.make(), (scope) =>
+      Effect.gen(function*() {
+        const app = yield* Layer.buildWithScope(Embedded.layer({ listen: { port: 0, host: "127.0.0.1" } }), scope)
+        const simulators = Context.get(app, Simulator.SimulatorsService)
+        // Slow enough that the shutdown below starts long before any service answers.
+        simulators.scenario({ all: { ...healthy.all, latencyMs: 500, jitterMs: 0 } })
+        const base = yield* Effect.provide(Embedded.apiUrl, app)
+        const request = yield* Effect.fork(get(`${base}/customers/c-1/usage`))
+        // Every downstream call has reached its service: the request is in flight.
+        yield* Effect.promise(() => simulators.awaitCounts((counts) => Simulator.total(counts).started === 12))
+
+        yield* Scope.close(scope, Exit.void)
+
+        const response = yield* Fiber.join(request)
+        expect(response.status).toBe(200)
+        expect(response.json.complete).toBe(true)
+        for (const panel of response.json.panels) expect(panel.attempts, panel.feature).toBe(1)
+        expect(Simulator.total(simulators.counts())).toEqual({ started: 12, completed: 12, aborted: 0 })
+      }), (scope) => Scope.close(scope, Exit.void)).pipe(Effect.provide(makeCaptureLogger().layer)))
 })

@@ -6,7 +6,7 @@ import { describe, expect, layer } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import * as Embedded from "../../examples/analytics/Embedded.js"
 import * as Server from "../../examples/analytics/Server.js"
-import { doubles } from "./doubles.js"
+import { doubles, usageOf } from "./doubles.js"
 import { get, makeCaptureLogger, stackFrame } from "./support.js"
 
 const logs = makeCaptureLogger()
@@ -50,6 +50,32 @@ describe("analytics API over doubled clients", () => {
           message: "listings failed (internal_error)"
         })
         expect(response.text).not.toMatch(/boom|TypeError/)
+      }))
+  })
+})
+
+describe("analytics API with a bug of its own", () => {
+  const crashLogs = makeCaptureLogger()
+  // A client that answers what its type does not allow: building the response throws inside the handler, a defect
+  // no fan-out catches.
+  const App = Server.serveWith(
+    { port: 0, host: "127.0.0.1" },
+    doubles({ offers: (customerId) => Effect.succeed({ ...usageOf("offers", customerId), count: "many" } as any) })
+  ).pipe(Layer.provide(crashLogs.layer))
+
+  layer(App, { excludeTestServices: true })((it) => {
+    it.effect("answers 500 with an empty body and logs the defect as a crash", () =>
+      Effect.gen(function*() {
+        const response = yield* get(`${yield* Embedded.apiUrl}/customers/c-5/usage`)
+        expect(response.status).toBe(500)
+        expect(response.text).toBe("")
+        const crashes = crashLogs.entries.filter((entry) =>
+          entry.level === "ERROR" && entry.message === "request crashed"
+        )
+        expect(crashes).toHaveLength(1)
+        expect(crashes[0]!.cause).toMatch(/Expected number, actual "many"/)
+        // The 500 the platform sent is not logged as if it were part of the crash.
+        expect(crashes[0]!.cause).not.toMatch(/HttpServerResponse/)
       }))
   })
 })

@@ -2,30 +2,57 @@
  * The feature-service simulators: their settings, their determinism and their counters.
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { Either } from "effect"
 import * as Simulator from "../../examples/analytics/Simulator.js"
 
 describe("Simulator.applyFlags", () => {
   const base = Simulator.loadConfig()
+  const apply = (argv: ReadonlyArray<string>) => Either.getOrThrow(Simulator.applyFlags(base, argv))
+  const problem = (argv: ReadonlyArray<string>) =>
+    Either.flip(Simulator.applyFlags(base, argv)).pipe(
+      Either.map((error) => error.message),
+      Either.getOrElse(() => "no error")
+    )
 
   it("overrides one feature's setting and the seed", () => {
-    const config = Simulator.applyFlags(base, ["--payments.errorRate=1", "--seed=7", "--calendar.crash=true"])
+    const config = apply(["--payments.errorRate=1", "--seed=7", "--calendar.crash=true"])
     expect(config.seed).toBe(7)
     expect(config.features.payments).toEqual({ ...base.features.payments, errorRate: 1 })
     expect(config.features.calendar?.crash).toBe(true)
+    expect(apply(["--calendar.crash=false"]).features.calendar?.crash).toBe(false)
   })
 
   it("applies --all to every feature, over what the file says about that setting", () => {
-    const config = Simulator.applyFlags(base, ["--all.errorRate=0"])
+    const config = apply(["--all.errorRate=0"])
     expect(config.defaults.errorRate).toBe(0)
     for (const settings of Object.values(config.features)) expect(settings.errorRate).toBeUndefined()
     expect(config.features.reports?.latencyMs).toBe(base.features.reports?.latencyMs)
   })
 
-  it("rejects unknown features, unknown settings and rates out of range", () => {
-    expect(() => Simulator.applyFlags(base, ["--billing.errorRate=1"])).toThrow(/unrecognised/)
-    expect(() => Simulator.applyFlags(base, ["--payments.colour=red"])).toThrow(/unrecognised/)
-    expect(() => Simulator.applyFlags(base, ["--payments.errorRate=2"])).toThrow()
-    expect(() => Simulator.applyFlags(base, ["payments"])).toThrow(/unrecognised/)
+  it("names an unknown feature, setting or flag", () => {
+    expect(problem(["--billing.errorRate=1"])).toBe("unrecognised flag --billing.errorRate=1")
+    expect(problem(["--payments.colour=red"])).toBe("unrecognised flag --payments.colour=red")
+    expect(problem(["--payments.toString=1"])).toBe("unrecognised flag --payments.toString=1")
+    expect(problem(["--foo"])).toBe("unrecognised flag --foo")
+    expect(problem(["payments"])).toBe("unrecognised flag payments")
+  })
+
+  it("names a value its setting does not take, instead of reading it as something else", () => {
+    expect(problem(["--payments.errorRate=2"])).toBe(
+      "--payments.errorRate=2: errorRate must be a number between 0 and 1"
+    )
+    expect(problem(["--all.hangRate=-0.5"])).toBe("--all.hangRate=-0.5: hangRate must be a number between 0 and 1")
+    expect(problem(["--tours.latencyMs=fast"])).toBe(
+      "--tours.latencyMs=fast: latencyMs must be a number of milliseconds, 0 or more"
+    )
+    // `Number("")` is 0: an empty value must not pass for one.
+    expect(problem(["--tours.jitterMs="])).toBe(
+      "--tours.jitterMs=: jitterMs must be a number of milliseconds, 0 or more"
+    )
+    expect(problem(["--calendar.crash=yes"])).toBe("--calendar.crash=yes: crash must be true or false")
+    expect(problem(["--calendar.crash=1"])).toBe("--calendar.crash=1: crash must be true or false")
+    expect(problem(["--seed=abc"])).toBe("--seed=abc: seed must be an integer")
+    expect(problem(["--seed=1.5"])).toBe("--seed=1.5: seed must be an integer")
   })
 })
 

@@ -14,7 +14,10 @@ import { makeCaptureLogger } from "./support.js"
 const customer = "c-42" as CustomerId
 const deadline = Duration.seconds(2)
 
-/** Without retries unless the test sets `FEATURE_RETRIES`: a retry sleeps, and only the retry tests drive the clock. */
+/**
+ * Without retries unless the test sets `FEATURE_RETRIES` (partial; strict has `STRICT_RETRIES`, 0 by default): a retry
+ * sleeps, and only the retry tests drive the clock.
+ */
 const withDoubles = (behaviours: Parameters<typeof doubles>[0], config: Record<string, string> = {}) =>
   Usage.Default.pipe(
     Layer.provide(doubles(behaviours)),
@@ -261,7 +264,23 @@ describe("Usage", () => {
         Effect.provide(makeCaptureLogger().layer)
       ))
 
-    it.effect("strict mode retries too: a call failing once leaves the page complete, with attempts 2", () => {
+    it.effect("strict mode does not retry by default: it fails at the first failure, after one attempt", () =>
+      Effect.gen(function*() {
+        const usage = yield* Usage
+        // No clock adjustment: a retry would wait 20 ms of test time and this request would never end.
+        const error = yield* Effect.flip(usage.forCustomer(customer, { mode: "strict", deadline }))
+        expect(error).toMatchObject({
+          _tag: "FeatureFailed",
+          feature: "payments",
+          reason: "unavailable",
+          attempts: 1,
+          message: "payments failed (unavailable)"
+        })
+      }).pipe(Effect.provide(withDoubles({ payments: flaky("Unavailable", 1).behaviour }, {
+        FEATURE_RETRIES: "2"
+      }))))
+
+    it.effect("strict mode retries with STRICT_RETRIES: a call failing once leaves the page complete, with attempts 2", () => {
       const payments = flaky("Unavailable", 1)
       return Effect.gen(function*() {
         const usage = yield* Usage
@@ -272,10 +291,10 @@ describe("Usage", () => {
           attempts: 2,
           durationMs: 20
         })
-      }).pipe(Effect.provide(withDoubles({ payments: payments.behaviour }, { FEATURE_RETRIES: "2" })))
+      }).pipe(Effect.provide(withDoubles({ payments: payments.behaviour }, { STRICT_RETRIES: "2" })))
     })
 
-    it.effect("strict mode fails with 502 once the retries are spent, saying how many calls were made", () =>
+    it.effect("strict mode with STRICT_RETRIES fails with 502 once the retries are spent, saying how many calls were made", () =>
       Effect.gen(function*() {
         const usage = yield* Usage
         const error = yield* withRetriesElapsed(Effect.flip(usage.forCustomer(customer, { mode: "strict", deadline })))
@@ -287,7 +306,7 @@ describe("Usage", () => {
           message: "payments failed (unavailable) after 3 attempts"
         })
       }).pipe(Effect.provide(withDoubles({ payments: flaky("Unavailable", Infinity).behaviour }, {
-        FEATURE_RETRIES: "2"
+        STRICT_RETRIES: "2"
       }))))
   })
 

@@ -13,7 +13,8 @@ import { FeatureUsage } from "../Domain.js"
  * The fields of every feature client's typed error. `message` is for logs; callers decide on `reason`.
  * - `Unavailable`: the service could not be reached or answered with a non-2xx status.
  * - `BadResponse`: the service answered 2xx with a body that is not the expected JSON.
- * - `Timeout`: the client's own request timeout (`FEATURE_TIMEOUT_MS`) passed.
+ * - `Timeout`: the client's own request timeout passed (`FEATURE_TIMEOUT`, a duration such as `2 seconds`; default
+ *   5 seconds).
  */
 export interface ErrorFields {
   readonly feature: Feature

@@ -1,0 +1,124 @@
+/**
+ * The command line of `npm run serve`, read and checked before anything starts: a bad flag is one line naming it
+ * (and the script exits with code 2), never a stack trace, and never found after the simulators are already up.
+ *
+ *   --port=N          where the API listens (0 to 65535, 0 for any free port); default `PORT`, else 3000
+ *   --config=path     the simulators' config file; default examples/analytics/simulators.json
+ *   --trace=console|otlp|off
+ *                     where spans go; default `otlp` when OTEL_EXPORTER_OTLP_ENDPOINT is set, else `off`
+ *   --external        no simulators: the clients call `<FEATURE>_URL`, the API listens on `PORT` and `HOST`
+ *   anything else     a simulator setting: `--seed=7`, `--<feature>.<setting>=<value>`, `--all.<setting>=<value>`
+ *                     (see `applyFlags` in Simulator.ts)
+ */
+import { Either, ParseResult } from "effect"
+import * as Simulator from "./Simulator.js"
+import { FlagError } from "./Simulator.js"
+
+export type Trace = "console" | "otlp" | "off"
+
+export type ServeOptions =
+  | {
+    /** The simulators and the API in this process. */
+    readonly _tag: "Embedded"
+    readonly port: number
+    readonly simulators: Simulator.SimulatorConfig
+    readonly trace: Trace
+    readonly otlpEndpoint: string
+  }
+  | {
+    /** The API alone, configured from the environment (`Server.layerConfig`). */
+    readonly _tag: "External"
+    readonly trace: Trace
+    readonly otlpEndpoint: string
+  }
+
+const defaultPort = 3000
+const defaultOtlpEndpoint = "http://127.0.0.1:4318"
+
+/** The flags `serve` reads itself; every other one is a simulator setting. */
+const own = ["port", "config", "trace"] as const
+
+const fail = (message: string) => Either.left(new FlagError({ message }))
+
+/** A TCP port written in decimal, 0 included; `undefined` if `raw` is not one. */
+const parsePort = (raw: string): number | undefined => {
+  const port = /^\d{1,5}$/.test(raw) ? Number(raw) : NaN
+  return port <= 65535 ? port : undefined
+}
+
+/** The first line of what went wrong reading a config file: a file error, a JSON error or the schema's issues. */
+const configProblem = (error: unknown): string =>
+  ParseResult.isParseError(error) ?
+    ParseResult.ArrayFormatter.formatErrorSync(error)
+      .map((issue) => `${issue.path.join(".") || "the file"}: ${issue.message}`)
+      .join("; ") :
+    String(error instanceof Error ? error.message : error).split("\n")[0]!
+
+/**
+ * Reads `serve`'s arguments (without `node` and the script) and the environment. The first problem found is a
+ * `FlagError`; otherwise every value is checked, the config file read and the simulator flags applied.
+ */
+export const parse = (
+  argv: ReadonlyArray<string>,
+  env: Readonly<Record<string, string | undefined>>
+): Either.Either<ServeOptions, FlagError> => {
+  const values: Partial<Record<(typeof own)[number], string>> = {}
+  const rest: Array<string> = []
+  let external = false
+  for (const arg of argv) {
+    if (arg === "--external") {
+      external = true
+      continue
+    }
+    const name = own.find((name) => arg === `--${name}` || arg.startsWith(`--${name}=`))
+    if (name === undefined) rest.push(arg)
+    else if (arg === `--${name}`) return fail(`${arg} needs a value, as in ${arg}=...`)
+    else values[name] = arg.slice(name.length + 3)
+  }
+
+  const otlpEndpoint = env.OTEL_EXPORTER_OTLP_ENDPOINT
+  const trace = values.trace ?? (otlpEndpoint === undefined ? "off" : "otlp")
+  if (trace !== "console" && trace !== "otlp" && trace !== "off") {
+    return fail(`--trace=${trace}: trace must be console, otlp or off`)
+  }
+  const common = { trace, otlpEndpoint: otlpEndpoint ?? defaultOtlpEndpoint } as const
+
+  if (external) {
+    // Nothing here would be used: refuse rather than ignore what the caller asked for.
+    const unused = [
+      ...(["port", "config"] as const).flatMap((name) =>
+        values[name] === undefined ? [] : [`--${name}=${values[name]}`]
+      ),
+      ...rest
+    ][0]
+    if (unused !== undefined) {
+      return fail(`${unused} is not used with --external (no simulators run; the API listens on PORT and HOST)`)
+    }
+    return Either.right({ _tag: "External", ...common })
+  }
+
+  const port = values.port !== undefined ?
+    parsePort(values.port) :
+    env.PORT !== undefined ?
+    parsePort(env.PORT) :
+    defaultPort
+  if (port === undefined) {
+    const flag = values.port !== undefined ? `--port=${values.port}` : `PORT=${env.PORT}`
+    return fail(`${flag}: port must be an integer from 0 to 65535`)
+  }
+
+  let config: Simulator.SimulatorConfig
+  try {
+    config = Simulator.loadConfig(values.config ?? Simulator.defaultConfigPath)
+  } catch (error) {
+    const file = values.config === undefined ? "examples/analytics/simulators.json" : `--config=${values.config}`
+    return fail(`${file}: ${configProblem(error)}`)
+  }
+
+  return Either.map(Simulator.applyFlags(config, rest), (simulators) => ({
+    _tag: "Embedded" as const,
+    port,
+    simulators,
+    ...common
+  }))
+}
