@@ -83,6 +83,14 @@ afterEach(() => {
   vi.useRealTimers()
 })
 
+/** A stack trimmed for the user: the user's function and this file, none of the library's or Effect's frames. */
+const expectUserStack = (stack: string | undefined, frame: string) => {
+  expect(stack).toContain(frame)
+  expect(stack).toContain("promise.test.ts")
+  expect(stack).not.toMatch(/node_modules[\\/]effect/)
+  expect(stack).not.toMatch(/src[\\/](promise|internal)/)
+}
+
 class Boom extends Error {
   override readonly name = "Boom"
 }
@@ -237,10 +245,7 @@ describe("runAsync", () => {
       throw new Boom("with a stack")
     }]).then(() => undefined, (e: unknown) => e as Error)
     expect(error!.stack).toContain("Boom: with a stack")
-    expect(error!.stack).toContain("userCode")
-    expect(error!.stack).toContain("promise.test.ts")
-    expect(error!.stack).not.toMatch(/node_modules[\\/]effect/)
-    expect(error!.stack).not.toMatch(/src[\\/](promise|internal)/)
+    expectUserStack(error!.stack, "userCode")
   })
 
   it("calls no function after one that throws synchronously: with concurrency 1, and unbounded too", async () => {
@@ -531,10 +536,7 @@ describe("settle", () => {
     for (const [s, frame] of [[settled[0], "userCode"], [settled[1], "asyncUserCode"]] as const) {
       const stack = (s as P.Rejected).reason.stack!
       expect(stack).toMatch(/^Boom: (a)?sync\n/)
-      expect(stack).toContain(frame)
-      expect(stack).toContain("promise.test.ts")
-      expect(stack).not.toMatch(/node_modules[\\/]effect/)
-      expect(stack).not.toMatch(/src[\\/](promise|internal)/)
+      expectUserStack(stack, frame)
     }
   })
 
@@ -754,10 +756,7 @@ describe("runAsyncAllowErrors", () => {
       throw new Boom("with a stack")
     }])
     expect(error!.stack).toMatch(/^Boom: with a stack\n/)
-    expect(error!.stack).toContain("userCode")
-    expect(error!.stack).toContain("promise.test.ts")
-    expect(error!.stack).not.toMatch(/node_modules[\\/]effect/)
-    expect(error!.stack).not.toMatch(/src[\\/](promise|internal)/)
+    expectUserStack(error!.stack, "userCode")
   })
 
   it("gives the caller's reason for every function when its signal is already aborted, calling none", async () => {

@@ -10,7 +10,7 @@ import { AnalyticsApi } from "../../examples/analytics/Api.js"
 import { features } from "../../examples/analytics/Domain.js"
 import * as Embedded from "../../examples/analytics/Embedded.js"
 import * as Simulator from "../../examples/analytics/Simulator.js"
-import { get, makeCaptureLogger, type RawResponse, stackFrame } from "./support.js"
+import { featureFailedBody, get, makeCaptureLogger, type RawResponse, stackFrame } from "./support.js"
 
 const healthy: Simulator.Overrides = {
   all: { latencyMs: 1, jitterMs: 5, errorRate: 0, malformedRate: 0, hangRate: 0, crash: false }
@@ -111,13 +111,7 @@ describe("analytics API end to end", () => {
         })
         const response = yield* call("/customers/c-1042/usage?mode=strict")
         expect(response.status).toBe(502)
-        expect(response.json).toEqual({
-          _tag: "FeatureFailed",
-          feature: "payments",
-          reason: "unavailable",
-          attempts: 1,
-          message: "payments failed (unavailable)"
-        })
+        expect(response.json).toEqual(featureFailedBody("payments", "unavailable"))
         const counts = yield* settled(simulators)
         // Strict mode fails fast: no retry (STRICT_RETRIES defaults to 0), unlike partial mode below.
         expect(counts.payments).toEqual({ started: 1, completed: 1, aborted: 0 })
@@ -225,13 +219,7 @@ describe("analytics API end to end", () => {
         const simulators = yield* scenario({ ...healthy, documents: { malformedRate: 1 } })
         const response = yield* call("/customers/c-1042/usage?mode=strict")
         expect(response.status).toBe(502)
-        expect(response.json).toEqual({
-          _tag: "FeatureFailed",
-          feature: "documents",
-          reason: "bad_response",
-          attempts: 1,
-          message: "documents failed (bad_response)"
-        })
+        expect(response.json).toEqual(featureFailedBody("documents", "bad_response"))
         // A bad body is never retried: the service would send the same one again.
         expect((yield* settled(simulators)).documents).toEqual({ started: 1, completed: 1, aborted: 0 })
       }))

@@ -23,6 +23,15 @@ export const get = (url: string): Effect.Effect<RawResponse> =>
     return { status: response.status, text, json }
   })
 
+/** The body of a 502: the feature that failed, why, after how many attempts. */
+export const featureFailedBody = (feature: string, reason: string, attempts = 1) => ({
+  _tag: "FeatureFailed",
+  feature,
+  reason,
+  attempts,
+  message: `${feature} failed (${reason})`
+})
+
 /** What a stack trace looks like in text: a line starting with `at ` after an indent. */
 export const stackFrame = /\n\s+at /
 
