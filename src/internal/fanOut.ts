@@ -262,13 +262,12 @@ export interface Prepared {
 }
 
 /**
- * How a task's exit reads as an outcome, by one rule for outcomes and task spans alike: a typed failure wins over a
- * defect, a defect over an interruption; a failure that is this task's own time-out is `TimedOut` (a time-out error
- * of a fan-out nested inside the task stays a `Failure`). Inside a span Effect wraps failure and defect objects;
- * `error` and `defect` are the objects the task failed with (`Cause.originalError`).
+ * How a task's failure reads as an outcome, by one rule for outcomes, task spans and counts alike: a typed failure
+ * wins over a defect, a defect over an interruption; a failure that is this task's own time-out is `TimedOut` (a
+ * time-out error of a fan-out nested inside the task stays a `Failure`). Inside a span Effect wraps failure and
+ * defect objects; `error` and `defect` are the objects the task failed with (`Cause.originalError`).
  */
 type Classified =
-  | { readonly _tag: "Success"; readonly value: unknown }
   | { readonly _tag: "Failure"; readonly error: unknown; readonly cause: Cause.Cause<unknown> }
   | { readonly _tag: "Defect"; readonly defect: unknown; readonly cause: Cause.Cause<unknown> }
   | { readonly _tag: "TimedOut" }
@@ -297,7 +296,7 @@ const interruptedOnly = (cause: Cause.Cause<unknown>): boolean => {
 const classifyFailure = (
   cause: Cause.Cause<unknown>,
   prepared: Prepared
-): Exclude<Classified, { _tag: "Success" }> => {
+): Classified => {
   if (interruptedOnly(cause)) return interrupted
   const failure = Cause.failureOption(cause)
   if (failure._tag === "Some") {
@@ -356,11 +355,8 @@ export const prepare = (shape: Shape, s: Settings, taskSpans: boolean, report: e
       const key = shape.keys[i]!
       // Read as the task ends, before the engine records it: a task the fan-out cut off is marked as its outcome will
       // be (`TimedOut` at the deadline), not by the interruption that ended it.
-      const tag = (exit: Exit.Exit<unknown, unknown>) => {
-        if (exit._tag === "Success") return "Success"
-        const tag = classifyFailure(exit.cause, prepared)._tag
-        return tag === "Interrupted" && report.cut[i] ? cutOffTag(report) : tag
-      }
+      const tag = (exit: Exit.Exit<unknown, unknown>) =>
+        exit._tag === "Success" ? "Success" : failureTag(exit.cause, prepared, report, i)
       task = observe.taskSpan(task, name, key, tries, tag)
     }
     return task
@@ -541,7 +537,17 @@ export const tagOf = (
   const status = report.status[index]
   if (status === engine.Succeeded) return "Success"
   if (status === engine.Pending) return cutOffTag(report)
-  const tag = classifyFailure(report.results[index] as Cause.Cause<unknown>, prepared)._tag
+  return failureTag(report.results[index] as Cause.Cause<unknown>, prepared, report, index)
+}
+
+/** The outcome tag of task `index` that failed with `cause`: a task the fan-out cut off reads as cut off. */
+const failureTag = (
+  cause: Cause.Cause<unknown>,
+  prepared: Prepared,
+  report: engine.Report,
+  index: number
+): Outcome.Outcome<unknown, unknown>["_tag"] => {
+  const tag = classifyFailure(cause, prepared)._tag
   return tag === "Interrupted" && report.cut[index] ? cutOffTag(report) : tag
 }
 
