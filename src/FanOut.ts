@@ -138,6 +138,21 @@ type TupleIndex<T extends ReadonlyArray<unknown>> = {
 export type SuccessUnion<T extends Tasks> = [T] extends [Iterable<infer X>] ? SuccessOf<X> : SuccessOf<T[keyof T]>
 
 /**
+ * One success of `quorum` over `T`: a task's `Success` with its key, so that narrowing on `key` gives that task's value
+ * type (a struct's keys, a tuple's indices; `number` for arrays and iterables).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type QuorumSuccess<T extends Tasks> = [T] extends [ReadonlyArray<AnyEffect>] ?
+  number extends T["length"] ? KeyedSuccess<SuccessUnion<T>, number>
+  : { [K in TupleIndex<T>]: KeyedSuccess<SuccessOf<T[K]>, K> }[TupleIndex<T>]
+  : [T] extends [Iterable<infer X>] ? KeyedSuccess<SuccessOf<X>, number>
+  : { [K in Extract<keyof T, string>]: KeyedSuccess<SuccessOf<T[K]>, K> }[Extract<keyof T, string>]
+
+type KeyedSuccess<A, K> = Outcome.Success<A> & { readonly key: K }
+
+/**
  * The union of the outcome types of the tasks (what `stream` emits).
  *
  * @since 0.1.0
@@ -533,8 +548,8 @@ export const settleForEach: {
 
 /**
  * Runs every task concurrently and succeeds as soon as `n` of them have succeeded, with those successes in the
- * order they finished (each with its key, label and value); the tasks still running are interrupted and waited
- * for. Fails as soon as `n` can no longer be reached — or at the deadline — with a `QuorumError` holding every
+ * order they finished (each with its key, label and value; checking `key` narrows `value` to that task's type); the
+ * tasks still running are interrupted and waited for. Fails as soon as `n` can no longer be reached — or at the deadline — with a `QuorumError` holding every
  * task's outcome. `n` must be between 1 and the number of tasks (otherwise an `InvalidOptionError`).
  *
  * **Example**
@@ -544,8 +559,8 @@ export const settleForEach: {
  * import { FanOut } from "effect-fanout"
  *
  * // "2 of 3 pricing services agree"
- * const quotes = FanOut.quorum([Effect.succeed(10), Effect.succeed(10), Effect.never], 2)
- * // Effect<Array<Outcome.Success<number>>, QuorumError<never>>
+ * const quotes = FanOut.quorum({ eu: Effect.succeed(10), us: Effect.succeed(10), asia: Effect.never }, 2)
+ * // Effect<Array<QuorumSuccess<...>>, QuorumError<never>>: Outcome.Success<number> & { key: "eu" | "us" | "asia" }
  * ```
  *
  * @since 0.1.0
@@ -556,13 +571,13 @@ export const quorum: {
     tasks: T,
     n: number,
     options?: O & RetryFor<ErrorOf<T>, O>
-  ): Effect.Effect<Array<Outcome.Success<SuccessUnion<T>>>, QuorumError<ErrorOf<T>>, ContextOf<T>>
+  ): Effect.Effect<Array<QuorumSuccess<T>>, QuorumError<ErrorOf<T>>, ContextOf<T>>
   (
     n: number,
     options?: Options
   ): <const T extends Tasks>(
     tasks: T
-  ) => Effect.Effect<Array<Outcome.Success<SuccessUnion<T>>>, QuorumError<ErrorOf<T>>, ContextOf<T>>
+  ) => Effect.Effect<Array<QuorumSuccess<T>>, QuorumError<ErrorOf<T>>, ContextOf<T>>
 } = dual(
   // Data-last, the first argument is `n`.
   (args) => typeof args[0] !== "number",

@@ -40,21 +40,33 @@ describe("policy types", () => {
     expect(typeof settled).toBe("object")
   })
 
-  it("quorum and firstSuccess give successes and a QuorumError of the tasks' errors", () => {
+  it("quorum gives keyed successes (narrowing on key gives that task's value) and a QuorumError of the errors", () => {
     const q = FanOut.quorum({ account, usage, billing }, 2)
+    type Keyed<A, K> = Outcome.Success<A> & { readonly key: K }
     expectTypeOf(q).toEqualTypeOf<
       Effect.Effect<
-        Array<Outcome.Success<{ id: string } | number | string>>,
+        Array<Keyed<{ id: string }, "account"> | Keyed<number, "usage"> | Keyed<string, "billing">>,
         FanOutError.QuorumError<AccountDown | UsageDown>
       >
     >()
+    const onWinners = (winners: Effect.Effect.Success<typeof q>) =>
+      winners.map((winner) => {
+        if (winner.key === "usage") expectTypeOf(winner.value).toEqualTypeOf<number>()
+        if (winner.key === "account") expectTypeOf(winner.value).toEqualTypeOf<{ id: string }>()
+        return winner.key
+      })
+    const _tuple = FanOut.quorum([usage, billing] as const, 1)
+    expectTypeOf<Effect.Effect.Success<typeof _tuple>>().toEqualTypeOf<
+      Array<Keyed<number, 0> | Keyed<string, 1>>
+    >()
     const first = FanOut.firstSuccess([usage, billing])
     expectTypeOf(first).toEqualTypeOf<Effect.Effect<number | string, FanOutError.QuorumError<UsageDown>>>()
-    const dataLast = FanOut.quorum(1)([usage])
+    const list: Array<typeof usage> = [usage]
+    const dataLast = FanOut.quorum(1)(list)
     expectTypeOf(dataLast).toEqualTypeOf<
-      Effect.Effect<Array<Outcome.Success<number>>, FanOutError.QuorumError<UsageDown>>
+      Effect.Effect<Array<Keyed<number, number>>, FanOutError.QuorumError<UsageDown>>
     >()
-    expect(typeof q).toBe("object")
+    expect(typeof onWinners).toBe("function")
   })
 
   it("hedge keeps the task's type; stream emits the union of the tasks' outcomes", () => {
