@@ -403,7 +403,8 @@ class FanOutRun {
   }
 
   isCallback(index: number): boolean {
-    return this.cancels !== undefined && !Effect.isEffect(this.plan.task(index))
+    // A plain property read, not `Effect.isEffect` (a `dual` call per task): an Effect has no `register`.
+    return this.cancels !== undefined && typeof (this.plan.task(index) as Partial<CallbackTask>).register === "function"
   }
 
   start(resume: (effect: Effect.Effect<Report>) => void): void {
