@@ -213,8 +213,8 @@ export type SettleForEachError<E, O> = [RequiredKeys<O>] extends [never] ? never
 
 /**
  * `retry` checked against what its `Schedule` is given: the tasks' typed errors `E`, and a `FanOutTimeoutError` for an
- * attempt that ran out of its `timeout`, when `O` may set one. (Checked in the data-first forms, where the tasks are
- * known.)
+ * attempt that ran out of its `timeout`, when `O` may set one. (The data-first forms check it as the options are
+ * written; the data-last forms of `all` and `settle` when the tasks are given, `CheckedTasks`.)
  *
  * @since 0.1.0
  * @category options
@@ -224,6 +224,28 @@ export interface RetryFor<E, O> {
     | Schedule.Schedule<any, E | ([Setting<O, "timeout">] extends [never] ? never : FanOutTimeoutError), never>
     | undefined
 }
+
+/**
+ * The tasks a data-last form accepts: its options `O` were given before the tasks `T` were known, so they are checked
+ * here. `required` must name keys of `T`, and `retry`'s `Schedule` must take `T`'s errors (and a
+ * `FanOutTimeoutError` when a `timeout` may be set); otherwise `T` is refused, with the reason as a property name in
+ * the compiler's message.
+ *
+ * @since 0.1.0
+ * @category options
+ */
+export type CheckedTasks<T extends Tasks, O> =
+  & T
+  & ([RequiredKeys<O>] extends [KeyOf<T>] ? unknown
+    : { readonly "option `required` names a key that is not a task's": RequiredKeys<O> })
+  & ([ErrorOf<T> | ([Setting<O, "timeout">] extends [never] ? never : FanOutTimeoutError)] extends [RetryInput<O>] ?
+    unknown
+    : { readonly "option `retry`: its Schedule does not take the tasks' errors": ErrorOf<T> })
+
+/** The input of `O`'s `retry` schedule; `unknown` when there is none. */
+type RetryInput<O> = [Setting<O, "retry">] extends [never] ? unknown
+  : Setting<O, "retry"> extends Schedule.Schedule<any, infer In, any> ? In
+  : unknown
 
 /**
  * The error channel of a fail-fast fan-out whose tasks fail with `E`, given its options `O`: the tasks' own errors
@@ -266,8 +288,9 @@ export interface Options {
   /**
    * Retries each task's typed failures (and its attempts that ran out of their `timeout`, given to the schedule as a
    * `FanOutTimeoutError` naming the task) by this `Schedule`; never a defect or an interruption. Retries stop at the
-   * deadline. The outcome's `attempts` counts the tries. The schedule's input is checked against the tasks' errors in
-   * the data-first forms (`RetryFor`). Default: no retry.
+   * deadline. The outcome's `attempts` counts the tries. The schedule's input is type-checked against the tasks'
+   * errors (`RetryFor`, `CheckedTasks`; not in the data-last forms of `quorum`, `firstSuccess` and `stream`). Default:
+   * no retry.
    */
   readonly retry?: Schedule.Schedule<any, any, never> | undefined
   /**
@@ -326,8 +349,8 @@ export interface SettleOptions<K = Outcome.Key> extends Options {
   /**
    * Keys (struct keys, or tuple indices) of the tasks that must succeed: the first of them to fail, crash or time out
    * fails the whole fan-out at once with its own error (or a `FanOutTimeoutError`), interrupting the others. The
-   * other tasks settle to outcomes. Checked against the tasks' keys in the data-first form (in `settleForEach`: item
-   * indices). A required task that interrupts itself interrupts the fan-out's caller, as it would inside
+   * other tasks settle to outcomes. Type-checked against the tasks' keys, in the data-last form once the tasks are
+   * given (in `settleForEach`: item indices). A required task that interrupts itself interrupts the fan-out's caller, as it would inside
    * `Effect.all`. Default: none.
    */
   readonly required?: ReadonlyArray<K> | undefined
@@ -415,7 +438,9 @@ export const all: {
   ): Effect.Effect<Results<T>, FailFastError<ErrorOf<T>, O>, ContextOf<T>>
   <const O extends AllOptions = {}>(
     options?: O
-  ): <const T extends Tasks>(tasks: T) => Effect.Effect<Results<T>, FailFastError<ErrorOf<T>, O>, ContextOf<T>>
+  ): <const T extends Tasks>(
+    tasks: CheckedTasks<T, O>
+  ) => Effect.Effect<Results<T>, FailFastError<ErrorOf<T>, O>, ContextOf<T>>
 } = dual(
   (args) => internal.isTasks(args[0]),
   (tasks: Tasks, options?: AllOptions) =>
@@ -501,7 +526,7 @@ export const settle: {
   ): Effect.Effect<Outcomes<T>, SettleError<T, O>, ContextOf<T>>
   <const O extends SettleOptions = {}>(
     options?: O
-  ): <const T extends Tasks>(tasks: T) => Effect.Effect<Outcomes<T>, SettleError<T, O>, ContextOf<T>>
+  ): <const T extends Tasks>(tasks: CheckedTasks<T, O>) => Effect.Effect<Outcomes<T>, SettleError<T, O>, ContextOf<T>>
 } = dual(
   (args) => internal.isTasks(args[0]),
   (tasks: Tasks, options?: SettleOptions) =>

@@ -1,7 +1,7 @@
 // Static types of the policies: checked by `tsc --noEmit` (part of `npm test`); the runtime assertions only make
 // vitest count the file.
 import { describe, expect, expectTypeOf, it } from "@effect/vitest"
-import { Data, Effect, Schedule, type Stream } from "effect"
+import { Data, Effect, pipe, Schedule, type Stream } from "effect"
 import { FanOut, type FanOutError, type Outcome } from "../src/index.js"
 
 class AccountDown extends Data.TaggedError("AccountDown")<{}> {}
@@ -129,5 +129,29 @@ describe("policy types", () => {
     // A schedule that reads no input fits every fan-out.
     FanOut.settleForEach([1], () => account, { retry: Schedule.recurs(2), timeout: 10 })
     expect(typeof ok).toBe("object")
+  })
+
+  it("data-last forms check required and retry against the tasks once they are given", () => {
+    const _settled = FanOut.settle({ required: ["account"] })({ account, usage })
+    expectTypeOf<Effect.Effect.Error<typeof _settled>>().toEqualTypeOf<AccountDown>()
+    expectTypeOf<Effect.Effect.Success<typeof _settled>>().toEqualTypeOf<
+      { account: Outcome.Outcome<{ id: string }, AccountDown>; usage: Outcome.Outcome<number, UsageDown> }
+    >()
+    const piped = pipe([usage, billing] as const, FanOut.settle({ required: [0] }))
+    expectTypeOf<Effect.Effect.Error<typeof piped>>().toEqualTypeOf<UsageDown>()
+    // @ts-expect-error "nope" is not a key of these tasks
+    FanOut.settle({ required: ["nope"] })({ account, usage })
+    const onUsage = Schedule.recurWhile((e: UsageDown) => e._tag === "UsageDown")
+    const _retried = FanOut.all({ retry: onUsage })([usage])
+    expectTypeOf<Effect.Effect.Error<typeof _retried>>().toEqualTypeOf<UsageDown>()
+    // @ts-expect-error the schedule only reads UsageDown, but these tasks fail with AccountDown
+    FanOut.all({ retry: onUsage })([account])
+    // @ts-expect-error with a timeout the schedule is also given FanOutTimeoutError
+    FanOut.settle({ retry: onUsage, timeout: 10 })([usage])
+    const _anyInput = FanOut.all({ retry: Schedule.recurs(1), timeout: 10 })({ account, usage })
+    expectTypeOf<Effect.Effect.Error<typeof _anyInput>>().toEqualTypeOf<
+      AccountDown | UsageDown | FanOutError.FanOutTimeoutError
+    >()
+    expect(typeof piped).toBe("object")
   })
 })
