@@ -170,6 +170,9 @@ type OutcomeOfEffect<X> = X extends Effect.Effect<infer A, infer E, infer _R> ? 
  */
 type Setting<O, K extends PropertyKey> = K extends keyof O ? Exclude<O[K], undefined> : never
 
+/** `FanOutTimeoutError` when `O` may set a `timeout`: what a timed-out attempt fails with, and `retry` is given. */
+type AttemptTimeoutOf<O> = [Setting<O, "timeout">] extends [never] ? never : FanOutTimeoutError
+
 /** `FanOutTimeoutError` when `O` may set a `timeout` or a `deadline`. */
 type TimeoutErrorOf<O> = [Setting<O, "timeout"> | Setting<O, "deadline">] extends [never] ? never : FanOutTimeoutError
 
@@ -221,7 +224,7 @@ export type SettleForEachError<E, O> = [RequiredKeys<O>] extends [never] ? never
  */
 export interface RetryFor<E, O> {
   readonly retry?:
-    | Schedule.Schedule<any, E | ([Setting<O, "timeout">] extends [never] ? never : FanOutTimeoutError), never>
+    | Schedule.Schedule<any, E | AttemptTimeoutOf<O>, never>
     | undefined
 }
 
@@ -238,8 +241,7 @@ export type CheckedTasks<T extends Tasks, O> =
   & T
   & ([RequiredKeys<O>] extends [KeyOf<T>] ? unknown
     : { readonly "option `required` names a key that is not a task's": RequiredKeys<O> })
-  & ([ErrorOf<T> | ([Setting<O, "timeout">] extends [never] ? never : FanOutTimeoutError)] extends [RetryInput<O>] ?
-    unknown
+  & ([ErrorOf<T> | AttemptTimeoutOf<O>] extends [RetryInput<O>] ? unknown
     : { readonly "option `retry`: its Schedule does not take the tasks' errors": ErrorOf<T> })
 
 /** The input of `O`'s `retry` schedule; `unknown` when there is none. */
@@ -350,8 +352,8 @@ export interface SettleOptions<K = Outcome.Key> extends Options {
    * Keys (struct keys, or tuple indices) of the tasks that must succeed: the first of them to fail, crash or time out
    * fails the whole fan-out at once with its own error (or a `FanOutTimeoutError`), interrupting the others. The
    * other tasks settle to outcomes. Type-checked against the tasks' keys, in the data-last form once the tasks are
-   * given (in `settleForEach`: item indices). A required task that interrupts itself interrupts the fan-out's caller, as it would inside
-   * `Effect.all`. Default: none.
+   * given (in `settleForEach`: item indices). A required task that interrupts itself interrupts the fan-out's caller,
+   * as it would inside `Effect.all`. Default: none.
    */
   readonly required?: ReadonlyArray<K> | undefined
   /**

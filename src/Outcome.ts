@@ -276,8 +276,9 @@ export const allSucceeded = <S extends Settled>(
 
 /**
  * The Go-style index-aligned list of errors: one entry per task in input order, `undefined` where the task
- * succeeded. A typed failure gives its error (an `Error` saying so when that error is `undefined`); a defect gives the thrown value when it is an `Error` (otherwise an
- * `Error` carrying the value as `cause`); a time-out or an interruption gives an `Error` saying so.
+ * succeeded. A typed failure gives its error (an `Error` saying so when that error is `undefined`); a defect gives
+ * the thrown value when it is an `Error` (otherwise an `Error` carrying the value as `cause`); a time-out or an
+ * interruption gives an `Error` saying so.
  *
  * **Example**
  *
