@@ -16,6 +16,7 @@ import {
   TestClock
 } from "effect"
 import { FanOut, Outcome } from "../src/index.js"
+import * as stack from "../src/internal/stack.js"
 
 // ---------------------------------------------------------------------------------------------------------------
 // helpers
@@ -736,6 +737,16 @@ describe("FanOut.settle", () => {
       expect(o.stack).not.toMatch(/node_modules[\\/]effect/)
       expect(o.stack.split("\n").some((line) => /^\s+at /.test(line))).toBe(true)
     }))
+
+  it("recognises the library's frames by its own directory, and none once bundled into an application", () => {
+    expect(stack.libraryDirOf("file:///app/node_modules/effect-fanout/dist/internal/stack.js")).toBe(
+      "/app/node_modules/effect-fanout/dist/"
+    )
+    expect(stack.libraryDirOf("file:///work/effect-fanout/src/internal/stack.ts")).toBe("/work/effect-fanout/src/")
+    // Bundled: `..` of the bundle would be the application's own directory, holding every frame of the application.
+    expect(stack.libraryDirOf("file:///app/dist/server.js")).toBeUndefined()
+    expect(stack.libraryDirOf("not a url")).toBeUndefined()
+  })
 
   it.effect("gives a non-Error defect a readable stack", () =>
     Effect.gen(function*() {

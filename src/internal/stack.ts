@@ -7,17 +7,25 @@
 import * as Cause from "effect/Cause"
 import { fileURLToPath } from "node:url"
 
-// The library's own directory (src/ or dist/), so its frames can be recognised whatever the install path. Bundled
-// into an application, this module is no longer `internal/stack` in it, and the directory above the bundle is the
-// application's: then no frame is taken for the library's, rather than every frame of the application.
-const libraryDir = (() => {
+/**
+ * The library's own directory (src/ or dist/), from this module's URL, so that its frames can be recognised whatever
+ * the install path. Bundled into an application, this module is no longer `internal/stack` in it, and the directory
+ * above the bundle is the application's: then `undefined` (no frame is taken for the library's), rather than a
+ * directory holding every frame of the application.
+ *
+ * @internal
+ */
+export const libraryDirOf = (moduleUrl: string): string | undefined => {
   try {
-    const self = fileURLToPath(import.meta.url)
-    return /[\\/]internal[\\/]stack\.[cm]?[jt]s$/.test(self) ? fileURLToPath(new URL("..", import.meta.url)) : undefined
+    return /[\\/]internal[\\/]stack\.[cm]?[jt]s$/.test(fileURLToPath(moduleUrl))
+      ? fileURLToPath(new URL("..", moduleUrl))
+      : undefined
   } catch {
     return undefined
   }
-})()
+}
+
+const libraryDir = libraryDirOf(import.meta.url)
 
 const internalFrame = (line: string): boolean =>
   /[\\/]node_modules[\\/]effect[\\/]/.test(line) ||
