@@ -494,13 +494,15 @@ describe("tracing", () => {
       expect(outcome.error).toMatchObject({ _tag: "FanOutTimeoutError", reason: "Timeout", key: 0 })
       const outer = ended.find((s) => s.name === "0" && s.parent === "outer")
       expect(outer?.attributes.get("fanout.task.outcome")).toBe("Failure")
-      const reported = yield* Effect.flip(
-        FanOut.all([FanOut.all([Effect.fail("inner")], { timeout: "1 second" }).pipe(Effect.zipRight(Effect.never))], {
-          timeout: "5 seconds",
-          report: true
-        }).pipe(Effect.fork, Effect.tap(() => TestClock.adjust("5 seconds")), Effect.flatMap(Fiber.join))
-      )
-      expect(reported).toMatchObject({ reason: "Failure", error: "inner" })
+      // Fail fast with report: the outer task 0 failed with the inner fan-out's time-out of its task 0, a Failure.
+      const fast = yield* FanOut.all([FanOut.all([Effect.never], { timeout: "1 second" })], {
+        timeout: "5 seconds",
+        report: true
+      }).pipe(Effect.flip, Effect.fork)
+      yield* TestClock.adjust("1 second")
+      const reported = yield* Fiber.join(fast)
+      expect(reported).toMatchObject({ reason: "Failure", key: 0 })
+      expect(reported.error).toMatchObject({ _tag: "FanOutTimeoutError", reason: "Timeout", key: 0 })
     }))
 
   it.effect("a task cut off by the deadline says TimedOut on its span, as its outcome and the counts do", () =>
