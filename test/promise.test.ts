@@ -577,14 +577,20 @@ describe("settle", () => {
     expect(ignoring.finished).toBe(true)
   })
 
-  it("waits for a timed-out function that ignores its signal, which keeps its concurrency slot until it settles", async () => {
+  /** Settles a function that ignores its signal, then another, one at a time, and lets the first one's timeout pass. */
+  const timeoutWithOneSlot = async (detach: boolean) => {
     useFakeTimers()
     const ignoring = new Controlled<number>()
     const next = new Controlled<number>()
-    const run = watch(P.settle([ignoring.fn, next.fn], { timeout: 100, concurrency: 1 }))
+    const run = watch(P.settle([ignoring.fn, next.fn], { timeout: 100, concurrency: 1, detach }))
     await flush()
     await vi.advanceTimersByTimeAsync(100)
     await flush()
+    return { ignoring, next, run }
+  }
+
+  it("waits for a timed-out function that ignores its signal, which keeps its concurrency slot until it settles", async () => {
+    const { ignoring, next, run } = await timeoutWithOneSlot(false)
     expect(ignoring.signal!.reason).toMatchObject({ reason: "Timeout", key: 0 })
     expect(next.calls).toBe(0)
     ignoring.resolve(1) // too late: it stays timed out
@@ -598,13 +604,7 @@ describe("settle", () => {
   })
 
   it("with detach, ends a function that ignores its signal at its timeout, its slot going to the next", async () => {
-    useFakeTimers()
-    const ignoring = new Controlled<number>()
-    const next = new Controlled<number>()
-    const run = watch(P.settle([ignoring.fn, next.fn], { timeout: 100, concurrency: 1, detach: true }))
-    await flush()
-    await vi.advanceTimersByTimeAsync(100)
-    await flush()
+    const { ignoring, next, run } = await timeoutWithOneSlot(true)
     expect(next.calls).toBe(1)
     next.resolve(2)
     await flush()
