@@ -9,6 +9,7 @@ import { Context, Effect, Exit, Fiber, Layer, Scope } from "effect"
 import { AnalyticsApi } from "../../examples/analytics/Api.js"
 import { features } from "../../examples/analytics/Domain.js"
 import * as Embedded from "../../examples/analytics/Embedded.js"
+import * as Server from "../../examples/analytics/Server.js"
 import * as Simulator from "../../examples/analytics/Simulator.js"
 import { featureFailedBody, get, makeCaptureLogger, type RawResponse, stackFrame } from "./support.js"
 
@@ -296,6 +297,52 @@ describe("analytics API end to end, with a required feature", () => {
         const response = yield* get(`${yield* Embedded.apiUrl}/customers/c-1/usage`)
         expect(response.status).toBe(200)
         expect(response.json.complete).toBe(false)
+      }))
+  })
+})
+
+describe("analytics API end to end, with a feature service behind the wrong URL", () => {
+  const misrouteLogs = makeCaptureLogger()
+  // `PAYMENTS_URL` points at the listings service, as a misconfigured deployment would: it answers 200 with
+  // well-formed usage, of listings.
+  const Misrouted = Layer.unwrapEffect(
+    Effect.map(Simulator.SimulatorsService, (simulators) =>
+      Server.layer({ port: 0, host: "127.0.0.1" }).pipe(
+        Layer.provide(
+          Layer.setConfigProvider(Embedded.configFor(simulators, { PAYMENTS_URL: simulators.urls.listings }))
+        )
+      ))
+  ).pipe(Layer.provideMerge(Simulator.layer()), Layer.provide(misrouteLogs.layer))
+
+  layer(Misrouted, { excludeTestServices: true })((it) => {
+    it.effect("partial mode shows that panel failed with reason bad_response, not another feature's usage", () =>
+      Effect.gen(function*() {
+        const simulators = yield* scenario(healthy)
+        misrouteLogs.entries.length = 0
+        const response = yield* get(`${yield* Embedded.apiUrl}/customers/c-1/usage`)
+        expect(response.status).toBe(200)
+        expect(response.json.complete).toBe(false)
+        expect(response.json.panels.filter((panel: any) => panel.status !== "ok")).toEqual([{
+          status: "failed",
+          feature: "payments",
+          reason: "bad_response",
+          durationMs: expect.any(Number),
+          attempts: 1
+        }])
+        // Both calls reached the listings service; the payments one was answered and then refused.
+        expect((yield* settled(simulators)).listings).toEqual({ started: 2, completed: 2, aborted: 0 })
+        expect(misrouteLogs.entries.map((entry) => entry.message)).toContain(
+          `payments failed: payments: answer for feature "listings", expected feature "payments"`
+        )
+        expect(response.text).not.toMatch(/expected feature/)
+      }))
+
+    it.effect("strict mode answers 502 naming that feature, with reason bad_response", () =>
+      Effect.gen(function*() {
+        yield* scenario(healthy)
+        const response = yield* get(`${yield* Embedded.apiUrl}/customers/c-1/usage?mode=strict`)
+        expect(response.status).toBe(502)
+        expect(response.json).toEqual(featureFailedBody("payments", "bad_response"))
       }))
   })
 })

@@ -96,6 +96,41 @@ describe("feature clients", () => {
       expect(wrongShape).toMatchObject({ _tag: "ListingsError", reason: "BadResponse" })
     }))
 
+  it.effect("fail with reason BadResponse when the answer is for another customer", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(callListings)
+      expect(error).toMatchObject({
+        _tag: "ListingsError",
+        feature: "listings",
+        reason: "BadResponse",
+        message: `listings: answer for customerId "c-8", expected customerId "c-9"`
+      })
+    }).pipe(
+      Effect.provide(listingsWith(() => json({ customerId: "c-8", feature: "listings", count: 3, lastUsedAt: null })))
+    ))
+
+  it.effect("fail with reason BadResponse when the answer is for another feature", () =>
+    Effect.gen(function*() {
+      const answering = (customerId: string, feature: string) =>
+        Effect.flip(
+          callListings.pipe(
+            Effect.provide(listingsWith(() => json({ customerId, feature, count: 3, lastUsedAt: null })))
+          )
+        )
+      expect(yield* answering("c-9", "payments")).toMatchObject({
+        _tag: "ListingsError",
+        feature: "listings",
+        reason: "BadResponse",
+        message: `listings: answer for feature "payments", expected feature "listings"`
+      })
+      expect(yield* answering("c-8", "payments")).toMatchObject({
+        _tag: "ListingsError",
+        reason: "BadResponse",
+        message:
+          `listings: answer for customerId "c-8" and feature "payments", expected customerId "c-9" and feature "listings"`
+      })
+    }))
+
   it.effect("fail with reason Timeout when no answer comes within FEATURE_TIMEOUT", () =>
     Effect.gen(function*() {
       const fiber = yield* Effect.fork(Effect.flip(callListings))

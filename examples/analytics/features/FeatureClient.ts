@@ -12,7 +12,8 @@ import { FeatureUsage } from "../Domain.js"
 /**
  * The fields of every feature client's typed error. `message` is for logs; callers decide on `reason`.
  * - `Unavailable`: the service could not be reached or answered with a non-2xx status.
- * - `BadResponse`: the service answered 2xx with a body that is not the expected JSON.
+ * - `BadResponse`: the service answered 2xx with a body that is not the expected JSON, or with usage of another customer
+ *   or another feature than the one asked about.
  * - `Timeout`: the client's own request timeout passed (`FEATURE_TIMEOUT`, a duration such as `2 seconds`; default
  *   5 seconds).
  */
@@ -49,6 +50,22 @@ const bodyExcerpt = (response: HttpClientResponse.HttpClientResponse) =>
     Effect.map((text) => text.slice(0, 500)),
     Effect.orElseSucceed(() => "<unreadable body>")
   )
+
+/**
+ * How an answer differs from what was asked (its customer, its feature), or `undefined` when it does not. A service
+ * behind the wrong URL, or a cache or proxy that mixes up requests, answers 2xx with a well-formed body: decoding
+ * alone would show another customer's (or another feature's) usage in this customer's panel.
+ */
+const mismatch = (
+  asked: { readonly customerId: CustomerId; readonly feature: Feature },
+  answer: FeatureUsage
+): string | undefined => {
+  const wrong = (["customerId", "feature"] as const).filter((key) => answer[key] !== asked[key])
+  if (wrong.length === 0) return undefined
+  const show = (values: Record<(typeof wrong)[number], string>) =>
+    wrong.map((key) => `${key} ${JSON.stringify(values[key])}`).join(" and ")
+  return `answer for ${show(answer)}, expected ${show(asked)}`
+}
 
 /**
  * Builds a feature client from the `HttpClient` in context. Interrupting `usage` aborts its HTTP request (the
@@ -92,6 +109,12 @@ export const make = <E>(
               )
             )
         ),
+        Effect.flatMap((usage) => {
+          const wrong = mismatch({ customerId, feature }, usage)
+          return wrong === undefined ?
+            Effect.succeed(usage) :
+            Effect.fail(makeError({ feature, reason: "BadResponse", message: `${feature}: ${wrong}` }))
+        }),
         Effect.timeoutFail({
           duration: timeout,
           onTimeout: () =>
