@@ -22,6 +22,16 @@ export class DeadlineExceeded extends Schema.TaggedError<DeadlineExceeded>()(
   HttpApiSchema.annotations({ status: 504 })
 ) {}
 
+/**
+ * 404: no endpoint answers this method and path. Declared on the whole API rather than left to the router's empty 404,
+ * so that it has a JSON body with a `_tag` and a `message`, like the 400, 502 and 504.
+ */
+export class NotFound extends Schema.TaggedError<NotFound>()(
+  "NotFound",
+  { message: Schema.String },
+  HttpApiSchema.annotations({ status: 404 })
+) {}
+
 export const minDeadlineMs = 10
 export const maxDeadlineMs = 10_000
 export const defaultDeadlineMs = 1_500
@@ -67,6 +77,7 @@ export class UsageGroup extends HttpApiGroup.make("usage")
 
 /**
  * Bad input (an id that does not match `CustomerId`, an unknown `mode`, a `deadlineMs` out of range) is answered
- * by `HttpApi` itself with 400 and its `HttpApiDecodeError` schema, which every `HttpApi.make` declares.
+ * by `HttpApi` itself with 400 and its `HttpApiDecodeError` schema, which every `HttpApi.make` declares. A method and
+ * path no endpoint answers is a 404 `NotFound` (see `NotFoundLive` in `Http.ts`).
  */
-export class AnalyticsApi extends HttpApi.make("analytics").add(UsageGroup) {}
+export class AnalyticsApi extends HttpApi.make("analytics").add(UsageGroup).addError(NotFound) {}

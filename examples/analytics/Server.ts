@@ -20,7 +20,7 @@ import { ReferralsLive } from "./features/Referrals.js"
 import { ReportsLive } from "./features/Reports.js"
 import { SavedSearchesLive } from "./features/SavedSearches.js"
 import { ToursLive } from "./features/Tours.js"
-import { UsageGroupLive } from "./Http.js"
+import { NotFoundLive, UsageGroupLive } from "./Http.js"
 import { Usage } from "./Usage.js"
 
 /** The twelve feature clients, each reading its base URL from `Config`, over whichever `HttpClient` is provided. */
@@ -42,19 +42,21 @@ export const FeatureClientsLive = Layer.mergeAll(
 /** The twelve feature clients over one keep-alive `node:http` client. */
 export const FeaturesLive = FeatureClientsLive.pipe(Layer.provide(FeatureClient.layerHttpClient))
 
-/** The API with its handlers, still needing the twelve feature clients (tests provide doubles here). */
+/** The API with its handlers and its 404, still needing the twelve feature clients (tests provide doubles here). */
 export const ApiLive = HttpApiBuilder.api(AnalyticsApi).pipe(
   Layer.provide(UsageGroupLive),
-  Layer.provide(Usage.Default)
+  Layer.provide(Usage.Default),
+  Layer.merge(NotFoundLive)
 )
 
 /**
  * A defect in a handler becomes a 500 with an empty body; its cause (with the stack) is logged here, so the
  * details stay on the server.
  *
- * Not everything in a failed cause is a crash: the platform answers what is `Respondable` (the router's
- * `RouteNotFound` for an unknown path becomes a 404) and adds the response it sent to the cause as a defect. A request
- * crashed when something in its cause is neither; the responses are left out of the log.
+ * Not everything in a failed cause is a crash: the platform answers what is `Respondable` (an `HttpServerError` such
+ * as a `RequestError` becomes its status; the router's `RouteNotFound` would, but `NotFoundLive` answers it first) and
+ * adds the response it sent to the cause as a defect. A request crashed when something in its cause is neither; the
+ * responses are left out of the log.
  */
 const logDefects = HttpMiddleware.make((app) =>
   Effect.tapErrorCause(app, (cause) => {

@@ -24,9 +24,9 @@ const bodies: Array<RawResponse> = []
 const App = Embedded.layer({ listen: { port: 0, host: "127.0.0.1" } }).pipe(Layer.provide(logs.layer))
 
 /** Calls the API, remembering the body for the "no stack trace in any body" check. */
-const call = (path: string) =>
+const call = (path: string, method = "GET") =>
   Effect.gen(function*() {
-    const response = yield* get(`${yield* Embedded.apiUrl}${path}`)
+    const response = yield* get(`${yield* Embedded.apiUrl}${path}`, method)
     bodies.push(response)
     return response
   })
@@ -253,12 +253,26 @@ describe("analytics API end to end", () => {
         expect(Simulator.total(simulators.counts()).started).toBe(0)
       }))
 
-    it.effect("an unknown path answers 404 and is not logged as a crash", () =>
+    it.effect("an unknown path or method answers 404 with a NotFound body and is not logged as a crash", () =>
       Effect.gen(function*() {
         logs.entries.length = 0
-        for (const path of ["/nope", "/customers/c-1", "/customers/c-1/usage/extra"]) {
-          const response = yield* call(path)
-          expect(response.status, path).toBe(404)
+        const cases = [
+          ["GET", "/nope", "/nope"],
+          ["GET", "/customers/c-1", "/customers/c-1"],
+          ["GET", "/customers/c-1/usage/extra", "/customers/c-1/usage/extra"],
+          // The query string is not repeated back.
+          ["GET", "/nope?token=abc", "/nope"],
+          // A known path with another method: the platform's router has no 405.
+          ["POST", "/health", "/health"],
+          ["DELETE", "/customers/c-1/usage", "/customers/c-1/usage"]
+        ] as const
+        for (const [method, path, named] of cases) {
+          const response = yield* call(path, method)
+          expect(response.status, `${method} ${path}`).toBe(404)
+          expect(response.json, `${method} ${path}`).toEqual({
+            _tag: "NotFound",
+            message: `${method} ${named} is not an endpoint of this API`
+          })
         }
         expect(logs.entries.filter((entry) => entry.level === "ERROR")).toEqual([])
       }))

@@ -10,9 +10,10 @@ export interface RawResponse {
   readonly json: any
 }
 
-export const get = (url: string): Effect.Effect<RawResponse> =>
+/** `GET url`, or another method. */
+export const get = (url: string, method = "GET"): Effect.Effect<RawResponse> =>
   Effect.promise(async (signal) => {
-    const response = await fetch(url, { signal })
+    const response = await fetch(url, { method, signal })
     const text = await response.text()
     let json: unknown = undefined
     try {
