@@ -276,6 +276,15 @@ export interface Options {
    */
   readonly concurrency?: number | "unbounded" | "inherit" | undefined
   /**
+   * Batch the requests (`Effect.request`) the tasks make: each resolver gets the requests of all tasks in one batch,
+   * as with `Effect.all`'s `batching: true`, whatever the `concurrency`. `"inherit"`: the caller's
+   * `Effect.withRequestBatching` setting. Requests made inside something a task forks (its `timeout`, `hedge`, a
+   * nested fan-out) are sent by that fiber on its own. When the fan-out stops, tasks waiting for their requests are
+   * interrupted (finalizers run) and the requests are not sent; the deadline also covers the time the requests take.
+   * Default: `false`.
+   */
+  readonly batching?: boolean | "inherit" | undefined
+  /**
    * A time limit for each attempt of each task. Settle: the task is `TimedOut`. Fail fast: the fan-out fails with a
    * `FanOutTimeoutError` naming the task. Default: none.
    */

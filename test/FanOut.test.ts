@@ -1078,6 +1078,8 @@ describe("invalid options", () => {
     ["concurrency", 1.5],
     ["concurrency", NaN],
     ["concurrency", "x"],
+    ["batching", "yes"],
+    ["batching", 1],
     ["timeout", -1],
     ["timeout", NaN],
     ["timeout", "-5 seconds"],

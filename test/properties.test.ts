@@ -133,12 +133,12 @@ const taskOfLeaf = (leaf: Cause.Cause<unknown>): number => {
 describe("properties", () => {
   it.effect.prop(
     "settle: shape and order are kept, each outcome is what its task did, finalizers run once, nothing outlives it",
-    [behaviours, concurrency],
-    ([list, bound]) =>
+    [behaviours, concurrency, FastCheck.boolean()],
+    ([list, bound, batching]) =>
       Effect.gen(function*() {
         const { probe, tasks } = makeTasks(list)
         const { exit, recorder } = yield* runUnderClock(
-          FanOut.settle(tasks, { concurrency: bound, deadline: DEADLINE })
+          FanOut.settle(tasks, { concurrency: bound, deadline: DEADLINE, batching })
         )
         expect(exit._tag).toBe("Success")
         if (exit._tag !== "Success") return
@@ -183,12 +183,12 @@ describe("properties", () => {
 
   it.effect.prop(
     "all: succeeds in order, or fails with the earliest failure, starts nothing after it, and leaves nothing running",
-    [behaviours, concurrency, FastCheck.boolean()],
-    ([list, bound, report]) =>
+    [behaviours, concurrency, FastCheck.boolean(), FastCheck.boolean()],
+    ([list, bound, report, batching]) =>
       Effect.gen(function*() {
         const { probe, tasks } = makeTasks(list)
         const { exit, recorder } = yield* runUnderClock(
-          FanOut.all(tasks, { concurrency: bound, deadline: DEADLINE, report })
+          FanOut.all(tasks, { concurrency: bound, deadline: DEADLINE, report, batching })
         )
         const plan = simulate(list, bound)
         const failing = list.flatMap((b, i) =>

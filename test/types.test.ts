@@ -161,6 +161,21 @@ describe("types", () => {
     })
   })
 
+  describe("options", () => {
+    it("batching takes true, false or \"inherit\", and keeps the shapes", () => {
+      const batched = FanOut.all({ a: num, b: str }, { batching: true })
+      successOf(batched).toEqualTypeOf<{ a: number; b: string }>()
+      errorOf(batched).toEqualTypeOf<NotFound | Unavailable>()
+      const inherited = FanOut.settle([num], { batching: "inherit" })
+      successOf(inherited).toEqualTypeOf<[Outcome.Outcome<number, NotFound>]>()
+      // @ts-expect-error batching is not a number
+      FanOut.all([num], { batching: 1 })
+      // @ts-expect-error nor any other string
+      FanOut.forEach([1], () => num, { batching: "yes" })
+      expect(Effect.isEffect(batched)).toBe(true)
+    })
+  })
+
   describe("Outcome", () => {
     it("narrows by _tag", () => {
       const check = (o: Outcome.Outcome<number, NotFound>) => {

@@ -6,7 +6,8 @@
  *   `concurrency: 16`;
  * - memory: bytes of heap per pending task at N = 100,000 (after GC, every task blocked on one gate), and the time
  *   until all 100,000 tasks have started;
- * - fail fast: at N = 1000, time from the failure to the fan-out's return, every sibling's finalizer done.
+ * - fail fast: at N = 1000, time from the failure to the fan-out's return, every sibling's finalizer done;
+ * - batching: ns per task for tasks that each make one request to a batched resolver, with `batching: true`.
  *
  * Peers: a trivial task is `Effect.sync(() => i)` / `async () => i`; a yielding task is `Effect.yieldNow()` then the
  * value / `await null` then the value. Effect 3's default scheduler runs a yielded fiber from a batched microtask
@@ -18,6 +19,8 @@ import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import * as FiberRefs from "effect/FiberRefs"
+import * as Request from "effect/Request"
+import * as RequestResolver from "effect/RequestResolver"
 import { setMaxListeners } from "node:events"
 import { readFileSync } from "node:fs"
 import { createRequire } from "node:module"
@@ -43,7 +46,7 @@ import {
 } from "./harness.js"
 
 const quick = process.argv.includes("--quick")
-/** `--only=throughput,memory,failfast`: run some sections (while working on one); the targets need all three. */
+/** `--only=throughput,memory,failfast,batching`: run some sections (while working on one); the targets need all three. */
 const only = process.argv.find((a) => a.startsWith("--only="))?.slice("--only=".length).split(",")
 const section = (name: string) => only === undefined || only.includes(name)
 
@@ -583,6 +586,79 @@ const printTargets = (
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// batching: every task makes one request; the resolver answers the whole batch at once
+
+interface Get extends Request.Request<number> {
+  readonly _tag: "Get"
+  readonly i: number
+}
+const Get = Request.tagged<Get>("Get")
+const resolver = RequestResolver.makeBatched((requests: ReadonlyArray<Get>) =>
+  Effect.forEach(requests, (request) => Request.succeed(request, request.i), { discard: true })
+)
+const get = (i: number) => Effect.request(Get({ i }), resolver)
+
+const batchingRunners: ReadonlyArray<
+  { readonly name: string; readonly peer: string; readonly run: (n: number) => Promise<unknown> }
+> = [
+  {
+    name: "Effect.forEach",
+    peer: "Effect.forEach",
+    run: (n) => Effect.runPromise(Effect.forEach(indices(n), get, { ...unbounded, batching: true }))
+  },
+  {
+    name: "FanOut.forEach",
+    peer: "Effect.forEach",
+    run: (n) => Effect.runPromise(FanOut.forEach(indices(n), get, { batching: true }))
+  },
+  {
+    name: "FanOut.settleForEach",
+    peer: "Effect.forEach",
+    run: (n) => Effect.runPromise(FanOut.settleForEach(indices(n), get, { batching: true }))
+  },
+  {
+    name: "Effect.forEach c16",
+    peer: "Effect.forEach c16",
+    run: (n) => Effect.runPromise(Effect.forEach(indices(n), get, { ...c16, batching: true }))
+  },
+  {
+    name: "FanOut.forEach c16",
+    peer: "Effect.forEach c16",
+    run: (n) => Effect.runPromise(FanOut.forEach(indices(n), get, { ...c16, batching: true }))
+  }
+]
+
+const batching = async (): Promise<Results> => {
+  const results: Results = new Map()
+  for (const n of sizes) {
+    for (const runner of batchingRunners) {
+      const p = plan(n, { peer: runner.name.startsWith("Effect") ? "effect" : "fanout" } as Runner)
+      const ms = await time(() => runner.run(n), p)
+      results.set(key(runner.name, n, "trivial"), nsPerTask(ms, n))
+    }
+  }
+  return results
+}
+
+const printBatching = (results: Results) => {
+  heading("Batched requests: ns per task, median (min–max), every task one request, `batching: true`")
+  console.log(table(
+    ["runner", ...sizes.flatMap((n) => [`N = ${n.toLocaleString("en-US")}`, "× vs Effect"])],
+    batchingRunners.map((runner) => [
+      runner.name,
+      ...sizes.flatMap((n) => {
+        const self = results.get(key(runner.name, n, "trivial"))!
+        return [fmtStats(self), ratio(results.get(key(runner.peer, n, "trivial")), self)]
+      })
+    ])
+  ))
+  console.log(
+    `\nThe resolver gets one batch of N requests in every runner. "× vs Effect" = \`Effect.forEach\` with the same ` +
+      `concurrency and \`batching: true\` (> 1: faster). Same runs per figure as the throughput tables.`
+  )
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 
 const main = async () => {
   const t0 = performance.now()
@@ -598,6 +674,7 @@ const main = async () => {
   if (m !== undefined) printMemory(m)
   const f = section("failfast") ? await failFast() : undefined
   if (f !== undefined) printFailFast(f)
+  if (section("batching")) printBatching(await batching())
   if (t !== undefined && m !== undefined && f !== undefined) printTargets(t, m, f)
   console.log(`\nTotal ${fmt((performance.now() - t0) / 1000, 0)} s.`)
 }

@@ -1,8 +1,11 @@
 /**
  * One scenario in a loop, for `--cpu-prof` / `--heap-prof` (`npm run bench:profile -- <scenario> <n> <reps>`):
- * `all`, `settle`, `all16`, `settle16`, `allYield`, `settleYield`, `all16Yield`, `effectAll`, `failFast`.
+ * `all`, `settle`, `all16`, `settle16`, `allYield`, `settleYield`, `all16Yield`, `effectAll`, `failFast`, `batched`,
+ * `effectBatched`.
  */
 import * as Effect from "effect/Effect"
+import * as Request from "effect/Request"
+import * as RequestResolver from "effect/RequestResolver"
 import { performance } from "node:perf_hooks"
 import { compileLibrary, importLibrary } from "./harness.js"
 
@@ -16,6 +19,17 @@ const reps = Number(repsArg)
 const trivial = () => Array.from({ length: n }, (_, i) => Effect.sync(() => i))
 const yielding = () => Array.from({ length: n }, (_, i) => Effect.as(Effect.yieldNow(), i))
 
+interface Get extends Request.Request<number> {
+  readonly _tag: "Get"
+  readonly i: number
+}
+const Get = Request.tagged<Get>("Get")
+const resolver = RequestResolver.makeBatched((requests: ReadonlyArray<Get>) =>
+  Effect.forEach(requests, (request) => Request.succeed(request, request.i), { discard: true })
+)
+const get = (i: number) => Effect.request(Get({ i }), resolver)
+const items = () => Array.from({ length: n }, (_, i) => i)
+
 const scenarios: Record<string, () => Effect.Effect<unknown, unknown>> = {
   all: () => FanOut.all(trivial()),
   settle: () => FanOut.settle(trivial()),
@@ -26,6 +40,8 @@ const scenarios: Record<string, () => Effect.Effect<unknown, unknown>> = {
   settleYield: () => FanOut.settle(yielding()),
   all16Yield: () => FanOut.all(yielding(), { concurrency: 16 }),
   effectAll: () => Effect.all(trivial(), { concurrency: "unbounded" }),
+  batched: () => FanOut.forEach(items(), get, { batching: true }),
+  effectBatched: () => Effect.forEach(items(), get, { concurrency: "unbounded", batching: true }),
   failFast: () =>
     Effect.exit(FanOut.all([
       ...Array.from({ length: n - 1 }, () => Effect.ensuring(Effect.never, Effect.void)),

@@ -139,6 +139,11 @@ export interface Plan {
    * and the running ones are interrupted.
    */
   readonly onExit: (index: number, cause: Cause.Cause<unknown> | undefined, report: Report) => boolean
+  /**
+   * Told when the fan-out stops (a policy, the deadline, the caller's interruption), once the report's `stop` and
+   * `cut` are set and before any task is interrupted.
+   */
+  readonly onStop?: ((report: Report) => void) | undefined
 }
 
 /**
@@ -484,6 +489,7 @@ class FanOutRun {
     for (let i = 0; i < this.n; i++) {
       if (report.status[i] === Pending) report.cut[i] = true
     }
+    this.plan.onStop?.(report)
     // Tasks that never started are done as far as waiting goes.
     this.pending -= this.n - this.next
     this.next = this.n
@@ -714,3 +720,34 @@ export const run = (plan: Plan, report?: Report): Effect.Effect<Report> =>
       return Effect.async<void>((resumeCanceler) => fanOut.cancel(() => resumeCanceler(Effect.void)))
     })
   })
+
+/**
+ * Runs each effect on a fiber of its own, interrupts it as soon as it has suspended, and waits for all of them: for
+ * work that must not go on but whose finalizers must run (a batched task waiting for requests that will not be sent).
+ * The fibers are interruptible whatever the caller's flags, unless an effect turns that off itself; the wait cannot be
+ * interrupted.
+ *
+ * @internal
+ */
+export const interruptAll = (
+  effects: ReadonlyArray<Effect.Effect<unknown, unknown, any>>
+): Effect.Effect<Array<Exit.Exit<unknown, unknown>>> =>
+  effects.length === 0 ? Effect.succeed([]) : Effect.uninterruptible(Effect.withFiberRuntime((parent) => {
+    const spawn = fiberFactory(parent)
+    const flags = RuntimeFlags.enable((parent as unknown as AnyFiber).currentRuntimeFlags, RuntimeFlags.Interruption)
+    const exits = new Array<Exit.Exit<unknown, unknown>>(effects.length)
+    return Effect.async<Array<Exit.Exit<unknown, unknown>>>((resume) => {
+      let live = effects.length
+      for (let i = 0; i < effects.length; i++) {
+        const effect = effects[i]!
+        const fiber = spawn(effect, flags)
+        fiber.addObserver((exit) => {
+          exits[i] = exit
+          if (--live === 0) resume(Effect.succeed(exits))
+        })
+        // `start` runs the effect until it suspends or ends; interrupting an ended fiber does nothing.
+        fiber.start(effect)
+        fiber.unsafeInterruptAsFork(parent.id())
+      }
+    })
+  }))

@@ -14,6 +14,7 @@ import * as Predicate from "effect/Predicate"
 import * as Schedule from "effect/Schedule"
 import { FanOutFailure, FanOutTimeoutError, InvalidOptionError } from "../FanOutError.js"
 import type * as Outcome from "../Outcome.js"
+import * as batched from "./batching.js"
 import * as engine from "./engine.js"
 import * as hedge from "./hedge.js"
 import * as observe from "./observe.js"
@@ -60,7 +61,7 @@ export interface Shape {
 }
 
 /** The options each combinator takes, by its name. */
-const common = ["concurrency", "timeout", "deadline", "retry", "hedge", "name", "taskSpans"] as const
+const common = ["concurrency", "batching", "timeout", "deadline", "retry", "hedge", "name", "taskSpans"] as const
 const optionsOf = {
   "FanOut.all": [...common, "report", "detach"],
   "FanOut.forEach": [...common, "report", "detach", "label"],
@@ -196,6 +197,8 @@ export const rebuild = (shape: Shape, values: ReadonlyArray<unknown>): any => {
 export interface Settings {
   /** `Infinity` for unbounded; `"inherit"` is resolved when the fan-out runs. */
   readonly concurrency: number | "inherit"
+  /** `"inherit"` is resolved when the fan-out runs. */
+  readonly batching: boolean | "inherit"
   readonly timeout: Duration.Duration | undefined
   readonly deadline: Duration.Duration | undefined
   readonly retry: Schedule.Schedule<any, any, any> | undefined
@@ -234,6 +237,7 @@ export const settings = (raw: unknown, combinator?: Combinator): Settings => {
   }
   return {
     concurrency: options.concurrency(o.concurrency),
+    batching: options.batching(o.batching),
     timeout: options.duration(o.timeout, "timeout"),
     deadline: options.duration(o.deadline, "deadline"),
     retry: retry as Schedule.Schedule<any, any, any> | undefined,
@@ -411,7 +415,7 @@ export const runObserved = <X, E, R>(
   return Effect.flatMap(
     observe.wantsTaskSpans(settings.taskSpans),
     (taskSpans) =>
-      withConcurrency(settings.concurrency, (concurrency) =>
+      inherited(settings, (concurrency, batching) =>
         Effect.useSpan(name, {
           attributes: {
             "fanout.mode": run.mode,
@@ -427,7 +431,8 @@ export const runObserved = <X, E, R>(
             recorded = true
             return observe.record(name, span, n, tagAt, (i) => durationOf(report, i, now))
           }
-          const running = engine.run({
+          // Callback tasks (the Promise facade) make no requests.
+          const running = (batching && !shape.callbacks ? batched.run : engine.run)({
             size: n,
             task: prepared.task,
             callbacks: shape.callbacks,
@@ -457,14 +462,23 @@ export const runObserved = <X, E, R>(
   )
 }
 
-/** Runs `f` with the bound: the given one, or with `"inherit"` the caller's `Effect.withConcurrency` setting. */
-const withConcurrency = <X, E, R>(
-  setting: number | "inherit",
-  f: (concurrency: number) => Effect.Effect<X, E, R>
+/**
+ * Runs `f` with the bound and whether to batch requests: as given, or with `"inherit"` the caller's
+ * `Effect.withConcurrency` and `Effect.withRequestBatching` settings.
+ */
+const inherited = <X, E, R>(
+  s: Settings,
+  f: (concurrency: number, batching: boolean) => Effect.Effect<X, E, R>
 ): Effect.Effect<X, E, R> =>
-  setting !== "inherit"
-    ? f(setting)
-    : Effect.flatMap(FiberRef.get(FiberRef.currentConcurrency), (c) => f(c === "unbounded" ? Infinity : c))
+  s.concurrency !== "inherit" && s.batching !== "inherit"
+    ? f(s.concurrency, s.batching)
+    : Effect.withFiberRuntime((fiber) => {
+      const bound = fiber.getFiberRef(FiberRef.currentConcurrency)
+      return f(
+        s.concurrency !== "inherit" ? s.concurrency : bound === "unbounded" ? Infinity : bound,
+        s.batching !== "inherit" ? s.batching : fiber.getFiberRef(FiberRef.currentRequestBatchingEnabled)
+      )
+    })
 
 // ---------------------------------------------------------------------------------------------------------------
 // outcomes

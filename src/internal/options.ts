@@ -71,6 +71,20 @@ export const boolean = (value: unknown, option: string): boolean => {
 }
 
 /**
+ * Whether requests are batched across tasks: `true`, `false` (or nothing), or `"inherit"`, the caller's
+ * `Effect.withRequestBatching` setting, read when the fan-out runs.
+ *
+ * @internal
+ */
+export const batching = (value: unknown): boolean | "inherit" => {
+  if (value === undefined) return false
+  if (typeof value !== "boolean" && value !== "inherit") {
+    throw new InvalidOptionError({ option: "batching", reason: `must be true, false or "inherit", got ${show(value)}` })
+  }
+  return value
+}
+
+/**
  * A wrong value, for an error message: as JSON where that reads well, else what it is (JSON says `{}` for a `Set`, a
  * generator or a promise).
  *
