@@ -218,11 +218,21 @@ const rounds = (plan: engine.Plan, report: engine.Report): Effect.Effect<engine.
         if (blocked.length === 0) {
           return Effect.void
         }
-        return Effect.flatMap(send, (inTime) =>
-          inTime ? loop(blocked, false) : Effect.void)
+        return Effect.flatMap(send, (inTime) => {
+          if (!inTime) {
+            return Effect.void
+          }
+          // The requests may have ended at the very instant of the deadline: no round starts after it.
+          if (clock.unsafeCurrentTimeMillis() >= deadlineAt) {
+            stop("Deadline", -1)
+            return interruptBlocked
+          }
+          return loop(blocked, false)
+        })
       })
 
-    const all = Array.from({ length: n }, (_, i) => i)
+    const all = Array.from({ length: n }, (_, i) =>
+      i)
     return Effect.as(
       Effect.onInterrupt(loop(all, true), () =>
         Effect.suspend(() => {
