@@ -217,7 +217,7 @@ export type SettleForEachError<E, O> = [RequiredKeys<O>] extends [never] ? never
 /**
  * `retry` checked against what its `Schedule` is given: the tasks' typed errors `E`, and a `FanOutTimeoutError` for an
  * attempt that ran out of its `timeout`, when `O` may set one. (The data-first forms check it as the options are
- * written; the data-last forms of `all` and `settle` when the tasks are given, `CheckedTasks`.)
+ * written; the data-last forms when the tasks are given, `CheckedTasks`.)
  *
  * @since 0.1.0
  * @category options
@@ -300,8 +300,7 @@ export interface Options {
    * Retries each task's typed failures (and its attempts that ran out of their `timeout`, given to the schedule as a
    * `FanOutTimeoutError` naming the task) by this `Schedule`; never a defect or an interruption. Retries stop at the
    * deadline. The outcome's `attempts` counts the tries. The schedule's input is type-checked against the tasks'
-   * errors (`RetryFor`, `CheckedTasks`; not in the data-last forms of `quorum`, `firstSuccess` and `stream`). Default:
-   * no retry.
+   * errors (`RetryFor`, and `CheckedTasks` in the data-last forms). Default: no retry.
    */
   readonly retry?: Schedule.Schedule<any, any, never> | undefined
   /**
@@ -609,11 +608,11 @@ export const quorum: {
     n: number,
     options?: O & RetryFor<ErrorOf<T>, O>
   ): Effect.Effect<Array<QuorumSuccess<T>>, QuorumError<ErrorOf<T>>, ContextOf<T>>
-  (
+  <const O extends Options = {}>(
     n: number,
-    options?: Options
+    options?: O
   ): <const T extends Tasks>(
-    tasks: T
+    tasks: CheckedTasks<T, O>
   ) => Effect.Effect<Array<QuorumSuccess<T>>, QuorumError<ErrorOf<T>>, ContextOf<T>>
 } = dual(
   // Data-last, the first argument is `n`.
@@ -635,8 +634,8 @@ export const firstSuccess: {
     tasks: T,
     options?: O & RetryFor<ErrorOf<T>, O>
   ): Effect.Effect<SuccessUnion<T>, QuorumError<ErrorOf<T>>, ContextOf<T>>
-  (options?: Options): <const T extends Tasks>(
-    tasks: T
+  <const O extends Options = {}>(options?: O): <const T extends Tasks>(
+    tasks: CheckedTasks<T, O>
   ) => Effect.Effect<SuccessUnion<T>, QuorumError<ErrorOf<T>>, ContextOf<T>>
 } = dual(
   (args) => internal.isTasks(args[0]),
@@ -711,7 +710,9 @@ export const stream: {
     tasks: T,
     options?: O & RetryFor<ErrorOf<T>, O>
   ): Stream.Stream<OutcomeUnion<T>, never, ContextOf<T>>
-  (options?: Options): <const T extends Tasks>(tasks: T) => Stream.Stream<OutcomeUnion<T>, never, ContextOf<T>>
+  <const O extends Options = {}>(
+    options?: O
+  ): <const T extends Tasks>(tasks: CheckedTasks<T, O>) => Stream.Stream<OutcomeUnion<T>, never, ContextOf<T>>
 } = dual(
   (args) => internal.isTasks(args[0]),
   (tasks: Tasks, options?: Options) =>

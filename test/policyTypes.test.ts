@@ -148,6 +148,18 @@ describe("policy types", () => {
     FanOut.all({ retry: onUsage })([account])
     // @ts-expect-error with a timeout the schedule is also given FanOutTimeoutError
     FanOut.settle({ retry: onUsage, timeout: 10 })([usage])
+    // @ts-expect-error quorum: one task fails with AccountDown
+    FanOut.quorum(1, { retry: onUsage })([account, usage])
+    // @ts-expect-error firstSuccess: the task fails with AccountDown
+    pipe([account], FanOut.firstSuccess({ retry: onUsage }))
+    // @ts-expect-error stream: the task fails with AccountDown
+    FanOut.stream({ retry: onUsage })({ account })
+    const _quorum = FanOut.quorum(1, { retry: onUsage })([usage, usage])
+    expectTypeOf<Effect.Effect.Error<typeof _quorum>>().toEqualTypeOf<FanOutError.QuorumError<UsageDown>>()
+    const _first = pipe({ a: usage }, FanOut.firstSuccess({ retry: onUsage }))
+    expectTypeOf<Effect.Effect.Success<typeof _first>>().toEqualTypeOf<number>()
+    const _streamed = FanOut.stream({ retry: onUsage })([usage])
+    expectTypeOf<Stream.Stream.Success<typeof _streamed>>().toEqualTypeOf<Outcome.Outcome<number, UsageDown>>()
     const _anyInput = FanOut.all({ retry: Schedule.recurs(1), timeout: 10 })({ account, usage })
     expectTypeOf<Effect.Effect.Error<typeof _anyInput>>().toEqualTypeOf<
       AccountDown | UsageDown | FanOutError.FanOutTimeoutError
