@@ -185,7 +185,7 @@ type AnyFiber = Fiber.RuntimeFiber<any, any> & {
   start(effect: Effect.Effect<any, any, any>): void
   setFiberRefs(refs: FiberRefs.FiberRefs): void
   interruptAllChildren(): Effect.Effect<void> | null
-  pushStack(frame: RevertFlagsFrame | Effect.Effect<any, any, any>): void
+  pushStack(frame: RevertFlagsFrame | Worker): void
   readonly currentRuntimeFlags: RuntimeFlags.RuntimeFlags
   readonly _fiberRefs: FiberRefs.FiberRefs
   readonly _children: Set<unknown> | null | undefined
@@ -344,9 +344,19 @@ class Worker {
 
   constructor(readonly fanOut: FanOutRun, readonly slot: number) {}
 
-  // The first task's handlers, and the loop's failure handler.
-  readonly onFailure = (cause: Cause.Cause<unknown>) => this.fanOut.ended(this, true, cause, false)
-  readonly onSuccess = (value: unknown) => this.fanOut.ended(this, false, value, false)
+  /**
+   * A worker is also its first task's handler: the stack frame `matchCauseEffect(task, { onFailure, onSuccess })`
+   * would push (Effect 3's `OnSuccessAndFailure` continuation, whose handlers the runtime calls as methods of the
+   * frame). So starting a worker allocates no frame and no handler closures: one fiber per unbounded task that waits,
+   * so this is what each of them would pay.
+   */
+  readonly _op = "OnSuccessAndFailure"
+  effect_instruction_i1(cause: Cause.Cause<unknown>): Effect.Effect<void, never, any> {
+    return this.fanOut.ended(this, true, cause, false)
+  }
+  effect_instruction_i2(value: unknown): Effect.Effect<void, never, any> {
+    return this.fanOut.ended(this, false, value, false)
+  }
   readonly onEnd = (exit: Exit.Exit<unknown, unknown>) => this.fanOut.workerEnded(this, exit)
 }
 
@@ -568,24 +578,21 @@ class FanOutRun {
   startWorker(): void {
     const worker = new Worker(this, this.workers.length)
     const claimed = this.claim(worker)
-    // The first task's interruptible region is opened by hand: the fiber starts on the task itself with the caller's
-    // flags, its stack already holding what `matchCauseEffect(interruptible(task), worker)` would have pushed: the
-    // worker's handler (a `matchCauseEffect` is its own frame), then the region's end (Effect's `RevertFlags` frame),
-    // without those two instructions. One fiber per task that waits, so this is the path of every unbounded task that
-    // suspends.
-    const byHand = claimed && this.interruptible
-    const task = claimed ? this.plan.task(worker.running) as Effect.Effect<any, any, any> : undefined
-    // A caller that is not interruptible: neither is the task, and the worker's handler is an ordinary frame.
-    const first = task === undefined ? Effect.void : byHand ? task : Effect.matchCauseEffect(task, worker)
-    const fiber = this.spawn(first, byHand ? this.parentFlags : this.workerFlags)
+    // The first task runs as if in `matchCauseEffect(interruptible(task), worker)`, without those instructions: the
+    // fiber starts on the task itself with the caller's flags, its stack already holding what they would have pushed:
+    // the worker's handler (the worker itself is that frame), then, when the caller is interruptible, the end of the
+    // task's interruptible region (Effect's `RevertFlags` frame). One fiber per task that waits, so this is the path
+    // of every unbounded task that suspends. A caller that is not interruptible: neither is the task.
+    const first = claimed ? this.plan.task(worker.running) as Effect.Effect<any, any, any> : Effect.void
+    const fiber = this.spawn(first, claimed ? this.parentFlags : this.workerFlags)
     worker.fiber = fiber
     this.workers.push(fiber)
     this.live++
     this.liveWorkers++
     fiber.addObserver(worker.onEnd)
-    if (byHand) {
-      fiber.pushStack(Effect.matchCauseEffect(Effect.void, worker))
-      fiber.pushStack(endInterruptible)
+    if (claimed) {
+      fiber.pushStack(worker)
+      if (this.interruptible) fiber.pushStack(endInterruptible)
     }
     fiber.start(first)
   }
