@@ -186,6 +186,19 @@ type Reported<O, E, EReport> =
 
 type ReportSetting<O> = "report" extends keyof O ? O["report"] : undefined
 
+/**
+ * What a fail-fast fan-out with options `O` succeeds with when its results are `X`: `void` with `discard: true`;
+ * either, when `discard` is a `boolean` not known statically.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Discarded<O, X> = [DiscardSetting<O>] extends [true] ? void
+  : true extends DiscardSetting<O> ? X | void
+  : X
+
+type DiscardSetting<O> = "discard" extends keyof O ? O["discard"] : undefined
+
 /** The keys `O` may name in `required`. */
 type RequiredKeys<O> = Setting<O, "required"> extends infer R ? R extends ReadonlyArray<infer K> ? K : never : never
 
@@ -347,6 +360,11 @@ export interface AllOptions extends Options {
    * caller sees the failure. Interrupting the caller always waits. Default: `false`.
    */
   readonly detach?: boolean | undefined
+  /**
+   * Succeed with `void` and keep no task's value while the fan-out runs, as with `Effect.all`'s `discard`: for
+   * fan-outs run for their effects (notifications, writes), where results would only hold memory. Default: `false`.
+   */
+  readonly discard?: boolean | undefined
 }
 
 /**
@@ -445,12 +463,12 @@ export const all: {
   <const T extends Tasks, const O extends AllOptions = {}>(
     tasks: T,
     options?: O & RetryFor<ErrorOf<T>, O>
-  ): Effect.Effect<Results<T>, FailFastError<ErrorOf<T>, O>, ContextOf<T>>
+  ): Effect.Effect<Discarded<O, Results<T>>, FailFastError<ErrorOf<T>, O>, ContextOf<T>>
   <const O extends AllOptions = {}>(
     options?: O
   ): <const T extends Tasks>(
     tasks: CheckedTasks<T, O>
-  ) => Effect.Effect<Results<T>, FailFastError<ErrorOf<T>, O>, ContextOf<T>>
+  ) => Effect.Effect<Discarded<O, Results<T>>, FailFastError<ErrorOf<T>, O>, ContextOf<T>>
 } = dual(
   (args) => internal.isTasks(args[0]),
   (tasks: Tasks, options?: AllOptions) =>
@@ -484,11 +502,11 @@ export const forEach: {
     items: Iterable<X>,
     f: (item: X, index: number) => Effect.Effect<A, E, R>,
     options?: O & ForEachOptions<X> & RetryFor<E, O>
-  ): Effect.Effect<Array<A>, FailFastError<E, O>, R>
+  ): Effect.Effect<Discarded<O, Array<A>>, FailFastError<E, O>, R>
   <X, A, E, R, const O extends AllOptions & ForEachOptions<X> = {}>(
     f: (item: X, index: number) => Effect.Effect<A, E, R>,
     options?: O
-  ): (items: Iterable<X>) => Effect.Effect<Array<A>, FailFastError<E, O>, R>
+  ): (items: Iterable<X>) => Effect.Effect<Discarded<O, Array<A>>, FailFastError<E, O>, R>
 } = dual(
   (args) => typeof args[0] !== "function",
   (items: Iterable<any>, f: (item: any, index: number) => AnyEffect, options?: AllOptions & ForEachOptions<any>) =>

@@ -1080,6 +1080,7 @@ describe("invalid options", () => {
     ["concurrency", "x"],
     ["batching", "yes"],
     ["batching", 1],
+    ["discard", "yes"],
     ["timeout", -1],
     ["timeout", NaN],
     ["timeout", "-5 seconds"],
@@ -1233,5 +1234,31 @@ describe("time-outs, wrapped errors and ambiguous shapes", () => {
       const dynamic = yield* FanOut.all(tasks)
       const settled = yield* FanOut.settle(tasks)
       expect([empty, dynamic, settled.a?._tag]).toEqual([{}, { a: 1 }, "Success"])
+    }))
+})
+
+// ---------------------------------------------------------------------------------------------------------------
+
+describe("discard", () => {
+  it.effect("all and forEach succeed with void once every task has succeeded", () =>
+    Effect.gen(function*() {
+      const ran = yield* Ref.make<ReadonlyArray<number>>([])
+      const write = (i: number) => Effect.as(Ref.update(ran, (r) => [...r, i]), i)
+      const all: void = yield* FanOut.all([write(0), write(1)], { discard: true })
+      const each: void = yield* FanOut.forEach([2, 3], write, { discard: true, concurrency: 1 })
+      expect(all).toBeUndefined()
+      expect(each).toBeUndefined()
+      expect(yield* Ref.get(ran)).toEqual([0, 1, 2, 3])
+    }))
+
+  it.effect("fails fast as without it: the first failure, the siblings interrupted", () =>
+    Effect.gen(function*() {
+      const interrupted = yield* Ref.make(false)
+      const exit = yield* Effect.exit(FanOut.forEach([0, 1], (i) =>
+        i === 0
+          ? Effect.onInterrupt(Effect.never, () => Ref.set(interrupted, true))
+          : Effect.fail(new NotFound({ id: i })), { discard: true }))
+      expect(exit).toEqual(Exit.fail(new NotFound({ id: 1 })))
+      expect(yield* Ref.get(interrupted)).toBe(true)
     }))
 })

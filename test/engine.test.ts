@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, Duration, Effect, Exit, Fiber, FiberId, Option, TestClock } from "effect"
+import * as batching from "../src/internal/batching.js"
 import * as engine from "../src/internal/engine.js"
 
 // The engine's callback tasks (what the Promise facade runs), on the paths the facade's tests do not pin down.
@@ -227,6 +228,39 @@ describe("engine: workers", () => {
         expect(starts).toEqual([0, 1, 2])
         expect(exitsOf(report)).toEqual([Exit.succeed(0), Exit.succeed(1), Exit.succeed(2), undefined, undefined])
         expect(report.cut).toEqual([false, false, false, true, true])
+      }
+    }))
+
+  it.effect("discard: a success leaves no value in the report, a failure keeps its cause, on every path", () =>
+    Effect.gen(function*() {
+      const tasks = [Effect.succeed("a"), Effect.yieldNow().pipe(Effect.as("b")), Effect.fail("c"), Effect.succeed("d")]
+      const runs = [
+        { name: "unbounded", run: engine.run, concurrency: Infinity },
+        { name: "a worker's loop", run: engine.run, concurrency: 1 },
+        { name: "batched", run: batching.run, concurrency: 2 }
+      ]
+      for (const { concurrency, name, run } of runs) {
+        const report = yield* run({
+          size: tasks.length,
+          task: (i) => tasks[i]!,
+          concurrency,
+          deadline: undefined,
+          detach: false,
+          discard: true,
+          onExit: () => false
+        }, engine.makeReport(tasks.length))
+        expect(Array.from(report.status), name).toEqual([
+          engine.Succeeded,
+          engine.Succeeded,
+          engine.Failed,
+          engine.Succeeded
+        ])
+        expect(report.results.map((r) => Cause.isCause(r) ? Cause.squash(r) : r), name).toEqual([
+          undefined,
+          undefined,
+          "c",
+          undefined
+        ])
       }
     }))
 })

@@ -162,6 +162,20 @@ describe("types", () => {
   })
 
   describe("options", () => {
+    it("discard: true succeeds with void, a boolean not known statically with either", () => {
+      const discarded = FanOut.all([num, str], { discard: true })
+      successOf(discarded).toEqualTypeOf<void>()
+      errorOf(discarded).toEqualTypeOf<NotFound | Unavailable>()
+      successOf(FanOut.forEach([1], () => num, { discard: true })).toEqualTypeOf<void>()
+      successOf(pipe([num], FanOut.all({ discard: true }))).toEqualTypeOf<void>()
+      successOf(FanOut.all([num], { discard: false })).toEqualTypeOf<[number]>()
+      const maybe: boolean = Math.random() > 2
+      successOf(FanOut.forEach([1], () => num, { discard: maybe })).toEqualTypeOf<Array<number> | void>()
+      // @ts-expect-error settle keeps its outcomes: it has no discard
+      FanOut.settle([num], { discard: true })
+      expect(Effect.isEffect(discarded)).toBe(true)
+    })
+
     it("batching takes true, false or \"inherit\", and keeps the shapes", () => {
       const batched = FanOut.all({ a: num, b: str }, { batching: true })
       successOf(batched).toEqualTypeOf<{ a: number; b: string }>()

@@ -94,7 +94,7 @@ const rounds = (plan: engine.Plan, report: engine.Report): Effect.Effect<engine.
     /** Records task `i`'s end; returns whether the policy stops the fan-out. */
     const ended = (i: number, failed: boolean, result: unknown, at: number): boolean => {
       report.status[i] = failed ? engine.Failed : engine.Succeeded
-      report.results[i] = result
+      report.results[i] = failed || plan.discard !== true ? result : undefined
       report.endedAt[i] = at
       if (report.stop === undefined && plan.onExit(i, failed ? result as never : undefined, report)) {
         stop("Policy", i)

@@ -133,6 +133,8 @@ export interface Plan {
   readonly deadline: Duration.Duration | undefined
   /** Return at once when a policy stops the fan-out, leaving the interrupted tasks to finish in the background. */
   readonly detach: boolean
+  /** Keep no success values: a task that succeeds leaves `undefined` in `Report.results` (`discard`). */
+  readonly discard?: boolean | undefined
   /**
    * Called once per task as it ends, in completion order, before the fan-out decides what to do next, with the
    * failure's cause (`undefined`: the task succeeded). Returning `true` stops the fan-out: no task starts after that
@@ -533,7 +535,7 @@ class FanOutRun {
     const now = this.clock.unsafeCurrentTimeMillis()
     const report = this.report
     report.status[index] = failed ? Failed : Succeeded
-    report.results[index] = result
+    report.results[index] = failed || this.plan.discard !== true ? result : undefined
     report.endedAt[index] = now
     this.pending--
     if (!this.stopped && this.plan.onExit(index, failed ? result as Cause.Cause<unknown> : undefined, report)) {

@@ -63,8 +63,8 @@ export interface Shape {
 /** The options each combinator takes, by its name. */
 const common = ["concurrency", "batching", "timeout", "deadline", "retry", "hedge", "name", "taskSpans"] as const
 const optionsOf = {
-  "FanOut.all": [...common, "report", "detach"],
-  "FanOut.forEach": [...common, "report", "detach", "label"],
+  "FanOut.all": [...common, "report", "detach", "discard"],
+  "FanOut.forEach": [...common, "report", "detach", "discard", "label"],
   "FanOut.settle": [...common, "required", "report"],
   "FanOut.settleForEach": [...common, "required", "report", "label"],
   "FanOut.quorum": common,
@@ -203,6 +203,7 @@ export interface Settings {
   readonly deadline: Duration.Duration | undefined
   readonly retry: Schedule.Schedule<any, any, any> | undefined
   readonly detach: boolean
+  readonly discard: boolean
   readonly report: boolean
   readonly name: string | undefined
   readonly taskSpans: boolean | undefined
@@ -242,6 +243,7 @@ export const settings = (raw: unknown, combinator?: Combinator): Settings => {
     deadline: options.duration(o.deadline, "deadline"),
     retry: retry as Schedule.Schedule<any, any, any> | undefined,
     detach: options.boolean(o.detach, "detach"),
+    discard: options.boolean(o.discard, "discard"),
     report: options.boolean(o.report, "report"),
     name: options.name(o.name),
     taskSpans: o.taskSpans === undefined ? undefined : options.boolean(o.taskSpans, "taskSpans"),
@@ -439,6 +441,7 @@ export const runObserved = <X, E, R>(
             concurrency,
             deadline: settings.deadline,
             detach: run.failFast && settings.detach,
+            discard: settings.discard,
             onExit: (index, cause, report) => run.onExit(index, cause, report, prepared)
           }, report)
           return Effect.onInterrupt(
@@ -695,7 +698,7 @@ export const all = (shape: Shape, s: Settings): Effect.Effect<any, any> =>
   runObserved({ mode: "all", shape, settings: s, failFast: true, onExit: failed }, (finished) => {
     const { prepared, report } = finished
     // Every task succeeded: the results are the values, in order (the report is this run's own).
-    if (report.stop === undefined) return [Effect.succeed(rebuild(shape, report.results))]
+    if (report.stop === undefined) return [s.discard ? Effect.void : Effect.succeed(rebuild(shape, report.results))]
     if (s.report) {
       const outcomes = outcomesOf(shape, prepared, report, finished.now)
       return [Effect.fail(failureReport(report, outcomes, report.stoppedBy)), outcomes]
