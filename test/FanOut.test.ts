@@ -17,6 +17,7 @@ import {
 } from "effect"
 import { FanOut, Outcome } from "../src/index.js"
 import * as stack from "../src/internal/stack.js"
+import { type Log, makeLog } from "./support.js"
 
 // ---------------------------------------------------------------------------------------------------------------
 // helpers
@@ -40,13 +41,6 @@ class Recorder extends Supervisor.AbstractSupervisor<ReadonlyArray<Fiber.Runtime
     return this.fibers.filter((fiber) => fiber.unsafePoll() === null)
   }
 }
-
-const makeLog = Effect.map(Ref.make<ReadonlyArray<string>>([]), (ref) => ({
-  ref,
-  get: Ref.get(ref),
-  add: (entry: string) => Ref.update(ref, (entries) => [...entries, entry])
-}))
-type Log = Effect.Effect.Success<typeof makeLog>
 
 /** A task that signals it has started, then runs until interrupted, recording its interruption and its finalizer. */
 const hang = (log: Log, name: string, started: Deferred.Deferred<void>) =>

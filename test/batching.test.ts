@@ -13,10 +13,10 @@ import {
   Request,
   RequestResolver,
   Stream,
-  Supervisor,
   TestClock
 } from "effect"
 import { FanOut, FanOutError, Outcome } from "../src/index.js"
+import { type Log, makeLog, Recorder } from "./support.js"
 
 class NotFound extends Data.TaggedError("NotFound")<{ readonly id: number }> {}
 class Down extends Data.TaggedError("Down")<{ readonly service: string }> {}
@@ -58,32 +58,9 @@ const makeUsers = (
     return { getUser, batches: Ref.get(batches), interrupted: Ref.get(interrupted) }
   })
 
-const makeLog = Effect.map(Ref.make<ReadonlyArray<string>>([]), (ref) => ({
-  get: Ref.get(ref),
-  add: (entry: string) => Ref.update(ref, (entries) => [...entries, entry])
-}))
-type Log = Effect.Effect.Success<typeof makeLog>
-
 /** `self` with a finalizer that logs `name finalized` (it must run exactly once). */
 const finalized = <A, E>(log: Log, name: string, self: Effect.Effect<A, E>) =>
   Effect.ensuring(self, log.add(`${name} finalized`))
-
-/** Remembers every fiber started under it, so that a test can check that they have all ended. */
-class Recorder extends Supervisor.AbstractSupervisor<void> {
-  readonly fibers: Array<Fiber.RuntimeFiber<unknown, unknown>> = []
-  readonly value = Effect.void
-  override onStart<A, E, R>(
-    _context: unknown,
-    _effect: Effect.Effect<A, E, R>,
-    _parent: Option.Option<unknown>,
-    fiber: Fiber.RuntimeFiber<A, E>
-  ): void {
-    this.fibers.push(fiber as Fiber.RuntimeFiber<unknown, unknown>)
-  }
-  get running(): number {
-    return this.fibers.filter((fiber) => fiber.unsafePoll() === null).length
-  }
-}
 
 describe("batching", () => {
   it.effect("sends the requests of every task in one batch, results in input order", () =>

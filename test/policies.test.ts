@@ -17,14 +17,9 @@ import {
   Tracer
 } from "effect"
 import { FanOut, FanOutError, Outcome } from "../src/index.js"
+import { type Log, makeLog } from "./support.js"
 
 class Down extends Data.TaggedError("Down")<{ readonly service: string }> {}
-
-const makeLog = Effect.map(Ref.make<ReadonlyArray<string>>([]), (ref) => ({
-  get: Ref.get(ref),
-  add: (entry: string) => Ref.update(ref, (entries) => [...entries, entry])
-}))
-type Log = Effect.Effect.Success<typeof makeLog>
 
 /** Runs until interrupted; records its interruption and its finalizer (which must run exactly once). */
 const hang = (log: Log, name: string) =>

@@ -6,9 +6,10 @@
  * worker is free, in input order).
  */
 import { describe, expect, it } from "@effect/vitest"
-import { type Cause, Duration, Effect, FastCheck, Fiber, Option, Supervisor, TestClock } from "effect"
+import { type Cause, Duration, Effect, FastCheck, Fiber, TestClock } from "effect"
 import { FanOut } from "../src/index.js"
 import type { Outcome } from "../src/index.js"
+import { Recorder } from "./support.js"
 
 type Behaviour =
   | { readonly _tag: "succeed" }
@@ -73,23 +74,6 @@ const simulate = (list: ReadonlyArray<Behaviour>, bound: number | "unbounded") =
     free[w] = end
     return { start, end }
   })
-}
-
-/** Remembers every fiber started under it, so that the test can check they have all ended. */
-class Recorder extends Supervisor.AbstractSupervisor<void> {
-  readonly fibers: Array<{ readonly unsafePoll: () => unknown }> = []
-  readonly value = Effect.void
-  override onStart<A, E, R>(
-    _context: unknown,
-    _effect: Effect.Effect<A, E, R>,
-    _parent: Option.Option<unknown>,
-    fiber: Fiber.RuntimeFiber<A, E>
-  ): void {
-    this.fibers.push(fiber)
-  }
-  get running(): number {
-    return this.fibers.filter((fiber) => fiber.unsafePoll() === null).length
-  }
 }
 
 const runUnderClock = <A, E>(self: Effect.Effect<A, E>) =>

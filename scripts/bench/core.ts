@@ -19,8 +19,6 @@ import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import * as FiberRefs from "effect/FiberRefs"
-import * as Request from "effect/Request"
-import * as RequestResolver from "effect/RequestResolver"
 import { setMaxListeners } from "node:events"
 import { readFileSync } from "node:fs"
 import { createRequire } from "node:module"
@@ -37,6 +35,7 @@ import {
   machine,
   nsPerTask,
   ratio,
+  request,
   settleEventLoop,
   type Stats,
   stats,
@@ -588,43 +587,33 @@ const printTargets = (
 // ---------------------------------------------------------------------------------------------------------------
 // batching: every task makes one request; the resolver answers the whole batch at once
 
-interface Get extends Request.Request<number> {
-  readonly _tag: "Get"
-  readonly i: number
-}
-const Get = Request.tagged<Get>("Get")
-const resolver = RequestResolver.makeBatched((requests: ReadonlyArray<Get>) =>
-  Effect.forEach(requests, (request) => Request.succeed(request, request.i), { discard: true })
-)
-const get = (i: number) => Effect.request(Get({ i }), resolver)
-
 const batchingRunners: ReadonlyArray<
   { readonly name: string; readonly peer: string; readonly run: (n: number) => Promise<unknown> }
 > = [
   {
     name: "Effect.forEach",
     peer: "Effect.forEach",
-    run: (n) => Effect.runPromise(Effect.forEach(indices(n), get, { ...unbounded, batching: true }))
+    run: (n) => Effect.runPromise(Effect.forEach(indices(n), request, { ...unbounded, batching: true }))
   },
   {
     name: "FanOut.forEach",
     peer: "Effect.forEach",
-    run: (n) => Effect.runPromise(FanOut.forEach(indices(n), get, { batching: true }))
+    run: (n) => Effect.runPromise(FanOut.forEach(indices(n), request, { batching: true }))
   },
   {
     name: "FanOut.settleForEach",
     peer: "Effect.forEach",
-    run: (n) => Effect.runPromise(FanOut.settleForEach(indices(n), get, { batching: true }))
+    run: (n) => Effect.runPromise(FanOut.settleForEach(indices(n), request, { batching: true }))
   },
   {
     name: "Effect.forEach c16",
     peer: "Effect.forEach c16",
-    run: (n) => Effect.runPromise(Effect.forEach(indices(n), get, { ...c16, batching: true }))
+    run: (n) => Effect.runPromise(Effect.forEach(indices(n), request, { ...c16, batching: true }))
   },
   {
     name: "FanOut.forEach c16",
     peer: "Effect.forEach c16",
-    run: (n) => Effect.runPromise(FanOut.forEach(indices(n), get, { ...c16, batching: true }))
+    run: (n) => Effect.runPromise(FanOut.forEach(indices(n), request, { ...c16, batching: true }))
   }
 ]
 

@@ -1,10 +1,13 @@
 /**
  * Measurement helpers shared by the benchmark scripts (`core.ts`, `promise.ts`): repeated timed runs with warm-up,
  * medians with min–max, ns per task, heap deltas after GC, and markdown tables that can be pasted into
- * `docs/BENCHMARKS.md` as printed.
+ * `docs/BENCHMARKS.md` as printed; and the batching benchmarks' task (`request`), shared with `profile.ts`.
  *
  * Run the scripts with `--expose-gc` (the `bench:*` npm scripts do); without it, heap figures are skipped.
  */
+import * as Effect from "effect/Effect"
+import * as Request from "effect/Request"
+import * as RequestResolver from "effect/RequestResolver"
 import { spawnSync } from "node:child_process"
 import { createRequire } from "node:module"
 import { performance } from "node:perf_hooks"
@@ -182,3 +185,15 @@ export const importLibrary = async <M>(module: string): Promise<M> => {
   if (process.env.BENCH_SOURCE === "1") return import(`../../src/${module}`) as Promise<M>
   return import(pathToFileURL(`${compiledDir}${module}`).href) as Promise<M>
 }
+
+interface Get extends Request.Request<number> {
+  readonly _tag: "Get"
+  readonly i: number
+}
+const Get = Request.tagged<Get>("Get")
+const resolver = RequestResolver.makeBatched((requests: ReadonlyArray<Get>) =>
+  Effect.forEach(requests, (request) => Request.succeed(request, request.i), { discard: true })
+)
+
+/** The batching benchmarks' task: one request to a batched resolver that answers the whole batch at once. */
+export const request = (i: number): Effect.Effect<number> => Effect.request(Get({ i }), resolver)

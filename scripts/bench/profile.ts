@@ -4,10 +4,8 @@
  * `effectBatched`.
  */
 import * as Effect from "effect/Effect"
-import * as Request from "effect/Request"
-import * as RequestResolver from "effect/RequestResolver"
 import { performance } from "node:perf_hooks"
-import { compileLibrary, importLibrary } from "./harness.js"
+import { compileLibrary, importLibrary, request } from "./harness.js"
 
 if (process.env.BENCH_SOURCE !== "1" && process.env.BENCH_NO_BUILD !== "1") compileLibrary()
 const FanOut = await importLibrary<typeof import("../../src/FanOut.js")>("FanOut.js")
@@ -19,15 +17,6 @@ const reps = Number(repsArg)
 const trivial = () => Array.from({ length: n }, (_, i) => Effect.sync(() => i))
 const yielding = () => Array.from({ length: n }, (_, i) => Effect.as(Effect.yieldNow(), i))
 
-interface Get extends Request.Request<number> {
-  readonly _tag: "Get"
-  readonly i: number
-}
-const Get = Request.tagged<Get>("Get")
-const resolver = RequestResolver.makeBatched((requests: ReadonlyArray<Get>) =>
-  Effect.forEach(requests, (request) => Request.succeed(request, request.i), { discard: true })
-)
-const get = (i: number) => Effect.request(Get({ i }), resolver)
 const items = () => Array.from({ length: n }, (_, i) => i)
 
 const scenarios: Record<string, () => Effect.Effect<unknown, unknown>> = {
@@ -40,8 +29,8 @@ const scenarios: Record<string, () => Effect.Effect<unknown, unknown>> = {
   settleYield: () => FanOut.settle(yielding()),
   all16Yield: () => FanOut.all(yielding(), { concurrency: 16 }),
   effectAll: () => Effect.all(trivial(), { concurrency: "unbounded" }),
-  batched: () => FanOut.forEach(items(), get, { batching: true }),
-  effectBatched: () => Effect.forEach(items(), get, { concurrency: "unbounded", batching: true }),
+  batched: () => FanOut.forEach(items(), request, { batching: true }),
+  effectBatched: () => Effect.forEach(items(), request, { concurrency: "unbounded", batching: true }),
   failFast: () =>
     Effect.exit(FanOut.all([
       ...Array.from({ length: n - 1 }, () => Effect.ensuring(Effect.never, Effect.void)),
