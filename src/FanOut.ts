@@ -21,6 +21,9 @@
  * Effect 3, and about 8–10× less for tasks that wait (see `docs/BENCHMARKS.md`), plus some tens of microseconds per
  * fan-out: it also opens one span and records its metrics when it ends.
  *
+ * Requests (`Effect.request`): with `batching: true`, the requests of all tasks go to each resolver in one batch, as
+ * with `Effect.all`'s `batching`; the tasks run in rounds, each round sending the requests the tasks are waiting for.
+ *
  * @since 0.1.0
  */
 import type * as Duration from "effect/Duration"
