@@ -11,6 +11,8 @@ import {
   MetricLabel,
   Option,
   Ref,
+  Request,
+  RequestResolver,
   Schedule,
   Stream,
   TestClock,
@@ -20,6 +22,12 @@ import { FanOut, FanOutError, Outcome } from "../src/index.js"
 import { type Log, makeLog } from "./support.js"
 
 class Down extends Data.TaggedError("Down")<{ readonly service: string }> {}
+
+interface Get extends Request.Request<number, string> {
+  readonly _tag: "Get"
+  readonly i: number
+}
+const Get = Request.tagged<Get>("Get")
 
 /** Runs until interrupted; records its interruption and its finalizer (which must run exactly once). */
 const hang = (log: Log, name: string) =>
@@ -456,6 +464,38 @@ describe("tracing", () => {
         .toEqual([1, 1, 1])
       expect(page.get("fanout.tasks")).toBe(3)
       expect(page.get("fanout.mode")).toBe("settle")
+    }))
+
+  it.effect("with batching, a task's span lasts across its rounds and still parents the spans inside the task", () =>
+    Effect.gen(function*() {
+      const { ended, tracer } = capturing()
+      const batches: Array<ReadonlyArray<number>> = []
+      const resolver = RequestResolver.makeBatched((requests: ReadonlyArray<Get>) => {
+        batches.push(requests.map((request) => request.i))
+        return Effect.forEach(
+          requests,
+          (request) =>
+            Request.completeEffect(request, request.i < 0 ? Effect.fail("missing") : Effect.succeed(request.i)),
+          {
+            discard: true
+          }
+        )
+      })
+      const get = (i: number) => Effect.request(Get({ i }), resolver).pipe(Effect.withSpan(`get ${i}`))
+      yield* FanOut.settle({ a: Effect.zip(get(1), get(2)), b: get(-1) }, { name: "batched", batching: true }).pipe(
+        Effect.withTracer(tracer)
+      )
+      expect(batches).toEqual([[1, -1], [2]])
+      const byName = new Map(ended.map((s) => [s.name, s]))
+      expect(byName.get("a")?.parent).toBe("batched")
+      expect(byName.get("get 1")?.parent).toBe("a")
+      expect(byName.get("get 2")?.parent).toBe("a")
+      expect(byName.get("a")?.attributes.get("fanout.task.outcome")).toBe("Success")
+      expect(byName.get("b")?.attributes.get("fanout.task.outcome")).toBe("Failure")
+      // The task span ends after the spans inside it, in its second round.
+      expect(ended.map((s) => s.name).indexOf("a")).toBeGreaterThan(ended.map((s) => s.name).indexOf("get 2"))
+      const fanOut = byName.get("batched")!.attributes
+      expect([fanOut.get("fanout.outcome.Success"), fanOut.get("fanout.outcome.Failure")]).toEqual([1, 1])
     }))
 
   it.effect("a task span says TimedOut for the task's own timeout, Failure for a nested fan-out's timeout", () =>
