@@ -11,6 +11,8 @@
  *                     (see `applyFlags` in Simulator.ts)
  */
 import { Either, ParseResult } from "effect"
+import { relative } from "node:path"
+import { fileURLToPath } from "node:url"
 import * as Simulator from "./Simulator.js"
 import { FlagError } from "./Simulator.js"
 
@@ -111,7 +113,9 @@ export const parse = (
   try {
     config = Simulator.loadConfig(values.config ?? Simulator.defaultConfigPath)
   } catch (error) {
-    const file = values.config === undefined ? "examples/analytics/simulators.json" : `--config=${values.config}`
+    const file = values.config === undefined
+      ? relative(process.cwd(), fileURLToPath(Simulator.defaultConfigPath))
+      : `--config=${values.config}`
     return fail(`${file}: ${configProblem(error)}`)
   }
 
