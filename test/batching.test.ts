@@ -12,6 +12,7 @@ import {
   Ref,
   Request,
   RequestResolver,
+  Schedule,
   Stream,
   TestClock
 } from "effect"
@@ -142,6 +143,26 @@ describe("batching", () => {
       expect(outcomes.plain).toMatchObject({ _tag: "Failure", error: new Down({ service: "x" }) })
       expect(outcomes.both).toMatchObject({ _tag: "Failure", error: new NotFound({ id: -2 }) })
       expect(yield* users.batches).toEqual([[1, -1, 2], [-2]])
+    }))
+
+  it.effect("retry: a failed request is tried again in the next round's batch, and the attempts are counted", () =>
+    Effect.gen(function*() {
+      const batches: Array<ReadonlyArray<number>> = []
+      // Fails every request of the first batch, answers the later ones.
+      const flaky = RequestResolver.makeBatched((requests: ReadonlyArray<GetUser>) => {
+        batches.push(requests.map((request) => request.id))
+        const first = batches.length === 1
+        return Effect.forEach(requests, (request) =>
+          Request.completeEffect(
+            request,
+            first && request.id === 1 ? Effect.fail(new NotFound({ id: 1 })) : Effect.succeed(`user ${request.id}`)
+          ), { discard: true })
+      })
+      const get = (id: number) => Effect.request(GetUser({ id }), flaky)
+      const [one, two] = yield* FanOut.settle([get(1), get(2)], { batching: true, retry: Schedule.recurs(2) })
+      expect(one).toMatchObject({ _tag: "Success", value: "user 1", attempts: 2 })
+      expect(two).toMatchObject({ _tag: "Success", value: "user 2", attempts: 1 })
+      expect(batches).toEqual([[1, 2], [1]])
     }))
 
   it.effect("fail fast: a failure interrupts the tasks waiting for requests, runs their finalizers once, sends nothing", () =>
