@@ -317,6 +317,33 @@ describe("batching", () => {
       expect(yield* users.batches).toEqual([[-1, 7], [8]])
     }))
 
+  it.effect("a completion stream ended early interrupts the tasks waiting for requests and the requests in flight", () =>
+    Effect.gen(function*() {
+      const started = yield* Deferred.make<void>()
+      const gate = yield* Deferred.make<void>()
+      const users = yield* makeUsers({ started, gate })
+      const log = yield* makeLog
+      const seen: Array<unknown> = []
+      // The consumer takes the first outcome, waits until the requests are being sent, and ends the stream.
+      yield* FanOut.stream([
+        Effect.succeed("ready"),
+        finalized(log, "a", users.getUser(1)),
+        finalized(log, "b", users.getUser(2))
+      ], { batching: true }).pipe(
+        Stream.take(1),
+        Stream.runForEach((outcome) =>
+          Effect.zipRight(
+            Effect.sync(() => seen.push(Outcome.isSuccess(outcome) ? outcome.value : outcome._tag)),
+            Deferred.await(started)
+          )
+        )
+      )
+      expect(seen).toEqual(["ready"])
+      expect([...yield* log.get].sort()).toEqual(["a finalized", "b finalized"])
+      expect(yield* users.interrupted).toBe(1)
+      expect(yield* users.batches).toEqual([[1, 2]])
+    }))
+
   it.effect("detach: returns at the first failure while the waiting tasks' finalizers finish in the background", () =>
     Effect.gen(function*() {
       const users = yield* makeUsers()
