@@ -294,10 +294,11 @@ export interface Options {
   /**
    * Batch the requests (`Effect.request`) the tasks make: each resolver gets the requests of all tasks in one batch,
    * as with `Effect.all`'s `batching: true`, whatever the `concurrency`. `"inherit"`: the caller's
-   * `Effect.withRequestBatching` setting. Requests made inside something a task forks (its `timeout`, `hedge`, a
-   * nested fan-out) are sent by that fiber on its own. When the fan-out stops, tasks waiting for their requests are
-   * interrupted (finalizers run) and the requests are not sent; the deadline also covers the time the requests take.
-   * Default: `false`.
+   * `Effect.withRequestBatching` setting. Nested batching fan-outs (and `Effect.all`s with batching) batch together,
+   * except a nested one with a `deadline`, which sends its own. Requests made inside something a task forks (its
+   * `timeout`, `hedge`, a fan-out without `batching`) are sent by that fiber on its own. When the fan-out stops, tasks
+   * waiting for their requests are interrupted (finalizers run) and the requests are not sent; the deadline also
+   * covers the time the requests take. Default: `false`.
    */
   readonly batching?: boolean | "inherit" | undefined
   /**

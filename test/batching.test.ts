@@ -63,6 +63,10 @@ const makeUsers = (
 const finalized = <A, E>(log: Log, name: string, self: Effect.Effect<A, E>) =>
   Effect.ensuring(self, log.add(`${name} finalized`))
 
+/** The batches with the requests of each in numeric order (the order within a merged batch is the runtime's). */
+const sorted = (batches: ReadonlyArray<ReadonlyArray<number>>) =>
+  batches.map((batch) => [...batch].sort((a, b) => a - b))
+
 describe("batching", () => {
   it.effect("sends the requests of every task in one batch, results in input order", () =>
     Effect.gen(function*() {
@@ -114,6 +118,73 @@ describe("batching", () => {
       const batches = yield* users.batches
       expect(batches).toHaveLength(1)
       expect([...batches[0]!].sort()).toEqual([1, 2, 3])
+    }))
+
+  it.effect("nested batching fan-outs without a deadline batch together, round by round", () =>
+    Effect.gen(function*() {
+      const users = yield* makeUsers()
+      const nested = yield* FanOut.forEach([1, 2, 3], (c) =>
+        FanOut.forEach(
+          [c * 10 + 1, c * 10 + 2],
+          (id) => Effect.zip(users.getUser(id), users.getUser(id + 100)),
+          { batching: true }
+        ), { batching: true })
+      expect(nested[2]).toEqual([["user 31", "user 131"], ["user 32", "user 132"]])
+      expect(sorted(yield* users.batches)).toEqual([[11, 12, 21, 22, 31, 32], [111, 112, 121, 122, 131, 132]])
+    }))
+
+  it.effect("an Effect.all with batching over batching fan-outs sends one batch", () =>
+    Effect.gen(function*() {
+      const users = yield* makeUsers()
+      const both = yield* Effect.all([
+        FanOut.forEach([1, 2], users.getUser, { batching: true }),
+        FanOut.all({ x: users.getUser(3) }, { batching: true })
+      ], { batching: true, concurrency: "unbounded" })
+      expect(both).toEqual([["user 1", "user 2"], { x: "user 3" }])
+      expect(sorted(yield* users.batches)).toEqual([[1, 2, 3]])
+    }))
+
+  it.effect("an Effect.all with batching that fails ends a nested fan-out's waiting tasks: finalizers once", () =>
+    Effect.gen(function*() {
+      const users = yield* makeUsers()
+      const log = yield* makeLog
+      const exit = yield* Effect.exit(Effect.all([
+        FanOut.forEach([1, 2], (id) => finalized(log, `inner ${id}`, users.getUser(id)), { batching: true }),
+        Effect.fail(new Down({ service: "outer" }))
+      ], { batching: true, concurrency: "unbounded" }))
+      // Effect.all's cause also holds the nested fan-out's interruption.
+      assert(Exit.isFailure(exit))
+      expect(Cause.failureOption(exit.cause)).toEqual(Option.some(new Down({ service: "outer" })))
+      expect([...yield* log.get].sort()).toEqual(["inner 1 finalized", "inner 2 finalized"])
+    }))
+
+  it.effect("a nested fan-out with a deadline sends its own requests, so that it can stop them at its deadline", () =>
+    Effect.gen(function*() {
+      const users = yield* makeUsers()
+      yield* FanOut.forEach(
+        [1, 2],
+        (c) => FanOut.forEach([c * 10], users.getUser, { batching: true, deadline: "1 second" }),
+        { batching: true }
+      )
+      expect(sorted(yield* users.batches)).toEqual([[10], [20]])
+    }))
+
+  it.effect("an outer fan-out that stops interrupts the nested fan-outs' waiting tasks: finalizers once, nothing sent", () =>
+    Effect.gen(function*() {
+      const users = yield* makeUsers()
+      const log = yield* makeLog
+      const recorder = new Recorder()
+      const exit = yield* Effect.exit(Effect.supervised(
+        FanOut.all([
+          FanOut.forEach([1, 2], (id) => finalized(log, `inner ${id}`, users.getUser(id)), { batching: true }),
+          Effect.fail(new Down({ service: "outer" }))
+        ], { batching: true }),
+        recorder
+      ))
+      expect(exit).toEqual(Exit.fail(new Down({ service: "outer" })))
+      expect([...yield* log.get].sort()).toEqual(["inner 1 finalized", "inner 2 finalized"])
+      expect(yield* users.batches).toEqual([])
+      expect(recorder.running).toBe(0)
     }))
 
   it.effect("\"inherit\" follows the caller's Effect.withRequestBatching", () =>
@@ -415,8 +486,6 @@ const makeTasks = (users: Effect.Effect.Success<ReturnType<typeof makeUsers>>, l
 const firstRequests = (list: ReadonlyArray<Behaviour>) =>
   list.flatMap((b, i) => b === "request" || b === "twoRequests" ? [i + 1] : b === "requestFails" ? [-(i + 1)] : [])
 const secondRequests = (list: ReadonlyArray<Behaviour>) => list.flatMap((b, i) => b === "twoRequests" ? [i + 101] : [])
-const sorted = (batches: ReadonlyArray<ReadonlyArray<number>>) =>
-  batches.map((batch) => [...batch].sort((a, b) => a - b))
 
 describe("batching, properties", () => {
   it.effect.prop(

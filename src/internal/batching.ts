@@ -14,11 +14,16 @@
  * The deadline covers the rounds and the requests between them (the requests running at the deadline are
  * interrupted). Under `detach`, the fan-out returns when it stops and the rest goes on in the background.
  *
- * What is not batched: requests made inside something a task forks (its `timeout`, `hedge`, `Effect.fork`, a nested
- * fan-out) are sent by that fiber on its own, as with `Effect.all`; a fan-out sends its own requests rather than
- * handing them up, so batching fan-outs nested in one another batch separately (an `Effect.all` with batching inside a
- * task is merged into the fan-out's batch). A task blocked on a request inside an uninterruptible region when the
- * fan-out stops cannot be interrupted, and waits for a request that is not sent: as with `Effect.all`.
+ * Nesting: a batching fan-out without a deadline that runs inside a stepped task (of an enclosing batching fan-out or
+ * `Effect.all`) hands its round's requests up (`Effect.blocked`) instead of sending them, as `Effect.all` does, so
+ * nested fan-outs batch together; the enclosing stepper resumes its next round, or interrupts it. With a deadline it
+ * sends its own, so that it can stop them at the deadline. Likewise an `Effect.all` with batching inside a task joins
+ * the fan-out's batch.
+ *
+ * What is not batched: requests made inside something a task forks (its `timeout`, `hedge`, `Effect.fork`, a fan-out
+ * without `batching`) are sent by that fiber on its own, as with `Effect.all`. A task blocked on a request inside an
+ * uninterruptible region when the fan-out stops cannot be interrupted, and waits for a request that is not sent: as
+ * with `Effect.all`.
  *
  * @internal
  */
@@ -218,17 +223,34 @@ const rounds = (plan: engine.Plan, report: engine.Report): Effect.Effect<engine.
         if (blocked.length === 0) {
           return Effect.void
         }
-        return Effect.flatMap(send, (inTime) => {
-          if (!inTime) {
-            return Effect.void
-          }
-          // The requests may have ended at the very instant of the deadline: no round starts after it.
-          if (clock.unsafeCurrentTimeMillis() >= deadlineAt) {
-            stop("Deadline", -1)
-            return interruptBlocked
-          }
-          return loop(blocked, false)
-        })
+        // Without a deadline to keep, requests are handed up to an enclosing batch (a batching fan-out or `Effect.all`
+        // stepping the task this fan-out runs in), so that nested fan-outs batch together: the enclosing stepper sends
+        // them with its own and resumes this fan-out's next round, or interrupts it (its `onInterrupt` below then
+        // interrupts the waiting tasks).
+        if (deadlineAt === Infinity) {
+          return Effect.withFiberRuntime<void>((fiber) => {
+            if (!engine.isStepped(fiber)) {
+              return sendAndLoop(blocked)
+            }
+            const block = requests.reduce(RequestBlock.parallel)
+            requests = []
+            return Effect.blocked(block, loop(blocked, false))
+          })
+        }
+        return sendAndLoop(blocked)
+      })
+
+    const sendAndLoop = (blocked: ReadonlyArray<number>): Effect.Effect<void> =>
+      Effect.flatMap(send, (inTime) => {
+        if (!inTime) {
+          return Effect.void
+        }
+        // The requests may have ended at the very instant of the deadline: no round starts after it.
+        if (clock.unsafeCurrentTimeMillis() >= deadlineAt) {
+          stop("Deadline", -1)
+          return interruptBlocked
+        }
+        return loop(blocked, false)
       })
 
     const all = Array.from({ length: n }, (_, i) =>

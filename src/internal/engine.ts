@@ -760,3 +760,13 @@ export const interruptAll = (
       }
     })
   }))
+
+/**
+ * Whether the fiber is running inside `Effect.step` (a batching `Effect.all`, or a batching fan-out stepping its
+ * tasks): an `Effect.blocked` there returns to the stepper, which sends the requests with its own, instead of being
+ * sent at once on a daemon fiber.
+ *
+ * @internal
+ */
+export const isStepped = (fiber: Fiber.RuntimeFiber<any, any>): boolean =>
+  ((fiber as unknown as { readonly _steps?: ReadonlyArray<unknown> })._steps?.length ?? 0) > 0
