@@ -253,10 +253,10 @@ const rounds = (plan: engine.Plan, report: engine.Report): Effect.Effect<engine.
         return loop(blocked, false)
       })
 
-    const all = Array.from({ length: n }, (_, i) =>
+    const everyTask = Array.from({ length: n }, (_, i) =>
       i)
     return Effect.as(
-      Effect.onInterrupt(loop(all, true), () =>
+      Effect.onInterrupt(loop(everyTask, true), () =>
         Effect.suspend(() => {
           stop("Policy", -1)
           return interruptBlocked
