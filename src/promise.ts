@@ -29,9 +29,9 @@
  * report a function `timedOut` at its own timeout (`aborted` at the caller's abort), and the functions given up on
  * settle in the background, their results ignored. See `Options.detach` for why waiting is the default.
  *
- * **Bad input** (not an array, an entry that is not a function, an invalid option) never throws synchronously: the
- * returned promise rejects with a `TypeError` (wrong type) or a `RangeError` (a number out of range) naming the
- * problem, and no function is called.
+ * **Bad input** (not an array, an entry that is not a function, an invalid or unknown option) never throws
+ * synchronously: the returned promise rejects with a `TypeError` (wrong type, unknown option) or a `RangeError` (a
+ * number out of range) naming the problem, and no function is called.
  *
  * Cost: a function is one callback task of the core's engine (no fiber) plus one promise callback;
  * `scripts/bench/promise.ts` compares it with `Promise.all`, `Promise.allSettled` and p-map.
@@ -359,11 +359,19 @@ const millis = (value: unknown, option: string): number | undefined => {
   return value > maxTimerMillis ? undefined : value
 }
 
+const optionNames: ReadonlyArray<string> = ["concurrency", "timeout", "deadline", "signal", "detach"]
+
 const settings = (raw: unknown): Settings => {
   if (raw !== undefined && (typeof raw !== "object" || raw === null || Array.isArray(raw))) {
     throw new TypeError(`${prefix} \`options\` must be an object, got ${show(raw)}`)
   }
   const o = (raw ?? {}) as Record<string, unknown>
+  // A misspelt option (`timeOut`, or one of the Effect API's such as `retry`) is an error, not silently ignored.
+  for (const key of Object.keys(o)) {
+    if (o[key] !== undefined && !optionNames.includes(key)) {
+      throw new TypeError(`${prefix} \`${key}\` is not an option (the options: ${optionNames.join(", ")})`)
+    }
+  }
   let concurrency: number | "unbounded" = "unbounded"
   if (o.concurrency !== undefined && o.concurrency !== Infinity) {
     if (typeof o.concurrency !== "number") {

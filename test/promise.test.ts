@@ -877,7 +877,14 @@ describe("bad input", () => {
     ["timeout is NaN", () => [[], { timeout: NaN }], RangeError, /`timeout`.*got NaN/],
     ["deadline is a string", () => [[], { deadline: "1 second" }], TypeError, /`deadline` must be a number/],
     ["signal is not an AbortSignal", () => [[], { signal: {} }], TypeError, /`signal` must be an AbortSignal/],
-    ["detach is not a boolean", () => [[], { detach: "yes" }], TypeError, /`detach` must be true or false, got "yes"/]
+    ["detach is not a boolean", () => [[], { detach: "yes" }], TypeError, /`detach` must be true or false, got "yes"/],
+    [
+      "an option is misspelt",
+      () => [[], { timeOut: 100 }],
+      TypeError,
+      /`timeOut` is not an option \(the options: concurrency, timeout, deadline, signal, detach\)/
+    ],
+    ["an option of the Effect API", () => [[], { retry: 3 }], TypeError, /`retry` is not an option/]
   ]
   for (const [name, form] of Object.entries(forms)) {
     describe(name, () => {
