@@ -464,6 +464,7 @@ describe("tracing", () => {
         .toEqual([1, 1, 1])
       expect(page.get("fanout.tasks")).toBe(3)
       expect(page.get("fanout.mode")).toBe("settle")
+      expect(page.has("fanout.batching")).toBe(false)
     }))
 
   it.effect("with batching, a task's span lasts across its rounds and still parents the spans inside the task", () =>
@@ -496,6 +497,7 @@ describe("tracing", () => {
       expect(ended.map((s) => s.name).indexOf("a")).toBeGreaterThan(ended.map((s) => s.name).indexOf("get 2"))
       const fanOut = byName.get("batched")!.attributes
       expect([fanOut.get("fanout.outcome.Success"), fanOut.get("fanout.outcome.Failure")]).toEqual([1, 1])
+      expect(fanOut.get("fanout.batching")).toBe(true)
     }))
 
   it.effect("a task span says TimedOut for the task's own timeout, Failure for a nested fan-out's timeout", () =>

@@ -419,11 +419,9 @@ export const runObserved = <X, E, R>(
     (taskSpans) =>
       inherited(settings, (concurrency, batching) =>
         Effect.useSpan(name, {
-          attributes: {
-            "fanout.mode": run.mode,
-            "fanout.tasks": n,
-            "fanout.concurrency": concurrency === Infinity ? "unbounded" : concurrency
-          },
+          attributes: batching
+            ? { ...spanAttributes(run.mode, n, concurrency), "fanout.batching": true }
+            : spanAttributes(run.mode, n, concurrency),
           captureStackTrace: false
         }, (span) => {
           const report = engine.makeReport(n)
@@ -464,6 +462,12 @@ export const runObserved = <X, E, R>(
         }))
   )
 }
+
+const spanAttributes = (mode: string, n: number, concurrency: number) => ({
+  "fanout.mode": mode,
+  "fanout.tasks": n,
+  "fanout.concurrency": concurrency === Infinity ? "unbounded" : concurrency
+})
 
 /**
  * Runs `f` with the bound and whether to batch requests: as given, or with `"inherit"` the caller's
