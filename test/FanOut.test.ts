@@ -1135,6 +1135,10 @@ describe("invalid options", () => {
       expect(defectOf(exit)).toMatchObject({
         message: expect.stringContaining("is not an option of FanOut.all (its options: concurrency")
       })
+      // Effect.all's `mode` points to settle.
+      const mode = yield* Effect.exit(FanOut.all([task], options({ mode: "either" })))
+      expectInvalid(mode, "mode")
+      expect(defectOf(mode)).toMatchObject({ message: expect.stringContaining("use FanOut.settle") })
       // An option set to undefined is as good as absent.
       expect(yield* FanOut.all([Effect.succeed(1)], options({ detach: undefined, label: undefined }))).toEqual([1])
       expect(yield* Ref.get(starts)).toBe(0)

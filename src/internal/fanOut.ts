@@ -75,6 +75,11 @@ const optionsOf = {
 /** @internal */
 export type Combinator = keyof typeof optionsOf
 
+/** For options of `Effect.all` that a fan-out has no use for: what to use instead. */
+const hints: Readonly<Record<string, string>> = {
+  mode: `: for Effect.all's mode "either" or "validate" (every result, failures included), use FanOut.settle`
+}
+
 const optionNames: ReadonlySet<string> = new Set(Object.values(optionsOf).flat())
 
 /**
@@ -227,7 +232,7 @@ export const settings = (raw: unknown, combinator?: Combinator): Settings => {
       if (o[key] !== undefined && !known.includes(key)) {
         throw new InvalidOptionError({
           option: key,
-          reason: `is not an option of ${combinator} (its options: ${known.join(", ")})`
+          reason: `is not an option of ${combinator} (its options: ${known.join(", ")})${hints[key] ?? ""}`
         })
       }
     }
