@@ -263,4 +263,26 @@ describe("engine: workers", () => {
         ])
       }
     }))
+
+  it.effect("the runtime check passes on this effect version, and names what a runtime without its internals lacks", () =>
+    Effect.gen(function*() {
+      const fiber = yield* Effect.withFiberRuntime<Fiber.RuntimeFiber<unknown, unknown>>((f) => Effect.succeed(f))
+      expect(engine.runtimeProblem(fiber)).toBeUndefined()
+      // A runtime of another shape: a two-argument constructor, no stack, no `_steps`.
+      class OtherRuntime {
+        constructor(readonly id: unknown, readonly refs: unknown) {}
+        start() {}
+        setFiberRefs() {}
+        getFiberRefs() {}
+        interruptAllChildren() {}
+        addObserver() {}
+        unsafeInterruptAsFork() {}
+        readonly _fiberRefs = undefined
+        readonly _children = null
+        readonly currentRuntimeFlags = 0
+      }
+      const problem = engine.runtimeProblem(new OtherRuntime(0, 0) as unknown as Fiber.RuntimeFiber<unknown, unknown>)
+      expect(problem).toContain("(a constructor of (id, fiber refs, runtime flags), pushStack(), _steps)")
+      expect(problem).toContain("please report your effect version")
+    }))
 })

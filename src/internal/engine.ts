@@ -276,6 +276,46 @@ class FanOutScheduler implements Scheduler.Scheduler {
 /** Effect's own fiber id counter, so that the engine's ids never collide with the runtime's. */
 const fiberIds = GlobalValue.globalValue(Symbol.for("effect/Fiber/Id/_fiberCounter"), () => MutableRef.make(0))
 
+const runtimeProblems = new WeakMap<object, string | undefined>()
+
+/**
+ * What the engine needs of Effect 3's `FiberRuntime` beyond its public interface (`AnyFiber`, the `_steps` that
+ * `isStepped` reads, the fiber id counter), checked once per runtime class: with an Effect release that changed them,
+ * every fan-out dies with this message instead of misbehaving. `undefined` when all is there.
+ *
+ * @internal
+ */
+export const runtimeProblem = (fiber: Fiber.RuntimeFiber<any, any>): string | undefined => {
+  const runtime = fiber.constructor
+  if (runtimeProblems.has(runtime)) return runtimeProblems.get(runtime)
+  const f = fiber as unknown as Record<string, unknown>
+  const methods = [
+    "start",
+    "setFiberRefs",
+    "getFiberRefs",
+    "interruptAllChildren",
+    "pushStack",
+    "addObserver",
+    "unsafeInterruptAsFork"
+  ]
+  const missing = [
+    ...(runtime.length === 3 ? [] : ["a constructor of (id, fiber refs, runtime flags)"]),
+    ...methods.filter((method) => typeof f[method] !== "function").map((method) => `${method}()`),
+    ...["_fiberRefs", "_children"].filter((field) => !(field in f)),
+    ...(Array.isArray(f._steps) ? [] : ["_steps"]),
+    ...(typeof f.currentRuntimeFlags === "number" ? [] : ["currentRuntimeFlags"])
+  ]
+  const before = fiberIds.current
+  FiberId.unsafeMake()
+  if (fiberIds.current !== before + 1) missing.push("the fiber id counter")
+  const problem = missing.length === 0 ?
+    undefined :
+    `the running effect's FiberRuntime lacks what the fan-out engine ` +
+    `uses (${missing.join(", ")}); this engine is built for effect 3.22, please report your effect version`
+  runtimeProblems.set(runtime, problem)
+  return problem
+}
+
 interface FiberFactory {
   (effect: Effect.Effect<any, any, any>, flags: RuntimeFlags.RuntimeFlags): AnyFiber
   readonly baseRefs: FiberRefs.FiberRefs
@@ -288,6 +328,8 @@ interface FiberFactory {
  * with `fork`.
  */
 const fiberFactory = (parent: Fiber.RuntimeFiber<any, any>): FiberFactory => {
+  const problem = runtimeProblem(parent)
+  if (problem !== undefined) throw new Error(`effect-fanout: ${problem}`)
   const FiberRuntime = parent.constructor as FiberConstructor
   const parentRefs = parent.getFiberRefs()
   const forkId = FiberId.unsafeMake()
