@@ -87,25 +87,14 @@ const rounds = (plan: engine.Plan, report: engine.Report): Effect.Effect<engine.
     let requests: Array<RequestBlock.RequestBlock> = []
 
     const stop = (reason: engine.StopReason, by: number): void => {
-      if (report.stop !== undefined) return
-      report.stop = reason
-      report.stoppedBy = by
-      for (let i = 0; i < n; i++) {
-        if (report.status[i] === engine.Pending) report.cut[i] = true
-      }
-      plan.onStop?.(report)
+      if (report.stop === undefined) engine.stopped(plan, report, reason, by)
     }
 
     /** Records task `i`'s end; returns whether the policy stops the fan-out. */
     const ended = (i: number, failed: boolean, result: unknown, at: number): boolean => {
-      report.status[i] = failed ? engine.Failed : engine.Succeeded
-      report.results[i] = failed || plan.discard !== true ? result : undefined
-      report.endedAt[i] = at
-      if (report.stop === undefined && plan.onExit(i, failed ? result as never : undefined, report)) {
-        stop("Policy", i)
-        return true
-      }
-      return false
+      if (!engine.ended(plan, report, i, failed, result, at)) return false
+      stop("Policy", i)
+      return true
     }
 
     /** The blocked tasks are interrupted, their finalizers run, and their ends recorded. */

@@ -537,13 +537,7 @@ class FanOutRun {
   stop(reason: StopReason, by: number): void {
     if (this.stopped) return
     this.stopped = true
-    const report = this.report
-    report.stop = reason
-    report.stoppedBy = by
-    for (let i = 0; i < this.n; i++) {
-      if (report.status[i] === Pending) report.cut[i] = true
-    }
-    this.plan.onStop?.(report)
+    stopped(this.plan, this.report, reason, by)
     // Tasks that never started are done as far as waiting goes.
     this.pending -= this.n - this.next
     this.next = this.n
@@ -575,14 +569,8 @@ class FanOutRun {
    */
   taskEnded(index: number, failed: boolean, result: unknown): number {
     const now = this.clock.unsafeCurrentTimeMillis()
-    const report = this.report
-    report.status[index] = failed ? Failed : Succeeded
-    report.results[index] = failed || this.plan.discard !== true ? result : undefined
-    report.endedAt[index] = now
     this.pending--
-    if (!this.stopped && this.plan.onExit(index, failed ? result as Cause.Cause<unknown> : undefined, report)) {
-      this.stop("Policy", index)
-    }
+    if (ended(this.plan, this.report, index, failed, result, now) && !this.stopped) this.stop("Policy", index)
     return now
   }
 
@@ -737,6 +725,40 @@ class FanOutRun {
     // Keep the fan-out going: a worker lost with tasks left, or one that left its slot to a callback task.
     this.fill()
   }
+}
+
+/**
+ * Records in the report that task `index` ended (`result`: its value, or its `Cause` when it `failed`) at `at`, and,
+ * unless the fan-out has stopped, asks the policy: returns whether it stops the fan-out.
+ *
+ * @internal
+ */
+export const ended = (
+  plan: Plan,
+  report: Report,
+  index: number,
+  failed: boolean,
+  result: unknown,
+  at: number
+): boolean => {
+  report.status[index] = failed ? Failed : Succeeded
+  report.results[index] = failed || plan.discard !== true ? result : undefined
+  report.endedAt[index] = at
+  return report.stop === undefined && plan.onExit(index, failed ? result as Cause.Cause<unknown> : undefined, report)
+}
+
+/**
+ * Records in the report that the fan-out stopped, marks the tasks still pending as cut off, and tells the plan.
+ *
+ * @internal
+ */
+export const stopped = (plan: Plan, report: Report, reason: StopReason, by: number): void => {
+  report.stop = reason
+  report.stoppedBy = by
+  for (let i = 0; i < report.status.length; i++) {
+    if (report.status[i] === Pending) report.cut[i] = true
+  }
+  plan.onStop?.(report)
 }
 
 /**
