@@ -424,9 +424,7 @@ export const runObserved = <X, E, R>(
     (taskSpans) =>
       inherited(settings, (concurrency, batching) =>
         Effect.useSpan(name, {
-          attributes: batching
-            ? { ...spanAttributes(run.mode, n, concurrency), "fanout.batching": true }
-            : spanAttributes(run.mode, n, concurrency),
+          attributes: spanAttributes(run.mode, n, concurrency, batching),
           captureStackTrace: false
         }, (span) => {
           const report = engine.makeReport(n)
@@ -468,11 +466,16 @@ export const runObserved = <X, E, R>(
   )
 }
 
-const spanAttributes = (mode: string, n: number, concurrency: number) => ({
-  "fanout.mode": mode,
-  "fanout.tasks": n,
-  "fanout.concurrency": concurrency === Infinity ? "unbounded" : concurrency
-})
+/** The fan-out span's attributes when it starts; `fanout.batching` only when batching is on. */
+const spanAttributes = (mode: string, n: number, concurrency: number, batching: boolean): Record<string, unknown> => {
+  const attributes: Record<string, unknown> = {
+    "fanout.mode": mode,
+    "fanout.tasks": n,
+    "fanout.concurrency": concurrency === Infinity ? "unbounded" : concurrency
+  }
+  if (batching) attributes["fanout.batching"] = true
+  return attributes
+}
 
 /**
  * Runs `f` with the bound and whether to batch requests: as given, or with `"inherit"` the caller's
