@@ -17,7 +17,7 @@ import {
   TestClock
 } from "effect"
 import { FanOut, FanOutError, Outcome } from "../src/index.js"
-import { type Log, makeLog, Recorder } from "./support.js"
+import { type Log, makeLog, recordedExit, Recorder } from "./support.js"
 
 class NotFound extends Data.TaggedError("NotFound")<{ readonly id: number }> {}
 class Down extends Data.TaggedError("Down")<{ readonly service: string }> {}
@@ -173,18 +173,24 @@ describe("batching", () => {
     Effect.gen(function*() {
       const users = yield* makeUsers()
       const log = yield* makeLog
-      const recorder = new Recorder()
-      const exit = yield* Effect.exit(Effect.supervised(
+      const { exit, recorder } = yield* recordedExit(
         FanOut.all([
           FanOut.forEach([1, 2], (id) => finalized(log, `inner ${id}`, users.getUser(id)), { batching: true }),
           Effect.fail(new Down({ service: "outer" }))
-        ], { batching: true }),
-        recorder
-      ))
+        ], { batching: true })
+      )
       expect(exit).toEqual(Exit.fail(new Down({ service: "outer" })))
       expect([...yield* log.get].sort()).toEqual(["inner 1 finalized", "inner 2 finalized"])
       expect(yield* users.batches).toEqual([])
       expect(recorder.running).toBe(0)
+    }))
+
+  it.effect("requests made inside what a task forks (here its own timeout) are sent on their own, as with Effect.all", () =>
+    Effect.gen(function*() {
+      const users = yield* makeUsers()
+      const names = yield* FanOut.forEach([1, 2], users.getUser, { batching: true, timeout: "1 second" })
+      expect(names).toEqual(["user 1", "user 2"])
+      expect(sorted(yield* users.batches)).toEqual([[1], [2]])
     }))
 
   it.effect("\"inherit\" follows the caller's Effect.withRequestBatching", () =>
@@ -240,15 +246,13 @@ describe("batching", () => {
     Effect.gen(function*() {
       const users = yield* makeUsers()
       const log = yield* makeLog
-      const recorder = new Recorder()
-      const exit = yield* Effect.exit(Effect.supervised(
+      const { exit, recorder } = yield* recordedExit(
         FanOut.all([
           finalized(log, "a", users.getUser(1)),
           finalized(log, "b", users.getUser(2)),
           Effect.fail(new Down({ service: "c" }))
-        ], { batching: true }),
-        recorder
-      ))
+        ], { batching: true })
+      )
       expect(exit).toEqual(Exit.fail(new Down({ service: "c" })))
       expect([...yield* log.get].sort()).toEqual(["a finalized", "b finalized"])
       expect(yield* users.batches).toEqual([])
@@ -532,10 +536,7 @@ describe("batching, properties", () => {
       Effect.gen(function*() {
         const users = yield* makeUsers()
         const { finalizers, starts, tasks } = makeTasks(users, list)
-        const recorder = new Recorder()
-        const exit = yield* Effect.exit(
-          Effect.supervised(FanOut.all(tasks, { batching: true, concurrency: bound }), recorder)
-        )
+        const { exit, recorder } = yield* recordedExit(FanOut.all(tasks, { batching: true, concurrency: bound }))
         // Round one runs in input order (every step in it is synchronous): its first failure or defect stops the
         // fan-out before any request is sent. Otherwise a failed request stops it before the second round's batch;
         // which one comes first in that round depends on when the runtime resumes each waiting task.
