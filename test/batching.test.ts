@@ -315,6 +315,23 @@ describe("batching", () => {
       expect(yield* users.batches).toEqual([[1]])
     }))
 
+  it.effect("a round that ends at the very instant of the deadline sends nothing and interrupts the waiting tasks", () =>
+    Effect.gen(function*() {
+      const users = yield* makeUsers()
+      const log = yield* makeLog
+      const fiber = yield* Effect.fork(FanOut.settle([
+        finalized(log, "a", users.getUser(1)),
+        Effect.as(Effect.sleep("100 millis"), "slept")
+      ], { batching: true, deadline: "100 millis" }))
+      yield* TestClock.adjust("100 millis")
+      const [waiting, slept] = yield* Fiber.join(fiber)
+      expect(waiting).toMatchObject({ _tag: "TimedOut", reason: "Deadline", durationMillis: 100 })
+      // The sleep and the deadline both fall at 100 ms; the round ends (the sleep done) before the deadline is seen.
+      expect(slept).toMatchObject({ _tag: "Success", value: "slept", durationMillis: 100 })
+      expect(yield* log.get).toEqual(["a finalized"])
+      expect(yield* users.batches).toEqual([])
+    }))
+
   it.effect("a slow task without requests holds the batch back until it ends, as with Effect.all", () =>
     Effect.gen(function*() {
       const users = yield* makeUsers()

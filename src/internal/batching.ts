@@ -181,7 +181,11 @@ const rounds = (plan: engine.Plan, report: engine.Report): Effect.Effect<engine.
       const block = requests.reduce(RequestBlock.parallel)
       requests = []
       const remaining = deadlineAt - clock.unsafeCurrentTimeMillis()
-      if (remaining <= 0) return Effect.succeed(false)
+      // The round ended at the very instant of the deadline: nothing is sent, the waiting tasks are cut off.
+      if (remaining <= 0) {
+        stop("Deadline", -1)
+        return Effect.as(interruptBlocked, false)
+      }
       return Effect.flatMap(Supervisor.track, (tracker) =>
         Effect.flatMap(Effect.fork(restore(Effect.supervised(Effect.runRequestBlock(block), tracker))), (sending) => {
           const abandon = (reason: engine.StopReason) =>
