@@ -12,7 +12,10 @@ import type { Simulators } from "./Simulator.js"
 import * as Simulator from "./Simulator.js"
 
 /** The configuration that points every feature client at its simulator. */
-export const configFor = (simulators: Simulators, extra: Record<string, string> = {}): ConfigProvider.ConfigProvider =>
+export const configFor = (
+  simulators: Pick<Simulators, "urls">,
+  extra: Record<string, string> = {}
+): ConfigProvider.ConfigProvider =>
   ConfigProvider.fromMap(
     new Map([
       ...features.map((feature) => [`${configPrefix(feature)}_URL`, simulators.urls[feature]] as const),

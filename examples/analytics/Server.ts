@@ -4,6 +4,7 @@
  */
 import { HttpApiBuilder, HttpMiddleware, HttpServer, HttpServerRespondable } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
+import type { ConfigError } from "effect"
 import { Cause, Config, Effect, Layer, Option } from "effect"
 import { createServer } from "node:http"
 import { AnalyticsApi } from "./Api.js"
@@ -42,12 +43,19 @@ export const FeatureClientsLive = Layer.mergeAll(
 /** The twelve feature clients over one keep-alive `node:http` client. */
 export const FeaturesLive = FeatureClientsLive.pipe(Layer.provide(FeatureClient.layerHttpClient))
 
+/**
+ * The API with its handlers and its 404 over a given `Usage` (the load benchmark serves another implementation of
+ * it, to compare), still needing what that `Usage` needs.
+ */
+export const apiWith = <E, R>(usage: Layer.Layer<Usage, E, R>) =>
+  HttpApiBuilder.api(AnalyticsApi).pipe(
+    Layer.provide(UsageGroupLive),
+    Layer.provide(usage),
+    Layer.merge(NotFoundLive)
+  )
+
 /** The API with its handlers and its 404, still needing the twelve feature clients (tests provide doubles here). */
-export const ApiLive = HttpApiBuilder.api(AnalyticsApi).pipe(
-  Layer.provide(UsageGroupLive),
-  Layer.provide(Usage.Default),
-  Layer.merge(NotFoundLive)
-)
+export const ApiLive = apiWith(Usage.Default)
 
 /**
  * A defect in a handler becomes a 500 with an empty body; its cause (with the stack) is logged here, so the
@@ -89,7 +97,8 @@ const makeServer = () => {
 }
 
 /**
- * Serves the API on `listen` with the given feature clients; the `HttpServer` is kept in the output for its address.
+ * Serves the API on `listen` with the given feature clients (and `Usage`, the application's own by default); the
+ * `HttpServer` is kept in the output for its address.
  *
  * The feature clients are provided outside the server, so they are built before it and released after it: on
  * shutdown the server stops accepting and waits for the requests in flight, whose downstream calls still have their
@@ -98,10 +107,11 @@ const makeServer = () => {
  */
 export const serveWith = <E, R>(
   listen: { readonly port: number; readonly host: string },
-  features: Layer.Layer<Layer.Layer.Success<typeof FeaturesLive>, E, R>
+  features: Layer.Layer<Layer.Layer.Success<typeof FeaturesLive>, E, R>,
+  usage: Layer.Layer<Usage, ConfigError.ConfigError, Layer.Layer.Success<typeof FeaturesLive>> = Usage.Default
 ) =>
   HttpApiBuilder.serve(logDefects).pipe(
-    Layer.provide(ApiLive),
+    Layer.provide(apiWith(usage)),
     Layer.provideMerge(NodeHttpServer.layer(makeServer, listen)),
     Layer.provide(features)
   )

@@ -60,7 +60,7 @@ export const featureRetries: Config.Config<number> = retriesConfig("FEATURE_RETR
 export const strictRetries: Config.Config<number> = retriesConfig("STRICT_RETRIES", 0)
 
 /** The twelve feature clients, one service each, by feature name. */
-const featureClients = {
+export const featureClients = {
   listings: Listings,
   savedSearches: SavedSearches,
   tours: Tours,
