@@ -115,7 +115,8 @@ const panel = (feature: Feature, outcome: Outcome.NotSuccess<FeatureError>): Pan
   }
 }
 
-const okPanel = (feature: Feature, usage: FeatureUsage, durationMillis: number, attempts: number): Panel => ({
+/** The panel of a feature that answered. */
+export const okPanel = (feature: Feature, usage: FeatureUsage, durationMillis: number, attempts: number): Panel => ({
   status: "ok",
   feature,
   durationMs: Math.round(durationMillis),
@@ -199,6 +200,30 @@ export interface UsageRequest {
   readonly deadline: Duration.Duration
 }
 
+/**
+ * The response around the panels of one request: how long they took, whether all are `ok`, the request's log
+ * annotations and its `Usage.forCustomer` span.
+ */
+export const respond = <E, R>(
+  customerId: CustomerId,
+  request: UsageRequest,
+  panels: Effect.Effect<ReadonlyArray<Panel>, E, R>
+): Effect.Effect<UsageResponse, E, R> =>
+  panels.pipe(
+    Effect.timed,
+    Effect.map(([elapsed, panels]) =>
+      new UsageResponse({
+        customerId,
+        mode: request.mode,
+        complete: panels.every((panel) => panel.status === "ok"),
+        durationMs: Math.round(Duration.toMillis(elapsed)),
+        panels
+      })
+    ),
+    Effect.annotateLogs({ customerId, mode: request.mode }),
+    Effect.withSpan("Usage.forCustomer", { attributes: { customerId, mode: request.mode } })
+  )
+
 export class Usage extends Effect.Service<Usage>()("analytics/Usage", {
   effect: Effect.gen(function*() {
     const clients = yield* Effect.all(featureClients)
@@ -247,19 +272,10 @@ export class Usage extends Effect.Service<Usage>()("analytics/Usage", {
     return {
       /** The usage page of one customer, in the given mode, answered by `deadline` at the latest. */
       forCustomer: (customerId: CustomerId, request: UsageRequest) =>
-        (request.mode === "strict" ? strict(customerId, request.deadline) : partial(customerId, request.deadline)).pipe(
-          Effect.timed,
-          Effect.map(([elapsed, panels]) =>
-            new UsageResponse({
-              customerId,
-              mode: request.mode,
-              complete: panels.every((panel) => panel.status === "ok"),
-              durationMs: Math.round(Duration.toMillis(elapsed)),
-              panels
-            })
-          ),
-          Effect.annotateLogs({ customerId, mode: request.mode }),
-          Effect.withSpan("Usage.forCustomer", { attributes: { customerId, mode: request.mode } })
+        respond(
+          customerId,
+          request,
+          request.mode === "strict" ? strict(customerId, request.deadline) : partial(customerId, request.deadline)
         )
     } as const
   })

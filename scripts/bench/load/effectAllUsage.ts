@@ -11,28 +11,21 @@
  *   task failed), the whole cut at the deadline by `Effect.timeoutFail`.
  *
  * No retries on either side: the benchmark runs the application with `FEATURE_RETRIES=0`. Like the application, it
- * logs each failed call and opens a `Usage.forCustomer` span with the request's log annotations.
+ * logs each failed call, and its response is made by the same `respond` (timing, log annotations, the
+ * `Usage.forCustomer` span).
  */
 import { Cause, Duration, Effect, Either, Layer, Record } from "effect"
 import { DeadlineExceeded, FeatureFailed } from "../../../examples/analytics/Api.js"
 import type { CustomerId, Feature, FeatureUsage, Panel, PublicReason } from "../../../examples/analytics/Domain.js"
-import { features, UsageResponse } from "../../../examples/analytics/Domain.js"
+import { features } from "../../../examples/analytics/Domain.js"
 import type { ErrorFields } from "../../../examples/analytics/features/FeatureClient.js"
-import { featureClients, Usage, type UsageRequest } from "../../../examples/analytics/Usage.js"
+import { featureClients, okPanel, respond, Usage, type UsageRequest } from "../../../examples/analytics/Usage.js"
 
 const publicReason: Record<ErrorFields["reason"], PublicReason> = {
   Unavailable: "unavailable",
   BadResponse: "bad_response",
   Timeout: "timeout"
 }
-
-const okPanel = (feature: Feature, usage: FeatureUsage, millis: number): Panel => ({
-  status: "ok",
-  feature,
-  durationMs: Math.round(millis),
-  attempts: 1,
-  usage: { count: usage.count, lastUsedAt: usage.lastUsedAt }
-})
 
 export const layer = Layer.effect(
   Usage,
@@ -55,7 +48,7 @@ export const layer = Layer.effect(
         Effect.map((results) =>
           features.map((feature): Panel => {
             const result = results[feature]
-            if (Either.isRight(result)) return okPanel(feature, result.right[1], Duration.toMillis(result.right[0]))
+            if (Either.isRight(result)) return okPanel(feature, result.right[1], Duration.toMillis(result.right[0]), 1)
             const error = result.left
             if (!Cause.isTimeoutException(error)) failed.push(error)
             const durationMs = Math.round(Duration.toMillis(deadline))
@@ -94,25 +87,16 @@ export const layer = Layer.effect(
           }
         }),
         Effect.map((results) =>
-          features.map((feature) => okPanel(feature, results[feature][1], Duration.toMillis(results[feature][0])))
+          features.map((feature) => okPanel(feature, results[feature][1], Duration.toMillis(results[feature][0]), 1))
         )
       )
 
     return Usage.make({
       forCustomer: (customerId: CustomerId, request: UsageRequest) =>
-        (request.mode === "strict" ? strict(customerId, request.deadline) : partial(customerId, request.deadline)).pipe(
-          Effect.timed,
-          Effect.map(([elapsed, panels]) =>
-            new UsageResponse({
-              customerId,
-              mode: request.mode,
-              complete: panels.every((panel) => panel.status === "ok"),
-              durationMs: Math.round(Duration.toMillis(elapsed)),
-              panels
-            })
-          ),
-          Effect.annotateLogs({ customerId, mode: request.mode }),
-          Effect.withSpan("Usage.forCustomer", { attributes: { customerId, mode: request.mode } })
+        respond(
+          customerId,
+          request,
+          request.mode === "strict" ? strict(customerId, request.deadline) : partial(customerId, request.deadline)
         )
     })
   })
