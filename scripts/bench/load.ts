@@ -21,13 +21,14 @@
  * two peers measured in the same run. Rounds alternate the servers' order so that a change of load on the machine
  * hits each of them.
  *
- *   npm run bench:load                          5 s per run, 3 rounds after a warm-up round
+ *   npm run bench:load                          3 s per run, 5 rounds after a warm-up round
  *   npm run bench:load -- --quick               2 s per run, 2 rounds
  *   npm run bench:load -- --seconds=10 --rounds=5 --connections=32
  */
 import autocannon from "autocannon"
 import { fork } from "node:child_process"
 import type { ChildProcess } from "node:child_process"
+import * as Fs from "node:fs"
 import * as os from "node:os"
 import { fileURLToPath } from "node:url"
 import type { Overrides } from "../../examples/analytics/Simulator.js"
@@ -43,11 +44,13 @@ const flag = (name: string, fallback: number): number => {
   return value
 }
 const quick = process.argv.includes("--quick")
-const seconds = flag("seconds", quick ? 2 : 5)
-const rounds = flag("rounds", quick ? 2 : 3)
+const seconds = flag("seconds", quick ? 2 : 3)
+const rounds = flag("rounds", quick ? 2 : 5)
 const connections = flag("connections", 16)
 
 const targetFile = fileURLToPath(new URL("./load/target.ts", import.meta.url))
+/** Where each process's output goes: the servers log every failed call, which is how an unexpected answer is explained. */
+const logDir = fileURLToPath(new URL("../../node_modules/.cache/bench-load/", import.meta.url))
 
 interface Child {
   readonly process: ChildProcess
@@ -57,26 +60,36 @@ interface Child {
 
 const start = (kind: Kind, env: Record<string, string> = {}): Promise<Child> =>
   new Promise((resolve, reject) => {
+    Fs.mkdirSync(logDir, { recursive: true })
+    const log = Fs.openSync(`${logDir}${kind}.log`, "w")
     const child = fork(targetFile, [kind], {
       execArgv: ["--import", "tsx"],
       env: { ...process.env, ...env },
-      stdio: ["ignore", "ignore", "inherit", "ipc"]
+      stdio: ["ignore", log, "inherit", "ipc"]
     })
-    const waiting: Array<(message: Message) => void> = []
+    Fs.closeSync(log)
+    const waiting: Array<{ readonly answer: (message: Message) => void; readonly fail: (error: Error) => void }> = []
+    let exited: Error | undefined
     child.on("message", (message: Message) => {
       if (message.type === "ready") {
         resolve({
           process: child,
           ready: message,
           ask: (command) =>
-            new Promise((answer) => {
-              waiting.push(answer)
+            new Promise((answer, fail) => {
+              if (exited !== undefined) return fail(exited)
+              waiting.push({ answer, fail })
               child.send(command)
             })
         })
-      } else waiting.shift()?.(message)
+      } else waiting.shift()?.answer(message)
     })
-    child.once("exit", (code) => reject(new Error(`the ${kind} process exited with code ${code} before it was ready`)))
+    // A server that dies during a run fails the benchmark instead of leaving it waiting for an answer.
+    child.once("exit", (code, signal) => {
+      exited = new Error(`the ${kind} process exited (${signal ?? `code ${code}`})`)
+      reject(exited)
+      for (const { fail } of waiting.splice(0)) fail(exited)
+    })
   })
 
 interface Scenario {
@@ -217,7 +230,7 @@ const main = async () => {
     }
     report(samples)
   } finally {
-    for (const child of children) child.process.disconnect()
+    for (const child of children) if (child.process.connected) child.process.disconnect()
   }
   console.log(`\nTotal ${Math.round((performance.now() - t0) / 1000)} s.`)
 }
@@ -281,7 +294,7 @@ const report = (samples: Map<string, Array<Sample>>) => {
       `second, less CPU per request). "unexpected": answers with another status than the scenario's, errors and ` +
       `timeouts, over all runs. Median (min–max) over ${rounds} rounds of ${seconds} s per server and load.`
   )
-  if (details.length > 0) console.log(`\nUnexpected answers: ${details.join("; ")}.`)
+  if (details.length > 0) console.log(`\nUnexpected answers: ${details.join("; ")}. The servers' logs: ${logDir}`)
   if (broken) {
     console.error("\nMore than 1% of a server's answers were unexpected: the figures above are not comparable.")
     process.exitCode = 1

@@ -10,7 +10,7 @@
  * Protocol (IPC messages): the process sends `{ type: "ready", url }` (simulators: `urls`) once listening, answers
  * `{ type: "usage" }` with its CPU time and memory, and `{ type: "scenario", overrides }` (simulators) with
  * `{ type: "ok" }`. It exits when the parent disconnects. The servers log as they do when deployed; the parent
- * discards their output.
+ * writes each process's output to `node_modules/.cache/bench-load/<kind>.log`.
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
