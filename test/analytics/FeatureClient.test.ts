@@ -82,6 +82,48 @@ describe("feature clients", () => {
       )
     ))))
 
+  it.effect("send a request once more, at once, when it failed before any answer (a closed kept-alive connection)", () => {
+    let sent = 0
+    return Effect.gen(function*() {
+      const usage = yield* callListings
+      expect(usage).toMatchObject({ customerId: "c-9", count: 3 })
+      expect(sent).toBe(2)
+    }).pipe(Effect.provide(listingsWith((_url, _signal, request) =>
+      ++sent === 1 ?
+        Effect.fail(
+          new HttpClientError.RequestError({ request, reason: "Transport", cause: new Error("socket hang up") })
+        ) :
+        json({ customerId: "c-9", feature: "listings", count: 3, lastUsedAt: null })
+    )))
+  })
+
+  it.effect("send it at most twice, and say why the transport failed", () => {
+    let sent = 0
+    return Effect.gen(function*() {
+      const error = yield* Effect.flip(callListings)
+      expect(error).toMatchObject({ _tag: "ListingsError", reason: "Unavailable" })
+      expect(error.message).toMatch(/^listings: Transport error \(GET .*\): read ECONNRESET$/)
+      expect(sent).toBe(2)
+    }).pipe(Effect.provide(listingsWith((_url, _signal, request) => {
+      sent++
+      return Effect.fail(
+        new HttpClientError.RequestError({ request, reason: "Transport", cause: new Error("read ECONNRESET") })
+      )
+    })))
+  })
+
+  it.effect("never send a request again once an answer came, even a 5xx", () => {
+    let sent = 0
+    return Effect.gen(function*() {
+      const error = yield* Effect.flip(callListings)
+      expect(error).toMatchObject({ _tag: "ListingsError", reason: "Unavailable" })
+      expect(sent).toBe(1)
+    }).pipe(Effect.provide(listingsWith(() => {
+      sent++
+      return Effect.succeed(new Response("unavailable", { status: 503 }))
+    })))
+  })
+
   it.effect("fail with reason BadResponse on malformed JSON or a body of the wrong shape", () =>
     Effect.gen(function*() {
       const malformed = yield* Effect.flip(
