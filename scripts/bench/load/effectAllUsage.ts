@@ -4,11 +4,13 @@
  * the scenarios the benchmark runs (healthy services, one service answering 503), so that the only difference
  * between the two servers is how the twelve calls are fanned out.
  *
- * - partial: `Effect.all` with `mode: "either"`, each call timed and cut at the deadline by its own
- *   `Effect.timeout` (`Effect.all` has no deadline of its own, nor partial results). A defect in one call would
- *   still fail the whole request (`mode: "either"` only catches typed failures); the benchmark's scenarios have none.
- * - strict: `Effect.all`, each call's error tagged with its feature by a `mapError` (`Effect.all` does not say which
- *   task failed), the whole cut at the deadline by `Effect.timeoutFail`.
+ * - partial: `Effect.all` over the calls, each cut at the deadline by its own `Effect.timeout` (`Effect.all` has no
+ *   deadline of its own, nor partial results), turned into an `Either` and timed. A defect in one call would still
+ *   fail the whole request (as with `mode: "either"`, only typed failures are caught); the benchmark's scenarios have
+ *   none.
+ * - strict: `Effect.all`, the whole cut at the deadline by `Effect.timeoutFail`; the feature that failed is read from
+ *   the client's error, which carries its name (`Effect.all` does not say which task failed: with errors that do not
+ *   name their source, each call would need a `mapError`).
  *
  * No retries on either side: the benchmark runs the application with `FEATURE_RETRIES=0`. Like the application, it
  * logs each failed call, and its response is made by the same `respond` (timing, log annotations, the
@@ -42,19 +44,26 @@ export const layer = Layer.effect(
     const partial = (customerId: CustomerId, deadline: Duration.Duration) => {
       const failed: Array<ErrorFields> = []
       return Effect.all(
-        Record.map(calls(customerId), (call) => Effect.timed(Effect.timeout(call, deadline))),
-        { concurrency: "unbounded", mode: "either" }
+        Record.map(calls(customerId), (call) => Effect.timed(Effect.either(Effect.timeout(call, deadline)))),
+        { concurrency: "unbounded" }
       ).pipe(
         Effect.map((results) =>
           features.map((feature): Panel => {
-            const result = results[feature]
-            if (Either.isRight(result)) return okPanel(feature, result.right[1], Duration.toMillis(result.right[0]), 1)
+            const [elapsed, result] = results[feature]
+            const millis = Duration.toMillis(elapsed)
+            if (Either.isRight(result)) return okPanel(feature, result.right, millis, 1)
             const error = result.left
-            if (!Cause.isTimeoutException(error)) failed.push(error)
-            const durationMs = Math.round(Duration.toMillis(deadline))
-            return Cause.isTimeoutException(error) ?
-              { status: "timed_out", feature, durationMs, attempts: 1, reason: "deadline" } :
-              { status: "failed", feature, durationMs: 0, attempts: 1, reason: publicReason[error.reason] }
+            if (Cause.isTimeoutException(error)) {
+              return { status: "timed_out", feature, durationMs: Math.round(millis), attempts: 1, reason: "deadline" }
+            }
+            failed.push(error)
+            return {
+              status: "failed",
+              feature,
+              durationMs: Math.round(millis),
+              attempts: 1,
+              reason: publicReason[error.reason]
+            }
           })
         ),
         Effect.tap(() => Effect.forEach(failed, logFailure, { discard: true }))
