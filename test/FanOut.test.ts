@@ -12,35 +12,17 @@ import {
   pipe,
   Ref,
   Schedule,
-  Supervisor,
   TestClock
 } from "effect"
 import { FanOut, Outcome } from "../src/index.js"
 import * as stack from "../src/internal/stack.js"
-import { type Log, makeLog } from "./support.js"
+import { type Log, makeLog, recordedExit, Recorder } from "./support.js"
 
 // ---------------------------------------------------------------------------------------------------------------
 // helpers
 
 class NotFound extends Data.TaggedError("NotFound")<{ readonly id: number }> {}
 class Unavailable extends Data.TaggedError("Unavailable")<{ readonly service: string }> {}
-
-/** Remembers every fiber started under it, and never forgets one, so that the test can check they all ended. */
-class Recorder extends Supervisor.AbstractSupervisor<ReadonlyArray<Fiber.RuntimeFiber<any, any>>> {
-  readonly fibers: Array<Fiber.RuntimeFiber<any, any>> = []
-  readonly value = Effect.sync(() => this.fibers.slice())
-  override onStart<A, E, R>(
-    _context: unknown,
-    _effect: Effect.Effect<A, E, R>,
-    _parent: Option.Option<Fiber.RuntimeFiber<any, any>>,
-    fiber: Fiber.RuntimeFiber<A, E>
-  ): void {
-    this.fibers.push(fiber)
-  }
-  get running(): ReadonlyArray<Fiber.RuntimeFiber<any, any>> {
-    return this.fibers.filter((fiber) => fiber.unsafePoll() === null)
-  }
-}
 
 /** A task that signals it has started, then runs until interrupted, recording its interruption and its finalizer. */
 const hang = (log: Log, name: string, started: Deferred.Deferred<void>) =>
@@ -920,13 +902,6 @@ describe("finalizers of interrupted tasks", () => {
 // ---------------------------------------------------------------------------------------------------------------
 
 describe("no fiber outlives the call", () => {
-  const track = <A, E, R>(self: Effect.Effect<A, E, R>) =>
-    Effect.gen(function*() {
-      const recorder = new Recorder()
-      const exit = yield* Effect.exit(Effect.supervised(self, recorder))
-      return { exit, recorder }
-    })
-
   const mixed = (latch: Deferred.Deferred<void>) =>
     [
       Effect.succeed(1),
@@ -938,7 +913,7 @@ describe("no fiber outlives the call", () => {
   it.effect("after success", () =>
     Effect.gen(function*() {
       for (const concurrency of [1, "unbounded"] as const) {
-        const fiber = yield* Effect.fork(track(FanOut.all([
+        const fiber = yield* Effect.fork(recordedExit(FanOut.all([
           Effect.succeed(1),
           Effect.as(Effect.sleep("10 millis"), 2),
           Effect.as(Effect.sleep("1 millis"), 3)
@@ -947,7 +922,7 @@ describe("no fiber outlives the call", () => {
         const { exit, recorder } = yield* Fiber.join(fiber)
         expect(exit).toStrictEqual(Exit.succeed([1, 2, 3]))
         expect(recorder.fibers.length).toBeGreaterThan(0)
-        expect(recorder.running).toStrictEqual([])
+        expect(recorder.running).toBe(0)
       }
     }))
 
@@ -955,14 +930,14 @@ describe("no fiber outlives the call", () => {
     Effect.gen(function*() {
       for (const concurrency of [2, "unbounded"] as const) {
         const started = yield* Deferred.make<void>()
-        const { exit, recorder } = yield* track(FanOut.all([
+        const { exit, recorder } = yield* recordedExit(FanOut.all([
           Effect.zipRight(Deferred.succeed(started, undefined), Effect.never),
           Effect.zipRight(Deferred.await(started), Effect.fail("failed")),
           Effect.never
         ], { concurrency }))
         expect(exit).toStrictEqual(Exit.fail("failed"))
         expect(recorder.fibers.length).toBeGreaterThanOrEqual(2)
-        expect(recorder.running).toStrictEqual([])
+        expect(recorder.running).toBe(0)
       }
     }))
 
@@ -974,14 +949,14 @@ describe("no fiber outlives the call", () => {
         const fanOut: Effect.Effect<unknown, unknown> = mode === "all"
           ? FanOut.all(tasks, { deadline: "1 second" })
           : FanOut.settle(tasks, { deadline: "1 second" })
-        const fiber = yield* Effect.fork(track(fanOut))
+        const fiber = yield* Effect.fork(recordedExit(fanOut))
         yield* TestClock.adjust("1 second")
         // the fourth task's interrupt handler sleeps: let it finish
         yield* TestClock.adjust("5 millis")
         const { exit, recorder } = yield* Fiber.join(fiber)
         expect(Exit.isSuccess(exit)).toBe(mode === "settle")
         expect(recorder.fibers.length).toBeGreaterThanOrEqual(4)
-        expect(recorder.running).toStrictEqual([])
+        expect(recorder.running).toBe(0)
       }
     }))
 
@@ -996,13 +971,15 @@ describe("no fiber outlives the call", () => {
         yield* Deferred.await(latch)
         yield* Fiber.interrupt(fiber)
         expect(recorder.fibers.length).toBeGreaterThanOrEqual(3)
-        expect(recorder.running).toStrictEqual([])
+        expect(recorder.running).toBe(0)
       }
     }))
 
   it.effect("a Supervisor sees one fiber per unbounded task, as with fork", () =>
     Effect.gen(function*() {
-      const { exit, recorder } = yield* track(FanOut.all([Effect.succeed(1), Effect.succeed(2), Effect.succeed(3)]))
+      const { exit, recorder } = yield* recordedExit(
+        FanOut.all([Effect.succeed(1), Effect.succeed(2), Effect.succeed(3)])
+      )
       expect(exit).toStrictEqual(Exit.succeed([1, 2, 3]))
       expect(recorder.fibers.length).toBe(3)
     }))
