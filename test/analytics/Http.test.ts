@@ -3,9 +3,11 @@
  * the application looks like from outside.
  */
 import { describe, expect, layer } from "@effect/vitest"
-import { Effect, Layer } from "effect"
+import { Duration, Effect, Layer } from "effect"
+import { UsageResponse } from "../../examples/analytics/Domain.js"
 import * as Embedded from "../../examples/analytics/Embedded.js"
 import * as Server from "../../examples/analytics/Server.js"
+import { Usage } from "../../examples/analytics/Usage.js"
 import { doubles, usageOf } from "./doubles.js"
 import { featureFailedBody, get, makeCaptureLogger, stackFrame } from "./support.js"
 
@@ -70,6 +72,37 @@ describe("analytics API with a bug of its own", () => {
         expect(crashes[0]!.cause).toMatch(/Expected number, actual "many"/)
         // The 500 the platform sent is not logged as if it were part of the crash.
         expect(crashes[0]!.cause).not.toMatch(/HttpServerResponse/)
+      }))
+  })
+})
+
+describe("analytics API over another Usage", () => {
+  // `serveWith`'s third argument replaces the application's fan-out (the load benchmark serves an `Effect.all` one):
+  // the handlers call it, and the feature clients are never asked.
+  const asked: Array<string> = []
+  const usage = Layer.succeed(
+    Usage,
+    Usage.make({
+      forCustomer: (customerId, request) =>
+        Effect.sync(() => {
+          asked.push(`${customerId} ${request.mode} ${Duration.toMillis(request.deadline)}`)
+          return new UsageResponse({ customerId, mode: request.mode, complete: true, durationMs: 1, panels: [] })
+        })
+    })
+  )
+  const App = Server.serveWith(
+    { port: 0, host: "127.0.0.1" },
+    doubles({ listings: () => Effect.die("the feature clients must not be called") }),
+    usage
+  )
+
+  layer(App, { excludeTestServices: true })((it) => {
+    it.effect("answers with what that Usage returns", () =>
+      Effect.gen(function*() {
+        const response = yield* get(`${yield* Embedded.apiUrl}/customers/c-7/usage?mode=strict&deadlineMs=250`)
+        expect(response.status).toBe(200)
+        expect(response.json).toEqual({ customerId: "c-7", mode: "strict", complete: true, durationMs: 1, panels: [] })
+        expect(asked).toEqual(["c-7 strict 250"])
       }))
   })
 })
