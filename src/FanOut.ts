@@ -119,7 +119,8 @@ export type ContextOf<T extends Tasks> = [T] extends [Iterable<infer X>] ? Conte
   : ContextOfEffect<T[keyof T]>
 
 /**
- * A task's key in `T`: a struct's keys, a tuple's indices, `number` for arrays and iterables.
+ * A task's key in `T`: a struct's keys, a tuple's indices, `number` for arrays and iterables. A struct's keys are
+ * strings, as `Object.keys` gives them: a numeric key (`{ 0: task }`) is `"0"`.
  *
  * @since 0.1.0
  * @category models
@@ -127,7 +128,9 @@ export type ContextOf<T extends Tasks> = [T] extends [Iterable<infer X>] ? Conte
 export type KeyOf<T extends Tasks> = [T] extends [ReadonlyArray<AnyEffect>] ?
   number extends T["length"] ? number : TupleIndex<T>
   : [T] extends [Iterable<any>] ? number
-  : Extract<keyof T, string>
+  : StructKey<keyof T>
+
+type StructKey<K> = K extends string ? K : K extends number ? `${K}` : never
 
 type TupleIndex<T extends ReadonlyArray<unknown>> = {
   [K in keyof T]: K extends `${infer N extends number}` ? N : never
@@ -152,7 +155,9 @@ export type QuorumSuccess<T extends Tasks> = [T] extends [ReadonlyArray<AnyEffec
   number extends T["length"] ? KeyedSuccess<SuccessUnion<T>, number>
   : { [K in TupleIndex<T>]: KeyedSuccess<SuccessOf<T[K]>, K> }[TupleIndex<T>]
   : [T] extends [Iterable<infer X>] ? KeyedSuccess<SuccessOf<X>, number>
-  : { [K in Extract<keyof T, string>]: KeyedSuccess<SuccessOf<T[K]>, K> }[Extract<keyof T, string>]
+  : ValueOf<{ [K in keyof T as StructKey<K>]: KeyedSuccess<SuccessOf<T[K]>, StructKey<K>> }>
+
+type ValueOf<M> = M[keyof M]
 
 type KeyedSuccess<A, K> = Outcome.Success<A> & { readonly key: K }
 
@@ -219,7 +224,7 @@ export type SettleError<T extends Tasks, O> = [RequiredKeys<O>] extends [never] 
 type RequiredErrorOf<T extends Tasks, K> = [T] extends [ReadonlyArray<AnyEffect>] ?
   number extends T["length"] ? ErrorOf<T> : ErrorOfEffect<T[K & keyof T]>
   : [T] extends [Iterable<any>] ? ErrorOf<T>
-  : ErrorOfEffect<T[K & keyof T]>
+  : ErrorOfEffect<{ [P in keyof T]: StructKey<P> extends K ? T[P] : never }[keyof T]>
 
 /**
  * The error channel of `settleForEach` whose tasks fail with `E`, given its options `O`: `never`, unless `required`
@@ -382,7 +387,8 @@ export interface SettleOptions<K = Outcome.Key> extends Options {
    * Keys (struct keys, or tuple indices) of the tasks that must succeed: the first of them to fail, crash or time out
    * fails the whole fan-out at once with its own error (or a `FanOutTimeoutError`), interrupting the others. The
    * other tasks settle to outcomes. Type-checked against the tasks' keys, in the data-last form once the tasks are
-   * given (in `settleForEach`: item indices). A required task that interrupts itself interrupts the fan-out's caller,
+   * given (in `settleForEach`: item indices). A struct's keys are strings, as `Object.keys` gives them: the task
+   * `{ 0: task }` is required as `"0"`. A required task that interrupts itself interrupts the fan-out's caller,
    * as it would inside `Effect.all`. Default: none.
    */
   readonly required?: ReadonlyArray<K> | undefined
@@ -509,7 +515,7 @@ export const forEach: {
   ): Effect.Effect<Discarded<O, Array<A>>, FailFastError<E, O>, R>
   <X, A, E, R, const O extends AllOptions & ForEachOptions<X> = {}>(
     f: (item: X, index: number) => Effect.Effect<A, E, R>,
-    options?: O
+    options?: O & ForEachOptions<X> & RetryFor<E, O>
   ): (items: Iterable<X>) => Effect.Effect<Discarded<O, Array<A>>, FailFastError<E, O>, R>
 } = dual(
   (args) => typeof args[0] !== "function",
@@ -700,8 +706,7 @@ export const hedge: {
   (options: HedgeOptions): <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
 } = dual(
   2,
-  <A, E, R>(self: Effect.Effect<A, E, R>, options: HedgeOptions): Effect.Effect<A, E, R> =>
-    Effect.suspend(() => internalHedge.run(self, internalHedge.settings(options, "hedge")))
+  internalHedge.hedged
 )
 
 // ---------------------------------------------------------------------------------------------------------------

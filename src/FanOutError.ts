@@ -52,6 +52,10 @@ export class FanOutTimeoutError extends Data.TaggedError("FanOutTimeoutError")<{
   }
 }
 
+/** `Duration.format`, except that zero reads "0ms" rather than a bare "0". */
+const formatDuration = (duration: Duration.Duration): string =>
+  Duration.isZero(duration) ? "0ms" : Duration.format(duration)
+
 /**
  * The error of `FanOut.all(tasks, { report: true })`: which task ended the fan-out and why, plus what every task
  * did, so the caller can tell the first failure from the others seen while the rest were being interrupted.
@@ -96,8 +100,6 @@ const describe = (error: unknown): string => {
   if (typeof error === "object" && error !== null && "_tag" in error) return String(error._tag)
   return String(error)
 }
-
-const formatDuration = (duration: Duration.Duration): string => Duration.format(duration)
 
 /**
  * `FanOut.quorum` (or `FanOut.firstSuccess`) could no longer reach its quorum: too many tasks failed, timed out or

@@ -47,7 +47,7 @@ import { setMaxListeners } from "node:events"
 import { FanOutTimeoutError, InvalidOptionError } from "./FanOutError.js"
 import * as engine from "./internal/engine.js"
 import * as internal from "./internal/fanOut.js"
-import { show } from "./internal/options.js"
+import { formatDuration, show } from "./internal/options.js"
 import * as stack from "./internal/stack.js"
 import type * as Outcome from "./Outcome.js"
 
@@ -432,7 +432,7 @@ const trimmed = (error: Error): Error => {
 const functionTimeout = (index: number, duration: Duration.Duration): FanOutTimeoutError => {
   const error = new FanOutTimeoutError({ reason: "Timeout", key: index, label: undefined, duration })
   Object.defineProperty(error, "message", {
-    value: `function ${index} timed out after ${Duration.format(duration)}`,
+    value: `function ${index} timed out after ${formatDuration(duration)}`,
     writable: true,
     configurable: true
   })
@@ -584,7 +584,7 @@ class Run implements engine.CallbackTask {
   register(done: engine.Done, index: number): () => void {
     // Never call a function whose signal is already aborted (the core may start a task before it learns of the stop).
     if (this.failFast ? this.stopped : this.settleAborted() || this.callerAborted) {
-      done.exit(interrupted)
+      done.skip()
       return noop
     }
     let controller = this.shared

@@ -1057,7 +1057,9 @@ describe("invalid options", () => {
     ["timeout", "-5 seconds"],
     ["deadline", -1],
     ["deadline", NaN],
-    ["deadline", "-5 seconds"]
+    ["deadline", "-5 seconds"],
+    ["deadline", "banana"],
+    ["deadline", "5 second "]
   ]
 
   it.effect.each(cases)("dies at once naming %s when it is %s", ([option, value]) =>
@@ -1075,6 +1077,65 @@ describe("invalid options", () => {
       ]
       for (const run of runs) expectInvalid(yield* Effect.exit(run), option)
       expect(yield* Ref.get(starts)).toBe(0)
+    }))
+
+  it.effect("takes a duration in any of Effect's units, nanos included", () =>
+    Effect.gen(function*() {
+      for (const timeout of ["5 nanos", "1 nano", "2 micros", "1 week", [0, 5]] as const) {
+        expect(yield* FanOut.all([Effect.succeed(1)], { timeout, deadline: timeout })).toEqual([1])
+      }
+      const unreadable = yield* Effect.exit(FanOut.all([Effect.succeed(1)], { timeout: "5 fortnights" as "5 weeks" }))
+      expectInvalid(unreadable, "timeout")
+      expect(defectOf(unreadable)).toMatchObject({ message: expect.stringContaining("a unit such as") })
+    }))
+
+  it.effect("a misused labeled (a non-Effect, a label that is not a string) is reported before anything runs", () =>
+    Effect.gen(function*() {
+      const starts = yield* Ref.make(0)
+      const task = Effect.zipRight(Ref.update(starts, (n) => n + 1), Effect.never)
+      const notAnEffect = FanOut.labeled(5 as unknown as Effect.Effect<number>, "five")
+      const notALabel = FanOut.labeled(task, 5 as unknown as string)
+      expectInvalid(yield* Effect.exit(FanOut.all([task, notAnEffect])), "tasks")
+      expectInvalid(yield* Effect.exit(FanOut.settle({ task, notAnEffect })), "tasks")
+      expectInvalid(yield* Effect.exit(FanOut.settle([notALabel, task])), "label")
+      expect(defectOf(yield* Effect.exit(FanOut.all([notAnEffect])))).toMatchObject({
+        message: expect.stringContaining(`labeled("five") was given a non-Effect: 5`)
+      })
+      expect(yield* Ref.get(starts)).toBe(0)
+      // Run on its own, it dies with the same error.
+      expectInvalid(yield* Effect.exit(notAnEffect), "tasks")
+    }))
+
+  it.effect("forEach: a label function that does not return a string is reported before anything runs", () =>
+    Effect.gen(function*() {
+      const starts = yield* Ref.make(0)
+      const task = Effect.zipRight(Ref.update(starts, (n) => n + 1), Effect.never)
+      const label = (n: number) => n as unknown as string
+      const exit = yield* Effect.exit(FanOut.settleForEach([1, 2], () => task, { label }))
+      expectInvalid(exit, "label")
+      expect(defectOf(exit)).toMatchObject({ message: expect.stringContaining("returned 1 for item 0") })
+      expectInvalid(yield* Effect.exit(FanOut.forEach([1], () => task, { label })), "label")
+      expect(yield* Ref.get(starts)).toBe(0)
+    }))
+
+  it.effect("forEach takes a string as the iterable of its characters, as Effect.forEach does", () =>
+    Effect.gen(function*() {
+      expect(yield* FanOut.forEach("abc", (c) => Effect.succeed(c.toUpperCase()))).toEqual(["A", "B", "C"])
+      const [first] = yield* FanOut.settleForEach("é!", (c, i) => Effect.succeed(`${i}:${c}`))
+      expect(first).toMatchObject({ _tag: "Success", value: "0:é", key: 0 })
+    }))
+
+  it.effect("settle: report without required is an InvalidOptionError (settle cannot fail, there is nothing to report)", () =>
+    Effect.gen(function*() {
+      const starts = yield* Ref.make(0)
+      const task = Effect.zipRight(Ref.update(starts, (n) => n + 1), Effect.never)
+      expectInvalid(yield* Effect.exit(FanOut.settle([task], { report: true })), "report")
+      expectInvalid(yield* Effect.exit(FanOut.settleForEach([1], () => task, { report: true })), "report")
+      expect(yield* Ref.get(starts)).toBe(0)
+      // With required it is the documented FanOutFailure; report: false is as good as absent.
+      const exit = yield* Effect.exit(FanOut.settle([Effect.fail("down")], { required: [0], report: true }))
+      expect(Exit.isFailure(exit) && Cause.squash(exit.cause)).toBeInstanceOf(FanOut.FanOutFailure)
+      expect(yield* FanOut.settle([Effect.succeed(1)], { report: false })).toMatchObject([{ value: 1 }])
     }))
 
   it.effect("dies with InvalidOptionError for a non-Effect entry in a tuple of tasks", () =>
@@ -1158,6 +1219,20 @@ function assert(condition: boolean): asserts condition {
 }
 
 describe("time-outs, wrapped errors and ambiguous shapes", () => {
+  it("a time-out's message gives its duration with a unit, zero included", () => {
+    const deadline = (duration: Duration.Duration) =>
+      new FanOut.FanOutTimeoutError({ reason: "Deadline", key: undefined, label: undefined, duration }).message
+    expect(deadline(Duration.zero)).toBe("fan-out deadline of 0ms passed")
+    expect(deadline(Duration.millis(1500))).toBe("fan-out deadline of 1s 500ms passed")
+    const timeout = new FanOut.FanOutTimeoutError({
+      reason: "Timeout",
+      key: 2,
+      label: undefined,
+      duration: Duration.zero
+    })
+    expect(timeout.message).toBe("task 2 timed out after 0ms")
+  })
+
   // Tasks run inside the fan-out's span, where Effect wraps failure objects in a Proxy carrying the span.
   it.effect("settle: a task past its own timeout is TimedOut with reason Timeout", () =>
     Effect.gen(function*() {

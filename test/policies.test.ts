@@ -313,6 +313,33 @@ describe("hedge", () => {
       ])
     }))
 
+  it.effect("a hedging option it does not know, or a task that is not an Effect, is an InvalidOptionError", () =>
+    Effect.gen(function*() {
+      const attempts = yield* Ref.make(0)
+      const task = Ref.update(attempts, (n) => n + 1)
+      const misspelt = { delay: "1 millis", maxx: 3 } as FanOut.HedgeOptions
+      for (
+        const run of [
+          FanOut.hedge(task, misspelt),
+          FanOut.all([task], { hedge: misspelt }),
+          FanOut.settle([task], { hedge: misspelt })
+        ]
+      ) {
+        const exit = yield* Effect.exit(run)
+        const defect = Exit.isFailure(exit) ? Cause.squash(exit.cause) : undefined
+        expect(defect).toMatchObject({ _tag: "InvalidOptionError", option: "hedge.maxx" })
+      }
+      const exit = yield* Effect.exit(
+        FanOut.hedge(Promise.resolve(1) as unknown as Effect.Effect<number>, { delay: "1 millis" })
+      )
+      expect(Exit.isFailure(exit) && Cause.squash(exit.cause)).toMatchObject({
+        _tag: "InvalidOptionError",
+        option: "task",
+        message: expect.stringContaining("hedge needs an Effect, got a promise")
+      })
+      expect(yield* Ref.get(attempts)).toBe(0)
+    }))
+
   it.effect("the hedge option counts the attempts in the outcome", () =>
     Effect.gen(function*() {
       const attempt = yield* Ref.make(0)

@@ -34,6 +34,11 @@ describe("policy types", () => {
     FanOut.settle({ account, usage }, { required: ["nope"] })
     // @ts-expect-error a tuple of two has no index 2
     FanOut.settle([account, usage] as const, { required: [2] })
+    // A struct's numeric keys are strings, as Object.keys gives them
+    const _numericKeys = FanOut.settle({ 0: account, 1: usage }, { required: ["1"] })
+    expectTypeOf<Effect.Effect.Error<typeof _numericKeys>>().toEqualTypeOf<UsageDown>()
+    // @ts-expect-error a struct's key is the string "1", not the number 1
+    FanOut.settle({ 0: account, 1: usage }, { required: [1] })
     expectTypeOf<Effect.Effect.Error<ReturnType<typeof FanOut.settle<{ a: typeof usage }, {}>>>>().toEqualTypeOf<
       never
     >()
@@ -55,6 +60,10 @@ describe("policy types", () => {
         if (winner.key === "account") expectTypeOf(winner.value).toEqualTypeOf<{ id: string }>()
         return winner.key
       })
+    const _numericKeys = FanOut.quorum({ 0: usage, 1: billing }, 1)
+    expectTypeOf<Effect.Effect.Success<typeof _numericKeys>>().toEqualTypeOf<
+      Array<Keyed<number, "0"> | Keyed<string, "1">>
+    >()
     const _tuple = FanOut.quorum([usage, billing] as const, 1)
     expectTypeOf<Effect.Effect.Success<typeof _tuple>>().toEqualTypeOf<
       Array<Keyed<number, 0> | Keyed<string, 1>>
@@ -150,6 +159,10 @@ describe("policy types", () => {
     FanOut.settle({ retry: onUsage, timeout: 10 })([usage])
     // @ts-expect-error quorum: one task fails with AccountDown
     FanOut.quorum(1, { retry: onUsage })([account, usage])
+    // @ts-expect-error forEach: the tasks fail with AccountDown
+    pipe([1], FanOut.forEach(() => account, { retry: onUsage }))
+    const _each = pipe([1], FanOut.forEach(() => usage, { retry: onUsage }))
+    expectTypeOf<Effect.Effect.Error<typeof _each>>().toEqualTypeOf<UsageDown>()
     // @ts-expect-error firstSuccess: the task fails with AccountDown
     pipe([account], FanOut.firstSuccess({ retry: onUsage }))
     // @ts-expect-error stream: the task fails with AccountDown

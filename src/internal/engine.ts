@@ -94,7 +94,14 @@ export interface CallbackTask {
 export interface Done {
   succeed(value: unknown): void
   exit(exit: Exit.Exit<unknown, unknown>): void
+  /**
+   * The task did not run after all (as it started, it found its work no longer wanted): it ends interrupted, as a task
+   * that never started, with no duration and no attempt.
+   */
+  skip(): void
 }
+
+const skipped: Exit.Exit<never, never> = Exit.interrupt(FiberId.none)
 
 /** The `Done` of one callback task. */
 class CallbackEnd implements Done {
@@ -106,6 +113,11 @@ class CallbackEnd implements Done {
   exit(exit: Exit.Exit<unknown, unknown>): void {
     if (exit._tag === "Success") this.succeed(exit.value)
     else if (this.end()) this.fanOut.callbackEnded(this.index, true, exit.cause)
+  }
+  skip(): void {
+    if (this.ended) return
+    this.fanOut.report.startedAt[this.index] = NaN
+    this.exit(skipped)
   }
   private end(): boolean {
     if (this.ended) return false

@@ -26,19 +26,35 @@ type AnyEffect = Effect.Effect<any, any, any>
 // ---------------------------------------------------------------------------------------------------------------
 // labels
 
-const labels = new WeakMap<object, string>()
+/**
+ * The label of each labeled task, or why `labeled` was misused (a non-Effect, a label that is not a string): a
+ * fan-out reports that before anything runs, as it does a non-Effect task, rather than as that task's defect.
+ */
+const labels = new WeakMap<object, string | InvalidOptionError>()
 
 /** @internal */
 export const labeled = <A, E, R>(effect: Effect.Effect<A, E, R>, label: string): Effect.Effect<A, E, R> => {
-  if (typeof label !== "string") {
-    return Effect.die(
-      new InvalidOptionError({ option: "label", reason: `must be a string, got ${options.show(label)}` })
-    )
+  const invalid = typeof label !== "string"
+    ? new InvalidOptionError({ option: "label", reason: `must be a string, got ${options.show(label)}` })
+    : !Effect.isEffect(effect)
+    ? notAnEffect("tasks", `labeled(${JSON.stringify(label)}) was given a non-Effect`, effect)
+    : undefined
+  if (invalid !== undefined) {
+    const misused = Effect.die(invalid)
+    labels.set(misused, invalid)
+    return misused
   }
   // A fresh effect, so that one effect value used twice can carry two labels.
   const wrapped = Effect.suspend(() => effect)
   labels.set(wrapped, label)
   return wrapped
+}
+
+/** The label `labeled` gave `effect`, if any; throws what was wrong when `labeled` was misused. */
+const labelOf = (effect: object): string | undefined => {
+  const label = labels.get(effect)
+  if (typeof label === "object") throw label
+  return label
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -110,7 +126,7 @@ export const shapeOf = (input: unknown): Shape => {
       const effect = effects[i]
       if (!Effect.isEffect(effect)) throw notAnEffect("tasks", `entry ${i} is not an Effect`, effect)
       keys[i] = i
-      taskLabels[i] = labels.get(effect)
+      taskLabels[i] = labelOf(effect)
     }
     return { struct: false, keys, task: (i) => effects[i] as AnyEffect, labels: taskLabels }
   }
@@ -123,7 +139,7 @@ export const shapeOf = (input: unknown): Shape => {
       const effect = input[key]
       if (!Effect.isEffect(effect)) throw notAnEffect("tasks", `entry ${JSON.stringify(key)} is not an Effect`, effect)
       effects[i] = effect
-      taskLabels[i] = labels.get(effect) ?? key
+      taskLabels[i] = labelOf(effect) ?? key
     }
     return { struct: true, keys, task: (i) => effects[i]!, labels: taskLabels }
   }
@@ -157,7 +173,7 @@ export const shapeOfForEach = <X>(
   f: (item: X, index: number) => AnyEffect,
   label: ((item: X, index: number) => string) | undefined
 ): Shape => {
-  if (!Predicate.isIterable(items) || typeof items === "string") {
+  if (!Predicate.isIterable(items) && typeof items !== "string") {
     throw new InvalidOptionError({ option: "items", reason: `must be an iterable, got ${options.show(items)}` })
   }
   if (!Predicate.isFunction(f)) {
@@ -171,7 +187,16 @@ export const shapeOfForEach = <X>(
   const taskLabels: Array<string | undefined> = new Array(list.length)
   for (let i = 0; i < list.length; i++) {
     keys[i] = i
-    taskLabels[i] = label !== undefined ? label(list[i]!, i) : undefined
+    if (label !== undefined) {
+      const name: unknown = label(list[i]!, i)
+      if (typeof name !== "string") {
+        throw new InvalidOptionError({
+          option: "label",
+          reason: `must return a string, returned ${options.show(name)} for item ${i}`
+        })
+      }
+      taskLabels[i] = name
+    }
   }
   const task = (i: number): AnyEffect => {
     let effect: unknown
@@ -181,7 +206,11 @@ export const shapeOfForEach = <X>(
       return Effect.die(defect)
     }
     if (!Effect.isEffect(effect)) return Effect.die(notAnEffect("f", `returned a non-Effect for item ${i}`, effect))
-    if (label === undefined) taskLabels[i] = labels.get(effect)
+    if (label === undefined) {
+      const own = labels.get(effect)
+      if (typeof own === "object") return effect
+      taskLabels[i] = own
+    }
     return effect
   }
   return { struct: false, keys, task, labels: taskLabels }
@@ -639,6 +668,13 @@ export const requiredIndices = (shape: Shape, required: unknown): ReadonlySet<nu
 
 /** @internal */
 export const settle = (shape: Shape, s: Settings, rawRequired?: unknown): Effect.Effect<any, any> => {
+  if (s.report && rawRequired === undefined) {
+    throw new InvalidOptionError({
+      option: "report",
+      reason:
+        "applies to settle only with `required`: without required tasks settle cannot fail, so it has nothing to report"
+    })
+  }
   const required = requiredIndices(shape, rawRequired)
   const onExit = required === undefined || required.size === 0
     ? never

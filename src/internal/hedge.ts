@@ -25,6 +25,14 @@ export const settings = (raw: unknown, option: string): Hedge => {
   if (!Predicate.isRecord(raw)) {
     throw new InvalidOptionError({ option, reason: `must be { delay, max? }, got ${options.show(raw)}` })
   }
+  for (const key of Object.keys(raw)) {
+    if (key !== "delay" && key !== "max" && raw[key] !== undefined) {
+      throw new InvalidOptionError({
+        option: `${option}.${key}`,
+        reason: "is not a hedging option (they are: delay, max)"
+      })
+    }
+  }
   const delay = options.duration(raw.delay, `${option}.delay`)
   if (delay === undefined) {
     throw new InvalidOptionError({ option: `${option}.delay`, reason: "is required" })
@@ -32,6 +40,15 @@ export const settings = (raw: unknown, option: string): Hedge => {
   const max = raw.max === undefined ? 2 : options.positiveInteger(raw.max, `${option}.max`)
   return { delay, max }
 }
+
+/** `FanOut.hedge(task, options)`: checks both before the first attempt. @internal */
+export const hedged = <A, E, R>(task: Effect.Effect<A, E, R>, raw: unknown): Effect.Effect<A, E, R> =>
+  Effect.suspend(() => {
+    if (!Effect.isEffect(task)) {
+      throw new InvalidOptionError({ option: "task", reason: `hedge needs an Effect, got ${options.show(task)}` })
+    }
+    return run(task, settings(raw, "hedge"))
+  })
 
 /** @internal */
 export const run = <A, E, R>(task: Effect.Effect<A, E, R>, hedge: Hedge): Effect.Effect<A, E, R> => {

@@ -40,7 +40,6 @@ export const duration = (value: unknown, option: string): Duration.Duration | un
     if (value < BigInt(0)) throw invalid("it is negative")
   } else if (typeof value === "string") {
     if (/^\s*-/.test(value)) throw invalid("it is negative")
-    if (/nan/i.test(value)) throw invalid("NaN is not a duration")
   } else if (Array.isArray(value)) {
     if (value.length !== 2 || !value.every((part) => typeof part === "number" && !Number.isNaN(part) && part >= 0)) {
       throw invalid("a [seconds, nanos] pair needs two non-negative numbers")
@@ -49,9 +48,24 @@ export const duration = (value: unknown, option: string): Duration.Duration | un
     throw invalid("expected a number of milliseconds, a Duration or a string such as \"2 seconds\"")
   }
   const decoded = Duration.decodeUnknown(value as Duration.DurationInput)
-  if (decoded._tag === "None") throw invalid("it could not be read")
+  if (decoded._tag === "None") {
+    throw invalid(
+      typeof value === "string"
+        ? "expected a number and a unit such as \"2 seconds\" (nanos, micros, millis, seconds, minutes, hours, days, weeks)"
+        : "it could not be read"
+    )
+  }
   return decoded.value
 }
+
+/**
+ * A duration in a message: `Duration.format`, except that zero reads "0ms" rather than a bare "0" (as
+ * `FanOutTimeoutError`'s message does; it keeps its own copy, since this module imports `FanOutError`).
+ *
+ * @internal
+ */
+export const formatDuration = (duration: Duration.Duration): string =>
+  Duration.isZero(duration) ? "0ms" : Duration.format(duration)
 
 /** @internal */
 export const positiveInteger = (value: unknown, option: string): number => {
