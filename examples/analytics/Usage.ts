@@ -101,11 +101,17 @@ const publicReason = (reason: ErrorFields["reason"]): PublicReason => {
 
 type FeatureOutcome = Outcome.Outcome<unknown, FeatureError>
 
+/**
+ * A feature's panel when it has no data. A call that ran out of time is `timed_out` whichever limit passed first: the
+ * request's deadline (`deadline`) or the client's own `FEATURE_TIMEOUT` (`timeout`, when the deadline is longer).
+ */
 const panel = (feature: Feature, outcome: Outcome.NotSuccess<FeatureError>): Panel => {
   const common = { feature, durationMs: Math.round(outcome.durationMillis), attempts: outcome.attempts }
   switch (outcome._tag) {
     case "Failure":
-      return { status: "failed", ...common, reason: publicReason(outcome.error.reason) }
+      return outcome.error.reason === "Timeout"
+        ? { status: "timed_out", ...common, reason: "timeout" }
+        : { status: "failed", ...common, reason: publicReason(outcome.error.reason) }
     case "Defect":
       return { status: "failed", ...common, reason: "internal_error" }
     case "TimedOut":
@@ -156,11 +162,15 @@ const requestError = (
     yield* Effect.forEach(outcomes, (outcome) => logOutcome(outcome.key as Feature, outcome), { discard: true })
     if (failure.reason === "Deadline" || failure.key === undefined) {
       const deadlineMs = Math.round(Duration.toMillis(deadline))
+      const pending = outcomes.filter((outcome) => !Outcome.isSuccess(outcome) && needed(outcome.key as Feature))
+        .map((outcome) => outcome.key as Feature)
+      // The features cut off at the deadline are interrupted, which `logOutcome` leaves out: say which they were.
+      yield* Effect.logWarning(`deadline of ${deadlineMs} ms passed; pending: ${pending.join(", ")}`).pipe(
+        Effect.annotateLogs({ pending: pending.join(",") })
+      )
       return yield* new DeadlineExceeded({
         deadlineMs,
-        pending: outcomes.filter((outcome) => !Outcome.isSuccess(outcome) && needed(outcome.key as Feature)).map((
-          outcome
-        ) => outcome.key as Feature),
+        pending,
         message: `not every needed feature answered within ${deadlineMs} ms`
       })
     }

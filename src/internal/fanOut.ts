@@ -780,7 +780,9 @@ const failureReport = (
   // failure. (The span and the metrics, read from the engine's report, say TimedOut for them.)
   if (report.stop === "Deadline") {
     outcomes = outcomes.map((o, i) =>
-      i !== culprit && o._tag === "TimedOut" && o.reason === "Deadline" ? { ...o, _tag: "Interrupted" } as any : o
+      i !== culprit && o._tag === "TimedOut" && o.reason === "Deadline"
+        ? { _tag: "Interrupted", key: o.key, label: o.label, durationMillis: o.durationMillis, attempts: o.attempts }
+        : o
     )
   }
   const failures = outcomes

@@ -83,15 +83,15 @@ describe("Usage", () => {
         expect(response.panels.every((panel) => panel.status === "ok")).toBe(true)
       }).pipe(Effect.provide(withDoubles({}))))
 
-    it.effect("turns each client's typed error reason into a public reason", () =>
+    it.effect("turns each client's typed error reason into a public reason; its own time-out is timed_out", () =>
       Effect.gen(function*() {
         const usage = yield* Usage
         const response = yield* usage.forCustomer(customer, { mode: "partial", deadline })
-        const failed = response.panels.filter((panel) => panel.status === "failed")
-        expect(failed.map((panel) => [panel.feature, panel.status === "failed" && panel.reason])).toEqual([
-          ["offers", "unavailable"],
-          ["documents", "bad_response"],
-          ["payments", "timeout"]
+        const missing = response.panels.filter((panel) => panel.status !== "ok")
+        expect(missing.map((panel) => [panel.feature, panel.status, "reason" in panel && panel.reason])).toEqual([
+          ["offers", "failed", "unavailable"],
+          ["documents", "failed", "bad_response"],
+          ["payments", "timed_out", "timeout"]
         ])
         expect(response.complete).toBe(false)
       }).pipe(Effect.provide(withDoubles({
@@ -340,13 +340,22 @@ describe("Usage", () => {
         expect(error.message).not.toMatch(/boom/)
       }).pipe(Effect.provide(withDoubles({ listings: crash })), Effect.provide(makeCaptureLogger().layer)))
 
-    it.effect("fails with DeadlineExceeded naming the pending features at the deadline", () =>
-      Effect.gen(function*() {
+    it.effect("fails with DeadlineExceeded naming the pending features at the deadline, and logs them", () => {
+      const logs = makeCaptureLogger()
+      return Effect.gen(function*() {
         const usage = yield* Usage
         const fiber = yield* Effect.fork(Effect.flip(usage.forCustomer(customer, { mode: "strict", deadline })))
         yield* TestClock.adjust(deadline)
         const error = yield* Fiber.join(fiber)
-        expect(error).toMatchObject({ _tag: "DeadlineExceeded", pending: ["alerts"], deadlineMs: 2000 })
-      }).pipe(Effect.provide(withDoubles({ alerts: () => Effect.never }))))
+        expect(error).toMatchObject({ _tag: "DeadlineExceeded", pending: ["alerts", "payments"], deadlineMs: 2000 })
+        const warnings = logs.entries.filter((entry) => entry.level === "WARN")
+        expect(warnings.map((entry) => [entry.message, entry.annotations.pending])).toEqual([
+          ["deadline of 2000 ms passed; pending: alerts, payments", "alerts,payments"]
+        ])
+      }).pipe(
+        Effect.provide(withDoubles({ alerts: () => Effect.never, payments: () => Effect.never })),
+        Effect.provide(logs.layer)
+      )
+    })
   })
 })
