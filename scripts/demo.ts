@@ -70,12 +70,20 @@ const scenarios: ReadonlyArray<Scenario> = [
 const dim = (text: string) => process.stdout.isTTY ? `\x1b[2m${text}\x1b[0m` : text
 const bold = (text: string) => process.stdout.isTTY ? `\x1b[1m${text}\x1b[0m` : text
 
+/** The first line of `text`, cut at a word to at most `max` characters, with "…" when something was left out. */
+const firstLine = (text: string, max: number): string => {
+  const [line = ""] = text.split("\n")
+  if (line.length <= max) return line
+  const cut = line.lastIndexOf(" ", max - 1)
+  return `${line.slice(0, cut > max / 2 ? cut : max - 1)}…`
+}
+
 /** Server-side logs, one short line each: enough to see that details are logged, not a wall of stack frames. */
 const compactLogger = Logger.make(({ annotations, logLevel, message }) => {
   const text = (Array.isArray(message) ? message : [message]).map(String).join(" ")
   const details = ["status", "body", "stack"].flatMap((key) =>
     HashMap.get(annotations, key).pipe((option) =>
-      option._tag === "Some" ? [`${key}=${String(option.value).split("\n")[0]!.slice(0, 90)}`] : []
+      option._tag === "Some" ? [`${key}=${firstLine(String(option.value), 90)}`] : []
     )
   )
   process.stdout.write(
@@ -162,11 +170,13 @@ const program = Effect.gen(function*() {
     simulators.scenario(scenario.overrides)
     for (const call of scenario.calls) yield* run(base, simulators, call)
   }
-  console.log(`\nDone in ${((performance.now() - started) / 1000).toFixed(1)} s; servers closed.`)
+  return performance.now() - started
 })
 
 program.pipe(
   Effect.provide(Embedded.layer({ listen: { port: 0, host: "127.0.0.1" } })),
+  // After the layer is released: the API and the simulators have closed by now.
+  Effect.tap((elapsed) => console.log(`\nDone in ${(elapsed / 1000).toFixed(1)} s; servers closed.`)),
   Effect.provide(Logger.replace(Logger.defaultLogger, compactLogger)),
   NodeRuntime.runMain({ disablePrettyLogger: true })
 )

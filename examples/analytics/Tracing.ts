@@ -121,7 +121,8 @@ export const layerConsole = (write: (line: string) => void = (line) => console.l
 
 /**
  * Exports spans over OTLP/HTTP as JSON to `<endpoint>/v1/traces`, as service `OTEL_SERVICE_NAME` (default
- * `analytics`). Export failures are logged by the exporter and never fail a request.
+ * `analytics`). A failed export never fails a request: the exporter drops that batch, pauses for a minute and logs
+ * it at Debug level only.
  */
 export const layerOtlp = (endpoint: string): Layer.Layer<never> =>
   Layer.unwrapEffect(
