@@ -4,11 +4,14 @@
  *   npm run serve -- --port=3000 --config=examples/analytics/simulators.json --payments.errorRate=0.5 --seed=7
  *
  * `--port` (default `PORT`, else 3000; 0 for any free port) and `--config` are for this script; every other flag is a
- * simulator setting (see `applyFlags` in examples/analytics/Simulator.ts). Every flag is checked before anything
- * starts: a bad one prints one line naming it and exits with code 2 (examples/analytics/ServeFlags.ts).
+ * simulator setting (see `applyFlags` in examples/analytics/Simulator.ts). Every flag, the config file and the
+ * environment variables the API reads (`REQUIRED_FEATURES`, `FEATURE_RETRIES`, `STRICT_RETRIES`, `FEATURE_TIMEOUT`) are
+ * checked before anything starts: a bad one prints one line naming it and exits with code 2
+ * (examples/analytics/ServeFlags.ts).
  *
  * `npm run serve -- --external` starts no simulators: the clients call the services named by `<FEATURE>_URL`
- * environment variables, and the API listens on `PORT`/`HOST`. Logs are logfmt, one line per entry.
+ * environment variables, and the API listens on `PORT` (0 for any free port) and `HOST`; those are checked first too.
+ * Logs are logfmt, one line per entry.
  *
  * Tracing (see examples/analytics/Tracing.ts):
  *   --trace=console   print each span as it ends (name, duration, parent, outcome counts, attempts)

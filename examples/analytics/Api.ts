@@ -40,9 +40,19 @@ export const defaultDeadlineMs = 1_500
 const got = (actual: unknown) => `, got ${JSON.stringify(actual)}`
 
 /**
+ * A number as a query string writes it: decimal digits and nothing else. `Number` alone, which `NumberFromString`
+ * uses, would also read `0x20`, `1e3`, `+50` and ` 50`.
+ */
+const DecimalNumber = Schema.compose(Schema.String.pipe(Schema.pattern(/^\d+$/)), Schema.NumberFromString)
+
+/**
  * The query string of `GET /customers/:id/usage`. Each parameter carries the message a caller reads in the 400: the
  * schema's own would list every literal it tried one by one. `exact: true` because a query parameter is either absent
  * (the default applies) or a string, never `undefined`, which keeps `undefined` out of the alternatives reported.
+ *
+ * Any other parameter is a 400 naming it and the known ones (`onExcessProperty: "error"`): dropped, `MODE=strict` or
+ * `mode[]=strict` would run the request in the default mode, as if it had been asked for. `HttpApiBuilder` decodes url
+ * params without parse options of its own, so the schema carries them; `errors: "all"` reports every bad parameter.
  */
 export const UsageParams = Schema.Struct({
   mode: Schema.optionalWith(
@@ -52,7 +62,7 @@ export const UsageParams = Schema.Struct({
     { exact: true, default: () => "partial" as const }
   ),
   deadlineMs: Schema.optionalWith(
-    Schema.NumberFromString.pipe(Schema.int(), Schema.between(minDeadlineMs, maxDeadlineMs)).annotations({
+    DecimalNumber.pipe(Schema.int(), Schema.between(minDeadlineMs, maxDeadlineMs)).annotations({
       message: (issue) => ({
         message: `deadlineMs must be an integer between ${minDeadlineMs} and ${maxDeadlineMs}${got(issue.actual)}`,
         override: true
@@ -60,7 +70,7 @@ export const UsageParams = Schema.Struct({
     }),
     { exact: true, default: () => defaultDeadlineMs }
   )
-})
+}).annotations({ parseOptions: { onExcessProperty: "error", errors: "all" } })
 
 export class UsageGroup extends HttpApiGroup.make("usage")
   .add(
@@ -76,8 +86,9 @@ export class UsageGroup extends HttpApiGroup.make("usage")
 {}
 
 /**
- * Bad input (an id that does not match `CustomerId`, an unknown `mode`, a `deadlineMs` out of range) is answered
- * by `HttpApi` itself with 400 and its `HttpApiDecodeError` schema, which every `HttpApi.make` declares. A method and
- * path no endpoint answers is a 404 `NotFound` (see `NotFoundLive` in `Http.ts`).
+ * Bad input (an id that does not match `CustomerId`, an unknown `mode`, a `deadlineMs` out of range or not in decimal
+ * digits, a query parameter the endpoint does not take) is answered by `HttpApi` itself with 400 and its
+ * `HttpApiDecodeError` schema, which every `HttpApi.make` declares. A method and path no endpoint answers is a 404
+ * `NotFound` (see `NotFoundLive` in `Http.ts`).
  */
 export class AnalyticsApi extends HttpApi.make("analytics").add(UsageGroup).addError(NotFound) {}

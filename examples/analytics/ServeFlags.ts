@@ -1,6 +1,7 @@
 /**
- * The command line of `npm run serve`, read and checked before anything starts: a bad flag is one line naming it
- * (and the script exits with code 2), never a stack trace, and never found after the simulators are already up.
+ * The command line of `npm run serve` and the environment the API reads, read and checked before anything starts: a
+ * bad flag or variable is one line naming it (and the script exits with code 2), never a stack trace, and never found
+ * after the simulators are already up.
  *
  *   --port=N          where the API listens (0 to 65535, 0 for any free port); default `PORT`, else 3000
  *   --config=path     the simulators' config file; default examples/analytics/simulators.json
@@ -9,12 +10,20 @@
  *   --external        no simulators: the clients call `<FEATURE>_URL`, the API listens on `PORT` and `HOST`
  *   anything else     a simulator setting: `--seed=7`, `--<feature>.<setting>=<value>`, `--all.<setting>=<value>`
  *                     (see `applyFlags` in Simulator.ts)
+ *
+ * The environment: `REQUIRED_FEATURES`, `FEATURE_RETRIES`, `STRICT_RETRIES` and `FEATURE_TIMEOUT`; with `--external`
+ * also `PORT`, `HOST` and every `<FEATURE>_URL`. Each is read by the `Config` the application itself reads it with.
  */
-import { Either, ParseResult } from "effect"
+import type { ConfigError } from "effect"
+import { Config, ConfigProvider, Effect, Either, ParseResult } from "effect"
 import { relative } from "node:path"
 import { fileURLToPath } from "node:url"
+import { features } from "./Domain.js"
+import * as FeatureClient from "./features/FeatureClient.js"
+import * as Server from "./Server.js"
 import * as Simulator from "./Simulator.js"
 import { FlagError } from "./Simulator.js"
+import * as Usage from "./Usage.js"
 
 export type Trace = "console" | "otlp" | "off"
 
@@ -42,10 +51,45 @@ const own = ["port", "config", "trace"] as const
 
 const fail = (message: string) => Either.left(new FlagError({ message }))
 
-/** A TCP port written in decimal, 0 included; `undefined` if `raw` is not one. */
-const parsePort = (raw: string): number | undefined => {
-  const port = /^\d{1,5}$/.test(raw) ? Number(raw) : NaN
-  return port <= 65535 ? port : undefined
+/** The `Config`s the API reads from the environment; without `--external` the simulators' URLs replace `<FEATURE>_URL`. */
+const environment = (external: boolean): ReadonlyArray<Config.Config<unknown>> => [
+  Usage.requiredFeatures,
+  Usage.featureRetries,
+  Usage.strictRetries,
+  FeatureClient.requestTimeout,
+  ...(external ? [Server.listenConfig, ...features.map(FeatureClient.baseUrl)] : [])
+]
+
+const configLeaves = (
+  error: ConfigError.ConfigError
+): ReadonlyArray<Exclude<ConfigError.ConfigError, ConfigError.And | ConfigError.Or>> =>
+  error._op === "And" || error._op === "Or" ? [...configLeaves(error.left), ...configLeaves(error.right)] : [error]
+
+/**
+ * What is wrong with the environment, in one line: each bad variable with its value and what it takes, then the
+ * variables `--external` needs and does not have. `undefined` when the API can start with it.
+ */
+const environmentProblem = (
+  env: Readonly<Record<string, string | undefined>>,
+  external: boolean
+): string | undefined => {
+  const variables = new Map(
+    Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined)
+  )
+  // The same delimiters as `ConfigProvider.fromEnv`, which the API reads the real environment with.
+  const provider = ConfigProvider.fromMap(variables, { pathDelim: "_", seqDelim: "," })
+  const read = Effect.runSync(Effect.either(Effect.withConfigProvider(Config.all(environment(external)), provider)))
+  if (Either.isRight(read)) return undefined
+  const leaves = configLeaves(read.left)
+  const missing = leaves.flatMap((leaf) => leaf._op === "MissingData" ? [leaf.path.join("_")] : [])
+  return [
+    ...leaves.flatMap((leaf) => {
+      if (leaf._op === "MissingData") return []
+      const name = leaf.path.join("_")
+      return [leaf._op === "InvalidData" ? `${name}=${variables.get(name)}: ${leaf.message}` : leaf.message]
+    }),
+    ...(missing.length === 0 ? [] : [`--external needs ${missing.join(", ")} (the base URL of each feature service)`])
+  ].join("; ")
 }
 
 /** The first line of what went wrong reading a config file: a file error, a JSON error or the schema's issues. */
@@ -58,7 +102,8 @@ const configProblem = (error: unknown): string =>
 
 /**
  * Reads `serve`'s arguments (without `node` and the script) and the environment. The first problem found is a
- * `FlagError`; otherwise every value is checked, the config file read and the simulator flags applied.
+ * `FlagError` (every bad environment variable at once); otherwise every value is checked, the config file read, the
+ * simulator flags applied and the API's environment read as it will be when it starts.
  */
 export const parse = (
   argv: ReadonlyArray<string>,
@@ -96,17 +141,18 @@ export const parse = (
     if (unused !== undefined) {
       return fail(`${unused} is not used with --external (no simulators run; the API listens on PORT and HOST)`)
     }
-    return Either.right({ _tag: "External", ...common })
+    const problem = environmentProblem(env, true)
+    return problem === undefined ? Either.right({ _tag: "External", ...common }) : fail(problem)
   }
 
   const port = values.port !== undefined ?
-    parsePort(values.port) :
+    Server.parsePort(values.port) :
     env.PORT !== undefined ?
-    parsePort(env.PORT) :
+    Server.parsePort(env.PORT) :
     defaultPort
   if (port === undefined) {
     const flag = values.port !== undefined ? `--port=${values.port}` : `PORT=${env.PORT}`
-    return fail(`${flag}: port must be an integer from 0 to 65535`)
+    return fail(`${flag}: ${Server.portExpected}`)
   }
 
   let config: Simulator.SimulatorConfig
@@ -119,10 +165,10 @@ export const parse = (
     return fail(`${file}: ${configProblem(error)}`)
   }
 
-  return Either.map(Simulator.applyFlags(config, rest), (simulators) => ({
-    _tag: "Embedded" as const,
-    port,
-    simulators,
-    ...common
-  }))
+  return Either.flatMap(Simulator.applyFlags(config, rest), (simulators) => {
+    const problem = environmentProblem(env, false)
+    return problem === undefined ?
+      Either.right({ _tag: "Embedded" as const, port, simulators, ...common }) :
+      fail(problem)
+  })
 }

@@ -4,8 +4,7 @@
  */
 import { HttpApiBuilder, HttpMiddleware, HttpServer, HttpServerRespondable } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import type { ConfigError } from "effect"
-import { Cause, Config, Effect, Layer, Option } from "effect"
+import { Cause, Config, ConfigError, Effect, Either, Layer, Option } from "effect"
 import { createServer } from "node:http"
 import { AnalyticsApi } from "./Api.js"
 import { AlertsLive } from "./features/Alerts.js"
@@ -119,13 +118,31 @@ export const serveWith = <E, R>(
 /** The application as deployed: real feature clients, listening on `listen`. */
 export const layer = (listen: { readonly port: number; readonly host: string }) => serveWith(listen, FeaturesLive)
 
-/** `PORT` (default 3000) and `HOST` (default 127.0.0.1), for running against real feature services. */
+/** A TCP port written in decimal digits, 0 (any free port) included; `undefined` if `raw` is not one. */
+export const parsePort = (raw: string): number | undefined => {
+  const port = /^\d{1,5}$/.test(raw) ? Number(raw) : NaN
+  return port <= 65535 ? port : undefined
+}
+
+/** What `parsePort` takes, as said when it is given something else. */
+export const portExpected = "port must be an integer from 0 to 65535"
+
+/**
+ * Where `layerConfig` listens: `PORT` (default 3000; 0 for any free port, as `--port=0` in embedded mode: the address
+ * is logged) and `HOST` (default 127.0.0.1). `Config.port` would refuse 0.
+ */
+export const listenConfig: Config.Config<{ readonly port: number; readonly host: string }> = Config.all({
+  port: Config.nested(
+    Config.mapOrFail(
+      Config.string(),
+      (raw) => Either.fromNullable(parsePort(raw), () => ConfigError.InvalidData([], portExpected))
+    ),
+    "PORT"
+  ).pipe(Config.withDefault(3000)),
+  host: Config.string("HOST").pipe(Config.withDefault("127.0.0.1"))
+})
+
+/** The application listening on `listenConfig`, for running against real feature services; logs its address. */
 export const layerConfig = Layer.unwrapEffect(
-  Effect.map(
-    Config.all({
-      port: Config.port("PORT").pipe(Config.withDefault(3000)),
-      host: Config.string("HOST").pipe(Config.withDefault("127.0.0.1"))
-    }),
-    (listen) => layer(listen).pipe(HttpServer.withLogAddress)
-  )
+  Effect.map(listenConfig, (listen) => layer(listen).pipe(HttpServer.withLogAddress))
 )

@@ -13,8 +13,30 @@ import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
 import { type Feature, features } from "./Domain.js"
 
-const Rate = Schema.Number.pipe(Schema.between(0, 1))
-const Millis = Schema.Number.pipe(Schema.nonNegative())
+/**
+ * The longest delay `setTimeout` can wait: Node fires a longer one after 1 ms (with a `TimeoutOverflowWarning`), so a
+ * service meant to be slow would answer at once.
+ */
+export const maxDelayMs = 2_147_483_647
+
+/** What each setting takes, as said when a config file or a flag gives it something else. */
+const expected = {
+  latencyMs: `a whole number of milliseconds from 0 to ${maxDelayMs}`,
+  jitterMs: `a whole number of milliseconds from 0 to ${maxDelayMs}`,
+  errorRate: "a decimal number between 0 and 1",
+  malformedRate: "a decimal number between 0 and 1",
+  hangRate: "a decimal number between 0 and 1",
+  crash: "true or false"
+} as const
+
+/** A setting's schema, whose issue says what the setting takes (the schema's own would say `Expected an integer`). */
+const settingSchema = <A, I>(schema: Schema.Schema<A, I>, takes: string): Schema.Schema<A, I> =>
+  schema.annotations({
+    message: (issue) => ({ message: `must be ${takes}, got ${JSON.stringify(issue.actual)}`, override: true })
+  })
+
+const Rate = settingSchema(Schema.Number.pipe(Schema.between(0, 1)), expected.errorRate)
+const Millis = settingSchema(Schema.Int.pipe(Schema.between(0, maxDelayMs)), expected.latencyMs)
 
 /** How one simulated service behaves. Rates are probabilities per request, drawn in the order hang, error, malformed. */
 export const Settings = Schema.Struct({
@@ -29,19 +51,23 @@ export const Settings = Schema.Struct({
   /** Never answer; the connection stays open until the client gives up. */
   hangRate: Rate,
   /** The handler throws; the server answers 500 with the stack trace, as a careless framework in dev mode does. */
-  crash: Schema.Boolean
+  crash: settingSchema(Schema.Boolean, expected.crash)
 })
 export type Settings = typeof Settings.Type
 
 const PartialSettings = Schema.partialWith(Settings, { exact: true })
 
+/**
+ * A config file. A key it does not know (a misspelt feature or setting) is an error, like a value out of range: left
+ * out, the typo would silently leave that service at its defaults. Every issue is reported, not only the first.
+ */
 export const SimulatorConfig = Schema.Struct({
   seed: Schema.Int,
   defaults: Settings,
   features: Schema.partialWith(Schema.Record({ key: Schema.Literal(...features), value: PartialSettings }), {
     exact: true
   })
-})
+}).annotations({ parseOptions: { onExcessProperty: "error", errors: "all" } })
 export type SimulatorConfig = typeof SimulatorConfig.Type
 
 /** Settings per feature, or for `all` of them at once; the shape of config overrides, flags and demo scenarios. */
@@ -49,28 +75,28 @@ export type Overrides = { readonly [K in Feature | "all"]?: Partial<Settings> }
 
 export const defaultConfigPath = new URL("./simulators.json", import.meta.url)
 
-/** Reads and checks a simulator config file (JSON in the `SimulatorConfig` shape; missing features use defaults). */
+/**
+ * Reads and checks a simulator config file (JSON in the `SimulatorConfig` shape; missing features use defaults, an
+ * unknown key is an error).
+ */
 export const loadConfig = (path: string | URL = defaultConfigPath): SimulatorConfig =>
   Schema.decodeUnknownSync(SimulatorConfig)(JSON.parse(Fs.readFileSync(path, "utf8")))
 
 /** A command-line flag that cannot be used. `message` is one line that names the flag and says what it takes. */
 export class FlagError extends Data.TaggedError("FlagError")<{ readonly message: string }> {}
 
-/** What each setting takes on the command line, as said in a `FlagError`. */
-const expected: { readonly [K in keyof Settings]: string } = {
-  latencyMs: "a number of milliseconds, 0 or more",
-  jitterMs: "a number of milliseconds, 0 or more",
-  errorRate: "a number between 0 and 1",
-  malformedRate: "a number between 0 and 1",
-  hangRate: "a number between 0 and 1",
-  crash: "true or false"
-}
+/**
+ * How a number is written on the command line: milliseconds in decimal digits, rates in decimal notation. `Number`
+ * alone would read `0x10` as 16, `1e12` as a trillion, `Infinity`, ` 5` and an empty value (as 0).
+ */
+const written = { millis: /^\d+$/, rate: /^(?:\d+(?:\.\d*)?|\.\d+)$/ }
 
 /** The value of `--<target>.<setting>=<raw>`, checked by the setting's own schema; `undefined` if it is not one. */
 const settingValue = (setting: keyof Settings, raw: string): unknown => {
-  // `"yes" === "true"` is false and `Number("")` is 0: neither may pass for a value silently.
+  // `"yes" === "true"` is false: it may not pass for a value silently.
   if (setting === "crash") return raw === "true" ? true : raw === "false" ? false : undefined
-  const value = raw.trim() === "" ? NaN : Number(raw)
+  const form = setting === "latencyMs" || setting === "jitterMs" ? written.millis : written.rate
+  const value = form.test(raw) ? Number(raw) : NaN
   return Schema.is(Settings.fields[setting])(value) ? value : undefined
 }
 
@@ -184,6 +210,19 @@ const usageBody = (feature: Feature, customerId: string) => {
   }
 }
 
+/**
+ * Runs `f` once `ms` have passed, in steps of at most `maxDelayMs`: latency plus jitter can pass `setTimeout`'s limit
+ * even though neither does alone. Returns what cancels it.
+ */
+const after = (ms: number, f: () => void): () => void => {
+  let timer: ReturnType<typeof setTimeout>
+  const wait = (left: number) => {
+    timer = left > maxDelayMs ? setTimeout(() => wait(left - maxDelayMs), maxDelayMs) : setTimeout(f, left)
+  }
+  wait(ms)
+  return () => clearTimeout(timer)
+}
+
 /** A throwing handler, so that crash mode produces a real stack trace. */
 const crashingHandler = (feature: Feature): never => {
   throw new Error(`simulated crash in the ${feature} service: cannot read properties of undefined (reading 'plan')`)
@@ -259,9 +298,9 @@ export const start = async (config: SimulatorConfig = loadConfig()): Promise<Sim
       }
     }
     const hangs = !settings.crash && roll < settings.hangRate
-    const timer = hangs ? undefined : setTimeout(answer, delay)
+    const cancel = hangs ? undefined : after(delay, answer)
     response.on("close", () => {
-      clearTimeout(timer)
+      cancel?.()
       if (response.writableFinished) count.completed++
       else count.aborted++
       notify()

@@ -237,7 +237,14 @@ describe("analytics API end to end", () => {
           ["/customers/c-1/usage?deadlineMs=-1", "deadlineMs", deadlineMs("-1")],
           ["/customers/c-1/usage?deadlineMs=100000", "deadlineMs", deadlineMs("100000")],
           ["/customers/c-1/usage?deadlineMs=1.5", "deadlineMs", deadlineMs("1.5")],
-          ["/customers/c-1/usage?deadlineMs=soon", "deadlineMs", deadlineMs("soon")]
+          ["/customers/c-1/usage?deadlineMs=soon", "deadlineMs", deadlineMs("soon")],
+          // Numbers `Number` reads but a query string does not write: decimal digits only.
+          ["/customers/c-1/usage?deadlineMs=0x20", "deadlineMs", deadlineMs("0x20")],
+          ["/customers/c-1/usage?deadlineMs=1e3", "deadlineMs", deadlineMs("1e3")],
+          ["/customers/c-1/usage?deadlineMs=%2B50", "deadlineMs", deadlineMs("+50")],
+          // A `+` in a query string is a space.
+          ["/customers/c-1/usage?deadlineMs=+50", "deadlineMs", deadlineMs(" 50")],
+          ["/customers/c-1/usage?deadlineMs=%2050", "deadlineMs", deadlineMs(" 50")]
         ] as const
         const simulators = yield* Simulator.SimulatorsService
         for (const [path, field, message] of cases) {
@@ -250,6 +257,34 @@ describe("analytics API end to end", () => {
           expect(response.json.message, path).not.toMatch(/Expected undefined/)
         }
         // Rejected before any fan-out: no feature service was called.
+        expect(Simulator.total(simulators.counts()).started).toBe(0)
+      }))
+
+    it.effect("an unknown query parameter answers 400 naming it and the known ones, instead of being dropped", () =>
+      Effect.gen(function*() {
+        yield* scenario(healthy)
+        const simulators = yield* Simulator.SimulatorsService
+        const known = `is unexpected, expected: "mode" | "deadlineMs"`
+        for (
+          const [query, name] of [
+            ["MODE=strict", "MODE"],
+            ["mode[]=strict", "mode[]"],
+            ["deadlineMs[0]=50", "deadlineMs[0]"],
+            ["foo=1", "foo"],
+            ["mode=strict&foo=1", "foo"]
+          ] as const
+        ) {
+          const path = `/customers/c-1/usage?${query}`
+          const response = yield* call(path)
+          expect(response.status, path).toBe(400)
+          expect(response.json._tag, path).toBe("HttpApiDecodeError")
+          expect(response.json.issues, path).toEqual([{ _tag: "Unexpected", path: [name], message: known }])
+          expect(response.json.message, path).toContain(`["${name}"]`)
+          expect(response.json.message, path).toContain(known)
+        }
+        // Every bad parameter is named, not only the first.
+        const response = yield* call("/customers/c-1/usage?MODE=strict&mode=eventually")
+        expect(response.json.issues.map((issue: any) => issue.path)).toEqual([["MODE"], ["mode"]])
         expect(Simulator.total(simulators.counts()).started).toBe(0)
       }))
 

@@ -2,9 +2,15 @@
  * The command line of `npm run serve`, parsed without starting anything: what each flag gives, and the one line a
  * bad flag gets instead of a stack trace.
  */
-import { describe, expect, it } from "@effect/vitest"
+import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Either } from "effect"
+import { execFile } from "node:child_process"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
+import { features } from "../../examples/analytics/Domain.js"
+import { configPrefix } from "../../examples/analytics/features/FeatureClient.js"
 import * as ServeFlags from "../../examples/analytics/ServeFlags.js"
 import * as Simulator from "../../examples/analytics/Simulator.js"
 
@@ -16,6 +22,21 @@ const problem = (argv: ReadonlyArray<string>, env: Record<string, string> = {}) 
     Either.map((error) => error.message),
     Either.getOrElse(() => "no error")
   )
+
+/** Config files written for a test, in a directory of their own under the system's temporary directory. */
+const scratch = Fs.mkdtempSync(Path.join(Os.tmpdir(), "serve-flags-"))
+afterAll(() => Fs.rmSync(scratch, { recursive: true, force: true }))
+const configFile = (name: string, config: unknown) => {
+  const path = Path.join(scratch, name)
+  Fs.writeFileSync(path, JSON.stringify(config))
+  return path
+}
+const defaults = { latencyMs: 25, jitterMs: 50, errorRate: 0, malformedRate: 0, hangRate: 0, crash: false }
+
+/** What `--external` needs besides `PORT` and `HOST`: every feature service's URL. */
+const featureUrls = Object.fromEntries(
+  features.map((feature) => [`${configPrefix(feature)}_URL`, "http://10.0.0.7:8080"])
+)
 
 describe("ServeFlags.parse", () => {
   it("starts the simulators from the config file, the API on port 3000, without tracing, when given nothing", () => {
@@ -53,7 +74,7 @@ describe("ServeFlags.parse", () => {
   })
 
   it("starts no simulators with --external", () => {
-    expect(parse(["--external", "--trace=console"])).toEqual({
+    expect(parse(["--external", "--trace=console"], featureUrls)).toEqual({
       _tag: "External",
       trace: "console",
       otlpEndpoint: "http://127.0.0.1:4318"
@@ -70,9 +91,15 @@ describe("ServeFlags.parse", () => {
 
   it("names a bad simulator flag", () => {
     expect(problem(["--payments.errorRate=2"])).toBe(
-      "--payments.errorRate=2: errorRate must be a number between 0 and 1"
+      "--payments.errorRate=2: errorRate must be a decimal number between 0 and 1"
     )
     expect(problem(["--calendar.crash=yes"])).toBe("--calendar.crash=yes: crash must be true or false")
+    for (const flag of ["--all.latencyMs=1e12", "--all.latencyMs=0x10"]) {
+      expect(problem([flag])).toBe(`${flag}: latencyMs must be a whole number of milliseconds from 0 to 2147483647`)
+    }
+    expect(problem(["--all.jitterMs=Infinity"])).toBe(
+      "--all.jitterMs=Infinity: jitterMs must be a whole number of milliseconds from 0 to 2147483647"
+    )
     expect(problem(["--foo"])).toBe("unrecognised flag --foo")
     expect(problem(["--port=0", "--verbose=1"])).toBe("unrecognised flag --verbose=1")
   })
@@ -86,7 +113,76 @@ describe("ServeFlags.parse", () => {
       /^--config=\/nonexistent\/simulators\.json: ENOENT: no such file or directory/
     )
     const packageJson = fileURLToPath(new URL("../../package.json", import.meta.url))
-    expect(problem([`--config=${packageJson}`])).toMatch(new RegExp(`^--config=${packageJson}: seed: `))
+    expect(problem([`--config=${packageJson}`])).toMatch(
+      new RegExp(`^--config=${packageJson}: name: is unexpected, expected: "seed" \\| "defaults" \\| "features"; `)
+    )
+    expect(problem([`--config=${packageJson}`])).toMatch(
+      /; seed: is missing; defaults: is missing; features: is missing$/
+    )
+  })
+
+  it("names every misspelt feature and setting in a config file", () => {
+    const file = configFile("typos.json", {
+      seed: 1,
+      defaults,
+      features: { paymnets: { errorRate: 1 }, calendar: { hangrate: 1 } }
+    })
+    expect(problem([`--config=${file}`])).toBe(
+      `--config=${file}: ` +
+        `features.paymnets: is unexpected, expected: ${features.map((feature) => `"${feature}"`).join(" | ")}; ` +
+        `features.calendar.hangrate: is unexpected, expected: ` +
+        `"latencyMs" | "jitterMs" | "errorRate" | "malformedRate" | "hangRate" | "crash"`
+    )
+  })
+
+  it("names a config file's milliseconds past setTimeout's limit", () => {
+    const file = configFile("slow.json", { seed: 1, defaults: { ...defaults, latencyMs: 1e12 }, features: {} })
+    expect(problem([`--config=${file}`])).toBe(
+      `--config=${file}: defaults.latencyMs: must be a whole number of milliseconds from 0 to 2147483647, ` +
+        `got 1000000000000`
+    )
+  })
+
+  it("names an environment variable the API cannot use, with its value and what it takes, before anything starts", () => {
+    expect(problem(["--port=0"], { REQUIRED_FEATURES: "bogus" })).toBe(
+      `REQUIRED_FEATURES=bogus: "bogus" is not a feature (the features are ${features.join(", ")})`
+    )
+    expect(problem([], { REQUIRED_FEATURES: "payments,bogus,,listings" })).toBe(
+      `REQUIRED_FEATURES=payments,bogus,,listings: "bogus", "" are not features (the features are ${
+        features.join(", ")
+      })`
+    )
+    for (const value of ["6", "-1", "0x2", "1e0", "", "two"]) {
+      expect(problem([], { FEATURE_RETRIES: value }), value).toBe(
+        `FEATURE_RETRIES=${value}: retries must be an integer from 0 to 5`
+      )
+    }
+    expect(problem([], { STRICT_RETRIES: "9" })).toBe("STRICT_RETRIES=9: retries must be an integer from 0 to 5")
+    for (const value of ["soon", "5", "0 seconds", "-1 seconds"]) {
+      expect(problem([], { FEATURE_TIMEOUT: value }), value).toBe(
+        `FEATURE_TIMEOUT=${value}: the timeout must be a duration greater than zero, such as "2 seconds" or "500 millis"`
+      )
+    }
+    // Every bad variable at once, still in one line.
+    expect(problem([], { FEATURE_RETRIES: "9", FEATURE_TIMEOUT: "soon" })).toMatch(
+      /^FEATURE_RETRIES=9: .*; FEATURE_TIMEOUT=soon: [^\n]*$/
+    )
+    expect(parse([], { REQUIRED_FEATURES: "payments, listings", FEATURE_RETRIES: "5", FEATURE_TIMEOUT: "2 seconds" }))
+      .toMatchObject({ _tag: "Embedded" })
+  })
+
+  it("takes PORT=0 (any free port) with --external, and names what --external needs and does not have", () => {
+    expect(parse(["--external"], { PORT: "0", ...featureUrls })).toMatchObject({ _tag: "External" })
+    expect(problem(["--external"], { PORT: "abc", ...featureUrls })).toBe(
+      "PORT=abc: port must be an integer from 0 to 65535"
+    )
+    expect(problem(["--external"], { ...featureUrls, REQUIRED_FEATURES: "bogus" })).toMatch(
+      /^REQUIRED_FEATURES=bogus: "bogus" is not a feature/
+    )
+    const { PAYMENTS_URL: _, ...withoutPayments } = featureUrls
+    expect(problem(["--external"], withoutPayments)).toBe(
+      "--external needs PAYMENTS_URL (the base URL of each feature service)"
+    )
   })
 
   it("refuses flags --external would ignore", () => {
@@ -101,5 +197,31 @@ describe("ServeFlags.parse", () => {
   it("says every problem in one line", () => {
     const bad = [["--port=abc"], ["--payments.errorRate=2"], ["--foo"], ["--config=/nonexistent"], ["--seed=x"]]
     for (const argv of bad) expect(problem(argv), argv[0]).not.toMatch(/\n/)
+    expect(problem(["--external"])).not.toMatch(/\n/)
   })
+})
+
+describe("npm run serve", () => {
+  const root = fileURLToPath(new URL("../../", import.meta.url))
+
+  /** Runs `scripts/serve.ts` as `npm run serve` does, with `env` added to this process's environment. */
+  const serve = (argv: ReadonlyArray<string>, env: Record<string, string>) =>
+    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      execFile(
+        process.execPath,
+        ["--import", "tsx", "scripts/serve.ts", ...argv],
+        // The time-out only ends a server that should never have started.
+        { cwd: root, env: { ...process.env, ...env }, timeout: 60_000 },
+        (error, stdout, stderr) => resolve({ code: error === null ? 0 : error.code as number | null, stdout, stderr })
+      )
+    })
+
+  it("exits with code 2 and one line for a bad environment variable, having started nothing", async () => {
+    const result = await serve(["--port=0"], { REQUIRED_FEATURES: "bogus" })
+    expect(result).toEqual({
+      code: 2,
+      stdout: "",
+      stderr: `serve: REQUIRED_FEATURES=bogus: "bogus" is not a feature (the features are ${features.join(", ")})\n`
+    })
+  }, 60_000)
 })

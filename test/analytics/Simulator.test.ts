@@ -1,8 +1,9 @@
 /**
  * The feature-service simulators: their settings, their determinism and their counters.
  */
-import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { Either } from "effect"
+import { afterAll, beforeAll, describe, expect, it, vi } from "@effect/vitest"
+import { Either, ParseResult, Schema } from "effect"
+import * as Http from "node:http"
 import * as Simulator from "../../examples/analytics/Simulator.js"
 
 describe("Simulator.applyFlags", () => {
@@ -39,20 +40,114 @@ describe("Simulator.applyFlags", () => {
 
   it("names a value its setting does not take, instead of reading it as something else", () => {
     expect(problem(["--payments.errorRate=2"])).toBe(
-      "--payments.errorRate=2: errorRate must be a number between 0 and 1"
+      "--payments.errorRate=2: errorRate must be a decimal number between 0 and 1"
     )
-    expect(problem(["--all.hangRate=-0.5"])).toBe("--all.hangRate=-0.5: hangRate must be a number between 0 and 1")
+    expect(problem(["--all.hangRate=-0.5"])).toBe(
+      "--all.hangRate=-0.5: hangRate must be a decimal number between 0 and 1"
+    )
     expect(problem(["--tours.latencyMs=fast"])).toBe(
-      "--tours.latencyMs=fast: latencyMs must be a number of milliseconds, 0 or more"
+      "--tours.latencyMs=fast: latencyMs must be a whole number of milliseconds from 0 to 2147483647"
     )
     // `Number("")` is 0: an empty value must not pass for one.
     expect(problem(["--tours.jitterMs="])).toBe(
-      "--tours.jitterMs=: jitterMs must be a number of milliseconds, 0 or more"
+      "--tours.jitterMs=: jitterMs must be a whole number of milliseconds from 0 to 2147483647"
     )
     expect(problem(["--calendar.crash=yes"])).toBe("--calendar.crash=yes: crash must be true or false")
     expect(problem(["--calendar.crash=1"])).toBe("--calendar.crash=1: crash must be true or false")
     expect(problem(["--seed=abc"])).toBe("--seed=abc: seed must be an integer")
     expect(problem(["--seed=1.5"])).toBe("--seed=1.5: seed must be an integer")
+  })
+
+  it("takes milliseconds in decimal digits up to setTimeout's limit, not what Number would make of them", () => {
+    // 1e12 and Infinity passed to setTimeout fire after 1 ms: a service meant to be slow answered at once.
+    for (const raw of ["1e12", "Infinity", "0x10", "2147483648", "1.5", "-1", " 5", "+5"]) {
+      for (const name of ["latencyMs", "jitterMs"]) {
+        expect(problem([`--all.${name}=${raw}`]), `${name}=${raw}`).toBe(
+          `--all.${name}=${raw}: ${name} must be a whole number of milliseconds from 0 to 2147483647`
+        )
+      }
+    }
+    expect(apply(["--all.latencyMs=2147483647", "--tours.jitterMs=0"])).toMatchObject({
+      defaults: { latencyMs: Simulator.maxDelayMs },
+      features: { tours: { jitterMs: 0 } }
+    })
+  })
+
+  it("takes rates in decimal notation only", () => {
+    for (const raw of ["0x1", "1e-1", "Infinity", "NaN", " 0.5"]) {
+      expect(problem([`--payments.errorRate=${raw}`]), raw).toBe(
+        `--payments.errorRate=${raw}: errorRate must be a decimal number between 0 and 1`
+      )
+    }
+    expect(apply(["--payments.errorRate=.5", "--documents.malformedRate=0.25", "--calendar.hangRate=1"]).features)
+      .toMatchObject({ payments: { errorRate: 0.5 }, documents: { malformedRate: 0.25 }, calendar: { hangRate: 1 } })
+  })
+})
+
+describe("Simulator.SimulatorConfig", () => {
+  /** The issues a config file has, as `path: message`; none when it decodes. */
+  const issues = (config: unknown) =>
+    Either.match(Schema.decodeUnknownEither(Simulator.SimulatorConfig)(config), {
+      onLeft: (error) =>
+        ParseResult.ArrayFormatter.formatErrorSync(error).map((issue) => `${issue.path.join(".")}: ${issue.message}`),
+      onRight: () => []
+    })
+  const defaults = { latencyMs: 25, jitterMs: 50, errorRate: 0, malformedRate: 0, hangRate: 0, crash: false }
+
+  it("refuses every feature and setting it does not know, instead of leaving those services at their defaults", () => {
+    expect(issues({ seed: 1, defaults, features: { paymnets: { errorRate: 1 }, calendar: { hangrate: 1 } } })).toEqual([
+      expect.stringMatching(/^features\.paymnets: is unexpected, expected: "listings" \| "savedSearches" \| /),
+      expect.stringMatching(/^features\.calendar\.hangrate: is unexpected, expected: "latencyMs" \| "jitterMs" \| /)
+    ])
+    expect(issues({ seed: 1, defaults: { ...defaults, colour: "red" }, features: {} })).toEqual([
+      expect.stringMatching(/^defaults\.colour: is unexpected/)
+    ])
+    expect(issues({ seed: 1, defaults, features: {}, verbose: true })).toEqual([
+      `verbose: is unexpected, expected: "seed" | "defaults" | "features"`
+    ])
+  })
+
+  it("refuses milliseconds past setTimeout's limit or not whole, saying what a setting takes", () => {
+    for (const latencyMs of [1e12, 2147483648, 1.5, -1]) {
+      expect(issues({ seed: 1, defaults: { ...defaults, latencyMs }, features: {} })).toEqual([
+        `defaults.latencyMs: must be a whole number of milliseconds from 0 to 2147483647, got ${latencyMs}`
+      ])
+    }
+    expect(issues({ seed: 1, defaults, features: { tours: { jitterMs: 1e12 } } })).toEqual([
+      "features.tours.jitterMs: must be a whole number of milliseconds from 0 to 2147483647, got 1000000000000"
+    ])
+    expect(issues({ seed: 1, defaults: { ...defaults, latencyMs: 2147483647 }, features: {} })).toEqual([])
+  })
+})
+
+describe("Simulator delays", () => {
+  it("waits latency plus jitter in full when the sum passes setTimeout's limit (each is within it)", async () => {
+    // The fake clock, like Node, fires a timer set past the limit after 1 ms.
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] })
+    const slowest = { latencyMs: Simulator.maxDelayMs, jitterMs: Simulator.maxDelayMs }
+    const simulators = await Simulator.start({
+      seed: 1,
+      defaults: { ...slowest, errorRate: 0, malformedRate: 0, hangRate: 0, crash: false },
+      features: {}
+    })
+    try {
+      const status = new Promise<number | undefined>((resolve, reject) => {
+        Http.get(`${simulators.urls.tours}/customers/c-1/usage`, (response) => {
+          response.resume()
+          resolve(response.statusCode)
+        }).on("error", reject)
+      })
+      await simulators.awaitCounts((counts) => counts.tours.started === 1)
+      vi.advanceTimersByTime(Simulator.maxDelayMs)
+      // The latency alone has passed: the answer is still to come, after the jitter drawn.
+      expect(vi.getTimerCount()).toBe(1)
+      expect(simulators.counts().tours).toEqual({ started: 1, completed: 0, aborted: 0 })
+      vi.advanceTimersByTime(Simulator.maxDelayMs)
+      expect(await status).toBe(200)
+    } finally {
+      vi.useRealTimers()
+      await simulators.close()
+    }
   })
 })
 

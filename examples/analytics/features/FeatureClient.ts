@@ -5,8 +5,7 @@
 import type { HttpClientError } from "@effect/platform"
 import { HttpClient, HttpClientRequest, HttpClientResponse } from "@effect/platform"
 import { NodeHttpClient } from "@effect/platform-node"
-import type { ConfigError } from "effect"
-import { Config, Duration, Effect, Either, Layer } from "effect"
+import { Config, ConfigError, Duration, Effect, Either, Layer, Option } from "effect"
 import type { CustomerId, Feature } from "../Domain.js"
 import { FeatureUsage } from "../Domain.js"
 
@@ -36,10 +35,23 @@ export const configPrefix = (feature: Feature): string => feature.replace(/[A-Z]
 /** The base URL of a feature service: `<FEATURE>_URL`, for example `SAVED_SEARCHES_URL=http://10.0.0.7:8080`. */
 export const baseUrl = (feature: Feature): Config.Config<string> => Config.string(`${configPrefix(feature)}_URL`)
 
-/** The client-side timeout of one call, shared by all features. */
-export const requestTimeout: Config.Config<Duration.Duration> = Config.duration("FEATURE_TIMEOUT").pipe(
-  Config.withDefault(Duration.seconds(5))
-)
+/**
+ * The client-side timeout of one call, shared by all features: `FEATURE_TIMEOUT`, a duration greater than zero such as
+ * `2 seconds`; default 5 seconds. `Duration` reads `0 seconds` and `-1 seconds` as zero, a timeout every call would
+ * hit at once: both are errors here.
+ */
+export const requestTimeout: Config.Config<Duration.Duration> = Config.nested(
+  Config.mapOrFail(Config.string(), (raw) =>
+    Either.fromOption(
+      Option.filter(Duration.decodeUnknown(raw), (duration) => Duration.greaterThan(duration, Duration.zero)),
+      () =>
+        ConfigError.InvalidData(
+          [],
+          `the timeout must be a duration greater than zero, such as "2 seconds" or "500 millis"`
+        )
+    )),
+  "FEATURE_TIMEOUT"
+).pipe(Config.withDefault(Duration.seconds(5)))
 
 interface ErrorStatus {
   readonly status: number
