@@ -14,6 +14,7 @@ import {
   Schedule,
   TestClock
 } from "effect"
+import { fileURLToPath } from "node:url"
 import { FanOut, Outcome } from "../src/index.js"
 import * as stack from "../src/internal/stack.js"
 import { type Log, makeLog, recordedExit, Recorder } from "./support.js"
@@ -720,6 +721,20 @@ describe("FanOut.settle", () => {
       expect(o.stack).toContain("FanOut.test.ts")
       expect(o.stack).not.toMatch(/node_modules[\\/]effect/)
       expect(o.stack.split("\n").some((line) => /^\s+at /.test(line))).toBe(true)
+    }))
+
+  it.effect("leaves the library's own frames out of a defect's stack, keeping the user's", () =>
+    Effect.gen(function*() {
+      // `f` is called by the library as the item starts: its throw has the library's frames right under the user's.
+      const [o] = yield* FanOut.settleForEach([1], (): Effect.Effect<number> => {
+        throw new Error("thrown by the item's function")
+      })
+      assert(o?._tag === "Defect")
+      const libraryDir = fileURLToPath(new URL("../src/", import.meta.url))
+      expect((o.defect as Error).stack).toContain(libraryDir)
+      const frames = o.stack.split("\n").filter((line) => /^\s+at /.test(line))
+      expect(frames.some((line) => line.includes("FanOut.test.ts"))).toBe(true)
+      expect(frames.filter((line) => line.includes(libraryDir))).toEqual([])
     }))
 
   it("recognises the library's frames by its own directory, and none once bundled into an application", () => {

@@ -300,6 +300,25 @@ describe("hedge", () => {
       expect(entries).not.toContain("start 3")
     }))
 
+  it.effect("returns only once the losing attempt's finalizer has finished, however slow", () =>
+    Effect.gen(function*() {
+      const attempt = yield* Ref.make(0)
+      const release = yield* Deferred.make<void>()
+      const finalized = yield* Ref.make(false)
+      const slowCleanup = Effect.zipRight(Deferred.await(release), Ref.set(finalized, true))
+      const task = Ref.updateAndGet(attempt, (n) => n + 1).pipe(
+        Effect.flatMap((n) => n === 1 ? Effect.ensuring(Effect.never, slowCleanup) : Effect.succeed(n))
+      )
+      const fiber = yield* FanOut.hedge(task, { delay: "10 millis", max: 2 }).pipe(Effect.fork)
+      yield* TestClock.adjust("10 millis")
+      // The second attempt has won; the first is being interrupted and its cleanup waits on the latch.
+      expect(yield* Ref.get(attempt)).toBe(2)
+      expect(yield* Fiber.poll(fiber)).toStrictEqual(Option.none())
+      yield* Deferred.succeed(release, undefined)
+      expect(yield* Fiber.join(fiber)).toBe(2)
+      expect(yield* Ref.get(finalized)).toBe(true)
+    }))
+
   it.effect("fails only when every attempt has failed, starting the next one at once after a failure", () =>
     Effect.gen(function*() {
       const attempt = yield* Ref.make(0)

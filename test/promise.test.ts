@@ -341,6 +341,23 @@ describe("runAsync", () => {
     expect(vi.getTimerCount()).toBe(0)
   })
 
+  it("by default waits for a timed-out function that ignores its signal before rejecting", async () => {
+    useFakeTimers()
+    const deaf = new Controlled()
+    const run = watch(P.runAsync([deaf.fn], { timeout: 100 }))
+    await flush()
+    await vi.advanceTimersByTimeAsync(100)
+    await flush()
+    expect(deaf.signal!.aborted).toBe(true)
+    expect(deaf.signal!.reason).toBeInstanceOf(FanOutTimeoutError)
+    expect(run.settled).toBe(false) // its promise is still pending: nothing it started may outlive the run
+    deaf.resolve(undefined)
+    await flush()
+    expect(run).toMatchObject({ settled: true, rejected: true })
+    expect(run.error).toBe(deaf.signal!.reason)
+    expect(vi.getTimerCount()).toBe(0)
+  })
+
   it("fails at the deadline with a FanOutTimeoutError, every running function aborted with it", async () => {
     useFakeTimers()
     const a = new Controlled({ honour: true })

@@ -175,6 +175,13 @@ export interface Simulators {
   readonly connections: () => { readonly [F in Feature]: number }
   /** Zeroes the counters (requests still in flight are no longer counted). */
   readonly resetCounts: () => void
+  /**
+   * Holds `feature`'s answers: its requests are counted as they arrive, then wait, whatever the settings, until the
+   * returned function releases them; from then on each goes on as its settings say (its latency counted from the
+   * release). For a test that needs one call to end only once the others are known to be in flight, without
+   * counting on latencies. `scenario` and `reset` release every hold.
+   */
+  readonly hold: (feature: Feature) => () => void
   /** Resolves as soon as `predicate` holds for the counters (checked now and after every request event). */
   readonly awaitCounts: (predicate: (counts: AllCounts) => boolean) => Promise<AllCounts>
   /** Closes every server and every open connection (hung requests included). */
@@ -261,6 +268,13 @@ export const start = async (config: SimulatorConfig = loadConfig()): Promise<Sim
   const notify = () => {
     for (const waiter of [...waiters]) waiter()
   }
+  // The requests of each held feature, waiting to go on.
+  const held = new Map<Feature, Array<() => void>>()
+  const releaseAll = () => {
+    const waiting = [...held.values()].flat()
+    held.clear()
+    for (const go of waiting) go()
+  }
 
   const handler = (feature: Feature) => (request: Http.IncomingMessage, response: Http.ServerResponse) => {
     const url = new URL(request.url ?? "/", "http://localhost")
@@ -298,8 +312,16 @@ export const start = async (config: SimulatorConfig = loadConfig()): Promise<Sim
       }
     }
     const hangs = !settings.crash && roll < settings.hangRate
-    const cancel = hangs ? undefined : after(delay, answer)
+    let closed = false
+    let cancel: (() => void) | undefined = undefined
+    const go = () => {
+      if (!closed && !hangs) cancel = after(delay, answer)
+    }
+    const waiting = held.get(feature)
+    if (waiting !== undefined) waiting.push(go)
+    else go()
     response.on("close", () => {
+      closed = true
       cancel?.()
       if (response.writableFinished) count.completed++
       else count.aborted++
@@ -331,10 +353,20 @@ export const start = async (config: SimulatorConfig = loadConfig()): Promise<Sim
     scenario: (overrides) => {
       current = resolve(overrides)
       seedAll()
+      releaseAll()
     },
     reset: () => {
       current = resolve(config.features)
       seedAll()
+      releaseAll()
+    },
+    hold: (feature) => {
+      if (!held.has(feature)) held.set(feature, [])
+      return () => {
+        const waiting = held.get(feature)
+        held.delete(feature)
+        for (const go of waiting ?? []) go()
+      }
     },
     counts: snapshot,
     connections: () => ({ ...connections }),

@@ -7,7 +7,7 @@ import { NodeHttpClient } from "@effect/platform-node"
 import { describe, expect, it, layer } from "@effect/vitest"
 import { Context, Effect, Exit, Fiber, Layer, Scope } from "effect"
 import { AnalyticsApi } from "../../examples/analytics/Api.js"
-import { features } from "../../examples/analytics/Domain.js"
+import { type Feature, features } from "../../examples/analytics/Domain.js"
 import * as Embedded from "../../examples/analytics/Embedded.js"
 import * as Server from "../../examples/analytics/Server.js"
 import * as Simulator from "../../examples/analytics/Simulator.js"
@@ -70,13 +70,18 @@ describe("analytics API end to end", () => {
 
     it.effect("strict mode with every service healthy answers 200 with every panel", () =>
       Effect.gen(function*() {
-        yield* scenario(healthy)
+        const simulators = yield* scenario(healthy)
         const response = yield* call("/customers/c-1042/usage?mode=strict")
         expect(response.status).toBe(200)
         expect(response.json.mode).toBe("strict")
         expect(response.json.complete).toBe(true)
         expect(response.json.panels).toHaveLength(12)
-        for (const panel of response.json.panels) expect(panel.usage.count).toBeGreaterThanOrEqual(0)
+        // Each panel holds what its own service answers for this customer.
+        for (const panel of response.json.panels) {
+          const direct = yield* get(`${simulators.urls[panel.feature as Feature]}/customers/c-1042/usage`)
+          expect(direct.json.feature).toBe(panel.feature)
+          expect(panel.usage, panel.feature).toEqual({ count: direct.json.count, lastUsedAt: direct.json.lastUsedAt })
+        }
       }))
 
     it.effect("reuses keep-alive connections to the feature services", () =>
@@ -105,12 +110,16 @@ describe("analytics API end to end", () => {
     it.effect("strict mode answers 502 naming the failed feature at its first failure, aborting the calls in flight", () =>
       Effect.gen(function*() {
         // Every other service hangs, so only the API closing their connections can end those calls; payments
-        // answers 503 after 200 ms, by when the other eleven requests have long reached their simulators.
+        // answers 503 once all twelve requests have reached their simulators (it is held until then).
         const simulators = yield* scenario({
           all: { ...healthy.all, hangRate: 1 },
-          payments: { hangRate: 0, errorRate: 1, latencyMs: 200 }
+          payments: { hangRate: 0, errorRate: 1 }
         })
-        const response = yield* call("/customers/c-1042/usage?mode=strict")
+        const releasePayments = simulators.hold("payments")
+        const request = yield* Effect.fork(call("/customers/c-1042/usage?mode=strict"))
+        yield* Effect.promise(() => simulators.awaitCounts((counts) => Simulator.total(counts).started === 12))
+        releasePayments()
+        const response = yield* Fiber.join(request)
         expect(response.status).toBe(502)
         expect(response.json).toEqual(featureFailedBody("payments", "unavailable"))
         const counts = yield* settled(simulators)
@@ -141,13 +150,12 @@ describe("analytics API end to end", () => {
     it.effect("partial mode answers at the deadline with the hanging service timed_out", () =>
       Effect.gen(function*() {
         const simulators = yield* scenario({ ...healthy, calendar: { hangRate: 1 } })
-        const response = yield* call("/customers/c-1042/usage?deadlineMs=300")
+        // Long enough for the eleven healthy services (1–6 ms) to answer first on a loaded machine.
+        const response = yield* call("/customers/c-1042/usage?deadlineMs=1000")
         expect(response.status).toBe(200)
         expect(response.json.complete).toBe(false)
         const calendar = response.json.panels.find((panel: any) => panel.feature === "calendar")
-        expect(calendar).toMatchObject({ status: "timed_out", reason: "deadline" })
-        // The deadline cannot fire early; no upper bound on a loaded machine.
-        expect(calendar.durationMs).toBeGreaterThanOrEqual(290)
+        expect(calendar).toMatchObject({ status: "timed_out", reason: "deadline", attempts: 1 })
         expect(response.json.panels.filter((panel: any) => panel.status === "ok")).toHaveLength(11)
         // The hanging call was cut off by the API, not answered.
         const counts = yield* settled(simulators)
@@ -157,10 +165,10 @@ describe("analytics API end to end", () => {
     it.effect("strict mode answers 504 at the deadline naming what was pending", () =>
       Effect.gen(function*() {
         const simulators = yield* scenario({ ...healthy, calendar: { hangRate: 1 } })
-        const response = yield* call("/customers/c-1042/usage?mode=strict&deadlineMs=300")
+        const response = yield* call("/customers/c-1042/usage?mode=strict&deadlineMs=1000")
         expect(response.status).toBe(504)
         expect(response.json._tag).toBe("DeadlineExceeded")
-        expect(response.json.deadlineMs).toBe(300)
+        expect(response.json.deadlineMs).toBe(1000)
         expect(response.json.pending).toEqual(["calendar"])
         const counts = yield* settled(simulators)
         expect(counts.calendar).toEqual({ started: 1, completed: 0, aborted: 1 })
@@ -312,9 +320,28 @@ describe("analytics API end to end", () => {
         expect(logs.entries.filter((entry) => entry.level === "ERROR")).toEqual([])
       }))
 
-    it.effect("no response body contains a stack trace", () =>
-      Effect.sync(() => {
-        expect(bodies.length).toBeGreaterThan(10)
+    it.effect("no response body contains a stack trace, whatever went wrong", () =>
+      Effect.gen(function*() {
+        // The check can see one: a crashing simulator's own answer has its stack, and so would a JSON body holding it.
+        const simulators = yield* scenario({ ...healthy, reports: { crash: true } })
+        expect((yield* get(`${simulators.urls.reports}/customers/c-1/usage`)).text).toMatch(stackFrame)
+        expect(JSON.stringify({ message: new Error("boom").stack })).toMatch(stackFrame)
+        const faults: ReadonlyArray<Simulator.Overrides> = [
+          { ...healthy, reports: { crash: true } },
+          { ...healthy, documents: { malformedRate: 1 } },
+          { ...healthy, payments: { errorRate: 1 } }
+        ]
+        const texts: Array<string> = []
+        for (const overrides of faults) {
+          yield* scenario(overrides)
+          for (const mode of ["partial", "strict"]) texts.push((yield* call(`/customers/c-1/usage?mode=${mode}`)).text)
+        }
+        for (const path of ["/customers/NOPE/usage", "/customers/c-1/usage?deadlineMs=abc", "/nope"]) {
+          texts.push((yield* call(path)).text)
+        }
+        expect(texts).toHaveLength(9)
+        for (const text of texts) expect(text).not.toMatch(stackFrame)
+        // Nor any other body this file has received.
         for (const body of bodies) expect(body.text).not.toMatch(stackFrame)
       }))
   })
@@ -403,14 +430,19 @@ describe("analytics API shutting down", () => {
       Effect.gen(function*() {
         const app = yield* Layer.buildWithScope(Embedded.layer({ listen: { port: 0, host: "127.0.0.1" } }), scope)
         const simulators = Context.get(app, Simulator.SimulatorsService)
-        // Slow enough that the shutdown below starts long before any service answers.
-        simulators.scenario({ all: { ...healthy.all, latencyMs: 500, jitterMs: 0 } })
+        simulators.scenario(healthy)
+        // No service answers until the shutdown has begun.
+        const releases = features.map((feature) => simulators.hold(feature))
         const base = yield* Effect.provide(Embedded.apiUrl, app)
         const request = yield* Effect.fork(get(`${base}/customers/c-1/usage`))
         // Every downstream call has reached its service: the request is in flight.
         yield* Effect.promise(() => simulators.awaitCounts((counts) => Simulator.total(counts).started === 12))
 
-        yield* Scope.close(scope, Exit.void)
+        const closing = yield* Effect.fork(Scope.close(scope, Exit.void))
+        // The shutdown has begun once the API takes no new connection.
+        yield* Effect.exit(get(`${base}/health`)).pipe(Effect.repeat({ while: Exit.isSuccess }))
+        for (const release of releases) release()
+        yield* Fiber.join(closing)
 
         const response = yield* Fiber.join(request)
         expect(response.status).toBe(200)

@@ -193,6 +193,45 @@ describe("Simulator servers", () => {
     expect((await fetch(`${simulators.urls.tours}/other`)).status).toBe(404)
   })
 
+  it("holds a feature's answers until released, counting its requests as they arrive", async () => {
+    simulators.scenario({ all: { latencyMs: 0, jitterMs: 0 } })
+    const release = simulators.hold("tours")
+    let answered = false
+    const statusOf = (url: string) =>
+      fetch(url).then(async (response) => {
+        await response.arrayBuffer()
+        return response.status
+      })
+    const tours = statusOf(`${simulators.urls.tours}/customers/c-1/usage`).then((status) => {
+      answered = true
+      return status
+    })
+    // A feature that is not held answers as usual meanwhile.
+    expect(await statusOf(`${simulators.urls.offers}/customers/c-1/usage`)).toBe(200)
+    await simulators.awaitCounts((counts) => counts.tours.started === 1)
+    expect([answered, simulators.counts().tours]).toEqual([false, { started: 1, completed: 0, aborted: 0 }])
+    release()
+    expect(await tours).toBe(200)
+    expect((await simulators.awaitCounts((counts) => counts.tours.completed === 1)).tours.aborted).toBe(0)
+  })
+
+  it("scenario releases every hold; a held request whose client left is not answered", async () => {
+    simulators.scenario({ all: { latencyMs: 0, jitterMs: 0 } })
+    simulators.hold("alerts")
+    const controller = new AbortController()
+    const gone = fetch(`${simulators.urls.alerts}/customers/c-1/usage`, { signal: controller.signal }).catch(() =>
+      "aborted"
+    )
+    await simulators.awaitCounts((counts) => counts.alerts.started === 1)
+    controller.abort()
+    expect(await gone).toBe("aborted")
+    await simulators.awaitCounts((counts) => counts.alerts.aborted === 1)
+    simulators.scenario({ all: { latencyMs: 0, jitterMs: 0 } })
+    // Not held any more: the next request is answered at once.
+    const response = await fetch(`${simulators.urls.alerts}/customers/c-2/usage`)
+    expect([response.status, await response.json()]).toMatchObject([200, { customerId: "c-2" }])
+  })
+
   it("counts a request whose client goes away as aborted", async () => {
     simulators.scenario({ alerts: { hangRate: 1 } })
     const controller = new AbortController()

@@ -33,8 +33,11 @@ export const featureFailedBody = (feature: string, reason: string, attempts = 1)
   message: `${feature} failed (${reason})`
 })
 
-/** What a stack trace looks like in text: a line starting with `at ` after an indent. */
-export const stackFrame = /\n\s+at /
+/**
+ * What a stack trace looks like in text: a line starting with `at ` after an indent, the line break raw or escaped
+ * as JSON writes it inside a string (`"Error: boom\\n    at f (file.js:1:1)"`).
+ */
+export const stackFrame = /(?:\n|\\n)\s+at /
 
 export interface CapturedLog {
   readonly level: string
