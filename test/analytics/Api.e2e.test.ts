@@ -356,9 +356,14 @@ describe("analytics API end to end, with a required feature", () => {
       Effect.gen(function*() {
         const simulators = yield* scenario({
           all: { ...healthy.all, hangRate: 1 },
-          payments: { hangRate: 0, errorRate: 1, latencyMs: 200 }
+          payments: { hangRate: 0, errorRate: 1 }
         })
-        const response = yield* get(`${yield* Embedded.apiUrl}/customers/c-1/usage`)
+        // payments fails (three times: partial mode retries it) once every call is in flight.
+        const releasePayments = simulators.hold("payments")
+        const request = yield* Effect.fork(get(`${yield* Embedded.apiUrl}/customers/c-1/usage`))
+        yield* Effect.promise(() => simulators.awaitCounts((counts) => Simulator.total(counts).started === 12))
+        releasePayments()
+        const response = yield* Fiber.join(request)
         expect(response.status).toBe(502)
         expect(response.json).toMatchObject({ _tag: "FeatureFailed", feature: "payments", reason: "unavailable" })
         const counts = yield* settled(simulators)
