@@ -394,7 +394,8 @@ export interface SettleOptions<K = Outcome.Key> extends Options {
   readonly required?: ReadonlyArray<K> | undefined
   /**
    * With `required`: fail with a `FanOutFailure` naming the required task that failed (key, label, reason — also for
-   * a crash or the deadline) and listing every outcome, instead of the task's own error. Default: `false`.
+   * a crash or the deadline) and listing every outcome, instead of the task's own error. Without `required` settle
+   * cannot fail, so `report: true` there is an `InvalidOptionError`. Default: `false`.
    */
   readonly report?: boolean | undefined
 }
