@@ -1242,6 +1242,38 @@ function assert(condition: boolean): asserts condition {
 }
 
 describe("time-outs, wrapped errors and ambiguous shapes", () => {
+  it.effect("a caller that cannot be interrupted gets its answer as soon as the tasks end, not at the deadline", () =>
+    Effect.gen(function*() {
+      // A fan-out in a finalizer or inside `Effect.uninterruptible`: its deadline timer must still stop when the tasks
+      // are done (it used to hold the fan-out until the deadline, and `all` then failed with it).
+      const tasks = [Effect.succeed(1), Effect.as(Effect.sleep("5 millis"), 2)] as const
+      const runs: ReadonlyArray<Effect.Effect<ReadonlyArray<unknown>, unknown>> = [
+        FanOut.all(tasks, { deadline: "1 second" }),
+        Effect.map(FanOut.settle(tasks, { deadline: "1 second" }), (outcomes) => outcomes.map((o) => o._tag)),
+        FanOut.forEach([1, 2], (n) => Effect.as(Effect.sleep("5 millis"), n), { deadline: "1 second" }),
+        Effect.map(FanOut.quorum(tasks, 2, { deadline: "1 second" }), (winners) => winners.map((w) => w.value))
+      ]
+      const fibers = yield* Effect.forEach(runs, (run) => Effect.fork(Effect.exit(Effect.uninterruptible(run))))
+      yield* TestClock.adjust("5 millis")
+      const exits = yield* Effect.forEach(fibers, Fiber.poll)
+      expect(exits).toStrictEqual([
+        Option.some(Exit.succeed(Exit.succeed([1, 2]))),
+        Option.some(Exit.succeed(Exit.succeed(["Success", "Success"]))),
+        Option.some(Exit.succeed(Exit.succeed([1, 2]))),
+        Option.some(Exit.succeed(Exit.succeed([1, 2])))
+      ])
+      // The deadline still fails an uninterruptible fan-out whose tasks are not done by then.
+      const late = yield* Effect.fork(Effect.exit(Effect.uninterruptible(
+        FanOut.all([Effect.sleep("2 seconds")], { deadline: "1 second" })
+      )))
+      yield* TestClock.adjust("2 seconds")
+      const exit = yield* Fiber.join(late)
+      expect(Exit.isFailure(exit) && Cause.squash(exit.cause)).toMatchObject({
+        _tag: "FanOutTimeoutError",
+        reason: "Deadline"
+      })
+    }))
+
   it("a time-out's message gives its duration with a unit, zero included", () => {
     const deadline = (duration: Duration.Duration) =>
       new FanOut.FanOutTimeoutError({ reason: "Deadline", key: undefined, label: undefined, duration }).message

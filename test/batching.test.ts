@@ -278,6 +278,17 @@ describe("batching", () => {
       expect(yield* users.batches).toEqual([[-1, 1, 2]])
     }))
 
+  it.effect("a caller that cannot be interrupted gets the batch's answers at once, not at the deadline", () =>
+    Effect.gen(function*() {
+      const users = yield* makeUsers()
+      const fiber = yield* Effect.fork(Effect.exit(Effect.uninterruptible(
+        FanOut.forEach([1, 2], users.getUser, { batching: true, deadline: "1 second" })
+      )))
+      yield* TestClock.adjust("1 millis")
+      expect(yield* Fiber.poll(fiber)).toStrictEqual(Option.some(Exit.succeed(Exit.succeed(["user 1", "user 2"]))))
+      expect(yield* users.batches).toEqual([[1, 2]])
+    }))
+
   it.effect("settle with a deadline: the requests running at the deadline are interrupted, finished results kept", () =>
     Effect.gen(function*() {
       const started = yield* Deferred.make<void>()

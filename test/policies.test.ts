@@ -106,6 +106,24 @@ describe("required", () => {
       expect(late.failures.map((o) => o.key)).toEqual(["account"])
     }))
 
+  it.effect("report: true at the deadline lists an optional task cut off there as TimedOut, as its outcome says", () =>
+    Effect.gen(function*() {
+      const fiber = yield* FanOut.settle({ account: Effect.never, panel: Effect.never, quick: Effect.succeed(1) }, {
+        required: ["account"],
+        deadline: "1 second",
+        report: true
+      }).pipe(Effect.flip, Effect.fork)
+      yield* TestClock.adjust("1 second")
+      const late = yield* Fiber.join(fiber)
+      expect(late.outcomes.map((o) => [o.key, o._tag, "reason" in o ? o.reason : undefined])).toEqual([
+        ["account", "TimedOut", "Deadline"],
+        ["panel", "TimedOut", "Deadline"],
+        ["quick", "Success", undefined]
+      ])
+      // The required task first, then the other panel that did not come.
+      expect(late.failures.map((o) => o.key)).toEqual(["account", "panel"])
+    }))
+
   it.effect("without report, a required task cut off by the deadline is named in the FanOutTimeoutError", () =>
     Effect.gen(function*() {
       const fiber = yield* FanOut.settle([Effect.never, Effect.succeed(1)], { required: [0], deadline: 50 }).pipe(
@@ -298,6 +316,20 @@ describe("hedge", () => {
       expect(count(entries, "first interrupted")).toBe(1)
       expect(count(entries, "first finalized")).toBe(1)
       expect(entries).not.toContain("start 3")
+    }))
+
+  it.effect("a caller that cannot be interrupted gets the first attempt's answer without sitting out the delay", () =>
+    Effect.gen(function*() {
+      const task = Effect.as(Effect.sleep("10 millis"), "answer")
+      const alone = yield* Effect.fork(Effect.uninterruptible(FanOut.hedge(task, { delay: "1 hour" })))
+      const inFanOut = yield* Effect.fork(
+        Effect.uninterruptible(FanOut.settle({ search: task }, { hedge: { delay: "1 hour" } }))
+      )
+      yield* TestClock.adjust("10 millis")
+      expect(yield* Fiber.poll(alone)).toStrictEqual(Option.some(Exit.succeed("answer")))
+      const settled = yield* Fiber.poll(inFanOut)
+      assert(Option.isSome(settled) && Exit.isSuccess(settled.value))
+      expect(settled.value.value.search).toMatchObject({ _tag: "Success", value: "answer", attempts: 1 })
     }))
 
   it.effect("returns only once the losing attempt's finalizer has finished, however slow", () =>

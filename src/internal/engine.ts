@@ -484,13 +484,16 @@ class FanOutRun {
     const deadline = this.plan.deadline
     if (deadline !== undefined) {
       const sleep = Effect.sleep(deadline)
-      const t = this.spawn(sleep, this.parentFlags)
+      // Interruptible even when the caller is not (a fan-out in a finalizer, or inside `Effect.uninterruptible`): the
+      // timer is the fan-out's own, and once every task has ended it must stop at once, not hold the fan-out until
+      // the deadline and then fail it.
+      const t = this.spawn(sleep, RuntimeFlags.enable(this.parentFlags, RuntimeFlags.Interruption))
       this.timer = t
       this.live++
       t.addObserver((exit) => {
         this.live--
         if (this.timer === t) this.timer = undefined
-        if (exit._tag === "Success") this.stop("Deadline", -1)
+        if (exit._tag === "Success" && this.pending > 0) this.stop("Deadline", -1)
         this.finishIfDone()
       })
       t.start(sleep)

@@ -706,7 +706,7 @@ const requiredFailure = (
   outcomes: Array<Outcome.Outcome<unknown, unknown>>
 ): Effect.Effect<never, unknown> => {
   const outcome = outcomes[index]!
-  if (s.report) return Effect.fail(failureReport(report, outcomes, index))
+  if (s.report) return Effect.fail(failureReport(report, outcomes, index, false))
   switch (outcome._tag) {
     case "Failure":
       return Effect.failCause(outcome.cause)
@@ -749,7 +749,7 @@ export const all = (shape: Shape, s: Settings): Effect.Effect<any, any> =>
     if (report.stop === undefined) return [s.discard ? Effect.void : Effect.succeed(rebuild(shape, report.results))]
     if (s.report) {
       const outcomes = outcomesOf(shape, prepared, report, finished.now)
-      return [Effect.fail(failureReport(report, outcomes, report.stoppedBy)), outcomes]
+      return [Effect.fail(failureReport(report, outcomes, report.stoppedBy, true)), outcomes]
     }
     // No outcome objects on this path (the span and the metrics read the report): the caller waits for it.
     const first: Cause.Cause<unknown> = report.stop === "Deadline"
@@ -774,11 +774,13 @@ export const all = (shape: Shape, s: Settings): Effect.Effect<any, any> =>
 const failureReport = (
   report: engine.Report,
   outcomes: Array<Outcome.Outcome<unknown, unknown>>,
-  culprit: number
+  culprit: number,
+  failFast: boolean
 ): FanOutFailure<unknown> => {
-  // Tasks the fan-out interrupted at its deadline are Interrupted in the report: the deadline is the fan-out's
-  // failure. (The span and the metrics, read from the engine's report, say TimedOut for them.)
-  if (report.stop === "Deadline") {
+  // Fail fast: tasks the fan-out interrupted at its deadline are Interrupted in the report, since the deadline is the
+  // fan-out's one failure. (The span and the metrics, read from the engine's report, say TimedOut for them.) Settle
+  // with `required` keeps them TimedOut, as its outcomes are everywhere else: each one is a panel that did not come.
+  if (failFast && report.stop === "Deadline") {
     outcomes = outcomes.map((o, i) =>
       i !== culprit && o._tag === "TimedOut" && o.reason === "Deadline"
         ? { _tag: "Interrupted", key: o.key, label: o.label, durationMillis: o.durationMillis, attempts: o.attempts }

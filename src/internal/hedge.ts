@@ -52,12 +52,16 @@ export const hedged = <A, E, R>(task: Effect.Effect<A, E, R>, raw: unknown): Eff
 
 /** @internal */
 export const run = <A, E, R>(task: Effect.Effect<A, E, R>, hedge: Hedge): Effect.Effect<A, E, R> => {
+  // The wait for the next attempt is interruptible even when the caller is not (a hedge in a finalizer, or inside
+  // `Effect.uninterruptible`): once an attempt has won, the wait is the hedge's own to stop, not something to sit out.
+  const wait = (failed: Deferred.Deferred<void>) =>
+    Effect.interruptible(Effect.race(Effect.sleep(hedge.delay), Deferred.await(failed)))
   const attempt = (k: number): Effect.Effect<A, E, R> => {
     if (k >= hedge.max) return task
     return Effect.flatMap(Deferred.make<void>(), (failed) =>
       Effect.race(
         Effect.onError(task, () => Deferred.succeed(failed, undefined)),
-        Effect.zipRight(Effect.race(Effect.sleep(hedge.delay), Deferred.await(failed)), attempt(k + 1))
+        Effect.zipRight(wait(failed), attempt(k + 1))
       ))
   }
   return attempt(1)
