@@ -64,8 +64,10 @@ const formatDuration = (duration: Duration.Duration): string =>
  *   timeout), `"Deadline"` (the fan-out's deadline; `key` and `label` name the required task it cut off in
  *   `settle`, and are `undefined` in fail-fast mode), or `"Interrupted"` (a task interrupted itself).
  * - `failures`: every task that genuinely failed, in the order they ended, the first one first; tasks that the
- *   fan-out interrupted are not here.
- * - `outcomes`: one outcome per task, in input order (the interrupted ones are `Interrupted`).
+ *   fan-out interrupted are not here. In `settle` with `required`, a task the deadline cut off did not come, and is
+ *   here as `TimedOut`.
+ * - `outcomes`: one outcome per task, in input order (the ones the fan-out interrupted are `Interrupted`; in
+ *   `settle` with `required`, those the deadline cut off are `TimedOut`, as in its outcomes).
  *
  * @since 0.1.0
  * @category errors
