@@ -141,131 +141,138 @@ afterEach(() => {
   vi.useRealTimers()
 })
 
-const numRuns = 60
+/** Checks `property` over random functions, bounds and time-outs, each run under fake timers. */
+const forAll = (
+  property: (list: ReadonlyArray<Kind>, concurrency: number, limit: number | undefined) => Promise<void>
+) =>
+  FastCheck.assert(
+    FastCheck.asyncProperty(kinds, bound, timeout, async (list, concurrency, limit) => {
+      vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] })
+      try {
+        await property(list, concurrency, limit)
+      } finally {
+        vi.useRealTimers()
+      }
+    }),
+    { numRuns: 60 }
+  )
+
+/**
+ * When the run settled, every function it had called had settled (those ignoring their signal included), and no more
+ * ran at once than the bound.
+ */
+const expectWaitedWithinBound = (
+  run: ReturnType<typeof makeFns>,
+  done: ReadonlyArray<boolean>,
+  concurrency: number
+) => {
+  expect(done.every((settled, i) => settled || run.calls[i] === 0)).toBe(true)
+  expect(run.maxRunning()).toBeLessThanOrEqual(Math.min(concurrency, run.calls.length))
+}
 
 describe("Promise facade properties", () => {
   it("settle: every function's result is what it did, in input order, and nothing runs on after the run", async () => {
-    await FastCheck.assert(
-      FastCheck.asyncProperty(kinds, bound, timeout, async (list, concurrency, limit) => {
-        vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] })
-        try {
-          const run = makeFns(list)
-          const result = watch(P.settle(run.fns, optionsFor(concurrency, limit)), run.settled)
-          await flush()
-          await vi.advanceTimersByTimeAsync(DEADLINE + 10)
-          const plan = simulate(list, concurrency, limit)
-          const deafCalled = list.some((k, i) => k._tag === "deaf" && plan[i]!.start < DEADLINE)
-          // A function that ignores its signal is waited for: the run settles only once it has.
-          expect(result.settled).toBe(!deafCalled)
-          run.releaseDeaf()
-          await flush()
-          expect(result.settled).toBe(true)
-          const settled = result.value!
-          expect(settled).toHaveLength(list.length)
-          list.forEach((k, i) => {
-            const { start, timedOut } = plan[i]!
-            const got = settled[i]!
-            const where = `function ${i} (${k._tag}, starts at ${start})`
-            expect(got.index, where).toBe(i)
-            if (start >= DEADLINE) {
-              expect([got.status, run.calls[i]], where).toEqual(["timedOut", 0])
-              return
-            }
-            expect(run.calls[i], where).toBe(1)
-            if (k._tag === "throw") {
-              expect(got, where).toMatchObject({ status: "rejected", reason: { message: `function ${i} threw` } })
-            } else if (timedOut) {
-              expect(got, where).toMatchObject({ status: "timedOut", limit: "timeout" })
-              expect(run.signals[i]!.reason, where).toBeInstanceOf(FanOutTimeoutError)
-            } else if ((k._tag === "answer" || k._tag === "fail") && start + k.ms < DEADLINE) {
-              expect(got, where).toMatchObject(
-                k._tag === "answer"
-                  ? { status: "fulfilled", value: i }
-                  : { status: "rejected", reason: { message: `function ${i} failed` } }
-              )
-            } else {
-              expect(got, where).toMatchObject({ status: "timedOut", limit: "deadline" })
-              expect(run.signals[i]!.aborted, where).toBe(true)
-            }
-          })
-          // When the run settled, every function it had called had settled (those ignoring their signal included).
-          expect(result.done.every((done, i) => done || run.calls[i] === 0)).toBe(true)
-          expect(run.maxRunning()).toBeLessThanOrEqual(Math.min(concurrency, list.length))
-        } finally {
-          vi.useRealTimers()
+    await forAll(async (list, concurrency, limit) => {
+      const run = makeFns(list)
+      const result = watch(P.settle(run.fns, optionsFor(concurrency, limit)), run.settled)
+      await flush()
+      await vi.advanceTimersByTimeAsync(DEADLINE + 10)
+      const plan = simulate(list, concurrency, limit)
+      const deafCalled = list.some((k, i) => k._tag === "deaf" && plan[i]!.start < DEADLINE)
+      // A function that ignores its signal is waited for: the run settles only once it has.
+      expect(result.settled).toBe(!deafCalled)
+      run.releaseDeaf()
+      await flush()
+      expect(result.settled).toBe(true)
+      const settled = result.value!
+      expect(settled).toHaveLength(list.length)
+      list.forEach((k, i) => {
+        const { start, timedOut } = plan[i]!
+        const got = settled[i]!
+        const where = `function ${i} (${k._tag}, starts at ${start})`
+        expect(got.index, where).toBe(i)
+        if (start >= DEADLINE) {
+          expect([got.status, run.calls[i]], where).toEqual(["timedOut", 0])
+          return
         }
-      }),
-      { numRuns }
-    )
+        expect(run.calls[i], where).toBe(1)
+        if (k._tag === "throw") {
+          expect(got, where).toMatchObject({ status: "rejected", reason: { message: `function ${i} threw` } })
+        } else if (timedOut) {
+          expect(got, where).toMatchObject({ status: "timedOut", limit: "timeout" })
+          expect(run.signals[i]!.reason, where).toBeInstanceOf(FanOutTimeoutError)
+        } else if ((k._tag === "answer" || k._tag === "fail") && start + k.ms < DEADLINE) {
+          expect(got, where).toMatchObject(
+            k._tag === "answer"
+              ? { status: "fulfilled", value: i }
+              : { status: "rejected", reason: { message: `function ${i} failed` } }
+          )
+        } else {
+          expect(got, where).toMatchObject({ status: "timedOut", limit: "deadline" })
+          expect(run.signals[i]!.aborted, where).toBe(true)
+        }
+      })
+      expectWaitedWithinBound(run, result.done, concurrency)
+    })
   })
 
   it("all: the first failure rejects the run, aborts every function still running and calls no other", async () => {
-    await FastCheck.assert(
-      FastCheck.asyncProperty(kinds, bound, timeout, async (list, concurrency, limit) => {
-        vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] })
-        try {
-          const run = makeFns(list)
-          const result = watch(P.all(run.fns, optionsFor(concurrency, limit)), run.settled)
-          await flush()
-          await vi.advanceTimersByTimeAsync(DEADLINE + 10)
-          run.releaseDeaf()
-          await flush()
-          expect(result.settled).toBe(true)
-          const plan = simulate(list, concurrency, limit)
-          // When each function would fail (a throw, its own failure, its time-out); the deadline fails the run too.
-          const failures = list.map((k, i) => {
-            const { start, timedOut } = plan[i]!
-            if (start >= DEADLINE) return Infinity
-            if (k._tag === "throw") return start
-            if (timedOut) return start + limit!
-            if (k._tag === "fail" && plan[i]!.ownEnd < DEADLINE) return plan[i]!.ownEnd
-            return Infinity
-          })
-          const first = Math.min(DEADLINE, ...failures)
-          const allAnswered = list.length === 0 ||
-            list.every((k, i) => k._tag === "answer" && !plan[i]!.timedOut && plan[i]!.ownEnd < DEADLINE)
-          if (allAnswered) {
-            expect(result.error).toBeUndefined()
-            expect(result.value).toEqual(list.map((_, i) => i))
-            return
-          }
-          expect(result.error).toBeDefined()
-          const error = result.error as Error
-          if (first === DEADLINE) {
-            expect(error).toMatchObject({ _tag: "FanOutTimeoutError", reason: "Deadline" })
-          } else {
-            // Every failure at that instant is a candidate: which one the run saw first is the timers' order.
-            const candidates = list.flatMap((k, i) =>
-              failures[i] !== first ? [] : [
-                k._tag === "throw"
-                  ? `function ${i} threw`
-                  : plan[i]!.timedOut
-                  ? `function ${i} timed out after ${limit}ms`
-                  : `function ${i} failed`
-              ]
-            )
-            expect(candidates).toContain(error.message)
-          }
-          list.forEach((_, i) => {
-            const { start } = plan[i]!
-            const where = `function ${i} (${list[i]!._tag}, starts at ${start}, first failure at ${first})`
-            // No function is called once the run has failed, and none is called twice.
-            if (start < first) expect(run.calls[i], where).toBe(1)
-            else if (start > first) expect(run.calls[i], where).toBe(0)
-            else expect(run.calls[i], where).toBeLessThanOrEqual(1)
-            // A function still running at the failure has its signal aborted with the run's error.
-            if (run.calls[i] === 1 && plan[i]!.stop > first && failures[i] !== first) {
-              expect(run.signals[i]!.reason, where).toBe(error)
-            }
-          })
-          // The run waited for every function it called (those ignoring their signal included) before it rejected.
-          expect(result.done.every((done, i) => done || run.calls[i] === 0)).toBe(true)
-          expect(run.maxRunning()).toBeLessThanOrEqual(Math.min(concurrency, list.length))
-        } finally {
-          vi.useRealTimers()
+    await forAll(async (list, concurrency, limit) => {
+      const run = makeFns(list)
+      const result = watch(P.all(run.fns, optionsFor(concurrency, limit)), run.settled)
+      await flush()
+      await vi.advanceTimersByTimeAsync(DEADLINE + 10)
+      run.releaseDeaf()
+      await flush()
+      expect(result.settled).toBe(true)
+      const plan = simulate(list, concurrency, limit)
+      // When each function would fail (a throw, its own failure, its time-out); the deadline fails the run too.
+      const failures = list.map((k, i) => {
+        const { start, timedOut } = plan[i]!
+        if (start >= DEADLINE) return Infinity
+        if (k._tag === "throw") return start
+        if (timedOut) return start + limit!
+        if (k._tag === "fail" && plan[i]!.ownEnd < DEADLINE) return plan[i]!.ownEnd
+        return Infinity
+      })
+      const first = Math.min(DEADLINE, ...failures)
+      const allAnswered = list.length === 0 ||
+        list.every((k, i) => k._tag === "answer" && !plan[i]!.timedOut && plan[i]!.ownEnd < DEADLINE)
+      if (allAnswered) {
+        expect(result.error).toBeUndefined()
+        expect(result.value).toEqual(list.map((_, i) => i))
+        return
+      }
+      expect(result.error).toBeDefined()
+      const error = result.error as Error
+      if (first === DEADLINE) {
+        expect(error).toMatchObject({ _tag: "FanOutTimeoutError", reason: "Deadline" })
+      } else {
+        // Every failure at that instant is a candidate: which one the run saw first is the timers' order.
+        const candidates = list.flatMap((k, i) =>
+          failures[i] !== first ? [] : [
+            k._tag === "throw"
+              ? `function ${i} threw`
+              : plan[i]!.timedOut
+              ? `function ${i} timed out after ${limit}ms`
+              : `function ${i} failed`
+          ]
+        )
+        expect(candidates).toContain(error.message)
+      }
+      list.forEach((_, i) => {
+        const { start } = plan[i]!
+        const where = `function ${i} (${list[i]!._tag}, starts at ${start}, first failure at ${first})`
+        // No function is called once the run has failed, and none is called twice.
+        if (start < first) expect(run.calls[i], where).toBe(1)
+        else if (start > first) expect(run.calls[i], where).toBe(0)
+        else expect(run.calls[i], where).toBeLessThanOrEqual(1)
+        // A function still running at the failure has its signal aborted with the run's error.
+        if (run.calls[i] === 1 && plan[i]!.stop > first && failures[i] !== first) {
+          expect(run.signals[i]!.reason, where).toBe(error)
         }
-      }),
-      { numRuns }
-    )
+      })
+      expectWaitedWithinBound(run, result.done, concurrency)
+    })
   })
 })
