@@ -199,7 +199,9 @@ export interface Options {
   /**
    * The caller's own signal: aborting it aborts every function still running and calls no other. Fail fast: the run
    * rejects with `signal.reason`. Settle: the run resolves, the unfinished functions `aborted`. A function that
-   * ignores its signal is waited for unless `detach`.
+   * ignores its signal is waited for unless `detach`. A run listens to this signal until it settles (one listener, two
+   * for the fail-fast forms; none is left behind); Node warns past 10 listeners on one signal, so a signal shared by
+   * many runs at once (a server's shutdown signal) may want `events.setMaxListeners(n, signal)` from its owner.
    */
   readonly signal?: AbortSignal | undefined
   /**
@@ -602,7 +604,9 @@ class Run implements engine.CallbackTask {
     }
     if (isThenable(result)) return this.watch(index, result, controller, done)
     if (this.own !== undefined) this.own[index] = undefined
-    done.succeed(result)
+    // Settle: a function that ends after the caller's abort is `aborted`, whether it returned a value or a promise.
+    if (this.settleAborted()) done.exit(interrupted)
+    else done.succeed(result)
     return noop
   }
 
@@ -656,11 +660,23 @@ class Run implements engine.CallbackTask {
       return noop
     }
     if (settled) return noop
+    /** Once the run has stopped waiting for this function, its time limit has nothing left to do. */
+    const stopTimer = () => {
+      if (timer !== undefined) clearTimeout(timer)
+      timer = undefined
+    }
     if (this.giveUps !== undefined) {
-      this.giveUps[index] = () => {
+      const giveUp = () => {
         cancelled = true
+        stopTimer()
         done.exit(interrupted)
       }
+      // The caller may have aborted while this very function was being called, before it could be given up on.
+      if (this.settleAborted()) {
+        giveUp()
+        return noop
+      }
+      this.giveUps[index] = giveUp
     }
     if (this.s.timeout !== undefined) {
       const duration = this.timeoutDuration!
@@ -685,6 +701,7 @@ class Run implements engine.CallbackTask {
     return () => {
       if (settled) return
       cancelled = true
+      stopTimer()
       this.cancelled(controller)
       if (this.s.detach) done.exit(interrupted)
     }

@@ -653,6 +653,58 @@ describe("settle", () => {
     ignoring.resolve(undefined)
   })
 
+  it("with detach, also gives up at once on a function that aborts the caller while it is being called", async () => {
+    useFakeTimers()
+    const controller = new AbortController()
+    const reason = new Error("cancel everything")
+    let release: (() => void) | undefined = undefined
+    const canceller = () => {
+      controller.abort(reason)
+      return new Promise<number>((resolve) => {
+        release = () => resolve(1)
+      })
+    }
+    const run = watch(P.settle([canceller], { signal: controller.signal, detach: true, timeout: 3_000 }))
+    await flush()
+    expect(run.settled).toBe(true)
+    const [settled] = run.value as Array<Settled<unknown>>
+    expect(settled).toMatchObject({ status: "aborted", reason, durationMillis: 0 })
+    // Its time limit went with it: no timer left behind.
+    expect(vi.getTimerCount()).toBe(0)
+    release!()
+  })
+
+  it("a function that aborts the caller and then returns a value is aborted, as one returning a promise is", async () => {
+    const controller = new AbortController()
+    const reason = new Error("cancel everything")
+    const settled = await P.settle([
+      () => {
+        controller.abort(reason)
+        return 1
+      },
+      () => 2
+    ], { signal: controller.signal })
+    expect(settled.map((s) => s.status)).toEqual(["aborted", "aborted"])
+    expect(settled[0]).toMatchObject({ reason })
+  })
+
+  it("with detach, leaves no timer behind for the functions it gave up on", async () => {
+    useFakeTimers()
+    const stuck = () => new Promise<never>(() => {})
+    const atDeadline = watch(P.settle([stuck, () => 1], { deadline: 10, timeout: 3_000, detach: true }))
+    await vi.advanceTimersByTimeAsync(10)
+    await flush()
+    expect(atDeadline.settled).toBe(true)
+    expect(vi.getTimerCount()).toBe(0)
+    const controller = new AbortController()
+    const failing = watch(P.all([stuck, stuck], { signal: controller.signal, timeout: 3_000, detach: true }))
+    await flush()
+    controller.abort(new Error("caller left"))
+    await flush()
+    expect(failing).toMatchObject({ settled: true, rejected: true })
+    expect(vi.getTimerCount()).toBe(0)
+  })
+
   it("takes a timeout above 2^31 - 1 ms as none, and still times out at 2^31 - 1 ms", async () => {
     useFakeTimers()
     const f = new Controlled<number>()
