@@ -660,15 +660,13 @@ class Run implements engine.CallbackTask {
       return noop
     }
     if (settled) return noop
-    /** Once the run has stopped waiting for this function, its time limit has nothing left to do. */
-    const stopTimer = () => {
-      if (timer !== undefined) clearTimeout(timer)
-      timer = undefined
-    }
+    // Once the run has stopped waiting for a function (given up on, or cancelled), its time limit has nothing left to
+    // do: its timer is cleared then (a closure per function to do it would cost every function, so it is written out).
     if (this.giveUps !== undefined) {
       const giveUp = () => {
         cancelled = true
-        stopTimer()
+        if (timer !== undefined) clearTimeout(timer)
+        timer = undefined
         done.exit(interrupted)
       }
       // The caller may have aborted while this very function was being called, before it could be given up on.
@@ -701,7 +699,8 @@ class Run implements engine.CallbackTask {
     return () => {
       if (settled) return
       cancelled = true
-      stopTimer()
+      if (timer !== undefined) clearTimeout(timer)
+      timer = undefined
       this.cancelled(controller)
       if (this.s.detach) done.exit(interrupted)
     }
