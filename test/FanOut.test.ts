@@ -1219,6 +1219,13 @@ describe("invalid options", () => {
       expect(two.defect.message).toContain("returned a non-Effect for item 1: 2")
       assert(three?._tag === "Defect")
       expect(three.defect).toStrictEqual(new Error("thrown by f"))
+      // A misused `labeled` returned by f is that item's defect too, with no label.
+      const [misused] = yield* FanOut.settleForEach(
+        [1],
+        () => FanOut.labeled(5 as unknown as Effect.Effect<number>, "five")
+      )
+      assert(misused?._tag === "Defect" && misused.defect instanceof FanOut.InvalidOptionError)
+      expect([misused.defect.option, misused.label]).toEqual(["tasks", undefined])
     }))
 
   it.effect("forEach calls its function as each item starts: never for items a fail-fast fan-out did not start", () =>

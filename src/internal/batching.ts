@@ -85,6 +85,12 @@ const rounds = (plan: engine.Plan, report: engine.Report): Effect.Effect<engine.
     const resumes: Array<Effect.Effect<unknown, unknown> | undefined> = new Array(n).fill(undefined)
     // The requests of the tasks blocked in the current round.
     let requests: Array<RequestBlock.RequestBlock> = []
+    /** The round's requests as one block, to send or to hand up; the list starts over. */
+    const takeRequests = (): RequestBlock.RequestBlock => {
+      const block = requests.reduce(RequestBlock.parallel)
+      requests = []
+      return block
+    }
 
     const stop = (reason: engine.StopReason, by: number): void => {
       if (report.stop === undefined) engine.stopped(plan, report, reason, by)
@@ -178,8 +184,7 @@ const rounds = (plan: engine.Plan, report: engine.Report): Effect.Effect<engine.
      * awaited, and no resolver outlives the fan-out.
      */
     const send = Effect.uninterruptibleMask((restore) => {
-      const block = requests.reduce(RequestBlock.parallel)
-      requests = []
+      const block = takeRequests()
       const remaining = deadlineAt - clock.unsafeCurrentTimeMillis()
       // The round ended at the very instant of the deadline: nothing is sent, the waiting tasks are cut off.
       if (remaining <= 0) {
@@ -225,9 +230,7 @@ const rounds = (plan: engine.Plan, report: engine.Report): Effect.Effect<engine.
             if (!engine.isStepped(fiber)) {
               return sendAndLoop(blocked)
             }
-            const block = requests.reduce(RequestBlock.parallel)
-            requests = []
-            return Effect.blocked(block, loop(blocked, false))
+            return Effect.blocked(takeRequests(), loop(blocked, false))
           })
         }
         return sendAndLoop(blocked)

@@ -206,11 +206,9 @@ export const shapeOfForEach = <X>(
       return Effect.die(defect)
     }
     if (!Effect.isEffect(effect)) return Effect.die(notAnEffect("f", `returned a non-Effect for item ${i}`, effect))
-    if (label === undefined) {
-      const own = labels.get(effect)
-      if (typeof own === "object") return effect
-      taskLabels[i] = own
-    }
+    // A misused `labeled` returned here dies as this item's task, as a non-Effect does; it has no label to show.
+    const own = label === undefined ? labels.get(effect) : undefined
+    if (typeof own === "string") taskLabels[i] = own
     return effect
   }
   return { struct: false, keys, task, labels: taskLabels }
