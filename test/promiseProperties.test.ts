@@ -170,13 +170,24 @@ const expectWaitedWithinBound = (
   expect(run.maxRunning()).toBeLessThanOrEqual(Math.min(concurrency, run.calls.length))
 }
 
+/** Starts `form` over `list`'s functions and lets the fake clock run past the deadline. */
+const runPastDeadline = async <A>(
+  form: (fns: ReadonlyArray<P.Fn<number>>, options: P.Options) => Promise<A>,
+  list: ReadonlyArray<Kind>,
+  concurrency: number,
+  limit: number | undefined
+) => {
+  const run = makeFns(list)
+  const result = watch(form(run.fns, optionsFor(concurrency, limit)), run.settled)
+  await flush()
+  await vi.advanceTimersByTimeAsync(DEADLINE + 10)
+  return { run, result }
+}
+
 describe("Promise facade properties", () => {
   it("settle: every function's result is what it did, in input order, and nothing runs on after the run", async () => {
     await forAll(async (list, concurrency, limit) => {
-      const run = makeFns(list)
-      const result = watch(P.settle(run.fns, optionsFor(concurrency, limit)), run.settled)
-      await flush()
-      await vi.advanceTimersByTimeAsync(DEADLINE + 10)
+      const { result, run } = await runPastDeadline(P.settle, list, concurrency, limit)
       const plan = simulate(list, concurrency, limit)
       const deafCalled = list.some((k, i) => k._tag === "deaf" && plan[i]!.start < DEADLINE)
       // A function that ignores its signal is waited for: the run settles only once it has.
@@ -218,10 +229,7 @@ describe("Promise facade properties", () => {
 
   it("all: the first failure rejects the run, aborts every function still running and calls no other", async () => {
     await forAll(async (list, concurrency, limit) => {
-      const run = makeFns(list)
-      const result = watch(P.all(run.fns, optionsFor(concurrency, limit)), run.settled)
-      await flush()
-      await vi.advanceTimersByTimeAsync(DEADLINE + 10)
+      const { result, run } = await runPastDeadline(P.all, list, concurrency, limit)
       run.releaseDeaf()
       await flush()
       expect(result.settled).toBe(true)
@@ -241,6 +249,7 @@ describe("Promise facade properties", () => {
       if (allAnswered) {
         expect(result.error).toBeUndefined()
         expect(result.value).toEqual(list.map((_, i) => i))
+        expectWaitedWithinBound(run, result.done, concurrency)
         return
       }
       expect(result.error).toBeDefined()
