@@ -4,9 +4,11 @@
  */
 import { HttpApiBuilder, HttpMiddleware, HttpServer, HttpServerRespondable } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import { Cause, Config, ConfigError, Effect, Either, Layer, Option } from "effect"
+import type { ConfigError } from "effect"
+import { Cause, Config, Effect, Either, Layer, Option } from "effect"
 import { createServer } from "node:http"
 import { AnalyticsApi } from "./Api.js"
+import { variable } from "./Environment.js"
 import { AlertsLive } from "./features/Alerts.js"
 import { CalendarLive } from "./features/Calendar.js"
 import { CollectionsLive } from "./features/Collections.js"
@@ -132,13 +134,9 @@ export const portExpected = "port must be an integer from 0 to 65535"
  * is logged) and `HOST` (default 127.0.0.1). `Config.port` would refuse 0.
  */
 export const listenConfig: Config.Config<{ readonly port: number; readonly host: string }> = Config.all({
-  port: Config.nested(
-    Config.mapOrFail(
-      Config.string(),
-      (raw) => Either.fromNullable(parsePort(raw), () => ConfigError.InvalidData([], portExpected))
-    ),
-    "PORT"
-  ).pipe(Config.withDefault(3000)),
+  port: variable("PORT", (raw) => Either.fromNullable(parsePort(raw), () => portExpected)).pipe(
+    Config.withDefault(3000)
+  ),
   host: Config.string("HOST").pipe(Config.withDefault("127.0.0.1"))
 })
 

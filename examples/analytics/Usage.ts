@@ -18,11 +18,12 @@
  * Internal details — error messages of the downstream calls, stack traces of defects — are logged here and never
  * reach the response: the public side only sees a `PublicReason`.
  */
-import { Clock, Config, ConfigError, Duration, Effect, Either, Record, Schedule } from "effect"
+import { Clock, Config, Duration, Effect, Either, Record, Schedule } from "effect"
 import { FanOut, type FanOutError, Outcome } from "../../src/index.js"
 import { DeadlineExceeded, FeatureFailed } from "./Api.js"
 import type { CustomerId, Feature, FeatureUsage, Mode, Panel, PublicReason } from "./Domain.js"
 import { features, UsageResponse } from "./Domain.js"
+import { variable } from "./Environment.js"
 import { Alerts } from "./features/Alerts.js"
 import { Calendar } from "./features/Calendar.js"
 import { Collections } from "./features/Collections.js"
@@ -45,33 +46,29 @@ import { Tours } from "./features/Tours.js"
  * A name that is not a feature is an error naming it and every feature, never a feature quietly left optional.
  * Spaces around a name are allowed; an empty name is not.
  */
-export const requiredFeatures: Config.Config<ReadonlyArray<Feature>> = Config.nested(
-  Config.mapOrFail(Config.string(), (raw) => {
-    const names = raw.split(",").map((name) => name.trim())
-    const unknown = names.filter((name) => !(features as ReadonlyArray<string>).includes(name))
-    return unknown.length === 0 ?
-      Either.right(names as Array<Feature>) :
-      Either.left(ConfigError.InvalidData(
-        [],
-        `${unknown.map((name) => JSON.stringify(name)).join(", ")} ${
-          unknown.length === 1 ? "is not a feature" : "are not features"
-        } (the features are ${features.join(", ")})`
-      ))
-  }),
-  "REQUIRED_FEATURES"
-).pipe(Config.withDefault([]))
+export const requiredFeatures: Config.Config<ReadonlyArray<Feature>> = variable("REQUIRED_FEATURES", (raw) => {
+  const names = raw.split(",").map((name) => name.trim())
+  const unknown = names.filter((name) => !(features as ReadonlyArray<string>).includes(name))
+  return unknown.length === 0 ?
+    Either.right(names as Array<Feature>) :
+    Either.left(
+      `${unknown.map((name) => JSON.stringify(name)).join(", ")} ${
+        unknown.length === 1 ? "is not a feature" : "are not features"
+      } (the features are ${features.join(", ")})`
+    )
+}).pipe(Config.withDefault([]))
 
 /**
  * A number of retries from 0 to 5, in decimal digits: `Config.integer` would also read `0x2` and `1e0`, and an empty
  * value as 0.
  */
 const retriesConfig = (name: string, fallback: number): Config.Config<number> =>
-  Config.nested(
-    Config.mapOrFail(Config.string(), (raw) =>
-      /^\d+$/.test(raw) && Number(raw) <= 5 ?
-        Either.right(Number(raw)) :
-        Either.left(ConfigError.InvalidData([], "retries must be an integer from 0 to 5"))),
-    name
+  variable(
+    name,
+    (raw) =>
+      /^\d+$/.test(raw) && Number(raw) <= 5
+        ? Either.right(Number(raw))
+        : Either.left("retries must be an integer from 0 to 5")
   ).pipe(Config.withDefault(fallback))
 
 /** How many times partial mode retries a call to an `Unavailable` service: `FEATURE_RETRIES`, 0 to 5, default 2. */

@@ -5,9 +5,11 @@
 import type { HttpClientError } from "@effect/platform"
 import { HttpClient, HttpClientRequest, HttpClientResponse } from "@effect/platform"
 import { NodeHttpClient } from "@effect/platform-node"
-import { Config, ConfigError, Duration, Effect, Either, Layer, Option } from "effect"
+import type { ConfigError } from "effect"
+import { Config, Duration, Effect, Either, Layer, Option } from "effect"
 import type { CustomerId, Feature } from "../Domain.js"
 import { FeatureUsage } from "../Domain.js"
+import { variable } from "../Environment.js"
 
 /**
  * The fields of every feature client's typed error. `message` is for logs; callers decide on `reason`.
@@ -40,18 +42,11 @@ export const baseUrl = (feature: Feature): Config.Config<string> => Config.strin
  * `2 seconds`; default 5 seconds. `Duration` reads `0 seconds` and `-1 seconds` as zero, a timeout every call would
  * hit at once: both are errors here.
  */
-export const requestTimeout: Config.Config<Duration.Duration> = Config.nested(
-  Config.mapOrFail(Config.string(), (raw) =>
-    Either.fromOption(
-      Option.filter(Duration.decodeUnknown(raw), (duration) => Duration.greaterThan(duration, Duration.zero)),
-      () =>
-        ConfigError.InvalidData(
-          [],
-          `the timeout must be a duration greater than zero, such as "2 seconds" or "500 millis"`
-        )
-    )),
-  "FEATURE_TIMEOUT"
-).pipe(Config.withDefault(Duration.seconds(5)))
+export const requestTimeout: Config.Config<Duration.Duration> = variable("FEATURE_TIMEOUT", (raw) =>
+  Either.fromOption(
+    Option.filter(Duration.decodeUnknown(raw), (duration) => Duration.greaterThan(duration, Duration.zero)),
+    () => `the timeout must be a duration greater than zero, such as "2 seconds" or "500 millis"`
+  )).pipe(Config.withDefault(Duration.seconds(5)))
 
 interface ErrorStatus {
   readonly status: number
