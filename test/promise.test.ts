@@ -1,3 +1,4 @@
+import { getEventListeners } from "node:events"
 import { afterEach, describe, expect, expectTypeOf, it, vi } from "vitest"
 import { FanOutTimeoutError } from "../src/FanOutError.js"
 import type { Settled } from "../src/promise.js"
@@ -217,6 +218,28 @@ describe("runAsync", () => {
       process.off("warning", onWarning)
     }
     expect(warnings.filter((w) => w.name === "MaxListenersExceededWarning")).toEqual([])
+  })
+
+  it("leaves no listener on the caller's signal, however the run ends", async () => {
+    const controller = new AbortController()
+    const signal = controller.signal
+    const fail = () => Promise.reject(new Boom("x"))
+    // Each form, succeeding and failing, with the signal never aborted.
+    await P.runAsync([() => 1], { signal })
+    await P.runAsync([fail], { signal }).catch(() => undefined)
+    await P.all([() => 1], { signal })
+    await P.settle([() => 1, fail], { signal })
+    await P.runAsyncAllowErrors([fail], { signal, detach: true })
+    expect(getEventListeners(signal, "abort")).toHaveLength(0)
+    // And when the caller aborts during the run.
+    const waiting = new Controlled({ honour: true })
+    const failFast = P.runAsync([waiting.fn], { signal }).catch(() => undefined)
+    const settling = P.settle([new Controlled({ honour: true }).fn], { signal })
+    await flush()
+    expect(getEventListeners(signal, "abort").length).toBeGreaterThan(0)
+    controller.abort(new Error("caller left"))
+    await Promise.all([failFast, settling])
+    expect(getEventListeners(signal, "abort")).toHaveLength(0)
   })
 
   it("catches a synchronous throw like a rejection", async () => {
