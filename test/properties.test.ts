@@ -1,9 +1,9 @@
 /**
  * Property tests over random mixes of task behaviours and concurrency bounds, run under the TestClock.
  *
- * Every task sleeps a multiple of 10 ms and the deadline is 1005 ms, so no task ever ends at the same instant as the
- * deadline: what each task did can be predicted exactly by simulating the scheduler (each task starts when the first
- * worker is free, in input order).
+ * Every task sleeps a multiple of 10 ms, a per-task time limit is 10k + 4 ms and the deadline is 1005 ms, so no task
+ * ever ends at the same instant as the deadline: what each task did can be predicted exactly by simulating the
+ * scheduler (each task starts when the first worker is free, in input order).
  */
 import { describe, expect, it } from "@effect/vitest"
 import { type Cause, Duration, Effect, FastCheck, Fiber, TestClock } from "effect"
@@ -61,8 +61,20 @@ const makeTasks = (list: ReadonlyArray<Behaviour>): { probe: Probe; tasks: Array
   return { probe, tasks }
 }
 
-/** When each task would start and end if nothing stopped the fan-out (Infinity: never ends). */
-const simulate = (list: ReadonlyArray<Behaviour>, bound: number | "unbounded") => {
+/**
+ * A per-task time limit, or none: 10k + 4 ms, so that every instant a task starts or ends at stays even and never
+ * meets the deadline's 1005 ms.
+ */
+const timeout: FastCheck.Arbitrary<number | undefined> = FastCheck.option(
+  FastCheck.integer({ min: 0, max: 60 }).map((k) => k * 10 + 4),
+  { nil: undefined }
+)
+
+/**
+ * When each task would start and end if nothing stopped the fan-out (Infinity: never ends), a task past its time limit
+ * ending at it.
+ */
+const simulate = (list: ReadonlyArray<Behaviour>, bound: number | "unbounded", limit = Infinity) => {
   const width = bound === "unbounded" ? Math.max(list.length, 1) : Math.min(bound, Math.max(list.length, 1))
   const free: Array<number> = new Array(width).fill(0)
   return list.map((b) => {
@@ -70,9 +82,9 @@ const simulate = (list: ReadonlyArray<Behaviour>, bound: number | "unbounded") =
     for (let j = 1; j < free.length; j++) if (free[j]! < free[w]!) w = j
     const start = free[w]!
     const duration = b._tag === "sleep" ? b.ms : b._tag === "never" ? Infinity : 0
-    const end = start + duration
+    const end = start + Math.min(duration, limit)
     free[w] = end
-    return { start, end }
+    return { start, end, timedOut: duration > limit }
   })
 }
 
@@ -117,21 +129,21 @@ const taskOfLeaf = (leaf: Cause.Cause<unknown>): number => {
 describe("properties", () => {
   it.effect.prop(
     "settle: shape and order are kept, each outcome is what its task did, finalizers run once, nothing outlives it",
-    [behaviours, concurrency, FastCheck.boolean()],
-    ([list, bound, batching]) =>
+    [behaviours, concurrency, FastCheck.boolean(), timeout],
+    ([list, bound, batching, limit]) =>
       Effect.gen(function*() {
         const { probe, tasks } = makeTasks(list)
         const { exit, recorder } = yield* runUnderClock(
-          FanOut.settle(tasks, { concurrency: bound, deadline: DEADLINE, batching })
+          FanOut.settle(tasks, { concurrency: bound, deadline: DEADLINE, batching, timeout: limit })
         )
         expect(exit._tag).toBe("Success")
         if (exit._tag !== "Success") return
         const outcomes: Array<Outcome.Outcome<number, number>> = exit.value
         expect(outcomes.length).toBe(list.length)
-        const plan = simulate(list, bound)
+        const plan = simulate(list, bound, limit)
         list.forEach((b, i) => {
           const o = outcomes[i]!
-          const { end, start } = plan[i]!
+          const { end, start, timedOut } = plan[i]!
           expect(o.key).toBe(i)
           if (start > DEADLINE) {
             expect(o).toMatchObject({ _tag: "TimedOut", reason: "Deadline", attempts: 0, durationMillis: 0 })
@@ -139,6 +151,8 @@ describe("properties", () => {
           } else if (end > DEADLINE) {
             expect(o).toMatchObject({ _tag: "TimedOut", reason: "Deadline", attempts: 1 })
             expect(o.durationMillis).toBe(DEADLINE - start)
+          } else if (timedOut) {
+            expect(o).toMatchObject({ _tag: "TimedOut", reason: "Timeout", attempts: 1, durationMillis: limit })
           } else {
             expect(o.attempts).toBe(1)
             expect(o.durationMillis).toBe(end - start)

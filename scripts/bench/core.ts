@@ -7,7 +7,8 @@
  * - memory: bytes of heap per pending task at N = 100,000 (after GC, every task blocked on one gate), and the time
  *   until all 100,000 tasks have started;
  * - fail fast: at N = 1000, time from the failure to the fan-out's return, every sibling's finalizer done;
- * - batching: ns per task for tasks that each make one request to a batched resolver, with `batching: true`.
+ * - batching: ns per task for tasks that each make one request to a batched resolver, with `batching: true`;
+ * - timeout: ns per task with the `timeout` option at N = 1000, against `Effect.all` with `Effect.timeout` per task.
  *
  * Peers: a trivial task is `Effect.sync(() => i)` / `async () => i`; a yielding task is `Effect.yieldNow()` then the
  * value / `await null` then the value. Effect 3's default scheduler runs a yielded fiber from a batched microtask
@@ -45,7 +46,10 @@ import {
 } from "./harness.js"
 
 const quick = process.argv.includes("--quick")
-/** `--only=throughput,memory,failfast,batching`: run some sections (while working on one); the targets need all three. */
+/**
+ * `--only=throughput,memory,failfast,batching,timeout`: run some sections (while working on one); the targets need the
+ * first three.
+ */
 const only = process.argv.find((a) => a.startsWith("--only="))?.slice("--only=".length).split(",")
 const section = (name: string) => only === undefined || only.includes(name)
 
@@ -648,6 +652,78 @@ const printBatching = (results: Results) => {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// per-task time limits: the `timeout` option against `Effect.timeout` on every task
+
+const limit = "1 minute"
+const timeoutN = 1000
+
+const timeoutRunners: ReadonlyArray<
+  { readonly name: string; readonly run: (n: number, kind: Kind) => Promise<unknown> }
+> = [
+  {
+    name: "Effect.all, Effect.timeout per task",
+    run: (n, k) => Effect.runPromise(Effect.all(effectTasks(n, k).map((t) => Effect.timeout(t, limit)), unbounded))
+  },
+  { name: "FanOut.settle, no timeout", run: (n, k) => Effect.runPromise(FanOut.settle(effectTasks(n, k))) },
+  {
+    name: "FanOut.settle, timeout",
+    run: (n, k) => Effect.runPromise(FanOut.settle(effectTasks(n, k), { timeout: limit }))
+  },
+  {
+    name: "FanOut.all, timeout",
+    run: (n, k) => Effect.runPromise(FanOut.all(effectTasks(n, k), { timeout: limit }))
+  },
+  {
+    name: "FanOut.settle c16, timeout",
+    run: (n, k) => Effect.runPromise(FanOut.settle(effectTasks(n, k), { ...c16, timeout: limit }))
+  },
+  {
+    // What the option cost when it wrapped every attempt in `Effect.timeoutFail`.
+    name: "FanOut.settle, Effect.timeoutFail per task",
+    run: (n, k) =>
+      Effect.runPromise(FanOut.settle(
+        effectTasks(n, k).map((t) => Effect.timeoutFail(t, { duration: limit, onTimeout: () => "timeout" }))
+      ))
+  }
+]
+
+const timeouts = async (): Promise<Results> => {
+  const results: Results = new Map()
+  for (const kind of kinds) {
+    for (const runner of timeoutRunners) {
+      const p = plan(timeoutN, { peer: "fanout" } as Runner)
+      const ms = await time(() => runner.run(timeoutN, kind), p)
+      results.set(key(runner.name, timeoutN, kind), nsPerTask(ms, timeoutN))
+    }
+  }
+  return results
+}
+
+const printTimeouts = (results: Results) => {
+  heading(`Per-task time limits, N = ${timeoutN.toLocaleString("en-US")}: ns per task, median (min–max)`)
+  const peer = timeoutRunners[0]!.name
+  const plain = timeoutRunners[1]!.name
+  console.log(table(
+    ["runner", ...kinds.flatMap((kind) => [`${kind} ns/task`, "× vs Effect.all + timeout", "× vs no timeout"])],
+    timeoutRunners.map((runner) => [
+      runner.name,
+      ...kinds.flatMap((kind) => {
+        const self = results.get(key(runner.name, timeoutN, kind))!
+        return [
+          fmtStats(self),
+          ratio(results.get(key(peer, timeoutN, kind)), self),
+          ratio(results.get(key(plain, timeoutN, kind)), self)
+        ]
+      })
+    ])
+  ))
+  console.log(
+    `\nEvery task has a limit of ${limit} and ends well within it. "× vs X" = X's median / this runner's median ` +
+      `(> 1: faster than X). Same runs per figure as the throughput tables at N = 1,000.`
+  )
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 
 const main = async () => {
   const t0 = performance.now()
@@ -664,6 +740,7 @@ const main = async () => {
   const f = section("failfast") ? await failFast() : undefined
   if (f !== undefined) printFailFast(f)
   if (section("batching")) printBatching(await batching())
+  if (section("timeout")) printTimeouts(await timeouts())
   if (t !== undefined && m !== undefined && f !== undefined) printTargets(t, m, f)
   console.log(`\nTotal ${fmt((performance.now() - t0) / 1000, 0)} s.`)
 }

@@ -194,8 +194,12 @@ export interface Report {
   stoppedBy: number
 }
 
-/** The parts of Effect 3's `FiberRuntime` the engine uses beyond the public `RuntimeFiber`. */
-type AnyFiber = Fiber.RuntimeFiber<any, any> & {
+/**
+ * The parts of Effect 3's `FiberRuntime` the engine uses beyond the public `RuntimeFiber`.
+ *
+ * @internal
+ */
+export type AnyFiber = Fiber.RuntimeFiber<any, any> & {
   start(effect: Effect.Effect<any, any, any>): void
   setFiberRefs(refs: FiberRefs.FiberRefs): void
   interruptAllChildren(): Effect.Effect<void> | null
@@ -328,8 +332,10 @@ export const runtimeProblem = (fiber: Fiber.RuntimeFiber<any, any>): string | un
   return problem
 }
 
-interface FiberFactory {
-  (effect: Effect.Effect<any, any, any>, flags: RuntimeFlags.RuntimeFlags): AnyFiber
+/** @internal */
+export interface FiberFactory {
+  /** A new fiber, not started, with the fan-out's `baseRefs` unless given other (shared as they are, not forked). */
+  (effect: Effect.Effect<any, any, any>, flags: RuntimeFlags.RuntimeFlags, refs?: FiberRefs.FiberRefs): AnyFiber
   readonly baseRefs: FiberRefs.FiberRefs
   readonly supervised: boolean
 }
@@ -337,9 +343,11 @@ interface FiberFactory {
 /**
  * Makes child fibers of the running Effect without the per-child bookkeeping of `fork`: same class, the caller's
  * fiber refs forked once. A `Supervisor` installed by the caller still sees every fiber start and end, as it would
- * with `fork`.
+ * with `fork`. The fibers are nobody's children: whoever starts one interrupts and awaits it.
+ *
+ * @internal
  */
-const fiberFactory = (parent: Fiber.RuntimeFiber<any, any>): FiberFactory => {
+export const fiberFactory = (parent: Fiber.RuntimeFiber<any, any>): FiberFactory => {
   const problem = runtimeProblem(parent)
   if (problem !== undefined) throw new Error(`effect-fanout: ${problem}`)
   const FiberRuntime = parent.constructor as FiberConstructor
@@ -359,10 +367,14 @@ const fiberFactory = (parent: Fiber.RuntimeFiber<any, any>): FiberFactory => {
   const supervised = supervisor !== Supervisor.none
   const context = parent.currentContext
   const parentOption = Option.some(parent)
-  const make = (effect: Effect.Effect<any, any, any>, flags: RuntimeFlags.RuntimeFlags): AnyFiber => {
+  const make = (
+    effect: Effect.Effect<any, any, any>,
+    flags: RuntimeFlags.RuntimeFlags,
+    refs: FiberRefs.FiberRefs = baseRefs
+  ): AnyFiber => {
     const id = fiberIds.current
     fiberIds.current = id + 1
-    const fiber = new FiberRuntime(FiberId.runtime(id, startTimeMillis), baseRefs, flags)
+    const fiber = new FiberRuntime(FiberId.runtime(id, startTimeMillis), refs, flags)
     if (supervised) {
       supervisor.onStart(context, effect as Effect.Effect<unknown>, parentOption, fiber)
       fiber.addObserver((exit) => supervisor.onEnd(exit, fiber))

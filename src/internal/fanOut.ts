@@ -20,6 +20,7 @@ import * as hedge from "./hedge.js"
 import * as observe from "./observe.js"
 import * as options from "./options.js"
 import * as stack from "./stack.js"
+import * as timeLimit from "./timeLimit.js"
 
 type AnyEffect = Effect.Effect<any, any, any>
 
@@ -297,6 +298,8 @@ export interface Prepared {
    * an equal-looking one of a fan-out nested inside the task, which stays that task's `Failure`.
    */
   readonly timeouts: WeakSet<object> | undefined
+  /** Stops the time limits' timer, once the fan-out has ended. */
+  readonly close: Effect.Effect<void>
 }
 
 /**
@@ -357,11 +360,12 @@ const classifyFailure = (
 export const prepare = (shape: Shape, s: Settings, taskSpans: boolean, report: engine.Report): Prepared => {
   // Callback tasks keep their own time limits and have no Effect to wrap: they run as they are.
   if (shape.callbacks || (s.timeout === undefined && s.retry === undefined && s.hedge === undefined && !taskSpans)) {
-    return { task: shape.task, attempts: undefined, timeouts: undefined }
+    return { task: shape.task, attempts: undefined, timeouts: undefined, close: Effect.void }
   }
   const counted = s.retry !== undefined || s.hedge !== undefined
   const attempts: Array<number> | undefined = counted ? new Array(shape.keys.length).fill(0) : undefined
   const timeouts = s.timeout !== undefined ? new WeakSet<object>() : undefined
+  const limits = s.timeout !== undefined ? timeLimit.make(s.timeout) : undefined
   const task = (i: number): AnyEffect => {
     let task = shape.task(i) as AnyEffect
     if (attempts !== undefined) {
@@ -383,7 +387,7 @@ export const prepare = (shape: Shape, s: Settings, taskSpans: boolean, report: e
         timeouts!.add(error)
         return error
       }
-      task = Effect.timeoutFail(task, { duration, onTimeout })
+      task = limits!.limit(task, onTimeout)
     }
     if (s.hedge !== undefined) task = hedge.run(task, s.hedge)
     if (s.retry !== undefined) task = Effect.retry(task, s.retry)
@@ -399,7 +403,7 @@ export const prepare = (shape: Shape, s: Settings, taskSpans: boolean, report: e
     }
     return task
   }
-  const prepared: Prepared = { task, attempts, timeouts }
+  const prepared: Prepared = { task, attempts, timeouts, close: limits?.close ?? Effect.void }
   return prepared
 }
 
@@ -473,15 +477,21 @@ export const runObserved = <X, E, R>(
             onExit: (index, cause, report) => run.onExit(index, cause, report, prepared)
           }, report)
           return Effect.onInterrupt(
-            Effect.flatMap(Effect.withParentSpan(running, span), () =>
-              Effect.clockWith((clock) => {
-                const now = clock.unsafeCurrentTimeMillis()
-                const [result, outcomes] = finish({ report, prepared, now })
-                const tagAt = outcomes !== undefined
-                  ? (i: number) => outcomes[i]!._tag
-                  : (i: number) => tagOf(report, prepared, i)
-                return Effect.zipRight(record(now, tagAt), result)
-              })),
+            Effect.flatMap(
+              Effect.withParentSpan(
+                prepared.close === Effect.void ? running : Effect.ensuring(running, prepared.close),
+                span
+              ),
+              () =>
+                Effect.clockWith((clock) => {
+                  const now = clock.unsafeCurrentTimeMillis()
+                  const [result, outcomes] = finish({ report, prepared, now })
+                  const tagAt = outcomes !== undefined
+                    ? (i: number) => outcomes[i]!._tag
+                    : (i: number) => tagOf(report, prepared, i)
+                  return Effect.zipRight(record(now, tagAt), result)
+                })
+            ),
             () =>
               recorded
                 ? Effect.void

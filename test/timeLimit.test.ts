@@ -1,0 +1,138 @@
+/**
+ * The per-task `timeout`: one timer per fan-out for every attempt's limit (src/internal/timeLimit.ts), under the
+ * TestClock.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Cause, Deferred, Effect, Fiber, FiberRef, Option, Schedule, TestClock } from "effect"
+import { FanOut } from "../src/index.js"
+import { makeLog, recordedExit, Recorder } from "./support.js"
+
+const pending = <A, E>(fiber: Fiber.Fiber<A, E>) => Effect.map(Fiber.poll(fiber), Option.isNone)
+
+describe("per-task timeout", () => {
+  it.effect("tasks started one after another each get their whole limit, from their own start", () =>
+    Effect.gen(function*() {
+      const fiber = yield* Effect.fork(FanOut.settle([
+        Effect.as(Effect.sleep("1 second"), "a"),
+        Effect.never,
+        Effect.as(Effect.sleep("1500 millis"), "c"),
+        Effect.never
+      ], { timeout: "2 seconds", concurrency: 1 }))
+      // The second task started at 1 s: out of time at 3 s, not at 2 s (the first task's limit).
+      yield* TestClock.adjust("2999 millis")
+      expect(yield* pending(fiber)).toBe(true)
+      // The third runs 3 s to 4.5 s, the fourth from 4.5 s until 6.5 s.
+      yield* TestClock.adjust("3500 millis")
+      expect(yield* pending(fiber)).toBe(true)
+      yield* TestClock.adjust("1 millis")
+      const outcomes = yield* Fiber.join(fiber)
+      expect(outcomes.map((o) => [o._tag, o.durationMillis])).toStrictEqual([
+        ["Success", 1000],
+        ["TimedOut", 2000],
+        ["Success", 1500],
+        ["TimedOut", 2000]
+      ])
+      expect(outcomes[1]).toMatchObject({ reason: "Timeout", attempts: 1 })
+    }))
+
+  it.effect("an attempt out of time is interrupted, and its finalizer has run when the task times out", () =>
+    Effect.gen(function*() {
+      const log = yield* makeLog
+      const fiber = yield* Effect.fork(
+        FanOut.settle({ cut: Effect.ensuring(Effect.never, log.add("cut finalized")) }, { timeout: "1 second" }).pipe(
+          Effect.tap(() => log.add("fan-out returned"))
+        )
+      )
+      yield* TestClock.adjust("1 second")
+      const o = yield* Fiber.join(fiber)
+      expect(o.cut).toMatchObject({ _tag: "TimedOut", reason: "Timeout", durationMillis: 1000 })
+      expect(yield* log.get).toStrictEqual(["cut finalized", "fan-out returned"])
+    }))
+
+  it.effect("when the tasks cannot be interrupted, an attempt out of time runs to its end and is still TimedOut", () =>
+    Effect.gen(function*() {
+      const fiber = yield* Effect.fork(Effect.uninterruptible(FanOut.settle({
+        late: Effect.as(Effect.sleep("3 seconds"), 1),
+        quick: Effect.as(Effect.sleep("500 millis"), 2)
+      }, { timeout: "1 second" })))
+      yield* TestClock.adjust("2999 millis")
+      expect(yield* pending(fiber)).toBe(true)
+      yield* TestClock.adjust("1 millis")
+      const o = yield* Fiber.join(fiber)
+      // It ended with a value, but two seconds past its limit: timed out, as with `Effect.timeoutFail`.
+      expect(o.late).toMatchObject({ _tag: "TimedOut", reason: "Timeout", durationMillis: 3000 })
+      expect(o.quick).toMatchObject({ _tag: "Success", value: 2 })
+    }))
+
+  it.effect("tasks that end in time end the fan-out at once, with no timer left behind", () =>
+    Effect.gen(function*() {
+      const recorder = new Recorder()
+      let runningAtReturn = -1
+      const fiber = yield* Effect.fork(Effect.supervised(
+        FanOut.all([Effect.as(Effect.sleep("1 second"), 1), Effect.succeed(2)], { timeout: "1 hour" }).pipe(
+          Effect.tap(() => Effect.sync(() => runningAtReturn = recorder.running))
+        ),
+        recorder
+      ))
+      yield* TestClock.adjust("1 second")
+      expect(yield* Fiber.join(fiber)).toStrictEqual([1, 2])
+      expect(recorder.fibers.length).toBeGreaterThan(0)
+      // Read as the fan-out returned: its timer had ended already, not just been told to.
+      expect(runningAtReturn).toBe(0)
+    }))
+
+  it.effect("interrupting the caller interrupts every attempt and waits for it; nothing outlives the call", () =>
+    Effect.gen(function*() {
+      const log = yield* makeLog
+      const started = yield* Deferred.make<void>()
+      const recorder = new Recorder()
+      const task = (name: string) =>
+        Effect.zipRight(Deferred.succeed(started, undefined), Effect.never).pipe(
+          Effect.ensuring(Effect.zipRight(Effect.sleep("10 millis"), log.add(`${name} finalized`)))
+        )
+      const fiber = yield* Effect.fork(Effect.supervised(
+        FanOut.settle([task("a"), task("b")], { timeout: "1 minute", retry: Schedule.recurs(3) }).pipe(
+          Effect.onExit(() => log.add("fan-out ended"))
+        ),
+        recorder
+      ))
+      yield* Deferred.await(started)
+      const interrupter = yield* Effect.fork(Fiber.interrupt(fiber))
+      yield* TestClock.adjust("10 millis")
+      yield* Fiber.join(interrupter)
+      const entries = yield* log.get
+      expect([...entries.slice(0, 2)].sort()).toStrictEqual(["a finalized", "b finalized"])
+      expect(entries[2]).toBe("fan-out ended")
+      expect(recorder.running).toBe(0)
+    }))
+
+  it.effect("an attempt sees the caller's fiber-local state, and what it changes stays inside it", () =>
+    Effect.gen(function*() {
+      const ref = FiberRef.unsafeMake("caller")
+      const seen = yield* FanOut.all([
+        FiberRef.get(ref),
+        Effect.zipRight(FiberRef.set(ref, "changed"), FiberRef.get(ref))
+      ], { timeout: "1 second" }).pipe(Effect.locally(ref, "around the fan-out"))
+      expect(seen).toStrictEqual(["around the fan-out", "changed"])
+      expect(yield* FiberRef.get(ref)).toBe("caller")
+    }))
+
+  it.effect("fail fast: the first task out of time stops the fan-out, with no fiber left running", () =>
+    Effect.gen(function*() {
+      const { exit, recorder } = yield* Effect.gen(function*() {
+        const fiber = yield* Effect.fork(recordedExit(FanOut.all({
+          quick: Effect.as(Effect.sleep("1 second"), 1),
+          slow: Effect.never,
+          later: Effect.as(Effect.sleep("10 seconds"), 3)
+        }, { timeout: "2 seconds" })))
+        yield* TestClock.adjust("2 seconds")
+        return yield* Fiber.join(fiber)
+      })
+      expect(exit._tag).toBe("Failure")
+      if (exit._tag === "Failure") {
+        const error = Option.getOrUndefined(Cause.failureOption(exit.cause))
+        expect(error).toMatchObject({ _tag: "FanOutTimeoutError", reason: "Timeout", key: "slow" })
+      }
+      expect(recorder.running).toBe(0)
+    }))
+})
