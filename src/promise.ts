@@ -337,13 +337,19 @@ interface Settings {
 
 const prefix = "effect-fanout/promise:"
 
-const checkFns = (fns: unknown): void => {
+/**
+ * The functions, checked and copied (each entry read once): what the run calls later is what was checked, even if the
+ * caller's array changes meanwhile.
+ */
+const checkFns = (fns: unknown): Array<Fn> => {
   if (!Array.isArray(fns)) throw new TypeError(`${prefix} \`fns\` must be an array of functions, got ${show(fns)}`)
+  const copy = new Array<Fn>(fns.length)
   for (let i = 0; i < fns.length; i++) {
-    if (typeof fns[i] !== "function") {
-      throw new TypeError(`${prefix} \`fns[${i}]\` must be a function, got ${show(fns[i])}`)
-    }
+    const fn: unknown = fns[i]
+    if (typeof fn !== "function") throw new TypeError(`${prefix} \`fns[${i}]\` must be a function, got ${show(fn)}`)
+    copy[i] = fn as Fn
   }
+  return copy
 }
 
 /** The longest a Node timer waits: a longer `setTimeout` fires after 1 ms instead (with a `TimeoutOverflowWarning`). */
@@ -392,7 +398,8 @@ const settings = (raw: unknown): Settings => {
   if (
     signal !== undefined &&
     (typeof signal !== "object" || signal === null || typeof (signal as AbortSignal).aborted !== "boolean" ||
-      typeof (signal as AbortSignal).addEventListener !== "function")
+      typeof (signal as AbortSignal).addEventListener !== "function" ||
+      typeof (signal as AbortSignal).removeEventListener !== "function")
   ) {
     throw new TypeError(`${prefix} option \`signal\` must be an AbortSignal, got ${show(signal)}`)
   }
@@ -441,9 +448,18 @@ const functionTimeout = (index: number, duration: Duration.Duration): FanOutTime
   return error
 }
 
+/** `instanceof Error`, false for a value that cannot even be asked (a revoked `Proxy`). */
+const isError = (u: unknown): u is Error => {
+  try {
+    return u instanceof Error
+  } catch {
+    return false
+  }
+}
+
 /** What a function threw or rejected with, as an `Error`: the same object when it is one. */
 const toError = (thrown: unknown, index: number): Error =>
-  thrown instanceof Error
+  isError(thrown)
     ? trimmed(thrown)
     : trimmed(new Error(`function ${index} threw a non-Error value: ${show(thrown)}`, { cause: thrown }))
 
@@ -595,14 +611,17 @@ class Run implements engine.CallbackTask {
       this.own![index] = controller
     }
     let result: unknown
+    let thenable: boolean
     try {
       result = this.fns[index]!(controller.signal)
+      // Inside the `try`: a `then` getter that throws is the function's failure, as `await` would make it.
+      thenable = isThenable(result)
     } catch (thrown) {
       if (this.own !== undefined) this.own[index] = undefined
       done.exit(this.failure(toError(thrown, index)))
       return noop
     }
-    if (isThenable(result)) return this.watch(index, result, controller, done)
+    if (thenable) return this.watch(index, result as PromiseLike<unknown>, controller, done)
     if (this.own !== undefined) this.own[index] = undefined
     // Settle: a function that ends after the caller's abort is `aborted`, whether it returned a value or a promise.
     if (this.settleAborted()) done.exit(interrupted)
@@ -640,8 +659,11 @@ class Run implements engine.CallbackTask {
       else done.exit(exit)
       if (--this.inFlight === 0 && this.onIdle !== undefined) this.onIdle()
     }
+    // A native promise never fulfils with a thenable; any other thenable is adopted as `await` would (its value may
+    // itself be a promise), at the cost of one more promise for that function only.
+    const adopted = promise instanceof Promise ? promise : Promise.resolve(promise)
     try {
-      promise.then(
+      adopted.then(
         (value) => {
           if (settles()) end(this.settleAborted() ? interrupted : undefined, value)
         },
@@ -792,10 +814,10 @@ const internalError = (defect: unknown): unknown =>
 const failFast = (fns: ReadonlyArray<Fn>, options: Options | undefined, values: boolean): Promise<any> => {
   let run: Run
   try {
-    checkFns(fns)
+    const checked = checkFns(fns)
     const s = settings(options)
     if (s.signal !== undefined && s.signal.aborted) return Promise.reject(s.signal.reason)
-    run = new Run(fns, s, true)
+    run = new Run(checked, s, true)
   } catch (error) {
     return Promise.reject(error)
   }
@@ -841,8 +863,8 @@ const settleImpl = <X>(
 ): Promise<Array<X>> => {
   let run: Run
   try {
-    checkFns(fns)
-    run = new Run(fns, settings(options), false)
+    const checked = checkFns(fns)
+    run = new Run(checked, settings(options), false)
   } catch (error) {
     return Promise.reject(error)
   }

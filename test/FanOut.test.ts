@@ -745,6 +745,15 @@ describe("FanOut.settle", () => {
     // Bundled: `..` of the bundle would be the application's own directory, holding every frame of the application.
     expect(stack.libraryDirOf("file:///app/dist/server.js")).toBeUndefined()
     expect(stack.libraryDirOf("not a url")).toBeUndefined()
+    // The built package's source maps point at the src/ next to dist/ (`node --enable-source-maps`).
+    expect(stack.libraryDirsOf("file:///app/node_modules/effect-fanout/dist/internal/stack.js")).toStrictEqual([
+      "/app/node_modules/effect-fanout/dist/",
+      "/app/node_modules/effect-fanout/src/"
+    ])
+    expect(stack.libraryDirsOf("file:///work/effect-fanout/src/internal/stack.ts")).toStrictEqual([
+      "/work/effect-fanout/src/"
+    ])
+    expect(stack.libraryDirsOf("file:///app/dist/server.js")).toStrictEqual([])
   })
 
   it.effect("gives a non-Error defect a readable stack", () =>

@@ -969,6 +969,12 @@ describe("bad input", () => {
     ["timeout is NaN", () => [[], { timeout: NaN }], RangeError, /`timeout`.*got NaN/],
     ["deadline is a string", () => [[], { deadline: "1 second" }], TypeError, /`deadline` must be a number/],
     ["signal is not an AbortSignal", () => [[], { signal: {} }], TypeError, /`signal` must be an AbortSignal/],
+    [
+      "signal has no removeEventListener",
+      () => [[], { signal: { aborted: false, addEventListener() {} } }],
+      TypeError,
+      /`signal` must be an AbortSignal/
+    ],
     ["detach is not a boolean", () => [[], { detach: "yes" }], TypeError, /`detach` must be true or false, got "yes"/],
     [
       "an option is misspelt",
@@ -1011,5 +1017,75 @@ describe("bad input", () => {
     await expect(P.all([() => 1], { concurrency: Infinity, timeout: Infinity, deadline: Infinity })).resolves.toEqual([
       1
     ])
+  })
+})
+
+describe("unusual values", () => {
+  const cyclic = (): Array<unknown> => {
+    const a: Array<unknown> = []
+    a.push(a)
+    return a
+  }
+
+  it("wraps a rejection or a throw of a value that cannot be printed (a cycle, a revoked Proxy)", async () => {
+    const revocable = Proxy.revocable({}, {})
+    revocable.revoke()
+    for (const value of [cyclic(), revocable.proxy]) {
+      const rejected = await P.settle([() => Promise.reject(value), () => 1])
+      expect(rejected[0]).toMatchObject({ status: "rejected" })
+      expect(rejected[1]).toMatchObject({ status: "fulfilled", value: 1 })
+      const error = rejected[0]!.status === "rejected" ? rejected[0]!.reason : undefined
+      expect(error).toBeInstanceOf(Error)
+      expect((error as Error).cause).toBe(value)
+      const thrown = await P.runAsync([() => {
+        throw value
+      }]).catch((e: unknown) => e)
+      expect(thrown).toBeInstanceOf(Error)
+      expect((thrown as Error).cause).toBe(value)
+    }
+    const errors = await P.runAsyncAllowErrors([() => Promise.reject(cyclic())])
+    expect(errors[0]?.message).toMatch(/^function 0 threw a non-Error value: \[\[\[…\]\]\]$/)
+  })
+
+  it("adopts what a thenable resolves with, as await does, a promise included", async () => {
+    const thenable = (value: unknown) => ({
+      then(resolve: (v: unknown) => void) {
+        resolve(value)
+      }
+    })
+    await expect(P.all([() => thenable(Promise.resolve(5))])).resolves.toStrictEqual([5])
+    const inner = new Error("inner")
+    const [outcome] = await P.settle([() => thenable(Promise.reject(inner))])
+    expect(outcome).toMatchObject({ status: "rejected", reason: inner })
+  })
+
+  it("takes a then getter that throws for the function's own failure, and aborts the others with it", async () => {
+    const boom = new Error("getter boom")
+    let reason: unknown
+    const error = await P.runAsync([
+      (signal) =>
+        new Promise<void>((resolve) =>
+          signal.addEventListener("abort", () => {
+            reason = signal.reason
+            resolve()
+          })
+        ),
+      () => ({
+        get then() {
+          throw boom
+        }
+      })
+    ]).catch((e: unknown) => e)
+    expect(error).toBe(boom)
+    expect(reason).toBe(boom)
+  })
+
+  it("calls the functions it checked, whatever becomes of the caller's array", async () => {
+    const gate = latch()
+    const fns: Array<() => unknown> = [() => gate.promise, () => "b", () => "c"]
+    const result = P.all(fns, { concurrency: 1 })
+    fns.length = 0
+    gate.resolve()
+    await expect(result).resolves.toStrictEqual([undefined, "b", "c"])
   })
 })

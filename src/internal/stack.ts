@@ -25,14 +25,25 @@ export const libraryDirOf = (moduleUrl: string): string | undefined => {
   }
 }
 
-const libraryDir = libraryDirOf(import.meta.url)
+/**
+ * The directories whose frames are the library's: its own, and, for the built package (dist/), the src/ next to it,
+ * where its source maps point (`node --enable-source-maps` prints those paths).
+ *
+ * @internal
+ */
+export const libraryDirsOf = (moduleUrl: string): ReadonlyArray<string> => {
+  const dir = libraryDirOf(moduleUrl)
+  return dir === undefined ? [] : [...new Set([dir, dir.replace(/([\\/])dist([\\/])$/, "$1src$2")])]
+}
+
+const libraryDirs = libraryDirsOf(import.meta.url)
 
 const internalFrame = (line: string): boolean =>
   /[\\/]node_modules[\\/]effect[\\/]/.test(line) ||
   /[\\/]node_modules[\\/]\.vite(st)?[\\/]/.test(line) ||
   /\((node:|internal\/)/.test(line) ||
   /^\s*at (node:|internal\/)/.test(line) ||
-  (libraryDir !== undefined && line.includes(libraryDir))
+  libraryDirs.some((dir) => line.includes(dir))
 
 /** @internal */
 export const trim = (stack: string): string => {
