@@ -292,8 +292,9 @@ export type FailFastError<E, O> = Reported<O, E, E>
 export interface Options {
   /**
    * How many tasks run at once: a positive integer, `"unbounded"` (the default; `Infinity` says the same), or
-   * `"inherit"`: the caller's `Effect.withConcurrency` setting, as with `Effect.all`. With a bound, no task starts
-   * after the fan-out has begun to stop.
+   * `"inherit"`: the caller's `Effect.withConcurrency` setting, as with `Effect.all` (a setting that is not a positive
+   * integer or unbounded is an `InvalidOptionError`, as the option would be). With a bound, no task starts after the
+   * fan-out has begun to stop.
    */
   readonly concurrency?: number | "unbounded" | "inherit" | undefined
   /**
@@ -449,7 +450,9 @@ export const labeled: {
  *
  * The error channel is the tasks' own error union, so `Effect.catchTag` works as after `Effect.all`. The failure's
  * `Cause` holds the first failure first, then, in parallel, every other genuine failure seen while the rest were
- * being interrupted (never the interruptions the fan-out caused). To learn which task failed, pass `report: true`:
+ * being interrupted (never the interruptions the fan-out caused); a sibling's defect there (a finalizer that throws)
+ * makes `catchAll` and `either` leave the failure to the defect channel, as a finalizer that dies in one fiber does,
+ * while `catchTag` still recovers. To learn which task failed, pass `report: true`:
  * the error becomes a `FanOutFailure` with the task's key and label. Interrupting the caller interrupts every task
  * and waits for them. An empty input succeeds at once with the empty shape. Data-last: `FanOut.all(options)(tasks)`
  * (`FanOut.all()` with no options), since `FanOut.all({})` is an empty struct of tasks.

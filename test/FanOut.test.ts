@@ -114,6 +114,28 @@ describe("FanOut.all", () => {
         expect(yield* peak(3)).toBe(3)
       }))
 
+    it.effect("concurrency: \"inherit\" refuses a caller's bound that is not a positive integer, starting nothing", () =>
+      Effect.gen(function*() {
+        const starts = yield* Ref.make(0)
+        const task = Effect.zipRight(Ref.update(starts, (n) => n + 1), Effect.succeed(1))
+        for (const bound of [0, -1, 1.5, NaN]) {
+          const exits = [
+            yield* Effect.exit(
+              FanOut.all([task, task], { concurrency: "inherit" }).pipe(Effect.withConcurrency(bound))
+            ),
+            yield* Effect.exit(
+              FanOut.settle([task, task], { concurrency: "inherit" }).pipe(Effect.withConcurrency(bound))
+            )
+          ]
+          for (const exit of exits) {
+            const defect = defectOf(exit)
+            expect(defect).toBeInstanceOf(FanOut.InvalidOptionError)
+            expect((defect as FanOut.InvalidOptionError).message).toContain("Effect.withConcurrency")
+          }
+        }
+        expect(yield* Ref.get(starts)).toBe(0)
+      }))
+
     it.effect("succeeds at once with the empty shape for empty input", () =>
       Effect.gen(function*() {
         expect(yield* FanOut.all([])).toStrictEqual([])
@@ -254,6 +276,26 @@ describe("FanOut.all", () => {
         expect(Cause.isInterrupted(exit.cause)).toBe(false)
         // the first failure comes first
         expect(Cause.squash(exit.cause)).toBe("first")
+      }))
+
+    it.effect("with a sibling's finalizer defect in the cause, catchTag still recovers, catchAll and either do not", () =>
+      Effect.gen(function*() {
+        const started = yield* Deferred.make<void>()
+        const tasks = [
+          Effect.zipRight(Deferred.await(started), Effect.fail(new NotFound({ id: 1 }))),
+          Effect.zipRight(Deferred.succeed(started, undefined), Effect.never).pipe(
+            Effect.ensuring(Effect.die(new Error("cleanup crashed")))
+          )
+        ] as const
+        const tagged = yield* FanOut.all(tasks).pipe(Effect.catchTag("NotFound", () => Effect.succeed("recovered")))
+        expect(tagged).toBe("recovered")
+        // As when a finalizer dies in one fiber: Effect's catchAll / either / orElse / retry leave a cause with a
+        // defect to the defect channel (the typed error turned into a defect too).
+        const either = yield* Effect.exit(Effect.either(FanOut.all(tasks)))
+        assertFailure(either)
+        const [error, cleanup] = Chunk.toReadonlyArray(Cause.defects(either.cause))
+        expect(error).toBeInstanceOf(NotFound)
+        expect((cleanup as Error).message).toBe("cleanup crashed")
       }))
 
     it.effect("keeps a sibling's typed failure from its interrupt handler in the cause", () =>

@@ -515,6 +515,21 @@ const spanAttributes = (mode: string, n: number, concurrency: number, batching: 
 }
 
 /**
+ * The caller's `Effect.withConcurrency` as a bound. Effect takes any number there; a bound of 0, a negative or a
+ * fractional one would start no task, or a number of tasks nobody asked for, so it fails as the option would.
+ */
+const inheritedBound = (bound: number | "unbounded"): number => {
+  if (bound === "unbounded" || bound === Infinity) return Infinity
+  if (!Number.isInteger(bound) || bound < 1) {
+    throw new InvalidOptionError({
+      option: "concurrency",
+      reason: `is "inherit", and the caller's Effect.withConcurrency is ${options.show(bound)}, not a positive integer`
+    })
+  }
+  return bound
+}
+
+/**
  * Runs `f` with the bound and whether to batch requests: as given, or with `"inherit"` the caller's
  * `Effect.withConcurrency` and `Effect.withRequestBatching` settings.
  */
@@ -527,7 +542,7 @@ const inherited = <X, E, R>(
     : Effect.withFiberRuntime((fiber) => {
       const bound = fiber.getFiberRef(FiberRef.currentConcurrency)
       return f(
-        s.concurrency !== "inherit" ? s.concurrency : bound === "unbounded" ? Infinity : bound,
+        s.concurrency !== "inherit" ? s.concurrency : inheritedBound(bound),
         s.batching !== "inherit" ? s.batching : fiber.getFiberRef(FiberRef.currentRequestBatchingEnabled)
       )
     })
