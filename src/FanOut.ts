@@ -689,9 +689,9 @@ export const firstSuccess: {
 // hedging
 
 /**
- * Hedges one task: if an attempt has not finished after `delay`, start another (or at once when it failed), at
- * most `max` attempts in all (default 2). The first success wins and the attempts still running are interrupted;
- * it fails only when every attempt has failed, with all their causes. For idempotent work only.
+ * Hedges one task: if the latest attempt has not finished after `delay`, start another, and start one at once when
+ * an attempt fails, at most `max` attempts in all (default 2). The first success wins and the attempts still running
+ * are interrupted; it fails only when every attempt has failed, with all their causes. For idempotent work only.
  *
  * **Example**
  *

@@ -14,6 +14,7 @@ import * as Predicate from "effect/Predicate"
 import * as Schedule from "effect/Schedule"
 import { FanOutFailure, FanOutTimeoutError, InvalidOptionError } from "../FanOutError.js"
 import type * as Outcome from "../Outcome.js"
+import { Spawner } from "./attempts.js"
 import * as batched from "./batching.js"
 import * as engine from "./engine.js"
 import * as hedge from "./hedge.js"
@@ -298,7 +299,7 @@ export interface Prepared {
    * an equal-looking one of a fan-out nested inside the task, which stays that task's `Failure`.
    */
   readonly timeouts: WeakSet<object> | undefined
-  /** Stops the time limits' timer, once the fan-out has ended. */
+  /** Stops the timers of the time limits and of hedging, once the fan-out has ended. */
   readonly close: Effect.Effect<void>
 }
 
@@ -365,7 +366,9 @@ export const prepare = (shape: Shape, s: Settings, taskSpans: boolean, report: e
   const counted = s.retry !== undefined || s.hedge !== undefined
   const attempts: Array<number> | undefined = counted ? new Array(shape.keys.length).fill(0) : undefined
   const timeouts = s.timeout !== undefined ? new WeakSet<object>() : undefined
-  const limits = s.timeout !== undefined ? timeLimit.make(s.timeout) : undefined
+  const spawner = s.timeout !== undefined || s.hedge !== undefined ? new Spawner() : undefined
+  const limits = s.timeout !== undefined ? timeLimit.make(s.timeout, spawner!) : undefined
+  const hedging = s.hedge !== undefined ? hedge.hedger(s.hedge, spawner!) : undefined
   const task = (i: number): AnyEffect => {
     let task = shape.task(i) as AnyEffect
     if (attempts !== undefined) {
@@ -389,7 +392,7 @@ export const prepare = (shape: Shape, s: Settings, taskSpans: boolean, report: e
       }
       task = limits!.limit(task, onTimeout)
     }
-    if (s.hedge !== undefined) task = hedge.run(task, s.hedge)
+    if (hedging !== undefined) task = hedging.run(task)
     if (s.retry !== undefined) task = Effect.retry(task, s.retry)
     if (taskSpans) {
       const name = shape.labels[i] ?? String(shape.keys[i])
@@ -403,7 +406,13 @@ export const prepare = (shape: Shape, s: Settings, taskSpans: boolean, report: e
     }
     return task
   }
-  const prepared: Prepared = { task, attempts, timeouts, close: limits?.close ?? Effect.void }
+  const closes = [limits?.close, hedging?.close].filter((close) => close !== undefined)
+  const close = closes.length === 0
+    ? Effect.void
+    : closes.length === 1
+    ? closes[0]!
+    : Effect.all(closes, { discard: true })
+  const prepared: Prepared = { task, attempts, timeouts, close }
   return prepared
 }
 

@@ -1,17 +1,20 @@
 /**
  * Hedged requests: when an attempt is slow, start another and keep whichever succeeds first.
  *
- * Attempt k+1 starts when attempt k has run for `delay` without an answer, or at once when it fails; at most `max`
- * attempts run in all. The first success wins and the attempts still running are interrupted (and waited for). The
+ * A new attempt starts when the latest one has run for `delay` without an answer, and at once when an attempt fails;
+ * at most `max` attempts run in all. The first success wins and the attempts still running are interrupted (and waited for). The
  * task fails only when every attempt has failed, with all their causes (the first attempt's first).
  *
  * @internal
  */
-import * as Deferred from "effect/Deferred"
-import type * as Duration from "effect/Duration"
+import * as Cause from "effect/Cause"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Predicate from "effect/Predicate"
 import { InvalidOptionError } from "../FanOutError.js"
+import * as attempts from "./attempts.js"
+import type * as engine from "./engine.js"
 import * as options from "./options.js"
 
 /** @internal */
@@ -47,22 +50,95 @@ export const hedged = <A, E, R>(task: Effect.Effect<A, E, R>, raw: unknown): Eff
     if (!Effect.isEffect(task)) {
       throw new InvalidOptionError({ option: "task", reason: `hedge needs an Effect, got ${options.show(task)}` })
     }
-    return run(task, settings(raw, "hedge"))
+    const hedging = hedger(settings(raw, "hedge"), new attempts.Spawner())
+    return Effect.ensuring(hedging.run(task), hedging.close)
   })
 
 /** @internal */
-export const run = <A, E, R>(task: Effect.Effect<A, E, R>, hedge: Hedge): Effect.Effect<A, E, R> => {
-  // The wait for the next attempt is interruptible even when the caller is not (a hedge in a finalizer, or inside
-  // `Effect.uninterruptible`): once an attempt has won, the wait is the hedge's own to stop, not something to sit out.
-  const wait = (failed: Deferred.Deferred<void>) =>
-    Effect.interruptible(Effect.race(Effect.sleep(hedge.delay), Deferred.await(failed)))
-  const attempt = (k: number): Effect.Effect<A, E, R> => {
-    if (k >= hedge.max) return task
-    return Effect.flatMap(Deferred.make<void>(), (failed) =>
-      Effect.race(
-        Effect.onError(task, () => Deferred.succeed(failed, undefined)),
-        Effect.zipRight(wait(failed), attempt(k + 1))
-      ))
-  }
-  return attempt(1)
+export interface Hedger {
+  readonly run: <A, E, R>(task: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  /** Stops the alarms' timer: run when the fan-out (or the hedged call) has ended. */
+  readonly close: Effect.Effect<void>
+}
+
+/**
+ * Hedging for the tasks of one fan-out: each attempt on a fiber of its own (`attempts.Spawner`), the delays by one
+ * queue of alarms (`attempts.Alarms`) for all of them.
+ *
+ * @internal
+ */
+export const hedger = (hedge: Hedge, spawner: attempts.Spawner): Hedger => {
+  const alarms = new attempts.Alarms(Duration.toMillis(hedge.delay), spawner)
+  const run = <A, E, R>(task: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+    Effect.withFiberRuntime<A, E, R>((fiber) => {
+      const parent = fiber as engine.AnyFiber
+      const running = new Set<engine.AnyFiber>()
+      // The causes of the attempts that failed, by attempt.
+      const causes: Array<Cause.Cause<E>> = []
+      let started = 0
+      // Set once an attempt has won, every attempt has failed, or the task is interrupted: start nothing more.
+      let decided = false
+      let won: Exit.Exit<A, E> | undefined
+      let result: Exit.Exit<A, E> | undefined
+      let resume: ((effect: Effect.Effect<A, E, R>) => void) | undefined
+      // Told when the last attempt has ended: the task's interruption waits for it.
+      let onEnd: (() => void) | undefined
+
+      /** Every attempt has ended and the answer is known: the winner's, or every failure, the first attempt's first. */
+      const allEnded = () => {
+        // (No cause at all: the task was interrupted before any attempt failed, and nobody reads this result.)
+        const failed = causes.filter((cause) => cause !== undefined)
+        result = won ?? (failed.length === 0 ?
+          Exit.interrupt(parent.id()) :
+          Exit.failCause(failed.reduce((all, cause) => Cause.parallel(all, cause))))
+        if (onEnd !== undefined) onEnd()
+        if (resume !== undefined) resume(result)
+      }
+
+      const start = (): void => {
+        const k = started++
+        const child = spawner.fiber(parent, task)
+        running.add(child)
+        let alarm: attempts.Alarm | undefined
+        child.addObserver((exit) => {
+          running.delete(child)
+          if (alarm !== undefined) alarm.ring = undefined
+          if (!decided) {
+            if (exit._tag === "Success") {
+              decided = true
+              won = exit as Exit.Exit<A, E>
+              for (const other of running) other.unsafeInterruptAsFork(parent.id())
+            } else {
+              causes[k] = exit.cause as Cause.Cause<E>
+              // A failed attempt starts the next one at once.
+              if (started < hedge.max) start()
+              else if (running.size === 0) decided = true
+            }
+          }
+          if (decided && running.size === 0 && result === undefined) allEnded()
+        })
+        child.start(task)
+        // Still running: the next attempt starts if this one has not answered within the delay.
+        if (running.has(child) && !decided && started < hedge.max) {
+          alarm = alarms.set(parent, () => {
+            alarm = undefined
+            if (!decided && started === k + 1) start()
+          })
+        }
+      }
+
+      start()
+      if (result !== undefined) return result
+      return Effect.async<A, E, R>((resumeTask) => {
+        resume = resumeTask
+        // The task is interrupted: so is every attempt, and the task waits for them all.
+        return Effect.async<void>((ended) => {
+          decided = true
+          if (running.size === 0) return ended(Effect.void)
+          onEnd = () => ended(Effect.void)
+          for (const attempt of running) attempt.unsafeInterruptAsFork(parent.id())
+        })
+      })
+    })
+  return { run, close: alarms.close }
 }

@@ -1,6 +1,6 @@
 /**
- * The per-task `timeout`: one timer per fan-out for every attempt's limit (src/internal/timeLimit.ts), under the
- * TestClock.
+ * The per-attempt policies, `timeout` and hedging: attempts on fibers of their own, their limits and delays rung by
+ * one timer per fan-out (src/internal/attempts.ts, timeLimit.ts, hedge.ts), under the TestClock.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, Deferred, Effect, Fiber, FiberRef, Option, Schedule, TestClock } from "effect"
@@ -134,5 +134,120 @@ describe("per-task timeout", () => {
         expect(error).toMatchObject({ _tag: "FanOutTimeoutError", reason: "Timeout", key: "slow" })
       }
       expect(recorder.running).toBe(0)
+    }))
+})
+
+describe("hedging", () => {
+  /** A task whose attempts log their start and hang, except those listed, which end as given after `ms`. */
+  const attemptsOf = (
+    log: { readonly add: (entry: string) => Effect.Effect<void> },
+    ends: Record<number, { readonly ms: number; readonly result: Effect.Effect<string, string> }>
+  ) => {
+    let n = 0
+    return Effect.suspend(() => {
+      const k = ++n
+      const end = ends[k]
+      return log.add(`start ${k}`).pipe(
+        Effect.zipRight(end === undefined ? Effect.never : Effect.zipRight(Effect.sleep(end.ms), end.result)),
+        Effect.onInterrupt(() => log.add(`interrupted ${k}`))
+      )
+    })
+  }
+
+  it.effect("each backup starts a delay after the attempt before it, a failure's backup at once", () =>
+    Effect.gen(function*() {
+      const log = yield* makeLog
+      const task = attemptsOf(log, {
+        2: { ms: 30, result: Effect.fail("2 failed") },
+        4: { ms: 50, result: Effect.succeed("4 answered") }
+      })
+      const fiber = yield* Effect.fork(FanOut.hedge(task, { delay: "100 millis", max: 4 }))
+      yield* TestClock.adjust("100 millis")
+      expect(yield* log.get).toStrictEqual(["start 1", "start 2"])
+      // The second fails at 130 ms: the third starts then, not at 200 ms.
+      yield* TestClock.adjust("30 millis")
+      expect(yield* log.get).toStrictEqual(["start 1", "start 2", "start 3"])
+      yield* TestClock.adjust("99 millis")
+      expect((yield* log.get).length).toBe(3)
+      // 100 ms after the third started: the fourth, which answers 50 ms later; the others are interrupted.
+      yield* TestClock.adjust("1 millis")
+      expect(yield* log.get).toStrictEqual(["start 1", "start 2", "start 3", "start 4"])
+      yield* TestClock.adjust("50 millis")
+      expect(yield* Fiber.join(fiber)).toBe("4 answered")
+      expect([...(yield* log.get)].slice(4).sort()).toStrictEqual(["interrupted 1", "interrupted 3"])
+    }))
+
+  it.effect("a backup's delay counts from the latest attempt's start, even when an earlier attempt failed", () =>
+    Effect.gen(function*() {
+      const log = yield* makeLog
+      const task = attemptsOf(log, { 1: { ms: 150, result: Effect.fail("1 failed") } })
+      const fiber = yield* Effect.fork(FanOut.hedge(task, { delay: "100 millis", max: 4 }))
+      // 2 starts at 100 ms; 1 fails at 150 ms, so 3 starts then; 2's own delay ends at 200 ms, but 3 is the latest.
+      yield* TestClock.adjust("249 millis")
+      expect(yield* log.get).toStrictEqual(["start 1", "start 2", "start 3"])
+      yield* TestClock.adjust("1 millis")
+      expect(yield* log.get).toStrictEqual(["start 1", "start 2", "start 3", "start 4"])
+      yield* Fiber.interrupt(fiber)
+    }))
+
+  it.effect("under concurrency 1, each task's backup counts from that task's own start", () =>
+    Effect.gen(function*() {
+      const log = yield* makeLog
+      const task = (name: string) => {
+        let n = 0
+        return Effect.suspend(() => {
+          const k = ++n
+          return Effect.zipRight(
+            log.add(`${name} ${k}`),
+            k === 1 ? Effect.never : Effect.as(Effect.sleep("10 millis"), `${name} answered`)
+          )
+        })
+      }
+      const fiber = yield* Effect.fork(
+        FanOut.all([task("a"), task("b")], { concurrency: 1, hedge: { delay: "100 millis" } })
+      )
+      // a: backup at 100 ms, answer at 110 ms; b starts at 110 ms, its backup at 210 ms, its answer at 220 ms.
+      yield* TestClock.adjust("209 millis")
+      expect(yield* log.get).toStrictEqual(["a 1", "a 2", "b 1"])
+      yield* TestClock.adjust("1 millis")
+      expect(yield* log.get).toStrictEqual(["a 1", "a 2", "b 1", "b 2"])
+      yield* TestClock.adjust("10 millis")
+      expect(yield* Fiber.join(fiber)).toStrictEqual(["a answered", "b answered"])
+    }))
+
+  it.effect("interrupting the caller interrupts every attempt and waits for them; nothing outlives the call", () =>
+    Effect.gen(function*() {
+      const log = yield* makeLog
+      const recorder = new Recorder()
+      const task = attemptsOf(log, {})
+      const fiber = yield* Effect.fork(Effect.supervised(
+        FanOut.settle([task], { hedge: { delay: "100 millis", max: 3 } }).pipe(
+          Effect.onExit(() => log.add("fan-out ended"))
+        ),
+        recorder
+      ))
+      yield* TestClock.adjust("200 millis")
+      yield* Fiber.interrupt(fiber)
+      const entries = yield* log.get
+      expect(entries.slice(0, 3)).toStrictEqual(["start 1", "start 2", "start 3"])
+      expect([...entries.slice(3, 6)].sort()).toStrictEqual(["interrupted 1", "interrupted 2", "interrupted 3"])
+      expect(entries[6]).toBe("fan-out ended")
+      expect(recorder.running).toBe(0)
+    }))
+
+  it.effect("a hedged call that answers in time leaves no timer behind", () =>
+    Effect.gen(function*() {
+      const recorder = new Recorder()
+      let runningAtReturn = -1
+      const fiber = yield* Effect.fork(Effect.supervised(
+        FanOut.hedge(Effect.as(Effect.sleep("10 millis"), 1), { delay: "1 hour" }).pipe(
+          Effect.tap(() => Effect.sync(() => runningAtReturn = recorder.running))
+        ),
+        recorder
+      ))
+      yield* TestClock.adjust("10 millis")
+      expect(yield* Fiber.join(fiber)).toBe(1)
+      expect(recorder.fibers.length).toBeGreaterThan(0)
+      expect(runningAtReturn).toBe(0)
     }))
 })
