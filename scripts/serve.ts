@@ -7,7 +7,7 @@
  * simulator setting (see `applyFlags` in examples/analytics/Simulator.ts). Every flag, the config file and the
  * environment variables the API reads (`REQUIRED_FEATURES`, `FEATURE_RETRIES`, `STRICT_RETRIES`, `FEATURE_TIMEOUT`) are
  * checked before anything starts: a bad one prints one line naming it and exits with code 2
- * (examples/analytics/ServeFlags.ts).
+ * (examples/analytics/ServeFlags.ts). A port already taken is one line too, and exit code 1.
  *
  * `npm run serve -- --external` starts no simulators: the clients call the services named by `<FEATURE>_URL`
  * environment variables, and the API listens on `PORT` (0 for any free port) and `HOST`; those are checked first too.
@@ -19,8 +19,9 @@
  *                     setting OTEL_EXPORTER_OTLP_ENDPOINT alone also turns it on
  *   --trace=off       no export (the default without OTEL_EXPORTER_OTLP_ENDPOINT)
  */
+import type { HttpServerError } from "@effect/platform"
 import { NodeRuntime } from "@effect/platform-node"
-import { Effect, Either, Layer, Logger } from "effect"
+import { Effect, Either, Layer, Logger, Predicate } from "effect"
 import * as Embedded from "../examples/analytics/Embedded.js"
 import * as ServeFlags from "../examples/analytics/ServeFlags.js"
 import * as Server from "../examples/analytics/Server.js"
@@ -63,6 +64,16 @@ const tracing = options.trace === "console" ?
 if (options.trace === "otlp") console.log(`exporting spans over OTLP/HTTP to ${options.otlpEndpoint}/v1/traces`)
 
 program.pipe(
+  // The port is taken or the host cannot be listened on: one line, as for a bad flag, not a stack trace.
+  Effect.catchIf(
+    (error): error is HttpServerError.ServeError => Predicate.isTagged(error, "ServeError"),
+    (error) =>
+      Effect.sync(() => {
+        const cause: unknown = error.cause
+        console.error(`serve: cannot listen: ${cause instanceof Error ? cause.message : String(cause)}`)
+        process.exit(1)
+      })
+  ),
   Effect.provide(tracing),
   Effect.provide(Logger.logFmt),
   NodeRuntime.runMain({ disablePrettyLogger: true })

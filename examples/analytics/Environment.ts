@@ -17,3 +17,20 @@ export const variable = <A>(name: string, read: (raw: string) => Either.Either<A
     ),
     name
   )
+
+/** What an address variable takes, as said when it is given something else. */
+export const httpUrlExpected = "must be an absolute http:// or https:// URL, such as http://127.0.0.1:4318"
+
+/** Whether `raw` is an absolute http(s) URL. */
+export const isHttpUrl = (raw: string): boolean => {
+  try {
+    const url = new URL(raw)
+    return (url.protocol === "http:" || url.protocol === "https:") && url.hostname !== ""
+  } catch {
+    return false
+  }
+}
+
+/** A variable holding an absolute http(s) URL. */
+export const httpUrl = (name: string): Config.Config<string> =>
+  variable(name, (raw) => isHttpUrl(raw) ? Either.right(raw) : Either.left(httpUrlExpected))

@@ -6,10 +6,13 @@
  *   --port=N          where the API listens (0 to 65535, 0 for any free port); default `PORT`, else 3000
  *   --config=path     the simulators' config file; default examples/analytics/simulators.json
  *   --trace=console|otlp|off
- *                     where spans go; default `otlp` when OTEL_EXPORTER_OTLP_ENDPOINT is set, else `off`
+ *                     where spans go; default `otlp` when OTEL_EXPORTER_OTLP_ENDPOINT (an http(s) URL) is set,
+ *                     else `off`
  *   --external        no simulators: the clients call `<FEATURE>_URL`, the API listens on `PORT` and `HOST`
  *   anything else     a simulator setting: `--seed=7`, `--<feature>.<setting>=<value>`, `--all.<setting>=<value>`
  *                     (see `applyFlags` in Simulator.ts)
+ *
+ * A flag given twice is refused.
  *
  * The environment: `REQUIRED_FEATURES`, `FEATURE_RETRIES`, `STRICT_RETRIES` and `FEATURE_TIMEOUT`; with `--external`
  * also `PORT`, `HOST` and every `<FEATURE>_URL`. Each is read by the `Config` the application itself reads it with.
@@ -19,6 +22,7 @@ import { Config, ConfigProvider, Effect, Either, ParseResult } from "effect"
 import { relative } from "node:path"
 import { fileURLToPath } from "node:url"
 import { features } from "./Domain.js"
+import { httpUrlExpected, isHttpUrl } from "./Environment.js"
 import * as FeatureClient from "./features/FeatureClient.js"
 import * as Server from "./Server.js"
 import * as Simulator from "./Simulator.js"
@@ -120,6 +124,7 @@ export const parse = (
     const name = own.find((name) => arg === `--${name}` || arg.startsWith(`--${name}=`))
     if (name === undefined) rest.push(arg)
     else if (arg === `--${name}`) return fail(`${arg} needs a value, as in ${arg}=...`)
+    else if (values[name] !== undefined) return fail(`${arg}: --${name} is given twice`)
     else values[name] = arg.slice(name.length + 3)
   }
 
@@ -127,6 +132,9 @@ export const parse = (
   const trace = values.trace ?? (otlpEndpoint === undefined ? "off" : "otlp")
   if (trace !== "console" && trace !== "otlp" && trace !== "off") {
     return fail(`--trace=${trace}: trace must be console, otlp or off`)
+  }
+  if (trace === "otlp" && otlpEndpoint !== undefined && !isHttpUrl(otlpEndpoint)) {
+    return fail(`OTEL_EXPORTER_OTLP_ENDPOINT=${otlpEndpoint}: ${httpUrlExpected}`)
   }
   const common = { trace, otlpEndpoint: otlpEndpoint ?? defaultOtlpEndpoint } as const
 

@@ -7,6 +7,7 @@ import { NodeHttpServer } from "@effect/platform-node"
 import type { ConfigError } from "effect"
 import { Cause, Config, Effect, Either, Layer, Option } from "effect"
 import { createServer } from "node:http"
+import { isIP } from "node:net"
 import { AnalyticsApi } from "./Api.js"
 import { variable } from "./Environment.js"
 import { AlertsLive } from "./features/Alerts.js"
@@ -129,6 +130,13 @@ export const parsePort = (raw: string): number | undefined => {
 /** What `parsePort` takes, as said when it is given something else. */
 export const portExpected = "port must be an integer from 0 to 65535"
 
+/** An IP address or a host name (an empty `HOST` would listen on every interface). */
+const isHost = (raw: string): boolean =>
+  isIP(raw) !== 0 ||
+  (raw.length <= 253 && /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/.test(raw))
+
+const hostExpected = "host must be an IP address or a host name, such as 127.0.0.1"
+
 /**
  * Where `layerConfig` listens: `PORT` (default 3000; 0 for any free port, as `--port=0` in embedded mode: the address
  * is logged) and `HOST` (default 127.0.0.1). `Config.port` would refuse 0.
@@ -137,7 +145,9 @@ export const listenConfig: Config.Config<{ readonly port: number; readonly host:
   port: variable("PORT", (raw) => Either.fromNullable(parsePort(raw), () => portExpected)).pipe(
     Config.withDefault(3000)
   ),
-  host: Config.string("HOST").pipe(Config.withDefault("127.0.0.1"))
+  host: variable("HOST", (raw) => isHost(raw) ? Either.right(raw) : Either.left(hostExpected)).pipe(
+    Config.withDefault("127.0.0.1")
+  )
 })
 
 /** The application listening on `listenConfig`, for running against real feature services; logs its address. */

@@ -111,10 +111,15 @@ export const applyFlags = (
 ): Either.Either<SimulatorConfig, FlagError> => {
   let seed = config.seed
   const overrides: Record<string, Record<string, unknown>> = {}
+  // A flag given twice is refused: which one was meant cannot be told.
+  const seen = new Set<string>()
   for (const arg of argv) {
     const match = /^--([A-Za-z]+)(?:\.([A-Za-z]+))?=(.*)$/.exec(arg)
     if (match === null) return Either.left(new FlagError({ message: `unrecognised flag ${arg}` }))
     const [, target, setting, raw] = match as unknown as [string, string, string | undefined, string]
+    const flag = setting === undefined ? target : `${target}.${setting}`
+    if (seen.has(flag)) return Either.left(new FlagError({ message: `${arg}: --${flag} is given twice` }))
+    seen.add(flag)
     if (target === "seed" && setting === undefined) {
       seed = /^-?\d+$/.test(raw) ? Number(raw) : NaN
       if (!Number.isSafeInteger(seed)) return Either.left(new FlagError({ message: `${arg}: seed must be an integer` }))

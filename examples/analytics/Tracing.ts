@@ -122,7 +122,8 @@ export const layerConsole = (write: (line: string) => void = (line) => console.l
 /**
  * Exports spans over OTLP/HTTP as JSON to `<endpoint>/v1/traces`, as service `OTEL_SERVICE_NAME` (default
  * `analytics`). A failed export never fails a request: the exporter drops that batch, pauses for a minute and logs
- * it at Debug level only.
+ * it at Debug level only. As the server stops, the spans still held are sent, waiting at most a second for the
+ * collector.
  */
 export const layerOtlp = (endpoint: string): Layer.Layer<never> =>
   Layer.unwrapEffect(
@@ -132,7 +133,9 @@ export const layerOtlp = (endpoint: string): Layer.Layer<never> =>
         OtlpTracer.layer({
           url: `${endpoint.replace(/\/+$/, "")}/v1/traces`,
           resource: { serviceName },
-          exportInterval: "1 second"
+          exportInterval: "1 second",
+          // The last spans are sent as the server stops, but an unreachable collector must not hold Ctrl-C for long.
+          shutdownTimeout: "1 second"
         })
     )
   ).pipe(Layer.provide(OtlpSerialization.layerJson), Layer.provide(FetchHttpClient.layer))

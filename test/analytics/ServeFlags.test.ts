@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Either } from "effect"
 import { execFile } from "node:child_process"
 import * as Fs from "node:fs"
+import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
@@ -185,6 +186,41 @@ describe("ServeFlags.parse", () => {
     )
   })
 
+  it("names an empty or malformed HOST, and a <FEATURE>_URL that is not an http(s) URL", () => {
+    expect(parse(["--external"], { ...featureUrls, HOST: "::1" })).toMatchObject({ _tag: "External" })
+    expect(parse(["--external"], { ...featureUrls, HOST: "api.internal" })).toMatchObject({ _tag: "External" })
+    // Empty, `HOST` would have the server listen on every interface.
+    expect(problem(["--external"], { ...featureUrls, HOST: "" })).toBe(
+      "HOST=: host must be an IP address or a host name, such as 127.0.0.1"
+    )
+    expect(problem(["--external"], { ...featureUrls, HOST: "bad host" })).toMatch(/^HOST=bad host: host must be/)
+    for (const url of ["notaurl", "ftp://10.0.0.7", ""]) {
+      expect(problem(["--external"], { ...featureUrls, LISTINGS_URL: url })).toBe(
+        `LISTINGS_URL=${url}: must be an absolute http:// or https:// URL, such as http://127.0.0.1:4318`
+      )
+    }
+  })
+
+  it("names an OTEL_EXPORTER_OTLP_ENDPOINT that is not an http(s) URL", () => {
+    for (const endpoint of ["notaurl", ""]) {
+      expect(problem([], { OTEL_EXPORTER_OTLP_ENDPOINT: endpoint })).toBe(
+        `OTEL_EXPORTER_OTLP_ENDPOINT=${endpoint}: must be an absolute http:// or https:// URL, such as ` +
+          `http://127.0.0.1:4318`
+      )
+    }
+    expect(parse([], { OTEL_EXPORTER_OTLP_ENDPOINT: "https://collector:4318" })).toMatchObject({ trace: "otlp" })
+  })
+
+  it("refuses a flag given twice, rather than keeping one of them", () => {
+    expect(problem(["--port=3001", "--port=0"])).toBe("--port=0: --port is given twice")
+    expect(problem(["--seed=1", "--seed=2"])).toBe("--seed=2: --seed is given twice")
+    expect(problem(["--payments.errorRate=0.1", "--payments.errorRate=0.2"])).toBe(
+      "--payments.errorRate=0.2: --payments.errorRate is given twice"
+    )
+    // The same setting for two targets is two flags.
+    expect(parse(["--payments.errorRate=0.1", "--all.errorRate=0.2"])).toMatchObject({ _tag: "Embedded" })
+  })
+
   it("refuses flags --external would ignore", () => {
     expect(problem(["--external", "--port=3000"])).toBe(
       "--port=3000 is not used with --external (no simulators run; the API listens on PORT and HOST)"
@@ -215,6 +251,19 @@ describe("npm run serve", () => {
         (error, stdout, stderr) => resolve({ code: error === null ? 0 : error.code as number | null, stdout, stderr })
       )
     })
+
+  it("exits with code 1 and one line when the port is taken", async () => {
+    const taken = Net.createServer()
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve))
+    const port = (taken.address() as Net.AddressInfo).port
+    try {
+      const result = await serve([`--port=${port}`], {})
+      expect(result.code).toBe(1)
+      expect(result.stderr).toBe(`serve: cannot listen: listen EADDRINUSE: address already in use 127.0.0.1:${port}\n`)
+    } finally {
+      await new Promise((resolve) => taken.close(resolve))
+    }
+  }, 60_000)
 
   it("exits with code 2 and one line for a bad environment variable, having started nothing", async () => {
     const result = await serve(["--port=0"], { REQUIRED_FEATURES: "bogus" })

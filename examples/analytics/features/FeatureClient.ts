@@ -9,7 +9,7 @@ import type { ConfigError } from "effect"
 import { Config, Duration, Effect, Either, Layer, Option } from "effect"
 import type { CustomerId, Feature } from "../Domain.js"
 import { FeatureUsage } from "../Domain.js"
-import { variable } from "../Environment.js"
+import { httpUrl, variable } from "../Environment.js"
 
 /**
  * The fields of every feature client's typed error. `message` is for logs; callers decide on `reason`.
@@ -35,7 +35,7 @@ export interface FeatureClient<E> {
 export const configPrefix = (feature: Feature): string => feature.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()
 
 /** The base URL of a feature service: `<FEATURE>_URL`, for example `SAVED_SEARCHES_URL=http://10.0.0.7:8080`. */
-export const baseUrl = (feature: Feature): Config.Config<string> => Config.string(`${configPrefix(feature)}_URL`)
+export const baseUrl = (feature: Feature): Config.Config<string> => httpUrl(`${configPrefix(feature)}_URL`)
 
 /**
  * The client-side timeout of one call, shared by all features: `FEATURE_TIMEOUT`, a duration greater than zero such as
