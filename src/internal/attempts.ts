@@ -19,27 +19,28 @@ import * as RuntimeFlags from "effect/RuntimeFlags"
 import * as engine from "./engine.js"
 
 /**
- * Makes the attempts' fibers: of the running Effect's class, with the task's fiber refs (forked once for every task
- * whose refs are the same object: most tasks change none), seen by a `Supervisor` as `fork` would be. Such a fiber
+ * Makes the attempts' fibers: of the running Effect's class, with the task's fiber refs (forked once per refs object:
+ * most tasks change none, so they share their worker's), seen by a `Supervisor` as `fork` would be. Such a fiber
  * is nobody's child: whoever starts it interrupts and awaits it.
  *
  * @internal
  */
 export class Spawner {
   private factory: engine.FiberFactory | undefined = undefined
-  private lastRefs: FiberRefs.FiberRefs | undefined = undefined
-  private lastForked: FiberRefs.FiberRefs | undefined = undefined
+  /** The refs of each parent, forked: tasks share their worker's refs, and attempts inside attempts theirs. */
+  private readonly forked = new WeakMap<FiberRefs.FiberRefs, FiberRefs.FiberRefs>()
 
   /** A new fiber for `effect` beside `parent`, with its flags and refs; not started. */
   fiber(parent: engine.AnyFiber, effect: Effect.Effect<any, any, any>): engine.AnyFiber {
     this.factory ??= engine.fiberFactory(parent)
     // Not `getFiberRefs()`, which first writes the runtime flags into them: a new `FiberRefs` per call.
     const refs = parent._fiberRefs
-    if (refs !== this.lastRefs) {
-      this.lastRefs = refs
-      this.lastForked = FiberRefs.forkAs(refs, FiberId.unsafeMake())
+    let forked = this.forked.get(refs)
+    if (forked === undefined) {
+      forked = FiberRefs.forkAs(refs, FiberId.unsafeMake())
+      this.forked.set(refs, forked)
     }
-    return this.factory(effect, parent.currentRuntimeFlags, this.lastForked)
+    return this.factory(effect, parent.currentRuntimeFlags, forked)
   }
 
   /** A fiber of the spawner's own (a timer): interruptible whatever the task's flags. */

@@ -406,12 +406,11 @@ export const prepare = (shape: Shape, s: Settings, taskSpans: boolean, report: e
     }
     return task
   }
-  const closes = [limits?.close, hedging?.close].filter((close) => close !== undefined)
-  const close = closes.length === 0
-    ? Effect.void
-    : closes.length === 1
-    ? closes[0]!
-    : Effect.all(closes, { discard: true })
+  const close = limits === undefined
+    ? hedging?.close ?? Effect.void
+    : hedging === undefined
+    ? limits.close
+    : Effect.zipRight(limits.close, hedging.close)
   const prepared: Prepared = { task, attempts, timeouts, close }
   return prepared
 }
