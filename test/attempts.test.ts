@@ -9,7 +9,16 @@ import { makeLog, recordedExit, Recorder } from "./support.js"
 
 const pending = <A, E>(fiber: Fiber.Fiber<A, E>) => Effect.map(Fiber.poll(fiber), Option.isNone)
 
-describe("per-task timeout", () => {
+/**
+ * A task that is its one attempt is limited on its worker by the engine; one that is retried (here with no retry at
+ * all, `Schedule.recurs(0)`) runs each attempt on a fiber of its own. Both must behave alike.
+ */
+const paths = [
+  ["on the task's worker", {}],
+  ["on an attempt fiber", { retry: Schedule.recurs(0) }]
+] as const
+
+describe.each(paths)("per-task timeout, %s", (_, path) => {
   it.effect("tasks started one after another each get their whole limit, from their own start", () =>
     Effect.gen(function*() {
       const fiber = yield* Effect.fork(FanOut.settle([
@@ -17,7 +26,7 @@ describe("per-task timeout", () => {
         Effect.never,
         Effect.as(Effect.sleep("1500 millis"), "c"),
         Effect.never
-      ], { timeout: "2 seconds", concurrency: 1 }))
+      ], { ...path, timeout: "2 seconds", concurrency: 1 }))
       // The second task started at 1 s: out of time at 3 s, not at 2 s (the first task's limit).
       yield* TestClock.adjust("2999 millis")
       expect(yield* pending(fiber)).toBe(true)
@@ -39,7 +48,10 @@ describe("per-task timeout", () => {
     Effect.gen(function*() {
       const log = yield* makeLog
       const fiber = yield* Effect.fork(
-        FanOut.settle({ cut: Effect.ensuring(Effect.never, log.add("cut finalized")) }, { timeout: "1 second" }).pipe(
+        FanOut.settle({ cut: Effect.ensuring(Effect.never, log.add("cut finalized")) }, {
+          ...path,
+          timeout: "1 second"
+        }).pipe(
           Effect.tap(() => log.add("fan-out returned"))
         )
       )
@@ -54,7 +66,7 @@ describe("per-task timeout", () => {
       const fiber = yield* Effect.fork(Effect.uninterruptible(FanOut.settle({
         late: Effect.as(Effect.sleep("3 seconds"), 1),
         quick: Effect.as(Effect.sleep("500 millis"), 2)
-      }, { timeout: "1 second" })))
+      }, { ...path, timeout: "1 second" })))
       yield* TestClock.adjust("2999 millis")
       expect(yield* pending(fiber)).toBe(true)
       yield* TestClock.adjust("1 millis")
@@ -69,7 +81,7 @@ describe("per-task timeout", () => {
       const recorder = new Recorder()
       let runningAtReturn = -1
       const fiber = yield* Effect.fork(Effect.supervised(
-        FanOut.all([Effect.as(Effect.sleep("1 second"), 1), Effect.succeed(2)], { timeout: "1 hour" }).pipe(
+        FanOut.all([Effect.as(Effect.sleep("1 second"), 1), Effect.succeed(2)], { ...path, timeout: "1 hour" }).pipe(
           Effect.tap(() => Effect.sync(() => runningAtReturn = recorder.running))
         ),
         recorder
@@ -91,7 +103,7 @@ describe("per-task timeout", () => {
           Effect.ensuring(Effect.zipRight(Effect.sleep("10 millis"), log.add(`${name} finalized`)))
         )
       const fiber = yield* Effect.fork(Effect.supervised(
-        FanOut.settle([task("a"), task("b")], { timeout: "1 minute", retry: Schedule.recurs(3) }).pipe(
+        FanOut.settle([task("a"), task("b")], { ...path, timeout: "1 minute" }).pipe(
           Effect.onExit(() => log.add("fan-out ended"))
         ),
         recorder
@@ -112,7 +124,7 @@ describe("per-task timeout", () => {
       const seen = yield* FanOut.all([
         FiberRef.get(ref),
         Effect.zipRight(FiberRef.set(ref, "changed"), FiberRef.get(ref))
-      ], { timeout: "1 second" }).pipe(Effect.locally(ref, "around the fan-out"))
+      ], { ...path, timeout: "1 second" }).pipe(Effect.locally(ref, "around the fan-out"))
       expect(seen).toStrictEqual(["around the fan-out", "changed"])
       expect(yield* FiberRef.get(ref)).toBe("caller")
     }))
@@ -124,7 +136,7 @@ describe("per-task timeout", () => {
           quick: Effect.as(Effect.sleep("1 second"), 1),
           slow: Effect.never,
           later: Effect.as(Effect.sleep("10 seconds"), 3)
-        }, { timeout: "2 seconds" })))
+        }, { ...path, timeout: "2 seconds" })))
         yield* TestClock.adjust("2 seconds")
         return yield* Fiber.join(fiber)
       })

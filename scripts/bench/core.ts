@@ -294,6 +294,12 @@ const effectPending =
 const pendings: ReadonlyArray<Pending> = [
   { name: "FanOut.all", runs: 3, prepare: effectPending((tasks) => FanOut.all(tasks)) },
   { name: "FanOut.settle", runs: 3, prepare: effectPending((tasks) => FanOut.settle(tasks)) },
+  {
+    // Each pending task also holds its time limit's alarm.
+    name: "FanOut.settle, timeout",
+    runs: 3,
+    prepare: effectPending((tasks) => FanOut.settle(tasks, { timeout: "1 hour" }))
+  },
   { name: "Effect.all", runs: quick ? 1 : 2, prepare: effectPending((tasks) => Effect.all(tasks, unbounded)) },
   {
     // The floor for Effect 3: one bare fiber per task (the running fiber's class, shared fiber refs, no observer,

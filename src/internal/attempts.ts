@@ -71,12 +71,12 @@ export class Alarms {
   constructor(readonly millis: number, readonly spawner: Spawner) {}
 
   /**
-   * Sets an alarm `millis` from now, by the clock of `parent` (a fiber of the fan-out). After `close`, sets none and
-   * returns `undefined`: the fan-out has ended, and what is left only finishes its interruption.
+   * Sets an alarm `millis` from `from` (default: now, by the clock of `parent`, a fiber of the fan-out). After `close`,
+   * sets none and returns `undefined`: the fan-out has ended, and what is left only finishes its interruption.
    */
-  set(parent: engine.AnyFiber, ring: () => void): Alarm | undefined {
+  set(parent: engine.AnyFiber, ring: () => void, from?: number): Alarm | undefined {
     if (this.closed) return undefined
-    const at = Context.get(parent.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis() + this.millis
+    const at = (from ?? Context.get(parent.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()) + this.millis
     const alarm: Alarm = { at, ring }
     this.queue.push(alarm)
     if (this.timer === undefined) {

@@ -52,7 +52,7 @@
  *
  * @internal
  */
-import type * as Cause from "effect/Cause"
+import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
@@ -70,6 +70,7 @@ import * as RuntimeFlagsPatch from "effect/RuntimeFlagsPatch"
 import * as Scheduler from "effect/Scheduler"
 import * as Supervisor from "effect/Supervisor"
 import { executionAsyncResource } from "node:async_hooks"
+import type * as attempts from "./attempts.js"
 
 /**
  * A task that is not an Effect: `register` starts task `index` and returns its canceler. The task reports how it ended
@@ -129,6 +130,19 @@ class CallbackEnd implements Done {
 /** @internal */
 export type Task = Effect.Effect<any, any, any> | CallbackTask
 
+/**
+ * A time limit for every task, applied by the engine on the task's worker: an alarm of `alarms` per task, set as it
+ * starts; when it rings the worker is interrupted, the task ends with `error(index)` (whatever it ended with, once
+ * it has ended), and the worker takes no further task (a new one takes its slot). For tasks that are their one
+ * attempt; retried or hedged attempts get fibers of their own (`timeLimit.ts`).
+ *
+ * @internal
+ */
+export interface TimeLimit {
+  readonly alarms: attempts.Alarms
+  readonly error: (index: number) => unknown
+}
+
 /** @internal */
 export interface Plan {
   readonly size: number
@@ -143,6 +157,7 @@ export interface Plan {
   /** `Infinity` for unbounded. */
   readonly concurrency: number
   readonly deadline: Duration.Duration | undefined
+  readonly timeLimit?: TimeLimit | undefined
   /** Return at once when a policy stops the fan-out, leaving the interrupted tasks to finish in the background. */
   readonly detach: boolean
   /** Keep no success values: a task that succeeds leaves `undefined` in `Report.results` (`discard`). */
@@ -406,6 +421,10 @@ class Worker {
   /** A task's success held back while the fibers that task forked are interrupted (outside the loop). */
   holding = false
   held: unknown = undefined
+  /** The task whose time limit interrupted this worker, -1 if none: it then takes no further task. */
+  timedOut = -1
+  /** The running task's time limit, when the plan has one. */
+  alarm: attempts.Alarm | undefined = undefined
   /** The loop that runs the worker's tasks after the first one, made when a worker reaches its second task. */
   loop: Effect.Effect<void, never, any> | undefined = undefined
   fiber: AnyFiber | undefined = undefined
@@ -458,6 +477,8 @@ class FanOutRun {
   readonly spawn: FiberFactory
   readonly clock: Clock.Clock
   readonly parentId: FiberId.FiberId
+  /** The caller's fiber (where the time limits' alarms take their clock and their timer). */
+  readonly caller: AnyFiber
   readonly parentFlags: RuntimeFlags.RuntimeFlags
   /** Workers run with interruption off and each task interruptible, so that a worker always sees its task's exit. */
   readonly interruptible: boolean
@@ -474,6 +495,7 @@ class FanOutRun {
     this.spawn = fiberFactory(parent)
     this.clock = Context.get(parent.currentDefaultServices, Clock.Clock)
     this.parentId = parent.id()
+    this.caller = parent as AnyFiber
     const parentFlags = (parent as unknown as AnyFiber).currentRuntimeFlags
     this.parentFlags = parentFlags
     // When the caller is not interruptible, neither are its tasks (as with `fork`), and nothing needs wrapping.
@@ -658,7 +680,7 @@ class FanOutRun {
 
   /** Whether this worker may take the next task. */
   mayClaim(worker: Worker): boolean {
-    return !this.stopped && this.next < this.n && !(this.oneTaskPerWorker && worker.ran > 0) &&
+    return !this.stopped && this.next < this.n && !(this.oneTaskPerWorker && worker.ran > 0) && worker.timedOut < 0 &&
       // A callback task is started by `fill`, once this worker has ended and freed its slot.
       !this.isCallback(this.next)
   }
@@ -670,8 +692,30 @@ class FanOutRun {
     worker.running = index
     worker.ran++
     // The previous task's end on this worker was read just before: only engine code has run since.
-    this.report.startedAt[index] = Number.isNaN(worker.lastEnd) ? this.clock.unsafeCurrentTimeMillis() : worker.lastEnd
+    const startedAt = Number.isNaN(worker.lastEnd) ? this.clock.unsafeCurrentTimeMillis() : worker.lastEnd
+    this.report.startedAt[index] = startedAt
+    const limit = this.plan.timeLimit
+    if (limit !== undefined) worker.alarm = limit.alarms.set(this.caller, () => this.timeUp(worker, index), startedAt)
     return true
+  }
+
+  /**
+   * Task `index`'s time is up: its worker is interrupted, unless the task has ended already. (An alarm only rings on
+   * the timer's fiber, so a worker found still on the task is suspended in it, or waiting for what it forked.)
+   */
+  timeUp(worker: Worker, index: number): void {
+    if (worker.running !== index || worker.timedOut >= 0) return
+    worker.timedOut = index
+    worker.fiber!.unsafeInterruptAsFork(this.parentId)
+  }
+
+  /** How a task ended, as recorded: a task whose time ran out fails with the time-out error, whatever it did. */
+  private limited(worker: Worker, index: number, failed: boolean, result: unknown): readonly [boolean, unknown] {
+    if (worker.alarm !== undefined) {
+      worker.alarm.ring = undefined
+      worker.alarm = undefined
+    }
+    return worker.timedOut === index ? [true, Cause.fail(this.plan.timeLimit!.error(index))] : [failed, result]
   }
 
   /** What the worker does after a task that ended outside the loop: the loop, if there is a task to take. */
@@ -736,7 +780,11 @@ class FanOutRun {
     // Tasks must not see each other's fiber-local changes: give the worker back the caller's refs.
     const fiber = worker.fiber!
     if (fiber._fiberRefs !== this.spawn.baseRefs) fiber.setFiberRefs(this.spawn.baseRefs)
-    worker.lastEnd = this.taskEnded(index, failed, result)
+    if (this.plan.timeLimit === undefined) worker.lastEnd = this.taskEnded(index, failed, result)
+    else {
+      const [limitedFailed, limitedResult] = this.limited(worker, index, failed, result)
+      worker.lastEnd = this.taskEnded(index, limitedFailed, limitedResult)
+    }
   }
 
   workerEnded(worker: Worker, exit: Exit.Exit<unknown, unknown>): void {
@@ -747,7 +795,16 @@ class FanOutRun {
     if (worker.running >= 0) {
       const index = worker.running
       worker.running = -1
-      this.exitEnded(index, exit)
+      if (this.plan.timeLimit === undefined) this.exitEnded(index, exit)
+      else {
+        const [failed, result] = this.limited(
+          worker,
+          index,
+          exit._tag === "Failure",
+          exit._tag === "Success" ? exit.value : exit.cause
+        )
+        this.taskEnded(index, failed, result)
+      }
     }
     // Keep the fan-out going: a worker lost with tasks left, or one that left its slot to a callback task.
     this.fill()

@@ -299,6 +299,8 @@ export interface Prepared {
    * an equal-looking one of a fan-out nested inside the task, which stays that task's `Failure`.
    */
   readonly timeouts: WeakSet<object> | undefined
+  /** The tasks' time limit, when the engine applies it (see `engine.Plan`). */
+  readonly timeLimit: engine.TimeLimit | undefined
   /** Stops the timers of the time limits and of hedging, once the fan-out has ended. */
   readonly close: Effect.Effect<void>
 }
@@ -358,10 +360,16 @@ const classifyFailure = (
  *
  * @internal
  */
-export const prepare = (shape: Shape, s: Settings, taskSpans: boolean, report: engine.Report): Prepared => {
+export const prepare = (
+  shape: Shape,
+  s: Settings,
+  taskSpans: boolean,
+  batching: boolean,
+  report: engine.Report
+): Prepared => {
   // Callback tasks keep their own time limits and have no Effect to wrap: they run as they are.
   if (shape.callbacks || (s.timeout === undefined && s.retry === undefined && s.hedge === undefined && !taskSpans)) {
-    return { task: shape.task, attempts: undefined, timeouts: undefined, close: Effect.void }
+    return { task: shape.task, attempts: undefined, timeouts: undefined, timeLimit: undefined, close: Effect.void }
   }
   const counted = s.retry !== undefined || s.hedge !== undefined
   const attempts: Array<number> | undefined = counted ? new Array(shape.keys.length).fill(0) : undefined
@@ -369,6 +377,20 @@ export const prepare = (shape: Shape, s: Settings, taskSpans: boolean, report: e
   const spawner = s.timeout !== undefined || s.hedge !== undefined ? new Spawner() : undefined
   const limits = s.timeout !== undefined ? timeLimit.make(s.timeout, spawner!) : undefined
   const hedging = s.hedge !== undefined ? hedge.hedger(s.hedge, spawner!) : undefined
+  const timeoutError = (i: number): FanOutTimeoutError => {
+    const error = new FanOutTimeoutError({
+      reason: "Timeout",
+      key: shape.keys[i],
+      label: shape.labels[i],
+      duration: s.timeout!
+    })
+    timeouts!.add(error)
+    return error
+  }
+  // A task that is its one attempt (no retry, no hedging, no span around it) is limited by the engine itself, on its
+  // worker, with no fiber of its own; a batching fan-out steps its tasks with an engine of its own, and keeps the
+  // attempt's fiber.
+  const onWorker = limits?.alarms !== undefined && !counted && !taskSpans && !batching
   const task = (i: number): AnyEffect => {
     let task = shape.task(i) as AnyEffect
     if (attempts !== undefined) {
@@ -378,20 +400,7 @@ export const prepare = (shape: Shape, s: Settings, taskSpans: boolean, report: e
         return body
       })
     }
-    if (s.timeout !== undefined) {
-      const duration = s.timeout
-      const onTimeout = () => {
-        const error = new FanOutTimeoutError({
-          reason: "Timeout",
-          key: shape.keys[i],
-          label: shape.labels[i],
-          duration
-        })
-        timeouts!.add(error)
-        return error
-      }
-      task = limits!.limit(task, onTimeout)
-    }
+    if (limits !== undefined && !onWorker) task = limits.limit(task, () => timeoutError(i))
     if (hedging !== undefined) task = hedging.run(task)
     if (s.retry !== undefined) task = Effect.retry(task, s.retry)
     if (taskSpans) {
@@ -411,7 +420,13 @@ export const prepare = (shape: Shape, s: Settings, taskSpans: boolean, report: e
     : hedging === undefined
     ? limits.close
     : Effect.zipRight(limits.close, hedging.close)
-  const prepared: Prepared = { task, attempts, timeouts, close }
+  const prepared: Prepared = {
+    task,
+    attempts,
+    timeouts,
+    timeLimit: onWorker ? { alarms: limits!.alarms!, error: timeoutError } : undefined,
+    close
+  }
   return prepared
 }
 
@@ -467,7 +482,7 @@ export const runObserved = <X, E, R>(
           captureStackTrace: false
         }, (span) => {
           const report = engine.makeReport(n)
-          const prepared = prepare(shape, settings, taskSpans, report)
+          const prepared = prepare(shape, settings, taskSpans, batching && !shape.callbacks, report)
           let recorded = false
           const record = (now: number, tagAt: (index: number) => Outcome.Outcome<unknown, unknown>["_tag"]) => {
             recorded = true
@@ -480,6 +495,7 @@ export const runObserved = <X, E, R>(
             callbacks: shape.callbacks,
             concurrency,
             deadline: settings.deadline,
+            timeLimit: prepared.timeLimit,
             detach: run.failFast && settings.detach,
             discard: settings.discard,
             onExit: (index, cause, report) => run.onExit(index, cause, report, prepared)

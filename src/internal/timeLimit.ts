@@ -25,12 +25,14 @@ export interface TimeLimits {
   readonly limit: <A, E, R, E2>(attempt: Effect.Effect<A, E, R>, onTimeout: () => E2) => Effect.Effect<A, E | E2, R>
   /** Interrupts the timer and waits for it: run when the fan-out has ended, so that no fiber outlives it. */
   readonly close: Effect.Effect<void>
+  /** The alarms `limit` sets (for the engine to set its own instead); none for an infinite limit. */
+  readonly alarms: attempts.Alarms | undefined
 }
 
 /** @internal */
 export const make = (limit: Duration.Duration, spawner: attempts.Spawner): TimeLimits => {
   const millis = Duration.toMillis(limit)
-  if (millis === Infinity) return { limit: (attempt) => attempt, close: Effect.void }
+  if (millis === Infinity) return { limit: (attempt) => attempt, close: Effect.void, alarms: undefined }
   const alarms = new attempts.Alarms(millis, spawner)
 
   const run = <A, E, R, E2>(attempt: Effect.Effect<A, E, R>, onTimeout: () => E2) =>
@@ -69,5 +71,5 @@ export const make = (limit: Duration.Duration, spawner: attempts.Spawner): TimeL
       })
     })
 
-  return { limit: run, close: alarms.close }
+  return { limit: run, close: alarms.close, alarms }
 }
