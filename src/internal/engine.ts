@@ -36,6 +36,8 @@
  * - fiber ids are taken from Effect's own counter, with the fan-out's start time;
  * - stopping (first failure, deadline, the caller's interruption) interrupts every running worker in one pass and
  *   then waits for all of them, so finalizers have run before the fan-out returns;
+ * - a per-task time limit (`Plan.timeLimit`) is an alarm per task in one queue with one timer fiber for the fan-out
+ *   (`attempts.Alarms`); when it rings, the task's worker is interrupted and takes no further task;
  * - a task may also be a **callback task** (`CallbackTask`), for work that is not an Effect (the Promise facade's
  *   functions): no fiber at all, only a `Done` to report its end through. It takes a slot like a worker, is cancelled
  *   in the same pass when the fan-out stops, and is waited for until it reports, so the guarantees above hold for it

@@ -1,7 +1,9 @@
 /**
- * The per-task `timeout` of one fan-out: each attempt runs on a fiber of its own, and an alarm of the fan-out's
- * (`attempts.Alarms`, one timer fiber for all) interrupts the attempts that run past their limit. An attempt that ends
- * in time clears its alarm; one that ends while it starts sets none.
+ * The per-task `timeout` of one fan-out, for attempts that are not the whole task (retried, hedged, inside a task span,
+ * or in a batching fan-out; a task that is its one attempt is limited by the engine on its worker, `engine.TimeLimit`):
+ * each attempt runs on a fiber of its own, and an alarm of the fan-out's (`attempts.Alarms`, one timer fiber for all)
+ * interrupts the attempts that run past their limit. An attempt that ends in time clears its alarm; one that ends while
+ * it starts sets none.
  *
  * As with `Effect.timeoutFail`: the attempt sees the task's fiber-local state; an attempt that runs out of time is
  * interrupted and waited for (its finalizers run), then the task fails with the time-out error, whatever the attempt
