@@ -3,7 +3,7 @@
  * one timer per fan-out (src/internal/attempts.ts, timeLimit.ts, hedge.ts), under the TestClock.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Deferred, Effect, Fiber, FiberRef, Option, Schedule, TestClock } from "effect"
+import { Cause, Deferred, Effect, Fiber, FiberId, FiberRef, Option, Schedule, Supervisor, TestClock } from "effect"
 import { FanOut } from "../src/index.js"
 import { makeLog, recordedExit, Recorder } from "./support.js"
 
@@ -147,6 +147,23 @@ describe.each(paths)("per-task timeout, %s", (_, path) => {
       }
       expect(recorder.running).toBe(0)
     }))
+
+  it.effect("a zero limit ends a task that waits at once, and keeps a task that ends while it starts", () =>
+    Effect.gen(function*() {
+      const fiber = yield* Effect.fork(FanOut.settle({
+        waits: Effect.never,
+        instant: Effect.succeed(1),
+        sleeps: Effect.as(Effect.sleep("50 millis"), 2)
+      }, { ...path, timeout: "0 millis" }))
+      // No clock time passes: the limit is up as the tasks start.
+      const o = yield* Fiber.join(fiber)
+      expect(o.waits).toMatchObject({ _tag: "TimedOut", reason: "Timeout", durationMillis: 0 })
+      expect(o.instant).toMatchObject({ _tag: "Success", value: 1 })
+      expect(o.sleeps).toMatchObject({ _tag: "TimedOut", reason: "Timeout", durationMillis: 0 })
+      // Later tasks are still limited: the timer did not die with the first alarm.
+      const again = yield* FanOut.settle([Effect.never, Effect.never], { ...path, timeout: "0 millis", concurrency: 1 })
+      expect(again.map((outcome) => outcome._tag)).toStrictEqual(["TimedOut", "TimedOut"])
+    }))
 })
 
 describe("hedging", () => {
@@ -261,5 +278,64 @@ describe("hedging", () => {
       expect(yield* Fiber.join(fiber)).toBe(1)
       expect(recorder.fibers.length).toBeGreaterThan(0)
       expect(runningAtReturn).toBe(0)
+    }))
+
+  it.effect("with retry, a round where one attempt failed and another died is a typed failure, and is retried", () =>
+    Effect.gen(function*() {
+      let n = 0
+      // Odd attempts fail after 100 ms; even ones (the backups, started at 50 ms) die after 10 ms.
+      const task = Effect.suspend(() => {
+        const k = ++n
+        return k % 2 === 1
+          ? Effect.zipRight(Effect.sleep("100 millis"), Effect.fail(`attempt ${k} failed`))
+          : Effect.zipRight(Effect.sleep("10 millis"), Effect.die(new Error(`attempt ${k} crashed`)))
+      })
+      const fiber = yield* Effect.fork(
+        FanOut.settle([task], { hedge: { delay: "50 millis", max: 2 }, retry: Schedule.recurs(1) })
+      )
+      yield* TestClock.adjust("200 millis")
+      const [outcome] = yield* Fiber.join(fiber)
+      expect(outcome).toMatchObject({ _tag: "Failure", error: "attempt 3 failed", attempts: 4 })
+    }))
+
+  it.effect("any max: attempts that fail as they start are started one after another, not from inside each other", () =>
+    Effect.gen(function*() {
+      const [outcome] = yield* FanOut.settle([Effect.fail("no")], { hedge: { delay: "1 second", max: 5000 } })
+      expect(outcome).toMatchObject({ _tag: "Failure", error: "no", attempts: 5000 })
+    }))
+
+  it.effect("a caller's Supervisor sees each attempt as a child of its own task's fiber", () =>
+    Effect.gen(function*() {
+      const parents = new Map<string, string>()
+      const key = (id: FiberId.FiberId) => FiberId.threadName(id)
+      class Parents extends Supervisor.AbstractSupervisor<void> {
+        readonly value = Effect.void
+        override onStart<A, E, R>(
+          _context: unknown,
+          _effect: Effect.Effect<A, E, R>,
+          parent: Option.Option<Fiber.RuntimeFiber<unknown, unknown>>,
+          fiber: Fiber.RuntimeFiber<A, E>
+        ): void {
+          if (Option.isSome(parent)) parents.set(key(fiber.id()), key(parent.value.id()))
+        }
+      }
+      // Each task's attempt says which fiber it runs on.
+      const attemptOf = new Map<string, string>()
+      const task = (name: string) =>
+        Effect.zipRight(
+          Effect.flatMap(Effect.fiberId, (id) => Effect.sync(() => attemptOf.set(name, key(id)))),
+          Effect.as(Effect.sleep("10 millis"), name)
+        )
+      const fiber = yield* Effect.fork(Effect.supervised(
+        FanOut.all([task("a"), task("b")], { hedge: { delay: "1 hour" } }),
+        new Parents()
+      ))
+      yield* TestClock.adjust("10 millis")
+      expect(yield* Fiber.join(fiber)).toStrictEqual(["a", "b"])
+      const parentOfA = parents.get(attemptOf.get("a")!)
+      const parentOfB = parents.get(attemptOf.get("b")!)
+      expect(parentOfA).toBeDefined()
+      expect(parentOfB).toBeDefined()
+      expect(parentOfA).not.toBe(parentOfB)
     }))
 })

@@ -40,13 +40,18 @@ export class Spawner {
       forked = FiberRefs.forkAs(refs, FiberId.unsafeMake())
       this.forked.set(refs, forked)
     }
-    return this.factory(effect, parent.currentRuntimeFlags, forked)
+    return this.factory(effect, parent.currentRuntimeFlags, forked, parent)
   }
 
   /** A fiber of the spawner's own (a timer): interruptible whatever the task's flags. */
   own(parent: engine.AnyFiber, effect: Effect.Effect<any, any, any>): engine.AnyFiber {
     this.factory ??= engine.fiberFactory(parent)
-    return this.factory(effect, RuntimeFlags.enable(parent.currentRuntimeFlags, RuntimeFlags.Interruption))
+    return this.factory(
+      effect,
+      RuntimeFlags.enable(parent.currentRuntimeFlags, RuntimeFlags.Interruption),
+      undefined,
+      parent
+    )
   }
 }
 
@@ -82,6 +87,10 @@ export class Alarms {
     if (this.timer === undefined) {
       const timer = this.spawner.own(parent, this.watch)
       this.timer = timer
+      // A timer that ended some other way (a defect) is not waited on: the next alarm starts another.
+      timer.addObserver(() => {
+        if (this.timer === timer) this.timer = undefined
+      })
       timer.start(this.watch)
     }
     return alarm
@@ -103,9 +112,25 @@ export class Alarms {
     return true
   }
 
-  /** Rings the alarms that are due, then sleeps until the next one's time; ends when none is left. */
+  /**
+   * Sleeps until the first alarm's time, rings the alarms that are due, and so on; ends when none is left. Its first
+   * step always waits (a yield for an alarm due at once), so an alarm never rings inside `set`, before the code that
+   * set it has finished (a zero limit, or a `TestClock` sleep of zero, would otherwise ring it there).
+   */
   private readonly watch: Effect.Effect<void> = Effect.clockWith((clock) =>
     Effect.suspend(() => {
+      if (!this.skipCleared()) {
+        this.timer = undefined
+        return Effect.void
+      }
+      const wait = this.queue[this.head]!.at - clock.unsafeCurrentTimeMillis()
+      return Effect.zipRight(wait > 0 ? Effect.sleep(wait) : Effect.yieldNow(), this.ringDue(clock))
+    })
+  )
+
+  /** Rings the alarms whose time has come, then goes back to watching. */
+  private ringDue(clock: Clock.Clock): Effect.Effect<void> {
+    return Effect.suspend(() => {
       const now = clock.unsafeCurrentTimeMillis()
       const queue = this.queue
       while (this.head < queue.length && queue[this.head]!.at <= now) {
@@ -116,13 +141,9 @@ export class Alarms {
           ring()
         }
       }
-      if (!this.skipCleared()) {
-        this.timer = undefined
-        return Effect.void
-      }
-      return Effect.zipRight(Effect.sleep(queue[this.head]!.at - now), this.watch)
+      return this.watch
     })
-  )
+  }
 
   /** Sets no more alarms, interrupts the timer and waits for it: run when the fan-out has ended. */
   readonly close: Effect.Effect<void> = Effect.suspend(() => {

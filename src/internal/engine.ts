@@ -351,8 +351,16 @@ export const runtimeProblem = (fiber: Fiber.RuntimeFiber<any, any>): string | un
 
 /** @internal */
 export interface FiberFactory {
-  /** A new fiber, not started, with the fan-out's `baseRefs` unless given other (shared as they are, not forked). */
-  (effect: Effect.Effect<any, any, any>, flags: RuntimeFlags.RuntimeFlags, refs?: FiberRefs.FiberRefs): AnyFiber
+  /**
+   * A new fiber, not started, with the fan-out's `baseRefs` unless given other (shared as they are, not forked), and
+   * told to a `Supervisor` as a child of the fan-out's caller unless of another `parent`.
+   */
+  (
+    effect: Effect.Effect<any, any, any>,
+    flags: RuntimeFlags.RuntimeFlags,
+    refs?: FiberRefs.FiberRefs,
+    parent?: Fiber.RuntimeFiber<any, any>
+  ): AnyFiber
   readonly baseRefs: FiberRefs.FiberRefs
   readonly supervised: boolean
 }
@@ -387,13 +395,19 @@ export const fiberFactory = (parent: Fiber.RuntimeFiber<any, any>): FiberFactory
   const make = (
     effect: Effect.Effect<any, any, any>,
     flags: RuntimeFlags.RuntimeFlags,
-    refs: FiberRefs.FiberRefs = baseRefs
+    refs: FiberRefs.FiberRefs = baseRefs,
+    of?: Fiber.RuntimeFiber<any, any>
   ): AnyFiber => {
     const id = fiberIds.current
     fiberIds.current = id + 1
     const fiber = new FiberRuntime(FiberId.runtime(id, startTimeMillis), refs, flags)
     if (supervised) {
-      supervisor.onStart(context, effect as Effect.Effect<unknown>, parentOption, fiber)
+      supervisor.onStart(
+        context,
+        effect as Effect.Effect<unknown>,
+        of === undefined ? parentOption : Option.some(of),
+        fiber
+      )
       fiber.addObserver((exit) => supervisor.onEnd(exit, fiber))
     }
     return fiber

@@ -2,12 +2,14 @@
  * Hedged requests: when an attempt is slow, start another and keep whichever succeeds first.
  *
  * A new attempt starts when the latest one has run for `delay` without an answer, and at once when an attempt fails;
- * at most `max` attempts run in all. The first success wins and the attempts still running are interrupted (and waited for). The
- * task fails only when every attempt has failed, with all their causes (the first attempt's first).
+ * at most `max` attempts run in all. The first success wins and the attempts still running are interrupted (and
+ * waited for). The task fails only when every attempt has failed, with all their causes (the first attempt's first);
+ * when some failed with typed errors and others died, with the typed errors only.
  *
  * @internal
  */
 import * as Cause from "effect/Cause"
+import * as Chunk from "effect/Chunk"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -84,18 +86,43 @@ export const hedger = (hedge: Hedge, spawner: attempts.Spawner): Hedger => {
       // Told when the last attempt has ended: the task's interruption waits for it.
       let onEnd: (() => void) | undefined
 
-      /** Every attempt has ended and the answer is known: the winner's, or every failure, the first attempt's first. */
+      /**
+       * Every attempt has ended and the answer is known: the winner's, or every failure, the first attempt's first. A
+       * typed failure wins over a crash, as in outcomes: when some attempts failed with typed errors and others died,
+       * the task fails with the typed errors only, so that it stays recoverable (`catchAll`, `retry` leave a cause
+       * with a defect in it to the defect channel).
+       */
       const allEnded = () => {
         // (No cause at all: the task was interrupted before any attempt failed, and nobody reads this result.)
         const failed = causes.filter((cause) => cause !== undefined)
-        result = won ?? (failed.length === 0 ?
+        const typed = failed.some((cause) => !Chunk.isEmpty(Cause.defects(cause)))
+          ? failed.flatMap((cause) => Chunk.toReadonlyArray(Cause.failures(cause)).map((error) => Cause.fail(error)))
+          : []
+        const kept = typed.length > 0 ? typed : failed
+        result = won ?? (kept.length === 0 ?
           Exit.interrupt(parent.id()) :
-          Exit.failCause(failed.reduce((all, cause) => Cause.parallel(all, cause))))
+          Exit.failCause(kept.reduce((all, cause) => Cause.parallel(all, cause))))
         if (onEnd !== undefined) onEnd()
         if (resume !== undefined) resume(result)
       }
 
-      const start = (): void => {
+      // Set while attempts are being started: one that fails at once asks for the next instead of starting it from
+      // inside its own end, so that no `max` makes the stack grow.
+      let starting = false
+      let wanted = false
+      /** Starts the next attempt (or, while attempts are being started, asks for it). */
+      const launch = (): void => {
+        wanted = true
+        if (starting) return
+        starting = true
+        while (wanted && !decided && started < hedge.max) {
+          wanted = false
+          startOne()
+        }
+        starting = false
+      }
+
+      const startOne = (): void => {
         const k = started++
         const child = spawner.fiber(parent, task)
         running.add(child)
@@ -111,7 +138,7 @@ export const hedger = (hedge: Hedge, spawner: attempts.Spawner): Hedger => {
             } else {
               causes[k] = exit.cause as Cause.Cause<E>
               // A failed attempt starts the next one at once.
-              if (started < hedge.max) start()
+              if (started < hedge.max) launch()
               else if (running.size === 0) decided = true
             }
           }
@@ -122,12 +149,12 @@ export const hedger = (hedge: Hedge, spawner: attempts.Spawner): Hedger => {
         if (running.has(child) && !decided && started < hedge.max) {
           alarm = alarms.set(parent, () => {
             alarm = undefined
-            if (!decided && started === k + 1) start()
+            if (!decided && started === k + 1) launch()
           })
         }
       }
 
-      start()
+      launch()
       if (result !== undefined) return result
       return Effect.async<A, E, R>((resumeTask) => {
         resume = resumeTask
