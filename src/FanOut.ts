@@ -692,8 +692,8 @@ export const firstSuccess: {
  * Hedges one task: if the latest attempt has not finished after `delay`, start another, and start one at once when
  * an attempt fails, at most `max` attempts in all (default 2). The first success wins and the attempts still running
  * are interrupted; it fails only when every attempt has failed, with all their causes (when some attempts failed
- * with typed errors and others died, with the typed errors only, so that it stays recoverable as an outcome prefers
- * a typed failure). For idempotent work only.
+ * with typed errors, the attempts that only died are left out, so that it stays recoverable, as an outcome prefers a
+ * typed failure). For idempotent work only.
  *
  * **Example**
  *

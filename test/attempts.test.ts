@@ -3,7 +3,19 @@
  * one timer per fan-out (src/internal/attempts.ts, timeLimit.ts, hedge.ts), under the TestClock.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Deferred, Effect, Fiber, FiberId, FiberRef, Option, Schedule, Supervisor, TestClock } from "effect"
+import {
+  Cause,
+  Chunk,
+  Deferred,
+  Effect,
+  Fiber,
+  FiberId,
+  FiberRef,
+  Option,
+  Schedule,
+  Supervisor,
+  TestClock
+} from "effect"
 import { FanOut } from "../src/index.js"
 import { makeLog, recordedExit, Recorder } from "./support.js"
 
@@ -163,6 +175,22 @@ describe.each(paths)("per-task timeout, %s", (_, path) => {
       // Later tasks are still limited: the timer did not die with the first alarm.
       const again = yield* FanOut.settle([Effect.never, Effect.never], { ...path, timeout: "0 millis", concurrency: 1 })
       expect(again.map((outcome) => outcome._tag)).toStrictEqual(["TimedOut", "TimedOut"])
+    }))
+
+  it.effect("a task the fan-out is already interrupting keeps that interruption when its own limit passes", () =>
+    Effect.gen(function*() {
+      // Its finalizer takes a second: its own limit passes while the fan-out waits for it.
+      const slow = Effect.ensuring(Effect.never, Effect.sleep("1 second"))
+      const failing = Effect.zipRight(Effect.sleep("500 millis"), Effect.fail("a failed"))
+      const all = yield* Effect.fork(Effect.exit(FanOut.all({ a: failing, b: slow }, { ...path, timeout: "1 second" })))
+      const settled = yield* Effect.fork(
+        FanOut.settle({ b: slow }, { ...path, timeout: "1200 millis", deadline: "500 millis" })
+      )
+      yield* TestClock.adjust("2 seconds")
+      const exit = yield* Fiber.join(all)
+      expect(exit._tag === "Failure" && Chunk.toReadonlyArray(Cause.failures(exit.cause))).toStrictEqual(["a failed"])
+      const { b } = yield* Fiber.join(settled)
+      expect(b).toMatchObject({ _tag: "TimedOut", reason: "Deadline", durationMillis: 1500 })
     }))
 })
 
@@ -337,5 +365,22 @@ describe("hedging", () => {
       expect(parentOfA).toBeDefined()
       expect(parentOfB).toBeDefined()
       expect(parentOfA).not.toBe(parentOfB)
+    }))
+
+  it.effect("a hedge of many attempts that all fail is one Failure, whatever walks its cause", () =>
+    Effect.gen(function*() {
+      const [outcome] = yield* FanOut.settle([Effect.fail("no")], { hedge: { delay: "1 second", max: 20_000 } })
+      expect(outcome).toMatchObject({ _tag: "Failure", error: "no", attempts: 20_000 })
+      const exit = yield* Effect.exit(FanOut.all([Effect.fail("no")], { hedge: { delay: "1 second", max: 20_000 } }))
+      expect(exit._tag === "Failure" && Chunk.toReadonlyArray(Cause.failures(exit.cause)).length).toBe(20_000)
+    }))
+
+  it.effect("an attempt that failed and also crashed keeps its crash; only attempts that just died are left out", () =>
+    Effect.gen(function*() {
+      const both = Effect.ensuring(Effect.fail("e"), Effect.die(new Error("finalizer crashed")))
+      const [outcome] = yield* FanOut.settle([both], { hedge: { delay: "50 millis", max: 1 } })
+      expect(outcome).toMatchObject({ _tag: "Failure", error: "e" })
+      const defects = outcome!._tag === "Failure" ? Chunk.toReadonlyArray(Cause.defects(outcome!.cause)) : []
+      expect(defects.map((d) => (d as Error).message)).toStrictEqual(["finalizer crashed"])
     }))
 })

@@ -716,11 +716,13 @@ class FanOutRun {
   }
 
   /**
-   * Task `index`'s time is up: its worker is interrupted, unless the task has ended already. (An alarm only rings on
-   * the timer's fiber, so a worker found still on the task is suspended in it, or waiting for what it forked.)
+   * Task `index`'s time is up: its worker is interrupted, unless the task has ended already or the fan-out has
+   * stopped. (An alarm only rings on the timer's fiber, so a worker found still on the task is suspended in it, or
+   * waiting for what it forked.)
    */
   timeUp(worker: Worker, index: number): void {
-    if (worker.running !== index || worker.timedOut >= 0) return
+    // Once the fan-out has stopped, the tasks still running are being interrupted by it: that is how they end.
+    if (this.stopped || worker.running !== index || worker.timedOut >= 0) return
     worker.timedOut = index
     worker.fiber!.unsafeInterruptAsFork(this.parentId)
   }

@@ -4,15 +4,15 @@
  * A new attempt starts when the latest one has run for `delay` without an answer, and at once when an attempt fails;
  * at most `max` attempts run in all. The first success wins and the attempts still running are interrupted (and
  * waited for). The task fails only when every attempt has failed, with all their causes (the first attempt's first);
- * when some failed with typed errors and others died, with the typed errors only.
+ * when some failed with typed errors, the attempts that only died are left out.
  *
  * @internal
  */
 import * as Cause from "effect/Cause"
-import * as Chunk from "effect/Chunk"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
 import { InvalidOptionError } from "../FanOutError.js"
 import * as attempts from "./attempts.js"
@@ -56,6 +56,13 @@ export const hedged = <A, E, R>(task: Effect.Effect<A, E, R>, raw: unknown): Eff
     return Effect.ensuring(hedging.run(task), hedging.close)
   })
 
+/** `causes[from..to)` in parallel, left to right, as a tree of depth log2(n). */
+const joined = <E>(causes: ReadonlyArray<Cause.Cause<E>>, from: number, to: number): Cause.Cause<E> => {
+  if (to - from === 1) return causes[from]!
+  const middle = (from + to) >>> 1
+  return Cause.parallel(joined(causes, from, middle), joined(causes, middle, to))
+}
+
 /** @internal */
 export interface Hedger {
   readonly run: <A, E, R>(task: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
@@ -88,20 +95,17 @@ export const hedger = (hedge: Hedge, spawner: attempts.Spawner): Hedger => {
 
       /**
        * Every attempt has ended and the answer is known: the winner's, or every failure, the first attempt's first. A
-       * typed failure wins over a crash, as in outcomes: when some attempts failed with typed errors and others died,
-       * the task fails with the typed errors only, so that it stays recoverable (`catchAll`, `retry` leave a cause
-       * with a defect in it to the defect channel).
+       * typed failure wins over a crash, as in outcomes: when some attempts failed with typed errors, the attempts that
+       * only died (or were interrupted) are left out, so that the task stays recoverable (`catchAll`, `retry` leave a
+       * cause with a defect in it to the defect channel). The causes are joined as a balanced tree, not a chain one
+       * level deeper per attempt, for whoever walks it.
        */
       const allEnded = () => {
         // (No cause at all: the task was interrupted before any attempt failed, and nobody reads this result.)
         const failed = causes.filter((cause) => cause !== undefined)
-        const typed = failed.some((cause) => !Chunk.isEmpty(Cause.defects(cause)))
-          ? failed.flatMap((cause) => Chunk.toReadonlyArray(Cause.failures(cause)).map((error) => Cause.fail(error)))
-          : []
+        const typed = failed.filter((cause) => Option.isSome(Cause.failureOption(cause)))
         const kept = typed.length > 0 ? typed : failed
-        result = won ?? (kept.length === 0 ?
-          Exit.interrupt(parent.id()) :
-          Exit.failCause(kept.reduce((all, cause) => Cause.parallel(all, cause))))
+        result = won ?? (kept.length === 0 ? Exit.interrupt(parent.id()) : Exit.failCause(joined(kept, 0, kept.length)))
         if (onEnd !== undefined) onEnd()
         if (resume !== undefined) resume(result)
       }
