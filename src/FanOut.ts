@@ -327,9 +327,9 @@ export interface Options {
    */
   readonly retry?: Schedule.Schedule<any, any, never> | undefined
   /**
-   * Hedged requests for every task: when an attempt has not finished after `delay`, start another (or at once when
-   * it failed), at most `max` attempts in all (default 2); the first success wins and the others are interrupted.
-   * Only for idempotent tasks. Default: none.
+   * Hedged requests for every task: when the latest attempt has not finished after `delay`, start another (and one
+   * at once when an attempt fails), at most `max` attempts in all (default 2); the first success wins and the others
+   * are interrupted. Only for idempotent tasks. Default: none.
    */
   readonly hedge?: HedgeOptions | undefined
   /** The fan-out's name: its span's name and the `fanout` tag of its metrics. Default: `"fanout.<kind>"`. */

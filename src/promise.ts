@@ -642,7 +642,7 @@ class Run implements engine.CallbackTask {
     // Settle, waiting: the end of a function that ran out of time, reported once its promise has settled.
     let timedOut: Exit.Exit<never, unknown> | undefined = undefined
     let timer: ReturnType<typeof setTimeout> | undefined = undefined
-    /** Whether this is the promise's first settlement (a thenable may call back twice). */
+    /** Whether this is the function's one settlement: its promise's callback, or the throw of its `then`, once. */
     const settles = (): boolean => {
       if (settled) return false
       settled = true
@@ -659,10 +659,11 @@ class Run implements engine.CallbackTask {
       else done.exit(exit)
       if (--this.inFlight === 0 && this.onIdle !== undefined) this.onIdle()
     }
-    // A native promise never fulfils with a thenable; any other thenable is adopted as `await` would (its value may
-    // itself be a promise), at the cost of one more promise for that function only.
-    const adopted = promise instanceof Promise ? promise : Promise.resolve(promise)
     try {
+      // A native promise never fulfils with a thenable; any other thenable is adopted as `await` would (its value may
+      // itself be a promise), at the cost of one more promise for that function only. Inside the `try`: `instanceof`
+      // itself throws for some values (a `Proxy` whose `getPrototypeOf` throws).
+      const adopted = promise instanceof Promise ? promise : Promise.resolve(promise)
       adopted.then(
         (value) => {
           if (settles()) end(this.settleAborted() ? interrupted : undefined, value)

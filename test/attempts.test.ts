@@ -13,10 +13,13 @@ import {
   FiberRef,
   Option,
   Schedule,
+  type Scheduler,
   Supervisor,
   TestClock
 } from "effect"
 import { FanOut } from "../src/index.js"
+import * as attempts from "../src/internal/attempts.js"
+import type * as engine from "../src/internal/engine.js"
 import { makeLog, recordedExit, Recorder } from "./support.js"
 
 const pending = <A, E>(fiber: Fiber.Fiber<A, E>) => Effect.map(Fiber.poll(fiber), Option.isNone)
@@ -382,5 +385,62 @@ describe("hedging", () => {
       expect(outcome).toMatchObject({ _tag: "Failure", error: "e" })
       const defects = outcome!._tag === "Failure" ? Chunk.toReadonlyArray(Cause.defects(outcome!.cause)) : []
       expect(defects.map((d) => (d as Error).message)).toStrictEqual(["finalizer crashed"])
+    }))
+})
+
+/**
+ * A scheduler that runs tasks in order on microtasks and, once armed by a fiber, makes the next few other fibers to
+ * check yield: here, the task's fiber right after its attempt suspended, so that the attempt ends before the task has
+ * started waiting for it.
+ */
+const yielding = () => {
+  let armedBy: unknown = undefined
+  let yields = 0
+  const scheduler: Scheduler.Scheduler = {
+    scheduleTask: (task) => queueMicrotask(task),
+    shouldYield: (fiber) => {
+      if (yields === 0 || fiber === armedBy) return false
+      yields--
+      return 0
+    }
+  }
+  const arm = Effect.withFiberRuntime<void>((fiber) => {
+    armedBy = fiber
+    yields = 3
+    return Effect.void
+  })
+  return { scheduler, arm }
+}
+
+describe("attempts on fibers of their own, when the task's fiber yields before it waits", () => {
+  it.effect("a task waiting for its attempt's end is resumed even when the attempt ended before it waited", () =>
+    Effect.gen(function*() {
+      const { arm, scheduler } = yielding()
+      // The attempt arms the scheduler, then suspends once and ends.
+      const tasks = [Effect.zipRight(arm, Effect.as(Effect.yieldNow(), 1))]
+      const limited = yield* Effect.fork(
+        FanOut.settle(tasks, { timeout: "1 hour", retry: Schedule.recurs(0) }).pipe(Effect.withScheduler(scheduler))
+      )
+      const hedged = yield* Effect.fork(
+        FanOut.settle(tasks, { hedge: { delay: "1 hour" } }).pipe(Effect.withScheduler(scheduler))
+      )
+      // No clock time is needed: both end as soon as their attempts have.
+      expect((yield* Fiber.join(limited)).map((o) => o._tag)).toStrictEqual(["Success"])
+      expect((yield* Fiber.join(hedged)).map((o) => o._tag)).toStrictEqual(["Success"])
+    }))
+})
+
+describe("the alarm queue", () => {
+  it.effect("holds about as many alarms as tasks running, not one per task the fan-out ran", () =>
+    Effect.gen(function*() {
+      const spawner = new attempts.Spawner()
+      const alarms = new attempts.Alarms(60_000, spawner)
+      const fiber = yield* Effect.withFiberRuntime<engine.AnyFiber>((f) => Effect.succeed(f as never))
+      // A long-running alarm at the head, then many that are set and cleared: the head alone would keep them all.
+      const stuck = alarms.set(fiber, () => {})
+      for (let i = 0; i < 10_000; i++) alarms.clear(alarms.set(fiber, () => {})!)
+      expect(alarms.size).toBeLessThan(2_100)
+      alarms.clear(stuck!)
+      yield* alarms.close
     }))
 })

@@ -1080,6 +1080,18 @@ describe("unusual values", () => {
     expect(reason).toBe(boom)
   })
 
+  it("takes a returned value that even instanceof cannot ask (a Proxy) for the function's own failure", async () => {
+    const boom = new Error("no prototype here")
+    const strange = new Proxy({ then: () => {} }, {
+      getPrototypeOf() {
+        throw boom
+      }
+    })
+    await expect(P.runAsync([() => strange, () => Promise.reject(new Error("later"))])).rejects.toBe(boom)
+    const [outcome] = await P.settle([() => strange])
+    expect(outcome).toMatchObject({ status: "rejected", reason: boom })
+  })
+
   it("calls the functions it checked, whatever becomes of the caller's array", async () => {
     const gate = latch()
     const fns: Array<() => unknown> = [() => gate.promise, () => "b", () => "c"]

@@ -4,7 +4,8 @@
  *
  * Effect's own combinators (`Effect.timeoutFail`, `Effect.race` against `Effect.sleep`) fork two fibers and race them
  * for every attempt: about a hundred times what the engine spends on a task. Here an attempt that ends while it starts
- * costs one fiber and nothing else; one that suspends also sets an alarm, an entry in a queue. Every alarm of a queue
+ * costs one fiber and nothing else; one that suspends also sets an alarm, an entry in a queue. (The engine's own time
+ * limit, `engine.TimeLimit`, sets an alarm for every task as it starts, on its worker, with no fiber.) Every alarm of a queue
  * has the same delay and alarms are set in clock order, so they ring in the order they were set: one fiber per queue
  * sleeps until the head's time (through the fan-out's `Clock`, so `TestClock` drives it) and rings what is due.
  *
@@ -56,8 +57,8 @@ export class Spawner {
 }
 
 /**
- * An alarm: `ring` is called at `at` (by the fan-out's clock) unless it was cleared first (`ring` set to
- * `undefined`).
+ * An alarm: `ring` is called at `at` (by the fan-out's clock) unless it was cleared first (`Alarms.clear`; `ring` is
+ * then `undefined`).
  *
  * @internal
  */
@@ -68,12 +69,19 @@ export interface Alarm {
 
 /** @internal */
 export class Alarms {
-  private readonly queue: Array<Alarm> = []
+  private queue: Array<Alarm> = []
   private head = 0
+  /** Alarms cleared but still in the queue (past `head`): dropped in bulk once they are most of it. */
+  private cleared = 0
   private timer: engine.AnyFiber | undefined = undefined
   private closed = false
 
   constructor(readonly millis: number, readonly spawner: Spawner) {}
+
+  /** Alarms in the queue, cleared ones not yet dropped included. */
+  get size(): number {
+    return this.queue.length - this.head
+  }
 
   /**
    * Sets an alarm `millis` from `from` (default: now, by the clock of `parent`, a fiber of the fan-out). After `close`,
@@ -96,13 +104,33 @@ export class Alarms {
     return alarm
   }
 
+  /**
+   * Clears an alarm: it will not ring. Cleared alarms stay in the queue until the timer passes them, or, once they are
+   * most of it, are dropped all at once: a long fan-out's queue holds about as many alarms as tasks are running, not
+   * one per task it ran (tasks end out of order, so the head alone would not do).
+   */
+  clear(alarm: Alarm): void {
+    if (alarm.ring === undefined) return
+    alarm.ring = undefined
+    this.cleared++
+    if (this.cleared > 1024 && this.cleared * 2 > this.queue.length - this.head) {
+      this.queue = this.queue.slice(this.head).filter((queued) => queued.ring !== undefined)
+      this.head = 0
+      this.cleared = 0
+    }
+  }
+
   /** Drops the cleared alarms from the head; whether one is left. */
   private skipCleared(): boolean {
     const queue = this.queue
-    while (this.head < queue.length && queue[this.head]!.ring === undefined) this.head++
+    while (this.head < queue.length && queue[this.head]!.ring === undefined) {
+      this.head++
+      this.cleared--
+    }
     if (this.head === queue.length) {
       queue.length = 0
       this.head = 0
+      this.cleared = 0
       return false
     }
     if (this.head > 1024 && this.head * 2 > queue.length) {
@@ -132,11 +160,12 @@ export class Alarms {
   private ringDue(clock: Clock.Clock): Effect.Effect<void> {
     return Effect.suspend(() => {
       const now = clock.unsafeCurrentTimeMillis()
-      const queue = this.queue
-      while (this.head < queue.length && queue[this.head]!.at <= now) {
-        const alarm = queue[this.head++]!
+      // `this.queue` read afresh each time: a ring may set or clear alarms, and a clear may replace the queue.
+      while (this.head < this.queue.length && this.queue[this.head]!.at <= now) {
+        const alarm = this.queue[this.head++]!
         const ring = alarm.ring
-        if (ring !== undefined) {
+        if (ring === undefined) this.cleared--
+        else {
           alarm.ring = undefined
           ring()
         }

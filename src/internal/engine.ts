@@ -727,13 +727,19 @@ class FanOutRun {
     worker.fiber!.unsafeInterruptAsFork(this.parentId)
   }
 
-  /** How a task ended, as recorded: a task whose time ran out fails with the time-out error, whatever it did. */
-  private limited(worker: Worker, index: number, failed: boolean, result: unknown): readonly [boolean, unknown] {
+  /**
+   * Records how a task ended, under a time limit: its alarm cleared, and, if its time ran out, the time-out error
+   * whatever it ended with. Returns the clock reading taken for it.
+   */
+  limitedEnded(worker: Worker, index: number, failed: boolean, result: unknown): number {
+    const limit = this.plan.timeLimit!
     if (worker.alarm !== undefined) {
-      worker.alarm.ring = undefined
+      limit.alarms.clear(worker.alarm)
       worker.alarm = undefined
     }
-    return worker.timedOut === index ? [true, Cause.fail(this.plan.timeLimit!.error(index))] : [failed, result]
+    return worker.timedOut === index
+      ? this.taskEnded(index, true, Cause.fail(limit.error(index)))
+      : this.taskEnded(index, failed, result)
   }
 
   /** What the worker does after a task that ended outside the loop: the loop, if there is a task to take. */
@@ -798,11 +804,9 @@ class FanOutRun {
     // Tasks must not see each other's fiber-local changes: give the worker back the caller's refs.
     const fiber = worker.fiber!
     if (fiber._fiberRefs !== this.spawn.baseRefs) fiber.setFiberRefs(this.spawn.baseRefs)
-    if (this.plan.timeLimit === undefined) worker.lastEnd = this.taskEnded(index, failed, result)
-    else {
-      const [limitedFailed, limitedResult] = this.limited(worker, index, failed, result)
-      worker.lastEnd = this.taskEnded(index, limitedFailed, limitedResult)
-    }
+    worker.lastEnd = this.plan.timeLimit === undefined
+      ? this.taskEnded(index, failed, result)
+      : this.limitedEnded(worker, index, failed, result)
   }
 
   workerEnded(worker: Worker, exit: Exit.Exit<unknown, unknown>): void {
@@ -814,15 +818,8 @@ class FanOutRun {
       const index = worker.running
       worker.running = -1
       if (this.plan.timeLimit === undefined) this.exitEnded(index, exit)
-      else {
-        const [failed, result] = this.limited(
-          worker,
-          index,
-          exit._tag === "Failure",
-          exit._tag === "Success" ? exit.value : exit.cause
-        )
-        this.taskEnded(index, failed, result)
-      }
+      else if (exit._tag === "Success") this.limitedEnded(worker, index, false, exit.value)
+      else this.limitedEnded(worker, index, true, exit.cause)
     }
     // Keep the fan-out going: a worker lost with tasks left, or one that left its slot to a callback task.
     this.fill()

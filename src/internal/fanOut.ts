@@ -302,7 +302,7 @@ export interface Prepared {
   /** The tasks' time limit, when the engine applies it (see `engine.Plan`). */
   readonly timeLimit: engine.TimeLimit | undefined
   /** Stops the timers of the time limits and of hedging, once the fan-out has ended. */
-  readonly close: Effect.Effect<void>
+  readonly close: Effect.Effect<void> | undefined
 }
 
 /**
@@ -369,7 +369,7 @@ export const prepare = (
 ): Prepared => {
   // Callback tasks keep their own time limits and have no Effect to wrap: they run as they are.
   if (shape.callbacks || (s.timeout === undefined && s.retry === undefined && s.hedge === undefined && !taskSpans)) {
-    return { task: shape.task, attempts: undefined, timeouts: undefined, timeLimit: undefined, close: Effect.void }
+    return { task: shape.task, attempts: undefined, timeouts: undefined, timeLimit: undefined, close: undefined }
   }
   const counted = s.retry !== undefined || s.hedge !== undefined
   const attempts: Array<number> | undefined = counted ? new Array(shape.keys.length).fill(0) : undefined
@@ -415,11 +415,8 @@ export const prepare = (
     }
     return task
   }
-  const close = limits === undefined
-    ? hedging?.close ?? Effect.void
-    : hedging === undefined
-    ? limits.close
-    : Effect.zipRight(limits.close, hedging.close)
+  const closes = [limits?.close, hedging?.close].filter((close) => close !== undefined)
+  const close = closes.length === 0 ? undefined : Effect.all(closes, { discard: true })
   const prepared: Prepared = {
     task,
     attempts,
@@ -482,14 +479,15 @@ export const runObserved = <X, E, R>(
           captureStackTrace: false
         }, (span) => {
           const report = engine.makeReport(n)
-          const prepared = prepare(shape, settings, taskSpans, batching && !shape.callbacks, report)
+          // Callback tasks (the Promise facade) make no requests.
+          const batchingOn = batching && !shape.callbacks
+          const prepared = prepare(shape, settings, taskSpans, batchingOn, report)
           let recorded = false
           const record = (now: number, tagAt: (index: number) => Outcome.Outcome<unknown, unknown>["_tag"]) => {
             recorded = true
             return observe.record(name, span, n, tagAt, (i) => durationOf(report, i, now))
           }
-          // Callback tasks (the Promise facade) make no requests.
-          const running = (batching && !shape.callbacks ? batched.run : engine.run)({
+          const running = (batchingOn ? batched.run : engine.run)({
             size: n,
             task: prepared.task,
             callbacks: shape.callbacks,
@@ -503,7 +501,7 @@ export const runObserved = <X, E, R>(
           return Effect.onInterrupt(
             Effect.flatMap(
               Effect.withParentSpan(
-                prepared.close === Effect.void ? running : Effect.ensuring(running, prepared.close),
+                prepared.close === undefined ? running : Effect.ensuring(running, prepared.close),
                 span
               ),
               () =>

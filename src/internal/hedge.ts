@@ -77,7 +77,9 @@ export interface Hedger {
  * @internal
  */
 export const hedger = (hedge: Hedge, spawner: attempts.Spawner): Hedger => {
-  const alarms = new attempts.Alarms(Duration.toMillis(hedge.delay), spawner)
+  const delay = Duration.toMillis(hedge.delay)
+  // An infinite delay starts no backup: no alarm to set (a failure still starts the next attempt).
+  const alarms = delay === Infinity ? undefined : new attempts.Alarms(delay, spawner)
   const run = <A, E, R>(task: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
     Effect.withFiberRuntime<A, E, R>((fiber) => {
       const parent = fiber as engine.AnyFiber
@@ -133,7 +135,7 @@ export const hedger = (hedge: Hedge, spawner: attempts.Spawner): Hedger => {
         let alarm: attempts.Alarm | undefined
         child.addObserver((exit) => {
           running.delete(child)
-          if (alarm !== undefined) alarm.ring = undefined
+          if (alarm !== undefined) alarms?.clear(alarm)
           if (!decided) {
             if (exit._tag === "Success") {
               decided = true
@@ -150,7 +152,7 @@ export const hedger = (hedge: Hedge, spawner: attempts.Spawner): Hedger => {
         })
         child.start(task)
         // Still running: the next attempt starts if this one has not answered within the delay.
-        if (running.has(child) && !decided && started < hedge.max) {
+        if (alarms !== undefined && running.has(child) && !decided && started < hedge.max) {
           alarm = alarms.set(parent, () => {
             alarm = undefined
             if (!decided && started === k + 1) launch()
@@ -161,6 +163,8 @@ export const hedger = (hedge: Hedge, spawner: attempts.Spawner): Hedger => {
       launch()
       if (result !== undefined) return result
       return Effect.async<A, E, R>((resumeTask) => {
+        // The task's fiber may have yielded before it got here, and the attempts ended meanwhile.
+        if (result !== undefined) return resumeTask(result)
         resume = resumeTask
         // The task is interrupted: so is every attempt, and the task waits for them all.
         return Effect.async<void>((ended) => {
@@ -171,5 +175,5 @@ export const hedger = (hedge: Hedge, spawner: attempts.Spawner): Hedger => {
         })
       })
     })
-  return { run, close: alarms.close }
+  return { run, close: alarms?.close ?? Effect.void }
 }

@@ -48,12 +48,14 @@ export const make = (limit: Duration.Duration, spawner: attempts.Spawner): TimeL
       // Told when the attempt has ended: the task's interruption waits for it.
       let onEnd: (() => void) | undefined
       let alarm: attempts.Alarm | undefined = undefined
+      // How the task goes on from the attempt's end: a time-out error once its time was up, whatever it ended with.
+      const outcome = (end: Exit.Exit<unknown, unknown>) => timedOut ? Exit.fail(onTimeout()) : end as Exit.Exit<A, E>
       child.addObserver((end) => {
         running = false
-        if (alarm !== undefined) alarm.ring = undefined
+        if (alarm !== undefined) alarms.clear(alarm)
         if (onEnd !== undefined) onEnd()
         if (resume === undefined) exit = end
-        else resume(timedOut ? Exit.fail(onTimeout()) : end)
+        else resume(outcome(end))
       })
       child.start(attempt)
       // Ended while starting (no alarm can have rung meanwhile): in time.
@@ -63,6 +65,8 @@ export const make = (limit: Duration.Duration, spawner: attempts.Spawner): TimeL
         child.unsafeInterruptAsFork(FiberId.none)
       })
       return Effect.async<A, E | E2, R>((resumeTask) => {
+        // The task's fiber may have yielded before it got here, and the attempt ended meanwhile.
+        if (exit !== undefined) return resumeTask(outcome(exit))
         resume = resumeTask
         // The task is interrupted: so is the attempt, and the task waits for it to end.
         return Effect.async<void>((ended) => {
