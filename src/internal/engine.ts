@@ -437,8 +437,8 @@ class Worker {
   /** A task's success held back while the fibers that task forked are interrupted (outside the loop). */
   holding = false
   held: unknown = undefined
-  /** The task whose time limit interrupted this worker, -1 if none: it then takes no further task. */
-  timedOut = -1
+  /** Whether the running task's time limit interrupted this worker: it then takes no further task. */
+  timedOut = false
   /** The running task's time limit, when the plan has one. */
   alarm: attempts.Alarm | undefined = undefined
   /** The loop that runs the worker's tasks after the first one, made when a worker reaches its second task. */
@@ -696,7 +696,7 @@ class FanOutRun {
 
   /** Whether this worker may take the next task. */
   mayClaim(worker: Worker): boolean {
-    return !this.stopped && this.next < this.n && !(this.oneTaskPerWorker && worker.ran > 0) && worker.timedOut < 0 &&
+    return !this.stopped && this.next < this.n && !(this.oneTaskPerWorker && worker.ran > 0) && !worker.timedOut &&
       // A callback task is started by `fill`, once this worker has ended and freed its slot.
       !this.isCallback(this.next)
   }
@@ -722,8 +722,8 @@ class FanOutRun {
    */
   timeUp(worker: Worker, index: number): void {
     // Once the fan-out has stopped, the tasks still running are being interrupted by it: that is how they end.
-    if (this.stopped || worker.running !== index || worker.timedOut >= 0) return
-    worker.timedOut = index
+    if (this.stopped || worker.running !== index) return
+    worker.timedOut = true
     worker.fiber!.unsafeInterruptAsFork(this.parentId)
   }
 
@@ -737,7 +737,7 @@ class FanOutRun {
       limit.alarms.clear(worker.alarm)
       worker.alarm = undefined
     }
-    return worker.timedOut === index
+    return worker.timedOut
       ? this.taskEnded(index, true, Cause.fail(limit.error(index)))
       : this.taskEnded(index, failed, result)
   }
