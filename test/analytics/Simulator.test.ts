@@ -153,6 +153,21 @@ describe("Simulator delays", () => {
 
 describe("Simulator servers", () => {
   let simulators: Simulator.Simulators
+
+  /**
+   * Sends alerts a request that the simulator does not answer, leaves once it has started, and waits until the
+   * simulator has counted it aborted: the counts then.
+   */
+  const requestThenLeave = async () => {
+    const controller = new AbortController()
+    const left = fetch(`${simulators.urls.alerts}/customers/c-1/usage`, { signal: controller.signal }).catch(() =>
+      "aborted"
+    )
+    await simulators.awaitCounts((counts) => counts.alerts.started === 1)
+    controller.abort()
+    expect(await left).toBe("aborted")
+    return simulators.awaitCounts((counts) => counts.alerts.aborted === 1)
+  }
   beforeAll(async () => {
     simulators = await Simulator.start(Simulator.loadConfig())
   })
@@ -218,14 +233,7 @@ describe("Simulator servers", () => {
   it("scenario releases every hold; a held request whose client left is not answered", async () => {
     simulators.scenario({ all: { latencyMs: 0, jitterMs: 0 } })
     simulators.hold("alerts")
-    const controller = new AbortController()
-    const gone = fetch(`${simulators.urls.alerts}/customers/c-1/usage`, { signal: controller.signal }).catch(() =>
-      "aborted"
-    )
-    await simulators.awaitCounts((counts) => counts.alerts.started === 1)
-    controller.abort()
-    expect(await gone).toBe("aborted")
-    await simulators.awaitCounts((counts) => counts.alerts.aborted === 1)
+    await requestThenLeave()
     simulators.scenario({ all: { latencyMs: 0, jitterMs: 0 } })
     // Not held any more: the next request is answered at once.
     const response = await fetch(`${simulators.urls.alerts}/customers/c-2/usage`)
@@ -234,14 +242,7 @@ describe("Simulator servers", () => {
 
   it("counts a request whose client goes away as aborted", async () => {
     simulators.scenario({ alerts: { hangRate: 1 } })
-    const controller = new AbortController()
-    const pending = fetch(`${simulators.urls.alerts}/customers/c-1/usage`, { signal: controller.signal }).catch(() =>
-      "aborted"
-    )
-    await simulators.awaitCounts((counts) => counts.alerts.started === 1)
-    controller.abort()
-    expect(await pending).toBe("aborted")
-    const counts = await simulators.awaitCounts((counts) => counts.alerts.aborted === 1)
+    const counts = await requestThenLeave()
     expect(counts.alerts).toEqual({ started: 1, completed: 0, aborted: 1 })
   })
 })
