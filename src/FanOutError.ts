@@ -5,6 +5,7 @@
  */
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
+import { formatDuration } from "./internal/duration.js"
 import type * as Outcome from "./Outcome.js"
 
 /**
@@ -51,10 +52,6 @@ export class FanOutTimeoutError extends Data.TaggedError("FanOutTimeoutError")<{
     return `task ${this.label ?? String(this.key)} timed out after ${formatDuration(this.duration)}`
   }
 }
-
-/** `Duration.format`, except that zero reads "0ms" rather than a bare "0". */
-const formatDuration = (duration: Duration.Duration): string =>
-  Duration.isZero(duration) ? "0ms" : Duration.format(duration)
 
 /**
  * The error of `FanOut.all(tasks, { report: true })`: which task ended the fan-out and why, plus what every task

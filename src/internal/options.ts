@@ -58,15 +58,6 @@ export const duration = (value: unknown, option: string): Duration.Duration | un
   return decoded.value
 }
 
-/**
- * A duration in a message: `Duration.format`, except that zero reads "0ms" rather than a bare "0" (as
- * `FanOutTimeoutError`'s message does; it keeps its own copy, since this module imports `FanOutError`).
- *
- * @internal
- */
-export const formatDuration = (duration: Duration.Duration): string =>
-  Duration.isZero(duration) ? "0ms" : Duration.format(duration)
-
 /** @internal */
 export const positiveInteger = (value: unknown, option: string): number => {
   if (typeof value !== "number" || !Number.isInteger(value) || value < 1) {
