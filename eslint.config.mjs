@@ -1,9 +1,10 @@
 // Lint and format the way Effect's own repositories do: typescript-eslint plus the dprint rule of @effect/eslint-plugin.
+// The Effect 3 line (effect3/) has its own configuration and is linted by its own `npm test`.
 import effect from "@effect/eslint-plugin"
 import tseslint from "typescript-eslint"
 
 export default tseslint.config(
-  { ignores: ["dist/**", "node_modules/**", "coverage/**", "*.cpuprofile"] },
+  { ignores: ["dist/**", "node_modules/**", "coverage/**", "effect3/**", "tools/**", "*.cpuprofile"] },
   ...tseslint.configs.recommended,
   {
     plugins: { "@effect": effect },
@@ -24,5 +25,6 @@ export default tseslint.config(
       "@typescript-eslint/no-empty-object-type": "off",
       "@typescript-eslint/no-namespace": "off"
     }
-  }
+  },
+  { files: ["scripts/*.mjs"], languageOptions: { globals: { process: "readonly", console: "readonly" } } }
 )
