@@ -1,0 +1,26 @@
+/**
+ * effect-fanout: structured concurrent fan-out for Effect 4.
+ *
+ * @since 1.0.0
+ */
+
+/**
+ * Fail fast (`all`, `forEach`), settle (`settle`, `settleForEach`), quorum, hedging and streaming.
+ *
+ * @since 1.0.0
+ */
+export * as FanOut from "./FanOut.js"
+
+/**
+ * What one task of a settled fan-out did.
+ *
+ * @since 1.0.0
+ */
+export * as Outcome from "./Outcome.js"
+
+/**
+ * The errors a fan-out itself raises.
+ *
+ * @since 1.0.0
+ */
+export * as FanOutError from "./FanOutError.js"

@@ -1,0 +1,114 @@
+/**
+ * Each task as the engine runs it. A task that is its one attempt runs as it is (its `timeout` is set by the engine
+ * on the task's own fiber); with `retry` or `hedge`, each attempt runs on a fiber of its own, limited by the same
+ * alarms, and the task counts its attempts.
+ *
+ * @internal
+ */
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import { FanOutTimeoutError } from "../FanOutError.js"
+import { clear } from "./engine/alarms.js"
+import type { Timers } from "./engine/run.js"
+import * as hedging from "./hedge.js"
+import type { Settings } from "./options.js"
+import type { Shape } from "./shape.js"
+
+type AnyEffect = Effect.Effect<any, any, any>
+
+/** The tasks of one fan-out, prepared. */
+export interface Prepared {
+  /** Task `index` as the engine runs it. */
+  readonly task: (index: number, timers: Timers) => AnyEffect
+  /** The per-task time limit the engine sets on each task's fiber, when a task is its one attempt. */
+  readonly engineTimeout: number | undefined
+  /** How many attempts task `index` made (1 for a task that started and is its one attempt). */
+  readonly attempts: (index: number) => number
+  /**
+   * Whether `exit` is task `index` running out of its own `timeout`: a time-out error of a fan-out nested inside the
+   * task is told apart by identity and stays that task's `Failure`.
+   */
+  readonly ownTimeout: (exit: Exit.Exit<unknown, unknown>) => boolean
+  /** Wraps what a task does (its attempts, retries, hedges) once more: the task's span. */
+}
+
+/** A hook around each prepared task: the task's span, when the fan-out makes one per task. */
+export type Around = (index: number, task: AnyEffect, attempts: () => number) => AnyEffect
+
+const one = () => 1
+
+/** Prepares the tasks of `shape` for the options `s`. */
+export const prepare = (shape: Shape, s: Settings, around: Around | undefined): Prepared => {
+  const counted = s.retry !== undefined || s.hedge !== undefined
+  if (!counted) {
+    const task = around === undefined
+      ? (index: number) => shape.task(index)
+      : (index: number) => around(index, shape.task(index), one)
+    return { task, engineTimeout: s.timeout, attempts: one, ownTimeout: () => false }
+  }
+  const counts: Array<number> = new Array(shape.keys.length).fill(0)
+  const timeouts = new WeakSet<object>()
+  const timeoutError = (index: number): FanOutTimeoutError => {
+    const error = new FanOutTimeoutError({
+      reason: "Timeout",
+      key: shape.keys[index],
+      label: shape.labels[index],
+      duration: Duration.millis(s.timeout!)
+    })
+    timeouts.add(error)
+    return error
+  }
+  const task = (index: number, timers: Timers): AnyEffect => {
+    const body = shape.task(index)
+    let attempt: AnyEffect = Effect.suspend(() => {
+      counts[index]!++
+      return body
+    })
+    if (s.timeout !== undefined) attempt = limited(attempt, s.timeout, timers, () => timeoutError(index))
+    if (s.hedge !== undefined) attempt = hedging.hedgeWith(attempt, s.hedge, timers)
+    if (s.retry !== undefined) attempt = Effect.retry(attempt, s.retry)
+    return around === undefined ? attempt : around(index, attempt, () => counts[index]!)
+  }
+  const ownTimeout = (exit: Exit.Exit<unknown, unknown>) => {
+    if (exit._tag === "Success") return false
+    for (const reason of exit.cause.reasons) {
+      if (reason._tag === "Fail") return typeof reason.error === "object" && timeouts.has(reason.error as object)
+    }
+    return false
+  }
+  return { task, engineTimeout: undefined, attempts: (index) => counts[index]!, ownTimeout }
+}
+
+/**
+ * `attempt` on a fiber of its own, interrupted once `millis` have passed, when it fails with `error()`: the limit
+ * runs on the fan-out's alarms, so it costs no timer fiber of its own. An attempt that ends as its alarm rings (it
+ * could not be interrupted in time) is still a time-out. Interrupting the task interrupts the attempt and waits.
+ */
+export const limited = <A, E, R>(
+  attempt: Effect.Effect<A, E, R>,
+  millis: number,
+  timers: Timers,
+  error: () => E
+): Effect.Effect<A, E, R> =>
+  Effect.withFiber((task) => {
+    const fiber = Effect.runForkWith(task.context)(attempt as Effect.Effect<A, E>)
+    const exit = fiber.pollUnsafe()
+    if (exit !== undefined) return exit
+    let timedOut = false
+    const alarm = timers.alarms().set(millis, () => {
+      timedOut = true
+      fiber.interruptUnsafe(task.id)
+    })
+    return Effect.callback<A, E>((resume) => {
+      fiber.addObserver((exit) => {
+        clear(alarm)
+        resume(timedOut ? Exit.fail(error()) : exit)
+      })
+      return Effect.callback<void>((done) => {
+        clear(alarm)
+        fiber.interruptUnsafe(task.id)
+        fiber.addObserver(() => done(Effect.void))
+      })
+    })
+  })

@@ -1,0 +1,129 @@
+/**
+ * Fail fast (`all`, `forEach`): the first failure — a typed error, a defect, a task's time-out or the deadline —
+ * stops the fan-out, which fails with that task's own cause and, after it, every other genuine failure seen while the
+ * rest were being interrupted (never the interruptions the fan-out caused), as Effect 4's `Effect.all` combines them.
+ *
+ * @internal
+ */
+import * as Cause from "effect/Cause"
+import * as Duration from "effect/Duration"
+import type * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import { FanOutFailure, FanOutTimeoutError } from "../FanOutError.js"
+import type * as Outcome from "../Outcome.js"
+import { prepare } from "./attempts.js"
+import { run } from "./engine/run.js"
+import { Ledger } from "./ledger.js"
+import { observed } from "./observe.js"
+import type { Settings } from "./options.js"
+import { rebuild } from "./shape.js"
+import type { Shape } from "./shape.js"
+
+/** What is left of a task's cause once the fan-out's own interruption of it is taken out. */
+const genuine = (cause: Cause.Cause<unknown>): ReadonlyArray<Cause.Reason<unknown>> =>
+  cause.reasons.filter((reason) => reason._tag !== "Interrupt")
+
+/** @internal */
+export const all = (shape: Shape, s: Settings): Effect.Effect<any, any> =>
+  observed("all", s, shape, (around, observe) => {
+    const prepared = prepare(shape, s, around)
+    const n = shape.keys.length
+    const timeoutOf = (index: number) =>
+      new FanOutTimeoutError({
+        reason: "Timeout",
+        key: shape.keys[index],
+        label: shape.labels[index],
+        duration: Duration.millis(s.timeout!)
+      })
+    const deadlineError = () =>
+      new FanOutTimeoutError({
+        reason: "Deadline",
+        key: undefined,
+        label: undefined,
+        duration: Duration.millis(s.deadline!)
+      })
+    return run({
+      size: n,
+      task: prepared.task,
+      concurrency: s.concurrency,
+      timeout: prepared.engineTimeout,
+      deadline: s.deadline,
+      detach: s.detach,
+      timed: true,
+      policy: (clock) => {
+        const ledger = observe(new Ledger(shape, prepared, () => clock.currentTimeMillisUnsafe(), s.discard))
+        let first: Cause.Cause<unknown> | undefined = undefined
+        let rest: Array<Cause.Reason<unknown>> | undefined = undefined
+        return {
+          onExit(index, exit, limit, started) {
+            ledger.record(index, exit, limit, started, false)
+            if (exit._tag === "Success") return false
+            first = limit === "Timeout" ? Cause.fail(timeoutOf(index)) : exit.cause
+            ledger.stop = "Policy"
+            ledger.stoppedBy = index
+            return true
+          },
+          onLateExit(index, exit, limit, started) {
+            ledger.record(index, exit, limit, started, true)
+            if (exit._tag === "Failure") {
+              const reasons = genuine(exit.cause)
+              if (reasons.length > 0) (rest ??= []).push(...reasons)
+            }
+          },
+          onDeadline() {
+            first = Cause.fail(deadlineError())
+            ledger.stop = "Deadline"
+          },
+          result() {
+            if (first === undefined) return Exit.succeed(s.discard ? undefined : rebuild(shape, ledger.values()))
+            if (s.report) return Exit.fail(failureReport(ledger, ledger.stoppedBy, true))
+            return Exit.failCause(rest === undefined ? first : Cause.combine(first, Cause.fromReasons(rest)))
+          }
+        }
+      }
+    })
+  })
+
+/**
+ * The `FanOutFailure` of a stopped fan-out: the task at `culprit` first (-1: the deadline itself), then every other
+ * genuine failure in the order the tasks ended.
+ *
+ * @internal
+ */
+export const failureReport = (ledger: Ledger, culprit: number, failFast: boolean): FanOutFailure<unknown> => {
+  let outcomes = ledger.outcomes()
+  // Fail fast: tasks the fan-out interrupted at its deadline are Interrupted in the report, since the deadline is the
+  // fan-out's one failure. Settle with `required` keeps them TimedOut, as its outcomes are everywhere else: each one
+  // is a panel that did not come.
+  if (failFast && ledger.stop === "Deadline") {
+    outcomes = outcomes.map((o, i) =>
+      i !== culprit && o._tag === "TimedOut" && o.reason === "Deadline"
+        ? { _tag: "Interrupted", key: o.key, label: o.label, durationMillis: o.durationMillis, attempts: o.attempts }
+        : o
+    )
+  }
+  const failures = outcomes
+    .map((o, i) => ({ o, i }))
+    .filter(({ i, o }) => o._tag !== "Success" && (o._tag !== "Interrupted" || i === culprit))
+    .sort((a, b) => a.i === culprit ? -1 : b.i === culprit ? 1 : ledger.ended[a.i]! - ledger.ended[b.i]!)
+    .map(({ o }) => o as Outcome.NotSuccess<unknown>)
+  if (culprit < 0) {
+    return new FanOutFailure({ reason: "Deadline", key: undefined, label: undefined, error: undefined, failures, outcomes })
+  }
+  const first = outcomes[culprit]!
+  const reason = first._tag === "Failure"
+    ? "Failure"
+    : first._tag === "Defect"
+    ? "Defect"
+    : first._tag === "TimedOut"
+    ? (first.reason === "Deadline" ? "Deadline" : "Timeout")
+    : "Interrupted"
+  return new FanOutFailure({
+    reason,
+    key: first.key,
+    label: first.label,
+    error: first._tag === "Failure" ? first.error : undefined,
+    failures,
+    outcomes
+  })
+}

@@ -1,0 +1,89 @@
+/**
+ * What each task of a fan-out did — its exit, the time limit that stopped it, when it started and ended — and the
+ * outcomes read from that, by one rule for outcomes, reports, task spans and metrics alike.
+ *
+ * @internal
+ */
+import * as Exit from "effect/Exit"
+import type * as Outcome from "../Outcome.js"
+import type { Prepared } from "./attempts.js"
+import { outcomeOf } from "./classify.js"
+import type { Limit } from "./engine/run.js"
+import type { Shape } from "./shape.js"
+
+/** How the fan-out stopped early: a policy (a failure, a required task, a quorum), or its deadline. */
+export type Stop = "Policy" | "Deadline"
+
+/** @internal */
+export class Ledger {
+  readonly exits: Array<Exit.Exit<unknown, unknown> | undefined>
+  readonly limits: Array<Limit | undefined>
+  /** The clock's time when each task started; NaN for a task that never started. */
+  readonly started: Float64Array
+  readonly ended: Float64Array
+  /** Tasks that ended after the fan-out stopped (interrupted by it, or ending as it stopped). */
+  readonly late: Uint8Array
+  stop: Stop | undefined = undefined
+  /** The task whose end stopped the fan-out, -1 for none (the deadline, or no stop). */
+  stoppedBy = -1
+
+  constructor(
+    readonly shape: Shape,
+    readonly prepared: Prepared,
+    readonly now: () => number,
+    /** Keep no task's value (`discard`): a success is recorded as `Exit.void`. */
+    readonly discard: boolean
+  ) {
+    const n = shape.keys.length
+    this.exits = new Array(n)
+    this.limits = new Array(n)
+    this.started = new Float64Array(n).fill(NaN)
+    this.ended = new Float64Array(n)
+    this.late = new Uint8Array(n)
+  }
+
+  /** Records the end of task `index`. */
+  record(index: number, exit: Exit.Exit<unknown, unknown>, limit: Limit | undefined, started: number, late: boolean) {
+    this.exits[index] = this.discard && exit._tag === "Success" ? Exit.void : exit
+    this.limits[index] = limit ?? (this.prepared.ownTimeout(exit) ? "Timeout" : undefined)
+    this.started[index] = started
+    this.ended[index] = this.now()
+    if (late) this.late[index] = 1
+  }
+
+  /** Task `index`'s outcome. A task that never ran to its end is cut off: `TimedOut` at the deadline, else `Interrupted`. */
+  outcome(index: number): Outcome.Outcome<unknown, unknown> {
+    const key = this.shape.keys[index]!
+    const label = this.shape.labels[index]
+    const exit = this.exits[index]
+    const started = this.started[index]!
+    if (exit === undefined) {
+      // Never started, or still running when a detached fan-out answered.
+      const durationMillis = Number.isNaN(started) ? 0 : Math.max(0, this.now() - started)
+      const attempts = Number.isNaN(started) ? 0 : this.prepared.attempts(index)
+      return this.stop === "Deadline"
+        ? { _tag: "TimedOut", reason: "Deadline", key, label, durationMillis, attempts }
+        : { _tag: "Interrupted", key, label, durationMillis, attempts }
+    }
+    const common = {
+      key,
+      label,
+      durationMillis: Math.max(0, this.ended[index]! - started),
+      attempts: this.prepared.attempts(index)
+    }
+    return outcomeOf(exit, common, this.limits[index])
+  }
+
+  /** The tasks' values, once every one has succeeded. */
+  values(): Array<unknown> {
+    const out = new Array(this.exits.length)
+    for (let i = 0; i < out.length; i++) out[i] = (this.exits[i] as Exit.Success<unknown, unknown>).value
+    return out
+  }
+
+  outcomes(): Array<Outcome.Outcome<unknown, unknown>> {
+    const out = new Array(this.exits.length)
+    for (let i = 0; i < out.length; i++) out[i] = this.outcome(i)
+    return out
+  }
+}

@@ -1,0 +1,64 @@
+/**
+ * Outcomes as a `Stream`, in the order the tasks finish.
+ *
+ * The fan-out runs in the stream's scope and offers each outcome to the stream's queue as its task ends; the stream
+ * ends after one outcome per task. Ending the stream early closes its scope, which interrupts the fan-out, which
+ * interrupts its running tasks and waits for their finalizers.
+ *
+ * @internal
+ */
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Queue from "effect/Queue"
+import * as Stream from "effect/Stream"
+import type * as Outcome from "../Outcome.js"
+import { prepare } from "./attempts.js"
+import { run } from "./engine/run.js"
+import { Ledger } from "./ledger.js"
+import { observed } from "./observe.js"
+import type { Settings } from "./options.js"
+import type { Shape } from "./shape.js"
+
+/** @internal */
+export const stream = (shape: Shape, s: Settings): Stream.Stream<Outcome.Outcome<unknown, unknown>> =>
+  Stream.callback<Outcome.Outcome<unknown, unknown>>((queue) =>
+    Effect.andThen(
+      observed("stream", s, shape, (around, observe) => {
+        const prepared = prepare(shape, s, around)
+        const total = shape.keys.length
+        return run({
+          size: total,
+          task: prepared.task,
+          concurrency: s.concurrency,
+          timeout: prepared.engineTimeout,
+          deadline: s.deadline,
+          detach: false,
+          timed: true,
+          policy: (clock) => {
+            const ledger = observe(new Ledger(shape, prepared, () => clock.currentTimeMillisUnsafe(), false))
+            const emitted = new Uint8Array(total)
+            return {
+              onExit(index, exit, limit, started) {
+                ledger.record(index, exit, limit, started, false)
+                emitted[index] = 1
+                Queue.offerUnsafe(queue, ledger.outcome(index))
+                return false
+              },
+              onLateExit(index, exit, limit, started) {
+                ledger.record(index, exit, limit, started, true)
+              },
+              onDeadline() {
+                ledger.stop = "Deadline"
+              },
+              result() {
+                // Tasks cut off by the deadline end after the fan-out has stopped listening: they come last.
+                for (let i = 0; i < total; i++) if (emitted[i] === 0) Queue.offerUnsafe(queue, ledger.outcome(i))
+                return Exit.void
+              }
+            }
+          }
+        })
+      }),
+      Queue.end(queue)
+    )
+  )
