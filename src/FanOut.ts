@@ -205,6 +205,40 @@ export type Discarded<O, X> = [DiscardSetting<O>] extends [true] ? void
   : true extends DiscardSetting<O> ? X | void
   : X
 
+/**
+ * What a fail-fast fan-out over `T` with options `O` succeeds with: the results (`Results<T>`), `void` with
+ * `discard: true`, or each task's `Outcome.Success` in `T`'s shape with `outcomes: true`.
+ *
+ * @since 1.0.0
+ * @category models
+ */
+export type AllSuccess<T extends Tasks, O> = [OutcomesSetting<O>] extends [true] ? SuccessOutcomes<T>
+  : true extends OutcomesSetting<O> ? SuccessOutcomes<T> | Discarded<O, Results<T>>
+  : Discarded<O, Results<T>>
+
+/**
+ * `forEach`'s success with options `O` over tasks succeeding with `A`.
+ *
+ * @since 1.0.0
+ * @category models
+ */
+export type ForEachSuccess<A, O> = [OutcomesSetting<O>] extends [true] ? Array<Outcome.Success<A>>
+  : true extends OutcomesSetting<O> ? Array<Outcome.Success<A>> | Discarded<O, Array<A>>
+  : Discarded<O, Array<A>>
+
+type OutcomesSetting<O> = "outcomes" extends keyof O ? O["outcomes"] : undefined
+
+/**
+ * Each task's `Outcome.Success`, in the shape of `T` (what `all` with `outcomes: true` succeeds with).
+ *
+ * @since 1.0.0
+ * @category models
+ */
+export type SuccessOutcomes<T extends Tasks> = [T] extends [ReadonlyArray<AnyEffect>] ?
+  { -readonly [K in keyof T]: Outcome.Success<SuccessOf<T[K]>> }
+  : [T] extends [Iterable<infer X>] ? Array<Outcome.Success<SuccessOf<X>>>
+  : { -readonly [K in keyof T]: Outcome.Success<SuccessOf<T[K]>> }
+
 type DiscardSetting<O> = "discard" extends keyof O ? O["discard"] : undefined
 
 /** The keys `O` may name in `required`. */
@@ -362,6 +396,11 @@ export interface AllOptions extends Options {
    * fan-outs run for their effects (notifications, writes), where results would only hold memory. Default: `false`.
    */
   readonly discard?: boolean | undefined
+  /**
+   * Succeed with each task's `Outcome.Success` (its value, key, label, duration and attempts) in the tasks' shape,
+   * instead of the bare values: fail fast, with the bookkeeping `settle` gives. Not with `discard`. Default: `false`.
+   */
+  readonly outcomes?: boolean | undefined
 }
 
 /**
@@ -464,12 +503,12 @@ export const all: {
   <const T extends Tasks, const O extends AllOptions = {}>(
     tasks: T,
     options?: O & RetryFor<ErrorOf<T>, O>
-  ): Effect.Effect<Discarded<O, Results<T>>, FailFastError<ErrorOf<T>, O>, ContextOf<T>>
+  ): Effect.Effect<AllSuccess<T, O>, FailFastError<ErrorOf<T>, O>, ContextOf<T>>
   <const O extends AllOptions = {}>(
     options?: O
   ): <const T extends Tasks>(
     tasks: CheckedTasks<T, O>
-  ) => Effect.Effect<Discarded<O, Results<T>>, FailFastError<ErrorOf<T>, O>, ContextOf<T>>
+  ) => Effect.Effect<AllSuccess<T, O>, FailFastError<ErrorOf<T>, O>, ContextOf<T>>
 } = dual(
   (args) => internal.isTasks(args[0]),
   (tasks: Tasks, options?: AllOptions) =>
@@ -503,11 +542,11 @@ export const forEach: {
     items: Iterable<X>,
     f: (item: X, index: number) => Effect.Effect<A, E, R>,
     options?: O & ForEachOptions<X> & RetryFor<E, O>
-  ): Effect.Effect<Discarded<O, Array<A>>, FailFastError<E, O>, R>
+  ): Effect.Effect<ForEachSuccess<A, O>, FailFastError<E, O>, R>
   <X, A, E, R, const O extends AllOptions & ForEachOptions<X> = {}>(
     f: (item: X, index: number) => Effect.Effect<A, E, R>,
     options?: O & ForEachOptions<X> & RetryFor<E, O>
-  ): (items: Iterable<X>) => Effect.Effect<Discarded<O, Array<A>>, FailFastError<E, O>, R>
+  ): (items: Iterable<X>) => Effect.Effect<ForEachSuccess<A, O>, FailFastError<E, O>, R>
 } = dual(
   (args) => typeof args[0] !== "function",
   (items: Iterable<any>, f: (item: any, index: number) => AnyEffect, options?: AllOptions & ForEachOptions<any>) =>

@@ -55,16 +55,16 @@ export const all = (shape: Shape, s: Settings): Effect.Effect<any, any> =>
         let first: Cause.Cause<unknown> | undefined = undefined
         let rest: Array<Cause.Reason<unknown>> | undefined = undefined
         return {
-          onExit(index, exit, limit, started) {
-            ledger.record(index, exit, limit, started, false)
+          onExit(index, exit, limit, started, end) {
+            ledger.record(index, exit, limit, started, end, false)
             if (exit._tag === "Success") return false
             first = limit === "Timeout" ? Cause.fail(timeoutOf(index)) : exit.cause
             ledger.stop = "Policy"
             ledger.stoppedBy = index
             return true
           },
-          onLateExit(index, exit, limit, started) {
-            ledger.record(index, exit, limit, started, true)
+          onLateExit(index, exit, limit, started, end) {
+            ledger.record(index, exit, limit, started, end, true)
             if (exit._tag === "Failure") {
               const reasons = genuine(exit.cause)
               if (reasons.length > 0) (rest ??= []).push(...reasons)
@@ -75,7 +75,10 @@ export const all = (shape: Shape, s: Settings): Effect.Effect<any, any> =>
             ledger.stop = "Deadline"
           },
           result() {
-            if (first === undefined) return Exit.succeed(s.discard ? undefined : rebuild(shape, ledger.values()))
+            if (first === undefined) {
+              if (s.discard) return Exit.void
+              return Exit.succeed(rebuild(shape, s.outcomes ? ledger.outcomes() : ledger.values()))
+            }
             if (s.report) return Exit.fail(failureReport(ledger, ledger.stoppedBy, true))
             return Exit.failCause(rest === undefined ? first : Cause.combine(first, Cause.fromReasons(rest)))
           }

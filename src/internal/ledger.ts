@@ -43,11 +43,18 @@ export class Ledger {
   }
 
   /** Records the end of task `index`. */
-  record(index: number, exit: Exit.Exit<unknown, unknown>, limit: Limit | undefined, started: number, late: boolean) {
+  record(
+    index: number,
+    exit: Exit.Exit<unknown, unknown>,
+    limit: Limit | undefined,
+    started: number,
+    ended: number,
+    late: boolean
+  ) {
     this.exits[index] = this.discard && exit._tag === "Success" ? Exit.void : exit
     this.limits[index] = limit ?? (this.prepared.ownTimeout(exit) ? "Timeout" : undefined)
     this.started[index] = started
-    this.ended[index] = this.now()
+    this.ended[index] = ended
     if (late) this.late[index] = 1
   }
 
@@ -79,6 +86,20 @@ export class Ledger {
     const out = new Array(this.exits.length)
     for (let i = 0; i < out.length; i++) out[i] = (this.exits[i] as Exit.Success<unknown, unknown>).value
     return out
+  }
+
+  /** Task `index`'s outcome tag, by the rule of `outcome`, without making the outcome. */
+  tag(index: number): Outcome.Outcome<unknown, unknown>["_tag"] {
+    const exit = this.exits[index]
+    if (exit === undefined) return this.stop === "Deadline" ? "TimedOut" : "Interrupted"
+    if (exit._tag === "Success") return "Success"
+    if (this.limits[index] !== undefined) return "TimedOut"
+    let tag: "Defect" | "Interrupted" = "Interrupted"
+    for (const reason of exit.cause.reasons) {
+      if (reason._tag === "Fail") return "Failure"
+      if (reason._tag === "Die") tag = "Defect"
+    }
+    return tag
   }
 
   outcomes(): Array<Outcome.Outcome<unknown, unknown>> {

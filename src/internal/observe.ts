@@ -1,46 +1,207 @@
 /**
- * Tracing and metrics of fan-outs: one span per fan-out, with the counts of its outcomes, and (see `around`) one
- * child span per task.
+ * Tracing and metrics of fan-outs.
+ *
+ * One span per fan-out, always: it is one object per call. One child span per task only when a real tracer is
+ * installed (anything but Effect's built-in one, which exports nothing): a span per task costs about as much as the
+ * task's fiber, and without an exporter nobody would see it. `taskSpans: true` or `false` overrides that.
+ *
+ * The counts on the fan-out's span and the metrics are read from the ledger once the fan-out has ended, straight into
+ * the metrics' series (no effect, no outcome object per task).
  *
  * @internal
  */
+import * as Clock from "effect/Clock"
+import type * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import type * as Exit from "effect/Exit"
+import type * as Fiber from "effect/Fiber"
+import * as Metric from "effect/Metric"
+import * as References from "effect/References"
+import * as Tracer from "effect/Tracer"
 import type * as Outcome from "../Outcome.js"
 import type { Around } from "./attempts.js"
 import type { Ledger } from "./ledger.js"
 import type { Settings } from "./options.js"
 import type { Shape } from "./shape.js"
 
-const tags: ReadonlyArray<Outcome.Outcome<unknown, unknown>["_tag"]> = [
-  "Success",
-  "Failure",
-  "Defect",
-  "TimedOut",
-  "Interrupted"
-]
+type Tag = Outcome.Outcome<unknown, unknown>["_tag"]
+
+const tags: ReadonlyArray<Tag> = ["Success", "Failure", "Defect", "TimedOut", "Interrupted"]
+
+const outcomesOptions = {
+  description: "Tasks run by effect-fanout, by fan-out name and outcome",
+  incremental: true
+} as const
+
+const durationsOptions = {
+  description: "Duration of tasks run by effect-fanout, in milliseconds, by fan-out name",
+  boundaries: Metric.exponentialBoundaries({ start: 1, factor: 2, count: 16 })
+} as const
+
+/** @internal */
+export const outcomesTotal: Metric.Counter<number> = Metric.counter("fanout_task_outcomes_total", outcomesOptions)
+
+/** @internal */
+export const taskDuration: Metric.Histogram<number> = Metric.histogram("fanout_task_duration_millis", durationsOptions)
 
 /**
- * Runs the fan-out `make` builds inside its span. `make` is given the task-span hook (undefined: no task spans) and
- * `observe`, with which it hands over the ledger the summary is read from when the fan-out ends.
+ * The series of one fan-out name: the same metrics, with the `fanout` (and `outcome`) attributes built in, so that
+ * each keeps its own series key cached across calls (`Metric.withAttributes` would add them to the context on every
+ * update). They are the very series `Metric.withAttributes(outcomesTotal, { fanout, outcome })` reads; the caller's
+ * `Metric.CurrentMetricAttributes` are added to them as to any metric.
+ */
+interface Series {
+  readonly outcomes: Record<Tag, Metric.Counter<number>>
+  readonly durations: Metric.Histogram<number>
+}
+
+const seriesByName = new Map<string, Series>()
+
+const seriesOf = (name: string): Series => {
+  const cached = seriesByName.get(name)
+  if (cached !== undefined) return cached
+  const outcome = (outcome: Tag) =>
+    Metric.counter(outcomesTotal.id, { ...outcomesOptions, attributes: { fanout: name, outcome } })
+  const series: Series = {
+    outcomes: {
+      Success: outcome("Success"),
+      Failure: outcome("Failure"),
+      Defect: outcome("Defect"),
+      TimedOut: outcome("TimedOut"),
+      Interrupted: outcome("Interrupted")
+    },
+    durations: Metric.histogram(taskDuration.id, { ...durationsOptions, attributes: { fanout: name } })
+  }
+  // Bounded: fan-out names are few in practice; a caller making names up per call must not grow this forever.
+  if (seriesByName.size >= 1000) seriesByName.clear()
+  seriesByName.set(name, series)
+  return series
+}
+
+/**
+ * The tag of task `index`'s outcome, by the ledger's rule (`Ledger.outcome`, `outcomeOf`) without making the outcome:
+ * never ended is cut off (`TimedOut` at the deadline, else `Interrupted`); a time limit that stopped it is `TimedOut`;
+ * then a typed failure wins over a defect, a defect over an interruption.
+ */
+const tagOf = (ledger: Ledger, index: number): Tag => {
+  const exit = ledger.exits[index]
+  if (exit === undefined) return ledger.stop === "Deadline" ? "TimedOut" : "Interrupted"
+  if (exit._tag === "Success") return "Success"
+  if (ledger.limits[index] !== undefined) return "TimedOut"
+  let tag: Tag = "Interrupted"
+  for (const reason of exit.cause.reasons) {
+    if (reason._tag === "Fail") return "Failure"
+    if (reason._tag === "Die") tag = "Defect"
+  }
+  return tag
+}
+
+/** The span's name is the frame tasks' stack traces show: no stack of our own is captured for it. */
+const untraced = { captureStackTrace: false } as const
+
+/** The fan-out's span attributes when it starts. */
+const spanAttributes = (kind: string, shape: Shape, s: Settings): Record<string, unknown> => ({
+  "fanout.mode": kind,
+  "fanout.tasks": shape.keys.length,
+  "fanout.concurrency": s.concurrency === Infinity ? "unbounded" : s.concurrency
+})
+
+/** Whether the fan-out makes a span per task: as `taskSpans` says, else when a tracer that exports is installed. */
+const wantsTaskSpans = (setting: boolean | undefined, fiber: Fiber.Fiber<unknown, unknown>): boolean =>
+  setting ?? (fiber.getRef(Tracer.Tracer) !== Tracer.nativeTracer && fiber.getRef(References.TracerEnabled))
+
+/**
+ * The task spans of one fan-out: `around` opens task `index`'s span as the task starts, as the parent of what the task
+ * does; `watch` ends it when the ledger records the task's end, marked with the outcome the ledger gives it — a task
+ * its own timeout or the deadline cut off is `TimedOut`, which the task's fiber, seeing only an interruption, could
+ * not tell.
+ */
+const taskSpans = (shape: Shape, fiber: Fiber.Fiber<unknown, unknown>) => {
+  const n = shape.keys.length
+  const spans: Array<Tracer.Span | undefined> = new Array(n)
+  const attempts: Array<() => number> = new Array(n)
+  const clock = fiber.getRef(Clock.Clock)
+  const timing = fiber.getRef(References.TracerTimingEnabled)
+  const around: Around = (index, task, attemptsOf) => {
+    const key = shape.keys[index]!
+    attempts[index] = attemptsOf
+    return Effect.flatMap(
+      Effect.makeSpan(shape.labels[index] ?? String(key), { attributes: { "fanout.task.key": key } }),
+      (span) => {
+        spans[index] = span
+        return Effect.withParentSpan(task, span, untraced)
+      }
+    )
+  }
+  const end = (ledger: Ledger, index: number, exit: Exit.Exit<unknown, unknown>) => {
+    const span = spans[index]
+    if (span === undefined) return
+    spans[index] = undefined
+    span.attribute("fanout.task.outcome", tagOf(ledger, index))
+    span.attribute("fanout.task.attempts", attempts[index]!())
+    span.end(timing ? clock.currentTimeNanosUnsafe() : BigInt(0), exit)
+  }
+  const watch = (ledger: Ledger): Ledger => {
+    const record = ledger.record.bind(ledger)
+    ledger.record = (...args: Parameters<Ledger["record"]>) => {
+      record(...args)
+      end(ledger, args[0], args[1])
+    }
+    return ledger
+  }
+  return { around, watch }
+}
+
+const outcomeAttribute: Record<Tag, string> = {
+  Success: "fanout.outcome.Success",
+  Failure: "fanout.outcome.Failure",
+  Defect: "fanout.outcome.Defect",
+  TimedOut: "fanout.outcome.TimedOut",
+  Interrupted: "fanout.outcome.Interrupted"
+}
+
+/**
+ * The fan-out's counts by outcome on its span, and its metrics in the caller's `context` (its registry and metric
+ * attributes): one count per outcome tag, one duration per task that ended (a task never started has none).
+ */
+const summarize = (span: Tracer.Span, name: string, ledger: Ledger, context: Context.Context<never>) => {
+  const series = seriesOf(name)
+  const counts: Record<Tag, number> = { Success: 0, Failure: 0, Defect: 0, TimedOut: 0, Interrupted: 0 }
+  for (let i = 0; i < ledger.exits.length; i++) {
+    counts[tagOf(ledger, i)]++
+    if (ledger.exits[i] !== undefined) {
+      series.durations.updateUnsafe(Math.max(0, ledger.ended[i]! - ledger.started[i]!), context)
+    }
+  }
+  for (const tag of tags) {
+    span.attribute(outcomeAttribute[tag], counts[tag])
+    if (counts[tag] > 0) series.outcomes[tag].updateUnsafe(counts[tag], context)
+  }
+}
+
+/**
+ * Runs the fan-out `make` builds inside its span (named `settings.name`, else `fanout.<kind>`). `make` is given the
+ * task-span hook (undefined: no task spans) and `observe`, with which it hands over the ledger the summary is read
+ * from when the fan-out ends — however it ends: answered, failed, or interrupted from outside once its tasks stopped.
  */
 export const observed = <A, E>(
   kind: string,
   s: Settings,
   shape: Shape,
   make: (around: Around | undefined, observe: (ledger: Ledger) => Ledger) => Effect.Effect<A, E>
-): Effect.Effect<A, E> => {
-  let ledger: Ledger | undefined = undefined
-  const run = make(undefined, (l) => ledger = l)
-  return Effect.withSpan(
-    Effect.onExit(run, () =>
-      Effect.flatMap(Effect.currentSpan, (span) =>
-        Effect.sync(() => {
-          if (ledger === undefined) return
-          const counts: Record<string, number> = { Success: 0, Failure: 0, Defect: 0, TimedOut: 0, Interrupted: 0 }
-          for (let i = 0; i < shape.keys.length; i++) counts[ledger.outcome(i)._tag]!++
-          for (const tag of tags) span.attribute(`fanout.outcome.${tag}`, counts[tag])
-        })).pipe(Effect.ignore)),
-    s.name ?? `fanout.${kind}`,
-    { attributes: { "fanout.tasks": shape.keys.length } }
-  )
-}
+): Effect.Effect<A, E> =>
+  Effect.withFiber((fiber) => {
+    const name = s.name ?? `fanout.${kind}`
+    return Effect.useSpan(name, { attributes: spanAttributes(kind, shape, s) }, (span) => {
+      const tasks = wantsTaskSpans(s.taskSpans, fiber) ? taskSpans(shape, fiber) : undefined
+      let ledger: Ledger | undefined = undefined
+      const run = make(tasks?.around, (l) => ledger = tasks === undefined ? l : tasks.watch(l))
+      return Effect.onExit(
+        Effect.withParentSpan(run, span, untraced),
+        () =>
+          Effect.sync(() => {
+            if (ledger !== undefined) summarize(span, name, ledger, fiber.context)
+          })
+      )
+    })
+  })

@@ -155,6 +155,7 @@ const table = {
   report: { takes: [...failFast, ...settling], read: boolean("report") },
   detach: { takes: failFast, read: boolean("detach") },
   discard: { takes: failFast, read: boolean("discard") },
+  outcomes: { takes: failFast, read: boolean("outcomes") },
   required: { takes: settling, read: required },
   label: { takes: forEachForms, read: label }
 } as const
@@ -191,5 +192,8 @@ export const settings = (raw: unknown, combinator: Combinator): Settings => {
   }
   const out: Record<string, unknown> = {}
   for (const key of Object.keys(table) as Array<keyof typeof table>) out[key] = table[key].read(o[key])
+  if (out.discard === true && out.outcomes === true) {
+    throw invalid("outcomes", "cannot be combined with `discard`: discard keeps no task's value, outcomes keeps them all")
+  }
   return out as Settings
 }

@@ -23,16 +23,23 @@ export type Limit = "Timeout" | "Deadline"
 /** What the fan-out does with its tasks' ends: fail fast, settle, quorum, stream. */
 export interface Policy<A, E> {
   /**
-   * A task ended while the fan-out was running (`limit`: the time limit that stopped it, if one did; `started`: the
-   * clock's time when it started, when the fan-out is timed). Returns `true` to stop the fan-out.
+   * A task ended while the fan-out was running (`limit`: the time limit that stopped it, if one did; `started` and
+   * `ended`: the clock's times, when the fan-out is timed). Returns `true` to stop the fan-out.
    */
-  readonly onExit: (index: number, exit: Exit.Exit<unknown, unknown>, limit: Limit | undefined, started: number) => boolean
+  readonly onExit: (
+    index: number,
+    exit: Exit.Exit<unknown, unknown>,
+    limit: Limit | undefined,
+    started: number,
+    ended: number
+  ) => boolean
   /** A task ended after the fan-out stopped: it was interrupted, or ended before the interruption reached it. */
   readonly onLateExit: (
     index: number,
     exit: Exit.Exit<unknown, unknown>,
     limit: Limit | undefined,
-    started: number
+    started: number,
+    ended: number
   ) => void
   /** The deadline passed; the fan-out stops after this call, its running tasks ending with `limit` "Deadline". */
   readonly onDeadline: () => void
@@ -77,25 +84,37 @@ export const run = <A, E>(spec: Spec<A, E>): Effect.Effect<A, E> =>
     const alarmsOf = () => alarms ??= new Alarms(fork as any, () => clock.currentTimeMillisUnsafe())
     const timers: Timers = { alarms: alarmsOf }
 
-    const fibers = new Map<number, Fiber.Fiber<unknown, unknown>>()
-    const limits = new Map<number, Limit>()
+    // The running tasks' fibers by index, and how many run: a task's slot is cleared when it ends.
+    const fibers: Array<Fiber.Fiber<unknown, unknown> | undefined> = new Array(size)
+    let running = 0
+    // The time limit that stopped each task, when one did; made only when there are limits.
+    const limits: Array<Limit | undefined> | undefined = timed && (spec.timeout !== undefined || spec.deadline !== undefined)
+      ? new Array(size)
+      : undefined
     let next = 0
     let stopped = false
     let answered = false
     let resume: ((effect: Effect.Effect<A, E>) => void) | undefined = undefined
     let deadlineAlarm: Alarm | undefined = undefined
 
+    const forEachRunning = (f: (fiber: Fiber.Fiber<unknown, unknown>, index: number) => void) => {
+      for (let i = 0; i < next && running > 0; i++) {
+        const fiber = fibers[i]
+        if (fiber !== undefined) f(fiber, i)
+      }
+    }
+
     const stop = () => {
       if (stopped) return
       stopped = true
       clear(deadlineAlarm)
-      for (const fiber of fibers.values()) fiber.interruptUnsafe(caller.id)
+      forEachRunning((fiber) => fiber.interruptUnsafe(caller.id))
     }
 
     /** Answers the caller once nothing the fan-out started still runs (or at once, detached, when stopped). */
     const settleIfDone = () => {
       if (answered || resume === undefined) return
-      if (fibers.size > 0 && !(stopped && spec.detach)) return
+      if (running > 0 && !(stopped && spec.detach)) return
       if (!stopped && next < size) return
       answered = true
       const answer = resume
@@ -104,18 +123,22 @@ export const run = <A, E>(spec: Spec<A, E>): Effect.Effect<A, E> =>
       alarms.close(() => answer(policy.result(started)))
     }
 
-    const ended = (index: number, exit: Exit.Exit<unknown, unknown>, started: number) => {
-      const limit = limits.get(index)
-      if (limit !== undefined) limits.delete(index)
-      if (stopped) policy.onLateExit(index, exit, limit, started)
-      else if (policy.onExit(index, exit, limit, started)) stop()
+    const ended = (index: number, exit: Exit.Exit<unknown, unknown>, started: number, end: number) => {
+      const limit = limits?.[index]
+      if (stopped) policy.onLateExit(index, exit, limit, started, end)
+      else if (policy.onExit(index, exit, limit, started, end)) stop()
     }
 
-    /** Starts tasks until `concurrency` run, all have started, or the fan-out stops. */
+    /**
+     * Starts tasks until `concurrency` run, all have started, or the fan-out stops. The clock is read once every 32
+     * tasks started in one go (it counts milliseconds; a task that ends as it starts ends at its start time).
+     */
     const fill = () => {
-      while (!stopped && next < size && fibers.size < concurrency) {
+      let now = 0
+      for (let burst = 0; !stopped && next < size && running < concurrency; burst++) {
         const index = next++
-        const started = timed ? clock.currentTimeMillisUnsafe() : 0
+        if (timed && (burst & 31) === 0) now = clock.currentTimeMillisUnsafe()
+        const started = now
         let effect: Effect.Effect<unknown, unknown, unknown>
         try {
           effect = spec.task(index, timers)
@@ -123,25 +146,27 @@ export const run = <A, E>(spec: Spec<A, E>): Effect.Effect<A, E> =>
           effect = Exit.die(defect)
         }
         if (Exit.isExit(effect)) {
-          ended(index, effect, started)
+          ended(index, effect, started, started)
           continue
         }
         const fiber = fork(effect as Effect.Effect<unknown, unknown>)
         const exit = fiber.pollUnsafe()
         if (exit !== undefined) {
-          ended(index, exit, started)
+          ended(index, exit, started, started)
           continue
         }
-        fibers.set(index, fiber)
+        fibers[index] = fiber
+        running++
         const timeoutAlarm = spec.timeout === undefined ? undefined : alarmsOf().set(spec.timeout, () => {
-          if (stopped || !fibers.has(index)) return
-          limits.set(index, "Timeout")
+          if (stopped || fibers[index] === undefined) return
+          limits![index] = "Timeout"
           fiber.interruptUnsafe(caller.id)
         })
         fiber.addObserver((exit) => {
-          fibers.delete(index)
+          fibers[index] = undefined
+          running--
           clear(timeoutAlarm)
-          ended(index, exit, started)
+          ended(index, exit, started, timed ? clock.currentTimeMillisUnsafe() : 0)
           fill()
           settleIfDone()
         })
@@ -151,14 +176,14 @@ export const run = <A, E>(spec: Spec<A, E>): Effect.Effect<A, E> =>
     if (spec.deadline !== undefined) {
       deadlineAlarm = alarmsOf().set(spec.deadline, () => {
         if (stopped) return
-        for (const index of fibers.keys()) limits.set(index, "Deadline")
+        forEachRunning((_, index) => limits![index] = "Deadline")
         policy.onDeadline()
         stop()
         settleIfDone()
       })
     }
     fill()
-    if (fibers.size === 0 && (stopped || next === size) && alarms === undefined) return policy.result(next)
+    if (running === 0 && (stopped || next === size) && alarms === undefined) return policy.result(next)
 
     return Effect.callback<A, E>((resumeWith) => {
       resume = resumeWith
