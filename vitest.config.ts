@@ -7,9 +7,11 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 30_000,
     // CI (`.ci/run`) asks for a JSON report beside the console's, to count every line's tests in one total.
-    ...(process.env.FANOUT_TEST_REPORT ? {
-      reporters: ["default", "json"],
-      outputFile: { json: ".vitest-results.json" }
-    } : {})
+    ...(process.env.FANOUT_TEST_REPORT ?
+      {
+        reporters: ["default", "json"],
+        outputFile: { json: ".vitest-results.json" }
+      } :
+      {})
   }
 })

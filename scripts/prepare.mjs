@@ -18,7 +18,9 @@ const npm = (cwd) =>
 const [major, minor] = process.versions.node.split(".").map(Number)
 const floorMet = major > 22 || (major === 22 && minor >= 19)
 if (!floorMet) {
-  console.log(`Node ${process.versions.node} is older than Effect 4's floor (22.19): installing Node 24 from tools/node`)
+  console.log(
+    `Node ${process.versions.node} is older than Effect 4's floor (22.19): installing Node 24 from tools/node`
+  )
   npm(Path.join(root, "tools/node"))
   const binary = Path.join(root, "tools/node/node_modules", `node-${process.platform}-${process.arch}`, "bin/node")
   if (!Fs.existsSync(binary)) {

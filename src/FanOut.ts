@@ -34,8 +34,8 @@ import * as internalHedge from "./internal/hedge.js"
 import * as observe from "./internal/observe.js"
 import { settings } from "./internal/options.js"
 import * as internalQuorum from "./internal/quorum.js"
-import * as internal from "./internal/shape.js"
 import * as internalSettle from "./internal/settle.js"
+import * as internal from "./internal/shape.js"
 import * as internalStream from "./internal/stream.js"
 import type * as Outcome from "./Outcome.js"
 
@@ -782,7 +782,9 @@ export const stream: {
 /**
  * The metrics every fan-out records when it ends, tagged `fanout` with its name (`"fanout.<kind>"` by default):
  * `outcomes` counts tasks by `outcome` tag (`Success`, `Failure`, `Defect`, `TimedOut`, `Interrupted`), and
- * `durations` is a histogram of task durations in milliseconds. Tags set with `Effect.tagMetrics` are added.
+ * `durations` is a histogram of task durations in milliseconds (exponential buckets from 1 ms, doubling). The caller's
+ * `Metric.CurrentMetricAttributes` are added. Read a series with `Metric.withAttributes`, e.g.
+ * `Metric.value(Metric.withAttributes(FanOut.metrics.outcomes, { fanout: "page", outcome: "Failure" }))`.
  *
  * @since 1.0.0
  * @category observability

@@ -10,7 +10,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import { FanOutTimeoutError } from "../FanOutError.js"
 import { clear } from "./engine/alarms.js"
-import type { Timers } from "./engine/run.js"
+import type { CallbackTask, Timers } from "./engine/run.js"
 import * as hedging from "./hedge.js"
 import type { Settings } from "./options.js"
 import type { Shape } from "./shape.js"
@@ -20,7 +20,7 @@ type AnyEffect = Effect.Effect<any, any, any>
 /** The tasks of one fan-out, prepared. */
 export interface Prepared {
   /** Task `index` as the engine runs it. */
-  readonly task: (index: number, timers: Timers) => AnyEffect
+  readonly task: (index: number, timers: Timers) => AnyEffect | CallbackTask
   /** The per-task time limit the engine sets on each task's fiber, when a task is its one attempt. */
   readonly engineTimeout: number | undefined
   /** How many attempts task `index` made (1 for a task that started and is its one attempt). */
@@ -40,6 +40,9 @@ const one = () => 1
 
 /** Prepares the tasks of `shape` for the options `s`. */
 export const prepare = (shape: Shape, s: Settings, around: Around | undefined): Prepared => {
+  if (shape.callbacks !== undefined) {
+    return { task: shape.callbacks, engineTimeout: s.timeout, attempts: one, ownTimeout: () => false }
+  }
   const counted = s.retry !== undefined || s.hedge !== undefined
   if (!counted) {
     const task = around === undefined
@@ -91,16 +94,17 @@ export const limited = <A, E, R>(
   timers: Timers,
   error: () => E
 ): Effect.Effect<A, E, R> =>
-  Effect.withFiber((task) => {
-    const fiber = Effect.runForkWith(task.context)(attempt as Effect.Effect<A, E>)
-    const exit = fiber.pollUnsafe()
-    if (exit !== undefined) return exit
-    let timedOut = false
-    const alarm = timers.alarms().set(millis, () => {
-      timedOut = true
-      fiber.interruptUnsafe(task.id)
-    })
-    return Effect.callback<A, E>((resume) => {
+  Effect.withFiber((task) =>
+    // The attempt starts inside the registration, so that the task is waiting for it before it runs.
+    Effect.callback<A, E>((resume) => {
+      const fiber = Effect.runForkWith(task.context)(attempt as Effect.Effect<A, E>)
+      const exit = fiber.pollUnsafe()
+      if (exit !== undefined) return resume(exit)
+      let timedOut = false
+      const alarm = timers.alarms().set(millis, () => {
+        timedOut = true
+        fiber.interruptUnsafe(task.id)
+      })
       fiber.addObserver((exit) => {
         clear(alarm)
         resume(timedOut ? Exit.fail(error()) : exit)
@@ -111,4 +115,4 @@ export const limited = <A, E, R>(
         fiber.addObserver(() => done(Effect.void))
       })
     })
-  })
+  )

@@ -111,7 +111,14 @@ export const failureReport = (ledger: Ledger, culprit: number, failFast: boolean
     .sort((a, b) => a.i === culprit ? -1 : b.i === culprit ? 1 : ledger.ended[a.i]! - ledger.ended[b.i]!)
     .map(({ o }) => o as Outcome.NotSuccess<unknown>)
   if (culprit < 0) {
-    return new FanOutFailure({ reason: "Deadline", key: undefined, label: undefined, error: undefined, failures, outcomes })
+    return new FanOutFailure({
+      reason: "Deadline",
+      key: undefined,
+      label: undefined,
+      error: undefined,
+      failures,
+      outcomes
+    })
   }
   const first = outcomes[culprit]!
   const reason = first._tag === "Failure"

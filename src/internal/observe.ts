@@ -48,7 +48,8 @@ export const taskDuration: Metric.Histogram<number> = Metric.histogram("fanout_t
  * The series of one fan-out name: the same metrics, with the `fanout` (and `outcome`) attributes built in, so that
  * each keeps its own series key cached across calls (`Metric.withAttributes` would add them to the context on every
  * update). They are the very series `Metric.withAttributes(outcomesTotal, { fanout, outcome })` reads; the caller's
- * `Metric.CurrentMetricAttributes` are added to them as to any metric.
+ * `Metric.CurrentMetricAttributes` are added to them as to any metric (and, as for any metric, win over an attribute
+ * of the same name).
  */
 interface Series {
   readonly outcomes: Record<Tag, Metric.Counter<number>>
@@ -96,15 +97,15 @@ const tagOf = (ledger: Ledger, index: number): Tag => {
   return tag
 }
 
-/** The span's name is the frame tasks' stack traces show: no stack of our own is captured for it. */
+/** Parent spans as `Effect.withSpan` does, without capturing a stack trace on every call. */
 const untraced = { captureStackTrace: false } as const
 
-/** The fan-out's span attributes when it starts. */
-const spanAttributes = (kind: string, shape: Shape, s: Settings): Record<string, unknown> => ({
-  "fanout.mode": kind,
-  "fanout.tasks": shape.keys.length,
-  "fanout.concurrency": s.concurrency === Infinity ? "unbounded" : s.concurrency
-})
+/** The fan-out's span attributes when it starts, set on the span itself (no options object to copy them from). */
+const annotate = (span: Tracer.Span, kind: string, shape: Shape, s: Settings): void => {
+  span.attribute("fanout.mode", kind)
+  span.attribute("fanout.tasks", shape.keys.length)
+  span.attribute("fanout.concurrency", s.concurrency === Infinity ? "unbounded" : s.concurrency)
+}
 
 /** Whether the fan-out makes a span per task: as `taskSpans` says, else when a tracer that exports is installed. */
 const wantsTaskSpans = (setting: boolean | undefined, fiber: Fiber.Fiber<unknown, unknown>): boolean =>
@@ -192,7 +193,8 @@ export const observed = <A, E>(
 ): Effect.Effect<A, E> =>
   Effect.withFiber((fiber) => {
     const name = s.name ?? `fanout.${kind}`
-    return Effect.useSpan(name, { attributes: spanAttributes(kind, shape, s) }, (span) => {
+    return Effect.useSpan(name, (span) => {
+      annotate(span, kind, shape, s)
       const tasks = wantsTaskSpans(s.taskSpans, fiber) ? taskSpans(shape, fiber) : undefined
       let ledger: Ledger | undefined = undefined
       const run = make(tasks?.around, (l) => ledger = tasks === undefined ? l : tasks.watch(l))

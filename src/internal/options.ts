@@ -193,7 +193,10 @@ export const settings = (raw: unknown, combinator: Combinator): Settings => {
   const out: Record<string, unknown> = {}
   for (const key of Object.keys(table) as Array<keyof typeof table>) out[key] = table[key].read(o[key])
   if (out.discard === true && out.outcomes === true) {
-    throw invalid("outcomes", "cannot be combined with `discard`: discard keeps no task's value, outcomes keeps them all")
+    throw invalid(
+      "outcomes",
+      "cannot be combined with `discard`: discard keeps no task's value, outcomes keeps them all"
+    )
   }
   return out as Settings
 }

@@ -20,7 +20,10 @@ import type { Shape } from "./shape.js"
 import { show } from "./show.js"
 
 /** The indices of the tasks `required` names, checked against the tasks' keys. */
-const requiredIndices = (shape: Shape, required: ReadonlyArray<unknown> | undefined): ReadonlySet<number> | undefined => {
+const requiredIndices = (
+  shape: Shape,
+  required: ReadonlyArray<unknown> | undefined
+): ReadonlySet<number> | undefined => {
   if (required === undefined) return undefined
   const indices = new Set<number>()
   for (const key of required) {
@@ -47,46 +50,46 @@ export const settle = (shape: Shape, s: Settings, kind: "settle" | "settleForEac
   }
   const required = requiredIndices(shape, s.required)
   return observed(kind, s, shape, (around, observe) => {
-  const prepared = prepare(shape, s, around)
-  return run({
-    size: shape.keys.length,
-    task: prepared.task,
-    concurrency: s.concurrency,
-    timeout: prepared.engineTimeout,
-    deadline: s.deadline,
-    detach: false,
-    timed: true,
-    policy: (clock) => {
-      const ledger = observe(new Ledger(shape, prepared, () => clock.currentTimeMillisUnsafe(), false))
-      return {
-        onExit(index, exit, limit, started, end) {
-          ledger.record(index, exit, limit, started, end, false)
-          if (required === undefined || !required.has(index) || exit._tag === "Success") return false
-          ledger.stop = "Policy"
-          ledger.stoppedBy = index
-          return true
-        },
-        onLateExit(index, exit, limit, started, end) {
-          ledger.record(index, exit, limit, started, end, true)
-        },
-        onDeadline() {
-          ledger.stop = "Deadline"
-        },
-        result() {
-          const outcomes = ledger.outcomes()
-          if (required !== undefined) {
-            const failed = ledger.stop === "Policy"
-              ? ledger.stoppedBy
-              : ledger.stop === "Deadline"
-              ? [...required].find((i) => outcomes[i]!._tag !== "Success") ?? -1
-              : -1
-            if (failed >= 0) return requiredFailure(s, ledger, failed, outcomes)
+    const prepared = prepare(shape, s, around)
+    return run({
+      size: shape.keys.length,
+      task: prepared.task,
+      concurrency: s.concurrency,
+      timeout: prepared.engineTimeout,
+      deadline: s.deadline,
+      detach: false,
+      timed: true,
+      policy: (clock) => {
+        const ledger = observe(new Ledger(shape, prepared, () => clock.currentTimeMillisUnsafe(), false))
+        return {
+          onExit(index, exit, limit, started, end) {
+            ledger.record(index, exit, limit, started, end, false)
+            if (required === undefined || !required.has(index) || exit._tag === "Success") return false
+            ledger.stop = "Policy"
+            ledger.stoppedBy = index
+            return true
+          },
+          onLateExit(index, exit, limit, started, end) {
+            ledger.record(index, exit, limit, started, end, true)
+          },
+          onDeadline() {
+            ledger.stop = "Deadline"
+          },
+          result() {
+            const outcomes = ledger.outcomes()
+            if (required !== undefined) {
+              const failed = ledger.stop === "Policy"
+                ? ledger.stoppedBy
+                : ledger.stop === "Deadline"
+                ? [...required].find((i) => outcomes[i]!._tag !== "Success") ?? -1
+                : -1
+              if (failed >= 0) return requiredFailure(s, ledger, failed, outcomes)
+            }
+            return Exit.succeed(rebuild(shape, outcomes))
           }
-          return Exit.succeed(rebuild(shape, outcomes))
         }
       }
-    }
-  })
+    })
   })
 }
 

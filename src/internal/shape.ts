@@ -5,9 +5,11 @@
  * @internal
  */
 import * as Effect from "effect/Effect"
+import type * as Exit from "effect/Exit"
 import * as Predicate from "effect/Predicate"
 import { InvalidOptionError } from "../FanOutError.js"
 import type * as Outcome from "../Outcome.js"
+import type { CallbackTask } from "./engine/run.js"
 import { names } from "./options.js"
 import { show } from "./show.js"
 
@@ -22,6 +24,8 @@ export interface Shape {
   readonly task: (index: number) => AnyEffect
   /** Known up front, except the labels `forEach`'s tasks carry (`labeled`), which are filled in as they start. */
   readonly labels: Array<string | undefined>
+  /** The Promise facade's tasks (see `callbacks.ts`): they run as they are, never wrapped by `prepare`. */
+  readonly callbacks?: ((index: number) => Exit.Exit<unknown, unknown> | CallbackTask) | undefined
 }
 
 /**
@@ -129,7 +133,10 @@ export const shapeOfForEach = <X>(
     if (label !== undefined) {
       const name: unknown = label(list[i]!, i)
       if (typeof name !== "string") {
-        throw new InvalidOptionError({ option: "label", reason: `must return a string, returned ${show(name)} for item ${i}` })
+        throw new InvalidOptionError({
+          option: "label",
+          reason: `must return a string, returned ${show(name)} for item ${i}`
+        })
       }
       taskLabels[i] = name
     }

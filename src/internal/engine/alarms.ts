@@ -27,6 +27,8 @@ export class Alarms {
   private timer: Fiber.Fiber<void> | undefined = undefined
   private timerDue = Infinity
   private closed = false
+  /** While due alarms fire: an alarm they set is armed once they are done, not from inside them. */
+  private ringing = false
   private onClosed: (() => void) | undefined = undefined
 
   constructor(
@@ -39,7 +41,7 @@ export class Alarms {
     if (this.closed || delayMillis > longestDelay) return undefined
     const alarm: Alarm = { due: this.now() + delayMillis, seq: this.seq++, fire }
     push(this.heap, alarm)
-    if (alarm.due < this.timerDue) this.arm()
+    if (alarm.due < this.timerDue && !this.ringing) this.arm()
     return alarm
   }
 
@@ -83,12 +85,17 @@ export class Alarms {
 
   private ring(): void {
     this.timerDue = Infinity
-    const now = this.now()
-    while (!this.closed && this.heap.length > 0 && this.heap[0]!.due <= now) {
-      const alarm = pop(this.heap)!
-      const fire = alarm.fire
-      alarm.fire = undefined
-      fire?.()
+    this.ringing = true
+    try {
+      const now = this.now()
+      while (!this.closed && this.heap.length > 0 && this.heap[0]!.due <= now) {
+        const alarm = pop(this.heap)!
+        const fire = alarm.fire
+        alarm.fire = undefined
+        fire?.()
+      }
+    } finally {
+      this.ringing = false
     }
     if (!this.closed && this.timer === undefined) this.arm()
   }

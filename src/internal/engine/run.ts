@@ -47,6 +47,27 @@ export interface Policy<A, E> {
   readonly result: (started: number) => Exit.Exit<A, E>
 }
 
+/**
+ * A task that runs on no fiber of its own (the Promise facade's functions): `start(end)` begins it and returns how to
+ * cancel it; it calls `end` once, with its exit (during `start` for a task that ends as it starts). Cancelling must
+ * lead to a call of `end`, once the task has stopped.
+ */
+export interface CallbackTask {
+  readonly [CallbackTaskId]: typeof CallbackTaskId
+  readonly start: (end: (exit: Exit.Exit<unknown, unknown>) => void) => () => void
+}
+
+/** Brands a `CallbackTask`. */
+export const CallbackTaskId: unique symbol = Symbol.for("effect-fanout/CallbackTask")
+
+const isCallbackTask = (u: unknown): u is CallbackTask => typeof u === "object" && u !== null && CallbackTaskId in u
+
+/** A running task as the engine holds it: a fiber, or a callback task's cancel and end. */
+interface Running {
+  readonly interruptUnsafe: (fiberId?: number) => void
+  readonly addObserver: (f: (exit: Exit.Exit<unknown, unknown>) => void) => unknown
+}
+
 /** The fan-out's alarms, made on first use, for time limits the tasks set themselves (attempts, hedge delays). */
 export interface Timers {
   readonly alarms: () => Alarms
@@ -56,7 +77,7 @@ export interface Timers {
 export interface Spec<A, E> {
   readonly size: number
   /** The task at `index`, called as it starts; a throw is that task's defect. */
-  readonly task: (index: number, timers: Timers) => Effect.Effect<unknown, unknown, unknown>
+  readonly task: (index: number, timers: Timers) => Effect.Effect<unknown, unknown, unknown> | CallbackTask
   /** Tasks running at once: a positive integer or `Infinity`. */
   readonly concurrency: number
   /** Per-task time limit in milliseconds, set on each task's own fiber (undefined: none). */
@@ -85,19 +106,33 @@ export const run = <A, E>(spec: Spec<A, E>): Effect.Effect<A, E> =>
     const timers: Timers = { alarms: alarmsOf }
 
     // The running tasks' fibers by index, and how many run: a task's slot is cleared when it ends.
-    const fibers: Array<Fiber.Fiber<unknown, unknown> | undefined> = new Array(size)
+    const fibers: Array<Running | undefined> = new Array(size)
     let running = 0
     // The time limit that stopped each task, when one did; made only when there are limits.
-    const limits: Array<Limit | undefined> | undefined = timed && (spec.timeout !== undefined || spec.deadline !== undefined)
-      ? new Array(size)
-      : undefined
+    const limits: Array<Limit | undefined> | undefined =
+      timed && (spec.timeout !== undefined || spec.deadline !== undefined)
+        ? new Array(size)
+        : undefined
     let next = 0
     let stopped = false
     let answered = false
     let resume: ((effect: Effect.Effect<A, E>) => void) | undefined = undefined
     let deadlineAlarm: Alarm | undefined = undefined
+    // A throw in the fan-out's own bookkeeping (a stack overflow in a deep nest of fan-outs): the fan-out stops, and
+    // dies with it once its tasks have ended, rather than answering with what a half-done step left behind.
+    let broken: { readonly defect: unknown } | undefined = undefined
+    // While the tasks start inside the registration, the caller has not suspended yet: answering it then is a return.
+    let registering = true
+    const answerOf = (started: number): Exit.Exit<A, E> | Effect.Effect<A, E> => {
+      if (broken !== undefined) return Exit.die(broken.defect)
+      try {
+        return policy.result(started)
+      } catch (defect) {
+        return Exit.die(defect)
+      }
+    }
 
-    const forEachRunning = (f: (fiber: Fiber.Fiber<unknown, unknown>, index: number) => void) => {
+    const forEachRunning = (f: (task: Running, index: number) => void) => {
       for (let i = 0; i < next && running > 0; i++) {
         const fiber = fibers[i]
         if (fiber !== undefined) f(fiber, i)
@@ -119,8 +154,34 @@ export const run = <A, E>(spec: Spec<A, E>): Effect.Effect<A, E> =>
       answered = true
       const answer = resume
       const started = next
-      if (alarms === undefined) return answer(policy.result(started))
-      alarms.close(() => answer(policy.result(started)))
+      if (alarms === undefined) return answer(answerOf(started))
+      alarms.close(() => answer(answerOf(started)))
+    }
+
+    /**
+     * Runs a step of the fan-out's bookkeeping outside the caller's registration (a task's end, an alarm); a throw
+     * there breaks the fan-out (see `broken`). If even stopping fails on this stack (a stack overflow leaves little
+     * room), the stop and the answer run from the scheduler, on a fresh stack.
+     */
+    const guarded = (step: () => void) => {
+      try {
+        step()
+      } catch (defect) {
+        broken ??= { defect }
+        try {
+          recover()
+        } catch {
+          try {
+            caller.currentDispatcher.scheduleTask(recover, 0)
+          } catch {
+            // Not even the scheduler can be called on this stack; the next task to end answers the caller.
+          }
+        }
+      }
+    }
+    const recover = () => {
+      stop()
+      settleIfDone()
     }
 
     const ended = (index: number, exit: Exit.Exit<unknown, unknown>, started: number, end: number) => {
@@ -139,7 +200,7 @@ export const run = <A, E>(spec: Spec<A, E>): Effect.Effect<A, E> =>
         const index = next++
         if (timed && (burst & 31) === 0) now = clock.currentTimeMillisUnsafe()
         const started = now
-        let effect: Effect.Effect<unknown, unknown, unknown>
+        let effect: Effect.Effect<unknown, unknown, unknown> | CallbackTask
         try {
           effect = spec.task(index, timers)
         } catch (defect) {
@@ -149,52 +210,105 @@ export const run = <A, E>(spec: Spec<A, E>): Effect.Effect<A, E> =>
           ended(index, effect, started, started)
           continue
         }
-        const fiber = fork(effect as Effect.Effect<unknown, unknown>)
-        const exit = fiber.pollUnsafe()
+        // The slot is taken before the task runs: a task's first step may end a sibling (completing a `Deferred`
+        // resumes its waiters at once), and what that sibling's end does — stop, fill the free slot, answer — must
+        // count this task as running.
+        running++
+        let exit: Exit.Exit<unknown, unknown> | undefined = undefined
+        let task: Running
+        if (isCallbackTask(effect)) {
+          let starting = true
+          let end: ((exit: Exit.Exit<unknown, unknown>) => void) | undefined = undefined
+          const cancel = effect.start((result) => {
+            if (starting) exit ??= result
+            else end?.(result)
+          })
+          starting = false
+          task = { interruptUnsafe: cancel, addObserver: (f) => end = f }
+        } else {
+          const fiber = fork(effect as Effect.Effect<unknown, unknown>)
+          exit = fiber.pollUnsafe()
+          task = fiber
+        }
         if (exit !== undefined) {
+          running--
           ended(index, exit, started, started)
           continue
         }
-        fibers[index] = fiber
-        running++
+        fibers[index] = task
+        if (stopped) task.interruptUnsafe(caller.id)
         const timeoutAlarm = spec.timeout === undefined ? undefined : alarmsOf().set(spec.timeout, () => {
           if (stopped || fibers[index] === undefined) return
           limits![index] = "Timeout"
-          fiber.interruptUnsafe(caller.id)
+          task.interruptUnsafe(caller.id)
         })
-        fiber.addObserver((exit) => {
-          fibers[index] = undefined
-          running--
-          clear(timeoutAlarm)
-          ended(index, exit, started, timed ? clock.currentTimeMillisUnsafe() : 0)
-          fill()
-          settleIfDone()
-        })
+        let done = false
+        task.addObserver((exit) =>
+          guarded(() => {
+            if (done) return
+            done = true
+            fibers[index] = undefined
+            running--
+            clear(timeoutAlarm)
+            ended(index, exit, started, timed ? clock.currentTimeMillisUnsafe() : 0)
+            fill()
+            settleIfDone()
+          })
+        )
       }
     }
 
-    if (spec.deadline !== undefined) {
-      deadlineAlarm = alarmsOf().set(spec.deadline, () => {
-        if (stopped) return
-        forEachRunning((_, index) => limits![index] = "Deadline")
-        policy.onDeadline()
-        stop()
-        settleIfDone()
-      })
-    }
-    fill()
-    if (running === 0 && (stopped || next === size) && alarms === undefined) return policy.result(next)
-
+    // Tasks start inside the callback's registration: once a task runs, the caller is waiting for it, so that an
+    // interruption of the caller always reaches the cleanup below (between two effects the caller may yield, and be
+    // interrupted there).
     return Effect.callback<A, E>((resumeWith) => {
-      resume = resumeWith
-      settleIfDone()
+      resume = (answer) => registering ? resumeWith(answer) : resumeCaller(caller, () => resumeWith(answer))
+      if (spec.deadline !== undefined) {
+        deadlineAlarm = alarmsOf().set(spec.deadline, () =>
+          guarded(() => {
+            if (stopped) return
+            forEachRunning((_, index) => limits![index] = "Deadline")
+            policy.onDeadline()
+            stop()
+            settleIfDone()
+          }))
+      }
+      try {
+        fill()
+        settleIfDone()
+      } catch (defect) {
+        // A throw while the tasks start (a stack overflow in a deep nest of fan-outs): the tasks started are
+        // interrupted, and the caller dies with it at once, through Effect's own handling of a throwing registration.
+        broken ??= { defect }
+        stop()
+        throw defect
+      }
+      registering = false
       if (answered) return
       // The caller is interrupted: interrupt every task and wait for all of them (and the timer) to end.
       return Effect.callback<void>((done) => {
         stop()
         if (answered) return done(Effect.void)
         resume = () => done(Effect.void)
-        settleIfDone()
+        guarded(settleIfDone)
       })
     })
   })
+
+/**
+ * How many callers are being resumed on this stack right now. A fan-out that ends inside another's resumption (a
+ * nest of fan-outs ending one after the other) resumes its caller from the scheduler instead, so that a deep nest
+ * unwinds one level per scheduler task rather than one stack frame group per level: Node's async-context bookkeeping
+ * does not survive a stack overflow in the middle of a resumption.
+ */
+let resuming = 0
+
+const resumeCaller = (caller: Fiber.Fiber<unknown, unknown>, answer: () => void): void => {
+  if (resuming > 0) return caller.currentDispatcher.scheduleTask(answer, 0)
+  resuming++
+  try {
+    answer()
+  } finally {
+    resuming--
+  }
+}
