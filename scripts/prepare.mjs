@@ -9,8 +9,12 @@ import { fileURLToPath } from "node:url"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
 const command = process.env.npm_command
-// `npm pack` and `npm publish` run `prepare` too: they need the build (prepack), not the other lines' packages.
-if (command !== "ci" && command !== "install") process.exit(0)
+// `npm pack` and `npm publish` run `prepare` too: they need the build (prepack), not the other lines' packages. And
+// installed as a dependency (from git or a tarball, where npm runs `prepare`), the package has no other line to install.
+const ownInstall = process.env.INIT_CWD !== undefined && Path.resolve(process.env.INIT_CWD) === Path.resolve(root)
+if ((command !== "ci" && command !== "install") || !ownInstall || !Fs.existsSync(Path.join(root, "effect3"))) {
+  process.exit(0)
+}
 
 const npm = (cwd) =>
   execFileSync("npm", [command === "ci" ? "ci" : "install", "--no-audit", "--no-fund"], { cwd, stdio: "inherit" })

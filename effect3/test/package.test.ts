@@ -114,10 +114,15 @@ describe("the packed package", () => {
     )
   }, 240_000)
 
-  it("holds the built modules with their declarations and source maps, the licence and the readme, nothing else", () => {
+  it("holds the built modules with their declarations and source maps, their sources, the licence and the readme, nothing else", () => {
     const paths = packed.files.map((file) => file.path)
-    const others = paths.filter((path) => !/^dist\/.+\.(js|d\.ts)(\.map)?$/.test(path))
-    expect(others.sort()).toEqual(["LICENSE", "README.md", "package.json"])
+    const others = paths.filter((path) => !/^dist\/.+\.(js|d\.ts)(\.map)?$/.test(path) && !/^src\/.+\.ts$/.test(path))
+    expect(others.sort()).toEqual(["LICENSE", "README.md", "package.json"].sort())
+    // The declaration maps point into src/, so the sources they name are shipped (go-to-definition lands there).
+    const declarationMap = JSON.parse(Fs.readFileSync(Path.join(installed, "dist", "FanOut.d.ts.map"), "utf8")) as {
+      readonly sources: ReadonlyArray<string>
+    }
+    for (const source of declarationMap.sources) expect(paths).toContain(Path.posix.join("dist", source))
     for (const module of ["index", "FanOut", "Outcome", "FanOutError", "promise"]) {
       for (const extension of [".js", ".d.ts", ".js.map", ".d.ts.map"]) {
         expect(paths).toContain(`dist/${module}${extension}`)

@@ -26,28 +26,52 @@ export const outcomeOf = <A, E>(
   timedOut: "Timeout" | "Deadline" | undefined
 ): Outcome.Outcome<A, E> => {
   const { attempts, durationMillis, key, label } = common
-  if (exit._tag === "Success") return { _tag: "Success", value: exit.value, key, label, durationMillis, attempts }
-  if (timedOut !== undefined) return { _tag: "TimedOut", reason: timedOut, key, label, durationMillis, attempts }
-  const cause = exit.cause
-  let die: Cause.Die | undefined
-  for (const reason of cause.reasons) {
-    if (reason._tag === "Fail") {
-      return { _tag: "Failure", error: reason.error, cause, key, label, durationMillis, attempts }
+  switch (tagOf(exit, timedOut)) {
+    case "Success":
+      return { _tag: "Success", value: (exit as Exit.Success<A, E>).value, key, label, durationMillis, attempts }
+    case "TimedOut":
+      return { _tag: "TimedOut", reason: timedOut!, key, label, durationMillis, attempts }
+    case "Failure": {
+      const cause = (exit as Exit.Failure<A, E>).cause
+      const error = cause.reasons.find((reason) => reason._tag === "Fail")!.error
+      return { _tag: "Failure", error, cause, key, label, durationMillis, attempts }
     }
-    if (reason._tag === "Die" && die === undefined) die = reason
-  }
-  if (die !== undefined) {
-    return {
-      _tag: "Defect",
-      defect: die.defect,
-      // No `Fail` reason is in it (the loop above returned at the first), so it holds no `E`.
-      cause: cause as Cause.Cause<never>,
-      stack: stack.ofDefect(die.defect),
-      key,
-      label,
-      durationMillis,
-      attempts
+    case "Defect": {
+      const cause = (exit as Exit.Failure<A, E>).cause
+      const defect = cause.reasons.find((reason) => reason._tag === "Die")!.defect
+      // A cause with no `Fail` reason holds no `E`.
+      return {
+        _tag: "Defect",
+        defect,
+        cause: cause as Cause.Cause<never>,
+        stack: stack.ofDefect(defect),
+        key,
+        label,
+        durationMillis,
+        attempts
+      }
     }
+    case "Interrupted":
+      return { _tag: "Interrupted", key, label, durationMillis, attempts }
   }
-  return { _tag: "Interrupted", key, label, durationMillis, attempts }
+}
+
+/**
+ * The tag of the outcome `outcomeOf` makes of `exit`, without making it (for counts and task spans): a success, then
+ * a time limit that stopped the task, then a typed failure over a defect over an interruption.
+ *
+ * @internal
+ */
+export const tagOf = (
+  exit: Exit.Exit<unknown, unknown>,
+  timedOut: "Timeout" | "Deadline" | undefined
+): Outcome.Outcome<unknown, unknown>["_tag"] => {
+  if (exit._tag === "Success") return "Success"
+  if (timedOut !== undefined) return "TimedOut"
+  let tag: "Defect" | "Interrupted" = "Interrupted"
+  for (const reason of exit.cause.reasons) {
+    if (reason._tag === "Fail") return "Failure"
+    if (reason._tag === "Die") tag = "Defect"
+  }
+  return tag
 }

@@ -7,7 +7,7 @@
 import * as Exit from "effect/Exit"
 import type * as Outcome from "../Outcome.js"
 import type { Prepared } from "./attempts.js"
-import { outcomeOf } from "./classify.js"
+import { outcomeOf, tagOf } from "./classify.js"
 import type { Limit } from "./engine/run.js"
 import type { Shape } from "./shape.js"
 
@@ -92,14 +92,7 @@ export class Ledger {
   tag(index: number): Outcome.Outcome<unknown, unknown>["_tag"] {
     const exit = this.exits[index]
     if (exit === undefined) return this.stop === "Deadline" ? "TimedOut" : "Interrupted"
-    if (exit._tag === "Success") return "Success"
-    if (this.limits[index] !== undefined) return "TimedOut"
-    let tag: "Defect" | "Interrupted" = "Interrupted"
-    for (const reason of exit.cause.reasons) {
-      if (reason._tag === "Fail") return "Failure"
-      if (reason._tag === "Die") tag = "Defect"
-    }
-    return tag
+    return tagOf(exit, this.limits[index])
   }
 
   outcomes(): Array<Outcome.Outcome<unknown, unknown>> {

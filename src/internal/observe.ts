@@ -79,24 +79,6 @@ const seriesOf = (name: string): Series => {
   return series
 }
 
-/**
- * The tag of task `index`'s outcome, by the ledger's rule (`Ledger.outcome`, `outcomeOf`) without making the outcome:
- * never ended is cut off (`TimedOut` at the deadline, else `Interrupted`); a time limit that stopped it is `TimedOut`;
- * then a typed failure wins over a defect, a defect over an interruption.
- */
-const tagOf = (ledger: Ledger, index: number): Tag => {
-  const exit = ledger.exits[index]
-  if (exit === undefined) return ledger.stop === "Deadline" ? "TimedOut" : "Interrupted"
-  if (exit._tag === "Success") return "Success"
-  if (ledger.limits[index] !== undefined) return "TimedOut"
-  let tag: Tag = "Interrupted"
-  for (const reason of exit.cause.reasons) {
-    if (reason._tag === "Fail") return "Failure"
-    if (reason._tag === "Die") tag = "Defect"
-  }
-  return tag
-}
-
 /** Parent spans as `Effect.withSpan` does, without capturing a stack trace on every call. */
 const untraced = { captureStackTrace: false } as const
 
@@ -138,7 +120,7 @@ const taskSpans = (shape: Shape, fiber: Fiber.Fiber<unknown, unknown>) => {
     const span = spans[index]
     if (span === undefined) return
     spans[index] = undefined
-    span.attribute("fanout.task.outcome", tagOf(ledger, index))
+    span.attribute("fanout.task.outcome", ledger.tag(index))
     span.attribute("fanout.task.attempts", attempts[index]!())
     span.end(timing ? clock.currentTimeNanosUnsafe() : BigInt(0), exit)
   }
@@ -169,7 +151,7 @@ const summarize = (span: Tracer.Span, name: string, ledger: Ledger, context: Con
   const series = seriesOf(name)
   const counts: Record<Tag, number> = { Success: 0, Failure: 0, Defect: 0, TimedOut: 0, Interrupted: 0 }
   for (let i = 0; i < ledger.exits.length; i++) {
-    counts[tagOf(ledger, i)]++
+    counts[ledger.tag(i)]++
     if (ledger.exits[i] !== undefined) {
       series.durations.updateUnsafe(Math.max(0, ledger.ended[i]! - ledger.started[i]!), context)
     }
@@ -198,8 +180,15 @@ export const observed = <A, E>(
       const tasks = wantsTaskSpans(s.taskSpans, fiber) ? taskSpans(shape, fiber) : undefined
       let ledger: Ledger | undefined = undefined
       const run = make(tasks?.around, (l) => ledger = tasks === undefined ? l : tasks.watch(l))
+      // The tasks run under the span but keep the caller's stack frame: a frame of the fan-out's own in every task's
+      // context would annotate each task's failure and interruption with it, at a cost per task that grows with the
+      // nesting of fan-outs.
       return Effect.onExit(
-        Effect.withParentSpan(run, span, untraced),
+        Effect.withParentSpan(
+          Effect.provideService(run, References.CurrentStackFrame, fiber.getRef(References.CurrentStackFrame)),
+          span,
+          untraced
+        ),
         () =>
           Effect.sync(() => {
             if (ledger !== undefined) summarize(span, name, ledger, fiber.context)

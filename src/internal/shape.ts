@@ -119,7 +119,7 @@ export const shapeOfForEach = <X>(
   f: (item: X, index: number) => AnyEffect,
   label: ((item: X, index: number) => string) | undefined
 ): Shape => {
-  if (!Predicate.isIterable(items) || typeof items === "string") {
+  if (typeof items !== "string" && !Predicate.isIterable(items)) {
     throw new InvalidOptionError({ option: "items", reason: `must be an iterable, got ${show(items)}` })
   }
   if (!Predicate.isFunction(f)) {

@@ -29,11 +29,12 @@ const showValue = (value: unknown, depth: number): string => {
     if (value instanceof Map) return "a Map"
     if (Symbol.iterator in value) return "an iterable that is not an array"
     if ("length" in value && typeof value.length === "number") return "an array-like object that is not an array"
-    try {
-      return JSON.stringify(value) ?? "an object"
-    } catch {
-      return "an object"
-    }
+    // As JSON for a plain record, a few levels and keys deep: a deep or cyclic value is cut, not walked whole.
+    if (depth >= 2) return "{…}"
+    const keys = Object.keys(value)
+    const record = value as Record<string, unknown>
+    const entries = keys.slice(0, 10).map((key) => `${JSON.stringify(key)}:${showValue(record[key], depth + 1)}`)
+    return `{${entries.join(",")}${keys.length > 10 ? ",…" : ""}}`
   }
   return String(value)
 }

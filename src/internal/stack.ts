@@ -4,7 +4,7 @@
  *
  * @internal
  */
-import * as Cause from "effect/Cause"
+import { show } from "./show.js"
 import { fileURLToPath } from "node:url"
 
 /**
@@ -70,12 +70,15 @@ export const trim = (stack: string): string => {
 }
 
 /**
- * A readable stack for a defect: a thrown `Error`'s own stack, trimmed; for any other value, its rendering by
- * `Cause.pretty` (`Error: <the value>`).
+ * A readable stack for a defect: a thrown `Error`'s own stack, trimmed; for any other value (a string, an object
+ * passed to `Effect.die`), `Error: <the value>` with the value shown briefly — never a full rendering, which for a
+ * value that holds other outcomes and causes (a nest of fan-outs dying with them) would grow with every level.
  *
  * @internal
  */
 export const ofDefect = (defect: unknown): string => {
-  if (defect instanceof Error && typeof defect.stack === "string") return trim(defect.stack)
-  return trim(Cause.pretty(Cause.die(defect)))
+  if (defect instanceof Error) {
+    return typeof defect.stack === "string" ? trim(defect.stack) : `${defect.name}: ${defect.message}`
+  }
+  return `Error: ${typeof defect === "string" ? defect : show(defect)}`
 }
