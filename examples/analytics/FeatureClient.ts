@@ -1,0 +1,206 @@
+/**
+ * The feature-service clients, all twelve derived from the table in `Features.ts`. Each feature's client is an
+ * Effect service of its own (`services.listings`, ...) with its own Layer and its own tagged error (`ListingsError`,
+ * ...), so that code can provide, replace or catch one feature at a time; this module is the one place that knows
+ * how to call a feature service over HTTP.
+ */
+import { NodeHttpClient } from "@effect/platform-node"
+import type { Cause } from "effect"
+import { Config, Context, Data, Duration, Effect, Layer, Option, Result, Schema } from "effect"
+import type { HttpClientError } from "effect/http"
+import { HttpClient, HttpClientRequest } from "effect/http"
+import type { CustomerId } from "./Domain.js"
+import { httpUrl, variable } from "./Environment.js"
+import type { Feature, FeatureUsage } from "./Features.js"
+import { byFeature, configPrefix, features, pathOf, table } from "./Features.js"
+
+/**
+ * Why a call failed; callers decide on it, `message` is for logs.
+ * - `Unavailable`: the service could not be reached or answered with a non-2xx status.
+ * - `BadResponse`: the service answered 2xx with a body that is not the expected JSON, or with usage of another customer
+ *   or another feature than the one asked about.
+ * - `Timeout`: the client's own request timeout passed (`FEATURE_TIMEOUT`).
+ */
+export type Reason = "Unavailable" | "BadResponse" | "Timeout"
+
+/** The fields of every feature client's typed error. */
+export interface ErrorFields<F extends Feature = Feature> {
+  readonly feature: F
+  readonly reason: Reason
+  readonly message: string
+}
+
+/** `listings` → `"ListingsError"`: the tag of that feature's error. */
+export type ErrorTag<F extends Feature> = `${Capitalize<F>}Error`
+
+/** A feature's typed error: `ListingsError`, `SavedSearchesError`, ... */
+export type FeatureError<F extends Feature = Feature> = { readonly [K in F]: ErrorOf<K> }[F]
+
+type ErrorOf<F extends Feature> = Cause.YieldableError & ErrorFields<F> & { readonly _tag: ErrorTag<F> }
+
+/** The class of a feature's typed error. */
+export type ErrorClass<F extends Feature> = new(fields: ErrorFields<F>) => FeatureError<F>
+
+const errorTag = <F extends Feature>(feature: F): ErrorTag<F> =>
+  `${feature[0]!.toUpperCase()}${feature.slice(1)}Error` as ErrorTag<F>
+
+// `byFeature` cannot say that each entry's type follows its key (`errors.listings` makes `ListingsError`s): the casts
+// below say it, once for each record.
+
+/** Each feature's error class, by feature: `new errors.listings({ feature: "listings", reason, message })`. */
+export const errors: { readonly [F in Feature]: ErrorClass<F> } = byFeature((feature) =>
+  class extends Data.TaggedError(errorTag(feature))<ErrorFields> {}
+) as any
+
+/** A feature service's client: one call, with the feature's own typed error. */
+export interface FeatureClient<F extends Feature = Feature> {
+  readonly feature: F
+  readonly usage: (customerId: CustomerId) => Effect.Effect<FeatureUsage, FeatureError<F>>
+}
+
+/** Each feature's client as a service of its own, keyed `analytics/features/<feature>`. */
+export const services: { readonly [F in Feature]: Context.Service<FeatureClient<F>, FeatureClient<F>> } = byFeature(
+  (feature) => Context.Service<FeatureClient>(`analytics/features/${feature}`)
+) as any
+
+/** Any one of the twelve client services: what needs them all requires this union. */
+export type Clients = { readonly [F in Feature]: FeatureClient<F> }[Feature]
+
+/** The twelve clients from the context, by feature. */
+export const all: Effect.Effect<{ readonly [F in Feature]: FeatureClient<F> }, never, Clients> = Effect.map(
+  Effect.context<Clients>(),
+  (context) => byFeature((feature) => Context.get(context, services[feature] as Context.Key<Clients, Clients>)) as any
+)
+
+/** The base URL of a feature service: `<FEATURE>_URL`, for example `SAVED_SEARCHES_URL=http://10.0.0.7:8080`. */
+export const baseUrl = (feature: Feature): Config.Config<string> => httpUrl(`${configPrefix(feature)}_URL`)
+
+/**
+ * The client-side timeout of one call, shared by all features: `FEATURE_TIMEOUT`, a duration greater than zero such as
+ * `2 seconds`; default 5 seconds. `0 seconds` and `-1 seconds` would be a timeout every call hits at once: both are
+ * errors here.
+ */
+export const requestTimeout: Config.Config<Duration.Duration> = variable(
+  "FEATURE_TIMEOUT",
+  (raw) =>
+    Option.match(Option.filter(Duration.fromInput(raw as Duration.Input), Duration.isPositive), {
+      onNone: () =>
+        Result.fail(`the timeout must be a duration greater than zero, such as "2 seconds" or "500 millis"`),
+      onSome: Result.succeed
+    })
+).pipe(Config.withDefault(Duration.seconds(5)))
+
+const bodyExcerpt = (text: Effect.Effect<string, unknown>) =>
+  text.pipe(
+    Effect.map((text) => text.slice(0, 500)),
+    Effect.orElseSucceed(() => "<unreadable body>")
+  )
+
+/**
+ * How an answer differs from what was asked (its customer, its feature), or `undefined` when it does not. A service
+ * behind the wrong URL, or a cache or proxy that mixes up requests, answers 2xx with a well-formed body: decoding
+ * alone would show another customer's (or another feature's) usage in this customer's panel.
+ */
+const mismatch = (
+  asked: { readonly customerId: CustomerId; readonly feature: Feature },
+  answer: FeatureUsage
+): string | undefined => {
+  const wrong = (["customerId", "feature"] as const).filter((key) => answer[key] !== asked[key])
+  if (wrong.length === 0) return undefined
+  const show = (values: Record<(typeof wrong)[number], string>) =>
+    wrong.map((key) => `${key} ${JSON.stringify(values[key])}`).join(" and ")
+  return `answer for ${show(answer)}, expected ${show(asked)}`
+}
+
+/** What the client's message leaves out of a transport error: the socket's own error, such as `read ECONNRESET`. */
+const causeOf = (error: HttpClientError.HttpClientError): string => {
+  const cause: unknown = "cause" in error.reason ? error.reason.cause : undefined
+  return cause instanceof Error && cause.message !== "" ? `: ${cause.message}` : ""
+}
+
+const isRequestError = (error: HttpClientError.HttpClientError): boolean =>
+  error.reason._tag === "TransportError" || error.reason._tag === "EncodeError" ||
+  error.reason._tag === "InvalidUrlError"
+
+/**
+ * Builds `feature`'s client from the `HttpClient` in context, its row of the table and its configuration.
+ * Interrupting `usage` aborts its HTTP request, so a cancelled sibling in a fan-out closes its connection instead of
+ * waiting for an answer nobody will read.
+ *
+ * A request that fails before any answer comes (a transport error) is sent once more at once, on a new connection.
+ * The case it is for: a kept-alive connection that the service closes just as the client reuses it ("socket hang
+ * up", `ECONNRESET`), a race of the two sides' idle timers that no setting removes. A GET is safe to send again, the
+ * service never saw it, and this is the transport's job, as in Go's `net/http`: it is not a retry of the call
+ * (`attempts` and `FEATURE_RETRIES` / `STRICT_RETRIES` do not count it). A service that is down is refused twice, at
+ * once. An answer, even a 5xx, is never sent again here.
+ */
+export const make = <F extends Feature>(
+  feature: F
+): Effect.Effect<FeatureClient<F>, Config.ConfigError, HttpClient.HttpClient> =>
+  Effect.gen(function*() {
+    const url = yield* baseUrl(feature)
+    const timeout = yield* requestTimeout
+    const ErrorClass = errors[feature] as ErrorClass<Feature>
+    const fail = (reason: Reason, message: string) =>
+      Effect.fail(new ErrorClass({ feature, reason, message }) as FeatureError<F>)
+    // Built once per client, not per call.
+    const decode = Schema.decodeUnknownEffect(table[feature].response)
+    const client = (yield* HttpClient.HttpClient).pipe(
+      HttpClient.mapRequest(HttpClientRequest.prependUrl(url)),
+      HttpClient.mapRequest(HttpClientRequest.acceptJson),
+      HttpClient.retryTransient({ retryOn: "errors-only", times: 1 })
+    )
+    const usage = (customerId: CustomerId): Effect.Effect<FeatureUsage, FeatureError<F>> =>
+      client.get(pathOf(feature, customerId)).pipe(
+        Effect.catch((error) =>
+          fail(
+            isRequestError(error) ? "Unavailable" : "BadResponse",
+            `${feature}: ${error.message}${isRequestError(error) ? causeOf(error) : ""}`
+          )
+        ),
+        Effect.flatMap((response) => {
+          if (response.status < 200 || response.status >= 300) {
+            // The body of a failed call may hold the service's stack trace: log it here, keep it out of the error.
+            return bodyExcerpt(response.text).pipe(
+              Effect.flatMap((body) =>
+                Effect.logWarning("feature service answered with an error status").pipe(
+                  Effect.annotateLogs({ feature, status: response.status, body })
+                )
+              ),
+              Effect.andThen(fail("Unavailable", `${feature} answered ${response.status}`))
+            )
+          }
+          return response.json.pipe(
+            Effect.flatMap(decode),
+            Effect.catch((error) => fail("BadResponse", `${feature}: ${error.message}`)),
+            Effect.flatMap((answer) => {
+              const wrong = mismatch({ customerId, feature }, answer)
+              return wrong === undefined ? Effect.succeed(answer) : fail("BadResponse", `${feature}: ${wrong}`)
+            })
+          )
+        }),
+        Effect.timeoutOrElse({
+          duration: timeout,
+          orElse: () => fail("Timeout", `${feature}: no answer within ${Duration.format(timeout)}`)
+        }),
+        Effect.withSpan(`feature.${feature}.usage`, { attributes: { feature, customerId } })
+      )
+    return { feature, usage }
+  })
+
+/** `feature`'s client as a Layer, over whichever `HttpClient` is provided. */
+export const layer = <F extends Feature>(
+  feature: F
+): Layer.Layer<FeatureClient<F>, Config.ConfigError, HttpClient.HttpClient> =>
+  Layer.effect(services[feature], make(feature))
+
+/** The twelve clients, each reading its base URL from `Config`, over whichever `HttpClient` is provided. */
+export const layerAll: Layer.Layer<Clients, Config.ConfigError, HttpClient.HttpClient> = Layer.mergeAll(
+  ...features.map(layer) as [Layer.Layer<Clients, Config.ConfigError, HttpClient.HttpClient>]
+)
+
+/**
+ * The `HttpClient` every feature client uses: undici with its keep-alive pool, so a fan-out of twelve calls reuses
+ * the connections of the previous request instead of opening twelve new ones.
+ */
+export const layerHttpClient: Layer.Layer<HttpClient.HttpClient> = NodeHttpClient.layerUndici

@@ -1,0 +1,158 @@
+/**
+ * Where the application's spans go. Nothing in the application depends on this file: spans are opened anyway (by
+ * the HTTP server, `Usage.forCustomer`, each `FanOut` and each feature client) and cost next to nothing until a
+ * tracer is installed here.
+ *
+ * - `layerConsole` prints each span as it ends: one line with its trace, name, duration, parent and the attributes
+ *   worth reading (the fan-out's outcome counts, each task's outcome and attempts).
+ * - `layerOtlp` sends spans to an OpenTelemetry collector over OTLP/HTTP (JSON): `@effect/opentelemetry`'s tracer on
+ *   an OpenTelemetry tracer provider whose batch processor flushes every second and when the layer closes.
+ *
+ * Installing any tracer other than Effect's built-in one also turns on `FanOut`'s per-task spans, so a trace reads:
+ * the server's `GET` → `Usage.forCustomer` → `usage.partial` → `listings` → `feature.listings.usage` → the
+ * client's `GET`.
+ */
+import * as OtelTracer from "@effect/opentelemetry/OtelTracer"
+import * as OtelResource from "@effect/opentelemetry/Resource"
+import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http"
+import { BasicTracerProvider, BatchSpanProcessor } from "@opentelemetry/sdk-trace-base"
+import type { Context, Exit, Option } from "effect"
+import { Config, Effect, Layer, Tracer } from "effect"
+
+/**
+ * A span of another tracer that reports itself to `onEnd` once it has ended. Everything else is delegated, so the
+ * ids, parent and timing are the other tracer's.
+ */
+class ReportingSpan implements Tracer.Span {
+  readonly _tag = "Span"
+  constructor(readonly span: Tracer.Span, readonly onEnd: (span: Tracer.Span) => void) {}
+  get name(): string {
+    return this.span.name
+  }
+  get spanId(): string {
+    return this.span.spanId
+  }
+  get traceId(): string {
+    return this.span.traceId
+  }
+  get parent(): Option.Option<Tracer.AnySpan> {
+    return this.span.parent
+  }
+  get annotations(): Context.Context<never> {
+    return this.span.annotations
+  }
+  get status(): Tracer.SpanStatus {
+    return this.span.status
+  }
+  get attributes(): ReadonlyMap<string, unknown> {
+    return this.span.attributes
+  }
+  get links(): ReadonlyArray<Tracer.SpanLink> {
+    return this.span.links
+  }
+  get sampled(): boolean {
+    return this.span.sampled
+  }
+  get kind(): Tracer.SpanKind {
+    return this.span.kind
+  }
+  end(endTime: bigint, exit: Exit.Exit<unknown, unknown>): void {
+    this.span.end(endTime, exit)
+    this.onEnd(this)
+  }
+  attribute(key: string, value: unknown): void {
+    this.span.attribute(key, value)
+  }
+  event(name: string, startTime: bigint, attributes?: Record<string, unknown>): void {
+    this.span.event(name, startTime, attributes)
+  }
+  addLinks(links: ReadonlyArray<Tracer.SpanLink>): void {
+    this.span.addLinks(links)
+  }
+}
+
+/** `base`'s spans, each passed to `onEnd` when it ends (tests use this to capture spans). */
+export const reporting = (base: Tracer.Tracer, onEnd: (span: Tracer.Span) => void): Tracer.Tracer =>
+  Tracer.make({
+    span: (options) => new ReportingSpan(base.span(options), onEnd),
+    ...(base.context === undefined ? {} : { context: base.context })
+  })
+
+/** Installs a tracer built on the current one (Effect's built-in tracer) that reports every ended span. */
+export const layerReporting = (onEnd: (span: Tracer.Span) => void): Layer.Layer<never> =>
+  Layer.effect(Tracer.Tracer, Effect.map(Effect.tracer, (base) => reporting(base, onEnd)))
+
+/** Attributes not worth a console line: headers, the user agent, stack traces, and zero outcome counts. */
+const shown = (key: string, value: unknown): boolean =>
+  !key.startsWith("http.request.header.") && !key.startsWith("http.response.header.") &&
+  key !== "user_agent.original" && key !== "url.full" && key !== "url.scheme" && key !== "code.stacktrace" &&
+  !(key.startsWith("fanout.outcome.") && value === 0)
+
+/** logfmt-style: quoted when it holds a space or a quote. */
+const text = (value: unknown): string => {
+  const plain = typeof value === "string" ? value : JSON.stringify(value)
+  return /[\s"]/.test(plain) ? JSON.stringify(plain) : plain
+}
+
+/**
+ * One line per span, when it ends: `trace=<first 8 hex> <name> <duration> parent=<name> [error] key=value ...` (a
+ * child ends before its parent, so a trace reads bottom-up), for example
+ * `trace=5f0c2a1b usage.partial 412.3ms parent=Usage.forCustomer fanout.tasks=12 fanout.outcome.Success=11
+ * fanout.outcome.Failure=1`.
+ */
+export const formatSpan = (span: Tracer.Span): string => {
+  const parts = [`trace=${span.traceId.slice(0, 8)}`, text(span.name)]
+  if (span.status._tag === "Ended") {
+    parts.push(`${(Number(span.status.endTime - span.status.startTime) / 1e6).toFixed(1)}ms`)
+  }
+  const parent = span.parent._tag === "Some" && span.parent.value._tag === "Span" ? span.parent.value.name : "-"
+  parts.push(`parent=${text(parent)}`)
+  if (span.status._tag === "Ended" && span.status.exit._tag === "Failure") parts.push("error")
+  for (const [key, value] of span.attributes) {
+    if (shown(key, value)) parts.push(`${key}=${text(value)}`)
+  }
+  return parts.join(" ")
+}
+
+/** Prints every ended span with `write` (one line each, see `formatSpan`). */
+export const layerConsole = (write: (line: string) => void = (line) => console.log(line)): Layer.Layer<never> =>
+  layerReporting((span) => write(formatSpan(span)))
+
+/**
+ * Exports spans over OTLP/HTTP as JSON to `<endpoint>/v1/traces`, as service `OTEL_SERVICE_NAME` (default
+ * `analytics`). A failed export never fails a request: the exporter drops that batch (OpenTelemetry's diagnostics,
+ * off by default, say so). As the server stops, the spans still held are sent, waiting at most a second for the
+ * collector.
+ */
+export const layerOtlp = (endpoint: string): Layer.Layer<OtelTracer.OtelTracer> =>
+  OtelTracer.layer.pipe(
+    Layer.provide(Layer.effect(
+      OtelTracer.OtelTracerProvider,
+      Effect.gen(function*() {
+        const resource = yield* OtelResource.Resource
+        const exporter = new OTLPTraceExporter({ url: `${endpoint.replace(/\/+$/, "")}/v1/traces` })
+        return yield* Effect.acquireRelease(
+          Effect.sync(() =>
+            new BasicTracerProvider({
+              resource,
+              spanProcessors: [new BatchSpanProcessor(exporter, { scheduledDelayMillis: 1_000 })]
+            })
+          ),
+          // The last spans are sent as the server stops, but an unreachable collector must not hold Ctrl-C for long.
+          (provider) =>
+            Effect.promise(() => provider.forceFlush().finally(() => provider.shutdown())).pipe(
+              Effect.timeoutOrElse({ duration: "1 second", orElse: () => Effect.void })
+            )
+        )
+      })
+    )),
+    Layer.provide(Layer.unwrap(Effect.map(
+      Config.String("OTEL_SERVICE_NAME").pipe(Config.withDefault("analytics"), Effect.orElseSucceed(() => "analytics")),
+      (serviceName) => OtelResource.layer({ serviceName })
+    )))
+  )
+
+/** The collector's base URL: `OTEL_EXPORTER_OTLP_ENDPOINT`, default `http://127.0.0.1:4318` (a local collector). */
+export const otlpEndpoint: Config.Config<string> = Config.String("OTEL_EXPORTER_OTLP_ENDPOINT").pipe(
+  Config.withDefault("http://127.0.0.1:4318")
+)

@@ -1,0 +1,231 @@
+/**
+ * The feature clients' Layers against a test `HttpClient`: what they request, how they decode, how each way of
+ * failing becomes a typed error, and that interrupting a call aborts its request.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { ConfigProvider, Deferred, Effect, Fiber, Layer, Result } from "effect"
+import type { HttpClientRequest } from "effect/http"
+import { HttpClient, HttpClientError, HttpClientResponse } from "effect/http"
+import { TestClock } from "effect/testing"
+import type { CustomerId } from "../../examples/analytics/Domain.js"
+import * as FeatureClient from "../../examples/analytics/FeatureClient.js"
+import { configPrefix, features } from "../../examples/analytics/Features.js"
+import { makeCaptureLogger } from "./support.js"
+
+type Handler = (
+  url: URL,
+  signal: AbortSignal,
+  request: HttpClientRequest.HttpClientRequest
+) => Effect.Effect<Response, HttpClientError.HttpClientError>
+
+const testClient = (handler: Handler) =>
+  HttpClient.make((request, url, signal) =>
+    Effect.map(handler(url, signal, request), (response) => HttpClientResponse.fromWeb(request, response))
+  )
+
+const config = (entries: Record<string, string>) => ConfigProvider.layer(ConfigProvider.fromEnv({ env: entries }))
+
+const listingsWith = (handler: Handler) =>
+  FeatureClient.layer("listings").pipe(
+    Layer.provide(Layer.succeed(HttpClient.HttpClient, testClient(handler))),
+    Layer.provide(config({ LISTINGS_URL: "http://listings.internal:8080", FEATURE_TIMEOUT: "2 seconds" }))
+  )
+
+const json = (body: unknown, status = 200) =>
+  Effect.succeed(new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } }))
+
+const customer = "c-9" as CustomerId
+const callListings = Effect.gen(function*() {
+  const listings = yield* FeatureClient.services.listings
+  return yield* listings.usage(customer)
+})
+
+const transportError = (request: HttpClientRequest.HttpClientRequest, message: string) =>
+  new HttpClientError.HttpClientError({
+    reason: new HttpClientError.TransportError({ request, cause: new Error(message) })
+  })
+
+describe("feature clients", () => {
+  it.effect("call <FEATURE>_URL/customers/:id/usage and decode the body", () => {
+    const seen: Array<string> = []
+    return Effect.gen(function*() {
+      const usage = yield* callListings
+      expect(usage).toMatchObject({ customerId: "c-9", feature: "listings", count: 3, lastUsedAt: null })
+      expect(seen).toEqual(["http://listings.internal:8080/customers/c-9/usage"])
+    }).pipe(Effect.provide(listingsWith((url) => {
+      seen.push(url.href)
+      return json({ customerId: "c-9", feature: "listings", count: 3, lastUsedAt: null })
+    })))
+  })
+
+  it.effect("fail with reason Unavailable on a 5xx, logging the body instead of keeping it", () => {
+    const logs = makeCaptureLogger()
+    return Effect.gen(function*() {
+      const error = yield* Effect.flip(callListings)
+      expect(error).toMatchObject({ _tag: "ListingsError", feature: "listings", reason: "Unavailable" })
+      expect(error.message).not.toMatch(/secret stack/)
+      expect(logs.entries.map((entry) => entry.annotations.body)).toContain("Error: secret stack\n    at handler")
+    }).pipe(
+      Effect.provide(
+        listingsWith(() => Effect.succeed(new Response("Error: secret stack\n    at handler", { status: 500 })))
+      ),
+      Effect.provide(logs.layer)
+    )
+  })
+
+  it.effect("fail with reason Unavailable when the service cannot be reached", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(callListings)
+      expect(error).toMatchObject({ _tag: "ListingsError", reason: "Unavailable" })
+    }).pipe(Effect.provide(listingsWith((url, _, request) =>
+      Effect.fail(transportError(request, `connect ECONNREFUSED ${url.host}`))
+    ))))
+
+  it.effect("send a request once more, at once, when it failed before any answer (a closed kept-alive connection)", () => {
+    let sent = 0
+    return Effect.gen(function*() {
+      const usage = yield* callListings
+      expect(usage).toMatchObject({ customerId: "c-9", count: 3 })
+      expect(sent).toBe(2)
+    }).pipe(Effect.provide(listingsWith((_url, _signal, request) =>
+      ++sent === 1 ?
+        Effect.fail(transportError(request, "socket hang up")) :
+        json({ customerId: "c-9", feature: "listings", count: 3, lastUsedAt: null })
+    )))
+  })
+
+  it.effect("send it at most twice, and say why the transport failed", () => {
+    let sent = 0
+    return Effect.gen(function*() {
+      const error = yield* Effect.flip(callListings)
+      expect(error).toMatchObject({ _tag: "ListingsError", reason: "Unavailable" })
+      expect(error.message).toMatch(/^listings: Transport error \(GET .*\): read ECONNRESET$/)
+      expect(sent).toBe(2)
+    }).pipe(Effect.provide(listingsWith((_url, _signal, request) => {
+      sent++
+      return Effect.fail(transportError(request, "read ECONNRESET"))
+    })))
+  })
+
+  it.effect("never send a request again once an answer came, even a 5xx", () => {
+    let sent = 0
+    return Effect.gen(function*() {
+      const error = yield* Effect.flip(callListings)
+      expect(error).toMatchObject({ _tag: "ListingsError", reason: "Unavailable" })
+      expect(sent).toBe(1)
+    }).pipe(Effect.provide(listingsWith(() => {
+      sent++
+      return Effect.succeed(new Response("unavailable", { status: 503 }))
+    })))
+  })
+
+  it.effect("fail with reason BadResponse on malformed JSON or a body of the wrong shape", () =>
+    Effect.gen(function*() {
+      const malformed = yield* Effect.flip(
+        callListings.pipe(
+          Effect.provide(
+            listingsWith(() => Effect.succeed(new Response("{\"customerId\": \"c-9\", \"cou", { status: 200 })))
+          )
+        )
+      )
+      expect(malformed).toMatchObject({ _tag: "ListingsError", reason: "BadResponse" })
+      const wrongShape = yield* Effect.flip(callListings.pipe(Effect.provide(listingsWith(() => json({ count: -1 })))))
+      expect(wrongShape).toMatchObject({ _tag: "ListingsError", reason: "BadResponse" })
+    }))
+
+  it.effect("fail with reason BadResponse when the answer is for another customer", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(callListings)
+      expect(error).toMatchObject({
+        _tag: "ListingsError",
+        feature: "listings",
+        reason: "BadResponse",
+        message: `listings: answer for customerId "c-8", expected customerId "c-9"`
+      })
+    }).pipe(
+      Effect.provide(listingsWith(() => json({ customerId: "c-8", feature: "listings", count: 3, lastUsedAt: null })))
+    ))
+
+  it.effect("fail with reason BadResponse when the answer is for another feature", () =>
+    Effect.gen(function*() {
+      const answering = (customerId: string, feature: string) =>
+        Effect.flip(
+          callListings.pipe(
+            Effect.provide(listingsWith(() => json({ customerId, feature, count: 3, lastUsedAt: null })))
+          )
+        )
+      expect(yield* answering("c-9", "payments")).toMatchObject({
+        _tag: "ListingsError",
+        feature: "listings",
+        reason: "BadResponse",
+        message: `listings: answer for feature "payments", expected feature "listings"`
+      })
+      expect(yield* answering("c-8", "payments")).toMatchObject({
+        _tag: "ListingsError",
+        reason: "BadResponse",
+        message:
+          `listings: answer for customerId "c-8" and feature "payments", expected customerId "c-9" and feature "listings"`
+      })
+    }))
+
+  it.effect("fail with reason Timeout when no answer comes within FEATURE_TIMEOUT", () =>
+    Effect.gen(function*() {
+      const fiber = yield* Effect.forkChild(Effect.flip(callListings))
+      yield* TestClock.adjust("2 seconds")
+      const error = yield* Fiber.join(fiber)
+      expect(error).toMatchObject({ _tag: "ListingsError", reason: "Timeout" })
+    }).pipe(Effect.provide(listingsWith(() => Effect.never))))
+
+  it.effect("abort the HTTP request when the call is interrupted", () =>
+    Effect.gen(function*() {
+      const started = yield* Deferred.make<AbortSignal>()
+      const fiber = yield* Effect.forkChild(callListings.pipe(Effect.provide(listingsWith((_, signal) =>
+        Effect.andThen(Deferred.succeed(started, signal), Effect.never)
+      ))))
+      const signal = yield* Deferred.await(started)
+      expect(signal.aborted).toBe(false)
+      yield* Fiber.interrupt(fiber)
+      expect(signal.aborted).toBe(true)
+    }))
+
+  it.effect("fail to build without their base URL", () =>
+    Effect.gen(function*() {
+      const result = yield* Effect.result(Layer.build(
+        FeatureClient.layer("listings").pipe(
+          Layer.provide(Layer.succeed(HttpClient.HttpClient, testClient(() => Effect.never))),
+          Layer.provide(config({}))
+        )
+      ))
+      expect(Result.isFailure(result)).toBe(true)
+      expect(Result.isFailure(result) && result.failure.message).toMatch(/LISTINGS_URL/)
+    }).pipe(Effect.scoped))
+
+  it.effect("each of the twelve has its own tag, base URL and tagged error", () => {
+    const urls = Object.fromEntries(
+      features.map((feature) => [`${configPrefix(feature)}_URL`, `http://${feature.toLowerCase()}.internal`])
+    )
+    const seen: Array<string> = []
+    return Effect.gen(function*() {
+      for (const feature of features) {
+        const client: FeatureClient.FeatureClient = yield* FeatureClient.services[feature]
+        expect(client.feature).toBe(feature)
+        const error = yield* Effect.flip(client.usage(customer))
+        expect(error._tag).toBe(`${feature[0]!.toUpperCase()}${feature.slice(1)}Error`)
+        expect(error.feature).toBe(feature)
+      }
+      expect(seen).toEqual(features.map((feature) => `http://${feature.toLowerCase()}.internal/customers/c-9/usage`))
+    }).pipe(
+      Effect.provide(FeatureClient.layerAll.pipe(
+        Layer.provide(Layer.succeed(
+          HttpClient.HttpClient,
+          testClient((url) => {
+            seen.push(url.href)
+            return json({ error: "down" }, 503)
+          })
+        )),
+        Layer.provide(config(urls))
+      )),
+      Effect.provide(makeCaptureLogger().layer)
+    )
+  })
+})

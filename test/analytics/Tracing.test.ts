@@ -1,0 +1,127 @@
+/**
+ * The application's spans, captured by the console exporter's tracer: the real HTTP API on 127.0.0.1 port 0 over
+ * `Layer.succeed` doubles, and an OTLP export to a collector stand-in on 127.0.0.1.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Deferred, Effect, Layer, Option } from "effect"
+import type { Tracer } from "effect"
+import { createServer } from "node:http"
+import type { AddressInfo } from "node:net"
+import { features } from "../../examples/analytics/Features.js"
+import * as Embedded from "../../examples/analytics/harness/Embedded.js"
+import * as Server from "../../examples/analytics/Server.js"
+import * as Tracing from "../../examples/analytics/Tracing.js"
+import { doubles } from "./doubles.js"
+import { get, makeCaptureLogger } from "./support.js"
+
+/** The parent's span id (spans are compared by id: each tracer layer wraps the span objects of the one below). */
+const parentOf = (span: Tracer.Span): string | undefined => Option.getOrUndefined(span.parent)?.spanId
+
+/** Serves the API over doubles with the console exporter writing into `lines`; `ended` collects the spans. */
+const tracedApp = (
+  behaviours: Parameters<typeof doubles>[0],
+  lines: Array<string>,
+  ended: Array<Tracer.Span>,
+  serverSpanEnded: Deferred.Deferred<void>
+) =>
+  Server.serveWith({ port: 0, host: "127.0.0.1" }, doubles(behaviours)).pipe(
+    Layer.provide(Tracing.layerConsole((line) => lines.push(line))),
+    // The console layer wraps the tracer in place when it is built: this one, which also keeps each span.
+    Layer.provide(Tracing.layerReporting((span) => {
+      ended.push(span)
+      if (span.kind === "server") Deferred.doneUnsafe(serverSpanEnded, Effect.void)
+    })),
+    Layer.provide(makeCaptureLogger().layer)
+  )
+
+describe("tracing", () => {
+  it.live("a request's spans nest: HTTP request → Usage.forCustomer → usage.partial → one span per feature", () =>
+    Effect.gen(function*() {
+      const lines: Array<string> = []
+      const ended: Array<Tracer.Span> = []
+      const serverSpanEnded = yield* Deferred.make<void>()
+      const response = yield* Effect.gen(function*() {
+        const response = yield* get(`${yield* Embedded.apiUrl}/customers/c-9/usage?mode=partial`)
+        // The server span ends once the response is written: wait for it rather than for time to pass.
+        yield* Deferred.await(serverSpanEnded)
+        return response
+      }).pipe(
+        Effect.provide(tracedApp({ offers: (_, fail) => fail("BadResponse") }, lines, ended, serverSpanEnded))
+      )
+      expect(response.status).toBe(200)
+
+      const server = ended.find((span) => span.kind === "server")!
+      expect(server.name).toBe("GET")
+      expect(server.attributes.get("http.response.status_code")).toBe(200)
+      const usage = ended.find((span) => span.name === "Usage.forCustomer")!
+      expect(parentOf(usage)).toBe(server.spanId)
+      const fanOut = ended.find((span) => span.name === "usage.partial")!
+      expect(parentOf(fanOut)).toBe(usage.spanId)
+      expect(Object.fromEntries(fanOut.attributes)).toMatchObject({
+        "fanout.mode": "settle",
+        "fanout.tasks": 12,
+        "fanout.outcome.Success": 11,
+        "fanout.outcome.Failure": 1,
+        "fanout.outcome.Defect": 0,
+        "fanout.outcome.TimedOut": 0,
+        "fanout.outcome.Interrupted": 0
+      })
+
+      const tasks = ended.filter((span) => parentOf(span) === fanOut.spanId)
+      expect(tasks.map((span) => span.name).sort()).toEqual([...features].sort())
+      const offers = tasks.find((span) => span.name === "offers")!
+      expect(offers.attributes.get("fanout.task.outcome")).toBe("Failure")
+      expect(offers.attributes.get("fanout.task.attempts")).toBe(1)
+      expect(tasks.find((span) => span.name === "listings")!.attributes.get("fanout.task.outcome")).toBe("Success")
+      // Every span of the request belongs to one trace.
+      expect(new Set(ended.map((span) => span.traceId))).toEqual(new Set([server.traceId]))
+
+      // The console exporter's line for the fan-out: parent, outcome counts (zero counts left out).
+      const line = lines.find((line) => line.includes(" usage.partial "))!
+      expect(line).toMatch(new RegExp(`^trace=${server.traceId.slice(0, 8)} usage\\.partial [\\d.]+ms `))
+      expect(line).toContain("parent=Usage.forCustomer")
+      expect(line).toContain("fanout.outcome.Success=11 fanout.outcome.Failure=1")
+      expect(line).not.toContain("fanout.outcome.Defect")
+      expect(lines.find((line) => line.includes(" offers "))).toMatch(
+        /parent=usage\.partial error .*fanout\.task\.outcome=Failure fanout\.task\.attempts=1/
+      )
+      expect(lines).toHaveLength(ended.length)
+    }))
+
+  it.live("exports spans over OTLP/HTTP as JSON, flushed when the layer closes", () =>
+    Effect.gen(function*() {
+      const bodies: Array<any> = []
+      const collector = yield* Effect.acquireRelease(
+        Effect.callback<ReturnType<typeof createServer>>((resume) => {
+          const server = createServer((request, response) => {
+            let body = ""
+            request.on("data", (chunk) => (body += chunk))
+            request.on("end", () => {
+              bodies.push({ path: request.url, json: JSON.parse(body) })
+              response.writeHead(200, { "content-type": "application/json" }).end("{}")
+            })
+          })
+          server.listen(0, "127.0.0.1", () => resume(Effect.succeed(server)))
+        }),
+        (server) =>
+          Effect.callback<void>((resume) => {
+            server.close(() => resume(Effect.void))
+          })
+      )
+      const { port } = collector.address() as AddressInfo
+      yield* Effect.scoped(
+        Effect.void.pipe(
+          Effect.withSpan("child", { attributes: { feature: "listings" } }),
+          Effect.withSpan("usage.partial"),
+          Effect.provide(Tracing.layerOtlp(`http://127.0.0.1:${port}/`))
+        )
+      )
+      expect(bodies.map((body) => body.path)).toEqual(["/v1/traces"])
+      const spans = bodies[0].json.resourceSpans[0].scopeSpans[0].spans
+      expect(spans.map((span: any) => span.name).sort()).toEqual(["child", "usage.partial"])
+      const child = spans.find((span: any) => span.name === "child")
+      const parent = spans.find((span: any) => span.name === "usage.partial")
+      expect(child.parentSpanId).toBe(parent.spanId)
+      expect(child.attributes).toContainEqual({ key: "feature", value: { stringValue: "listings" } })
+    }).pipe(Effect.scoped))
+})

@@ -1,0 +1,62 @@
+/**
+ * Shared by the analytics tests: plain HTTP calls (so status codes and raw bodies are what a caller sees) and a
+ * logger that keeps what the server logged, to check that details are logged and not sent.
+ */
+import { Cause, Effect, Logger, References } from "effect"
+
+export interface RawResponse {
+  readonly status: number
+  readonly text: string
+  readonly json: any
+}
+
+/** `GET url`, or another method. */
+export const get = (url: string, method = "GET"): Effect.Effect<RawResponse> =>
+  Effect.promise(async (signal) => {
+    const response = await fetch(url, { method, signal })
+    const text = await response.text()
+    let json: unknown = undefined
+    try {
+      json = JSON.parse(text)
+    } catch {
+      // Leave `json` undefined: the test asserting on it will say so.
+    }
+    return { status: response.status, text, json }
+  })
+
+/** The body of a 502: the feature that failed, why, after how many attempts. */
+export const featureFailedBody = (feature: string, reason: string, attempts = 1) => ({
+  _tag: "FeatureFailed",
+  feature,
+  reason,
+  attempts,
+  message: `${feature} failed (${reason})`
+})
+
+/**
+ * What a stack trace looks like in text: a line starting with `at ` after an indent, the line break raw or escaped
+ * as JSON writes it inside a string (`"Error: boom\\n    at f (file.js:1:1)"`).
+ */
+export const stackFrame = /(?:\n|\\n)\s+at /
+
+export interface CapturedLog {
+  /** `INFO`, `WARN`, `ERROR`, ... */
+  readonly level: string
+  readonly message: string
+  readonly annotations: Record<string, unknown>
+  readonly cause: string
+}
+
+/** A logger that records every entry (message, annotations and pretty cause) instead of printing it. */
+export const makeCaptureLogger = () => {
+  const entries: Array<CapturedLog> = []
+  const logger = Logger.make(({ cause, fiber, logLevel, message }) => {
+    entries.push({
+      level: logLevel.toUpperCase(),
+      message: (Array.isArray(message) ? message : [message]).map(String).join(" "),
+      annotations: { ...fiber.getRef(References.CurrentLogAnnotations) },
+      cause: cause.reasons.length === 0 ? "" : Cause.pretty(cause)
+    })
+  })
+  return { entries, layer: Logger.layer([logger]) }
+}

@@ -1,0 +1,43 @@
+/**
+ * What several test files share: a log of what tasks did, and a recorder that sees every fiber a fan-out starts.
+ */
+import { Effect, type Exit, Metric, Ref } from "effect"
+
+/** An append-only log of entries such as `"a finalized"`, read back with `get`. */
+export const makeLog = Effect.map(Ref.make<ReadonlyArray<string>>([]), (ref) => ({
+  get: Ref.get(ref),
+  add: (entry: string) => Ref.update(ref, (entries) => [...entries, entry])
+}))
+export type Log = Effect.Success<typeof makeLog>
+
+/**
+ * Counts every fiber started while it is provided as the `Metric.FiberRuntimeMetrics` service (Effect 4's public hook
+ * on fiber starts and ends, which every fiber forked from a context holding it inherits), so that a test can check
+ * that they have all ended (`running` is 0). Effect 4 has no `Supervisor`: this takes its place.
+ */
+export class Recorder implements Metric.FiberRuntimeMetricsService {
+  started = 0
+  ended = 0
+  readonly recordFiberStart = (): void => {
+    this.started++
+  }
+  readonly recordFiberEnd = (): void => {
+    this.ended++
+  }
+  get running(): number {
+    return this.started - this.ended
+  }
+}
+
+/** Runs `self` under `recorder`: every fiber it starts, however deep, is counted. */
+export const recorded = <A, E, R>(self: Effect.Effect<A, E, R>, recorder: Recorder): Effect.Effect<A, E, R> =>
+  Effect.provideService(self, Metric.FiberRuntimeMetrics, recorder)
+
+/** Runs `self` to its exit under a fresh `Recorder`, which then tells whether a fiber it started is still running. */
+export const recordedExit = <A, E, R>(
+  self: Effect.Effect<A, E, R>
+): Effect.Effect<{ readonly exit: Exit.Exit<A, E>; readonly recorder: Recorder }, never, R> =>
+  Effect.suspend(() => {
+    const recorder = new Recorder()
+    return Effect.map(Effect.exit(recorded(self, recorder)), (exit) => ({ exit, recorder }))
+  })
