@@ -4,8 +4,8 @@
  *
  * @internal
  */
-import { show } from "./show.js"
 import { fileURLToPath } from "node:url"
+import { show } from "./show.js"
 
 /**
  * The library's own directory (src/ or dist/), from this module's URL, so that its frames can be recognised whatever
