@@ -123,10 +123,18 @@ describe("ofDefect", () => {
     expect(kept.filter((line) => line.includes(libraryDir))).toStrictEqual([])
   })
 
-  it("renders a value that is not an Error as Effect does, with no frames", () => {
+  it("renders a value that is not an Error briefly, with no frames", () => {
     expect(stack.ofDefect("plain string defect")).toBe("Error: plain string defect")
     expect(stack.ofDefect({ code: "E_USAGE" })).toBe(`Error: {"code":"E_USAGE"}`)
-    expect(stack.ofDefect(undefined)).toBe("Error: Unknown error: undefined")
+    expect(stack.ofDefect(undefined)).toBe("Error: undefined")
+  })
+
+  it("renders a deep value a few levels deep, not whole (a defect holding outcomes that hold causes...)", () => {
+    let deep: Record<string, unknown> = { code: "E_INNER" }
+    for (let i = 0; i < 10_000; i++) deep = { outcome: deep, cause: deep }
+    expect(stack.ofDefect(deep)).toBe(
+      `Error: {"outcome":{"outcome":{…},"cause":{…}},"cause":{"outcome":{…},"cause":{…}}}`
+    )
   })
 
   it("renders an Error without a stack by its name and message", () => {
