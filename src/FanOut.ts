@@ -782,7 +782,9 @@ export const stream: {
 /**
  * The metrics every fan-out records when it ends, tagged `fanout` with its name (`"fanout.<kind>"` by default):
  * `outcomes` counts tasks by `outcome` tag (`Success`, `Failure`, `Defect`, `TimedOut`, `Interrupted`), and
- * `durations` is a histogram of task durations in milliseconds (exponential buckets from 1 ms, doubling). The caller's
+ * `durations` is a histogram of the durations, in milliseconds, of the tasks that waited (exponential buckets from 1 ms,
+ * doubling; a task that ended as it started took no time on the clock and is counted by outcome only, which spares a
+ * fan-out of in-memory tasks one metric update per task). The caller's
  * `Metric.CurrentMetricAttributes` are added. Read a series with `Metric.withAttributes`, e.g.
  * `Metric.value(Metric.withAttributes(FanOut.metrics.outcomes, { fanout: "page", outcome: "Failure" }))`.
  *

@@ -281,7 +281,7 @@ const durationsOf = (attributes: Record<string, string>) =>
   Metric.value(Metric.withAttributes(FanOut.metrics.durations, attributes))
 
 describe("metrics", () => {
-  it.effect("count a settle's outcomes by tag and record its tasks' durations, by the fan-out's name", () =>
+  it.effect("count a settle's outcomes by tag and record the durations of its tasks that waited, by name", () =>
     isolated(Effect.gen(function*() {
       const fiber = yield* FanOut.settle({
         ok: Effect.as(Effect.sleep("20 millis"), 1),
@@ -306,14 +306,16 @@ describe("metrics", () => {
         TimedOut: 1,
         Interrupted: 1
       })
+      // The two tasks that waited (20 ms, and 1000 ms until their time-out); the three that ended as they started
+      // took no time on the clock and are counted by outcome only.
       const durations = yield* durationsOf({ fanout: "mixed" })
-      expect([durations.count, durations.sum, durations.min, durations.max]).toStrictEqual([5, 1020, 0, 1000])
-      // Exponential boundaries from 1, doubling, 16 buckets: 0 ms in the first, 20 ms under 32, 1000 ms under 1024.
+      expect([durations.count, durations.sum, durations.min, durations.max]).toStrictEqual([2, 1020, 20, 1000])
+      // Exponential boundaries from 1, doubling, 16 buckets: 20 ms under 32, 1000 ms under 1024.
       expect(durations.buckets.map(([boundary]) => boundary)).toStrictEqual(
         [...Array.from({ length: 15 }, (_, i) => 2 ** i), Infinity]
       )
       const upTo = (boundary: number) => durations.buckets.find(([b]) => b === boundary)?.[1]
-      expect([upTo(1), upTo(16), upTo(32), upTo(512), upTo(1024)]).toStrictEqual([3, 3, 4, 4, 5])
+      expect([upTo(1), upTo(16), upTo(32), upTo(512), upTo(1024)]).toStrictEqual([0, 0, 1, 1, 2])
       // A second run with the same name adds to the same series.
       yield* FanOut.settle([Effect.succeed(1)], { name: "mixed" })
       expect((yield* outcomeCounts("mixed")).Success).toBe(2)
@@ -321,19 +323,21 @@ describe("metrics", () => {
 
   it.effect("are the series a snapshot lists, with the fan-out's attributes", () =>
     isolated(Effect.gen(function*() {
-      yield* FanOut.all([Effect.succeed(1), Effect.succeed(2)])
+      yield* FanOut.all([Effect.succeed(1), Effect.as(Effect.yieldNow, 2)])
       const snapshot = yield* Metric.snapshot
       const outcomes = snapshot.filter((m) => m.id === "fanout_task_outcomes_total")
       expect(outcomes.map((m) => [m.type, m.attributes, m.state])).toStrictEqual([
         ["Counter", { fanout: "fanout.all", outcome: "Success" }, { count: 2, incremental: true }]
       ])
+      // One duration: the task that waited (the one that ended as it started took no time on the clock).
+      expect((yield* durationsOf({ fanout: "fanout.all" })).count).toBe(1)
       const durations = snapshot.filter((m) => m.id === "fanout_task_duration_millis")
       expect(durations.map((m) => [m.type, m.attributes])).toStrictEqual([["Histogram", { fanout: "fanout.all" }]])
     })))
 
   it.effect("add the caller's metric attributes", () =>
     isolated(Effect.gen(function*() {
-      yield* FanOut.all([Effect.succeed(1)], { name: "tenanted" }).pipe(
+      yield* FanOut.all([Effect.as(Effect.yieldNow, 1)], { name: "tenanted" }).pipe(
         Effect.provideService(Metric.CurrentMetricAttributes, { tenant: "acme" })
       )
       const snapshot = yield* Metric.snapshot
@@ -348,7 +352,10 @@ describe("metrics", () => {
   it.effect("tasks a stopped fan-out never started count as Interrupted and record no duration", () =>
     isolated(Effect.gen(function*() {
       yield* Effect.exit(
-        FanOut.all([Effect.fail("x"), Effect.succeed(1), Effect.succeed(2)], { concurrency: 1, name: "unstarted" })
+        FanOut.all([Effect.andThen(Effect.yieldNow, Effect.fail("x")), Effect.succeed(1), Effect.succeed(2)], {
+          concurrency: 1,
+          name: "unstarted"
+        })
       )
       expect(yield* outcomeCounts("unstarted")).toMatchObject({ Failure: 1, Interrupted: 2, Success: 0 })
       expect((yield* durationsOf({ fanout: "unstarted" })).count).toBe(1)

@@ -55,16 +55,16 @@ export const all = (shape: Shape, s: Settings): Effect.Effect<any, any> =>
         let first: Cause.Cause<unknown> | undefined = undefined
         let rest: Array<Cause.Reason<unknown>> | undefined = undefined
         return {
-          onExit(index, exit, limit, started, end) {
-            ledger.record(index, exit, limit, started, end, false)
+          onExit(index, exit, limit, started, end, waited) {
+            ledger.record(index, exit, limit, started, end, waited)
             if (exit._tag === "Success") return false
             first = limit === "Timeout" ? Cause.fail(timeoutOf(index)) : exit.cause
             ledger.stop = "Policy"
             ledger.stoppedBy = index
             return true
           },
-          onLateExit(index, exit, limit, started, end) {
-            ledger.record(index, exit, limit, started, end, true)
+          onLateExit(index, exit, limit, started, end, waited) {
+            ledger.record(index, exit, limit, started, end, waited)
             if (exit._tag === "Failure") {
               const reasons = genuine(exit.cause)
               if (reasons.length > 0) (rest ??= []).push(...reasons)

@@ -18,11 +18,12 @@ export type Stop = "Policy" | "Deadline"
 export class Ledger {
   readonly exits: Array<Exit.Exit<unknown, unknown> | undefined>
   readonly limits: Array<Limit | undefined>
-  /** The clock's time when each task started; NaN for a task that never started. */
-  readonly started: Float64Array
-  readonly ended: Float64Array
-  /** Tasks that ended after the fan-out stopped (interrupted by it, or ending as it stopped). */
-  readonly late: Uint8Array
+  /** The clock's time when each task started; NaN for a task that never started. (Plain arrays: a small typed array
+   * costs more to make than a fan-out of ten tasks spends on them.) */
+  readonly started: Array<number>
+  readonly ended: Array<number>
+  /** Whether each task waited (it did not end as it started): only those have a duration worth recording. */
+  readonly waited: Array<boolean>
   stop: Stop | undefined = undefined
   /** The task whose end stopped the fan-out, -1 for none (the deadline, or no stop). */
   stoppedBy = -1
@@ -37,9 +38,9 @@ export class Ledger {
     const n = shape.keys.length
     this.exits = new Array(n)
     this.limits = new Array(n)
-    this.started = new Float64Array(n).fill(NaN)
-    this.ended = new Float64Array(n)
-    this.late = new Uint8Array(n)
+    this.started = new Array(n).fill(NaN)
+    this.ended = new Array(n)
+    this.waited = new Array(n)
   }
 
   /** Records the end of task `index`. */
@@ -49,13 +50,13 @@ export class Ledger {
     limit: Limit | undefined,
     started: number,
     ended: number,
-    late: boolean
+    waited: boolean
   ) {
     this.exits[index] = this.discard && exit._tag === "Success" ? Exit.void : exit
     this.limits[index] = limit ?? (this.prepared.ownTimeout(exit) ? "Timeout" : undefined)
     this.started[index] = started
     this.ended[index] = ended
-    if (late) this.late[index] = 1
+    this.waited[index] = waited
   }
 
   /** Task `index`'s outcome. A task that never ran to its end is cut off: `TimedOut` at the deadline, else `Interrupted`. */

@@ -152,7 +152,8 @@ const summarize = (span: Tracer.Span, name: string, ledger: Ledger, context: Con
   const counts: Record<Tag, number> = { Success: 0, Failure: 0, Defect: 0, TimedOut: 0, Interrupted: 0 }
   for (let i = 0; i < ledger.exits.length; i++) {
     counts[ledger.tag(i)]++
-    if (ledger.exits[i] !== undefined) {
+    // Only tasks that waited have a duration to record: one that ended as it started took no time on the clock.
+    if (ledger.waited[i] === true) {
       series.durations.updateUnsafe(Math.max(0, ledger.ended[i]! - ledger.started[i]!), context)
     }
   }

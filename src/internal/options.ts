@@ -173,15 +173,20 @@ const hints: Readonly<Record<string, string>> = {
     "as with Effect.all: no option is needed"
 }
 
+/** The settings of no options at all, read once. */
+let defaultsRead: Settings | undefined = undefined
+const defaultSettings = (): Settings => defaultsRead ??= readAll({})
+
 /**
  * Reads and checks the options of `combinator`: an option it does not take (a misspelt one, `detach` on `settle`) is
  * an `InvalidOptionError` naming it, rather than ignored.
  */
 export const settings = (raw: unknown, combinator: Combinator): Settings => {
-  if (raw !== undefined && (typeof raw !== "object" || raw === null || Array.isArray(raw))) {
+  if (raw === undefined) return defaultSettings()
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
     throw invalid("options", `must be an object, got ${show(raw)}`)
   }
-  const o = (raw ?? {}) as Record<string, unknown>
+  const o = raw as Record<string, unknown>
   for (const key of Object.keys(o)) {
     if (o[key] === undefined) continue
     const option = (table as Record<string, { readonly takes: ReadonlyArray<Combinator> }>)[key]
@@ -190,6 +195,10 @@ export const settings = (raw: unknown, combinator: Combinator): Settings => {
       throw invalid(key, `is not an option of ${combinator} (its options: ${known.join(", ")})${hints[key] ?? ""}`)
     }
   }
+  return readAll(o)
+}
+
+const readAll = (o: Record<string, unknown>): Settings => {
   const out: Record<string, unknown> = {}
   for (const key of Object.keys(table) as Array<keyof typeof table>) out[key] = table[key].read(o[key])
   if (out.discard === true && out.outcomes === true) {

@@ -46,8 +46,8 @@ export const quorum = (
         // The successes in the order they came: the result lists them so.
         const order: Array<number> = []
         return {
-          onExit(index, exit, limit, started, end) {
-            ledger.record(index, exit, limit, started, end, false)
+          onExit(index, exit, limit, started, end, waited) {
+            ledger.record(index, exit, limit, started, end, waited)
             ended++
             if (exit._tag === "Success") {
               succeeded++
@@ -57,8 +57,8 @@ export const quorum = (
             // Stop as soon as the tasks still to come cannot make up the difference.
             return succeeded + (total - ended) < needed
           },
-          onLateExit(index, exit, limit, started, end) {
-            ledger.record(index, exit, limit, started, end, true)
+          onLateExit(index, exit, limit, started, end, waited) {
+            ledger.record(index, exit, limit, started, end, waited)
           },
           onDeadline() {
             ledger.stop = "Deadline"

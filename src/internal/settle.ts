@@ -62,15 +62,15 @@ export const settle = (shape: Shape, s: Settings, kind: "settle" | "settleForEac
       policy: (clock) => {
         const ledger = observe(new Ledger(shape, prepared, () => clock.currentTimeMillisUnsafe(), false))
         return {
-          onExit(index, exit, limit, started, end) {
-            ledger.record(index, exit, limit, started, end, false)
+          onExit(index, exit, limit, started, end, waited) {
+            ledger.record(index, exit, limit, started, end, waited)
             if (required === undefined || !required.has(index) || exit._tag === "Success") return false
             ledger.stop = "Policy"
             ledger.stoppedBy = index
             return true
           },
-          onLateExit(index, exit, limit, started, end) {
-            ledger.record(index, exit, limit, started, end, true)
+          onLateExit(index, exit, limit, started, end, waited) {
+            ledger.record(index, exit, limit, started, end, waited)
           },
           onDeadline() {
             ledger.stop = "Deadline"

@@ -33,9 +33,12 @@ export interface Shape {
  * fan-out reports that before anything runs, as it does a non-Effect task, rather than as that task's defect.
  */
 const labels = new WeakMap<object, string | InvalidOptionError>()
+/** Whether `labeled` was ever called: until then no task has a label to look up. */
+let anyLabeled = false
 
 /** Names a task: a fresh effect, so that one effect value used twice can carry two labels. */
 export const labeled = <A, E, R>(effect: Effect.Effect<A, E, R>, label: string): Effect.Effect<A, E, R> => {
+  anyLabeled = true
   const invalid = typeof label !== "string"
     ? new InvalidOptionError({ option: "label", reason: `must be a string, got ${show(label)}` })
     : !Effect.isEffect(effect)
@@ -53,6 +56,7 @@ export const labeled = <A, E, R>(effect: Effect.Effect<A, E, R>, label: string):
 
 /** The label `labeled` gave `effect`, if any; throws what was wrong when `labeled` was misused. */
 const labelOf = (effect: object): string | undefined => {
+  if (!anyLabeled) return undefined
   const label = labels.get(effect)
   if (typeof label === "object") throw label
   return label

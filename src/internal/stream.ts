@@ -38,14 +38,14 @@ export const stream = (shape: Shape, s: Settings): Stream.Stream<Outcome.Outcome
             const ledger = observe(new Ledger(shape, prepared, () => clock.currentTimeMillisUnsafe(), false))
             const emitted = new Uint8Array(total)
             return {
-              onExit(index, exit, limit, started, end) {
-                ledger.record(index, exit, limit, started, end, false)
+              onExit(index, exit, limit, started, end, waited) {
+                ledger.record(index, exit, limit, started, end, waited)
                 emitted[index] = 1
                 Queue.offerUnsafe(queue, ledger.outcome(index))
                 return false
               },
-              onLateExit(index, exit, limit, started, end) {
-                ledger.record(index, exit, limit, started, end, true)
+              onLateExit(index, exit, limit, started, end, waited) {
+                ledger.record(index, exit, limit, started, end, waited)
               },
               onDeadline() {
                 ledger.stop = "Deadline"

@@ -42,8 +42,29 @@ describe("ServeFlags.parse", () => {
       port: 3000,
       simulators: Result.getOrThrow(Simulator.applyFlags(Simulator.loadConfig(), [])),
       trace: "off",
-      otlpEndpoint: "http://127.0.0.1:4318"
+      otlpEndpoint: "http://127.0.0.1:4318",
+      workers: Os.availableParallelism()
     })
+  })
+
+  it("takes the number of worker processes from --workers, as --workers=N or --workers N, else one per core", () => {
+    expect(parse(["--workers=1"])).toMatchObject({ workers: 1 })
+    expect(parse(["--workers", "2", "--port=0"])).toMatchObject({ workers: 2, port: 0 })
+    expect(parse(["--workers=1024"])).toMatchObject({ workers: 1024 })
+    expect(parse(["--external", "--workers=3"], featureUrls)).toMatchObject({ _tag: "External", workers: 3 })
+    expect(parse(["--external"], featureUrls)).toMatchObject({ workers: Os.availableParallelism() })
+  })
+
+  it("names a bad --workers", () => {
+    for (const workers of ["0", "-1", "1025", "2.5", "two", "", "0x2", "1e2", " 2"]) {
+      expect(problem([`--workers=${workers}`]), workers).toBe(
+        `--workers=${workers}: workers must be an integer from 1 to 1024`
+      )
+    }
+    expect(problem(["--workers"])).toBe("--workers needs a value, as in --workers=...")
+    expect(problem(["--workers", "--port=0"])).toBe("--workers needs a value, as in --workers=...")
+    expect(problem(["--workers", "abc"])).toBe("--workers=abc: workers must be an integer from 1 to 1024")
+    expect(problem(["--workers=2", "--workers", "3"])).toBe("--workers=3: --workers is given twice")
   })
 
   it("takes the port from --port, else PORT", () => {
@@ -74,7 +95,8 @@ describe("ServeFlags.parse", () => {
     expect(parse(["--external", "--trace=console"], featureUrls)).toEqual({
       _tag: "External",
       trace: "console",
-      otlpEndpoint: "http://127.0.0.1:4318"
+      otlpEndpoint: "http://127.0.0.1:4318",
+      workers: Os.availableParallelism()
     })
   })
 
@@ -227,7 +249,14 @@ describe("ServeFlags.parse", () => {
   })
 
   it("says every problem in one line", () => {
-    const bad = [["--port=abc"], ["--payments.errorRate=2"], ["--foo"], ["--config=/nonexistent"], ["--seed=x"]]
+    const bad = [
+      ["--port=abc"],
+      ["--payments.errorRate=2"],
+      ["--foo"],
+      ["--config=/nonexistent"],
+      ["--seed=x"],
+      ["--workers=0"]
+    ]
     for (const argv of bad) expect(problem(argv), argv[0]).not.toMatch(/\n/)
     expect(problem(["--external"])).not.toMatch(/\n/)
   })
@@ -253,7 +282,7 @@ describe("npm run serve", () => {
     await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve))
     const port = (taken.address() as Net.AddressInfo).port
     try {
-      const result = await serve([`--port=${port}`], {})
+      const result = await serve([`--port=${port}`, "--workers=1"], {})
       expect(result.code).toBe(1)
       expect(result.stderr).toBe(`serve: cannot listen: listen EADDRINUSE: address already in use 127.0.0.1:${port}\n`)
     } finally {

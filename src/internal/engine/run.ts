@@ -24,14 +24,16 @@ export type Limit = "Timeout" | "Deadline"
 export interface Policy<A, E> {
   /**
    * A task ended while the fan-out was running (`limit`: the time limit that stopped it, if one did; `started` and
-   * `ended`: the clock's times, when the fan-out is timed). Returns `true` to stop the fan-out.
+   * `ended`: the clock's times, when the fan-out is timed; `waited`: it did not end as it started). Returns `true` to
+   * stop the fan-out.
    */
   readonly onExit: (
     index: number,
     exit: Exit.Exit<unknown, unknown>,
     limit: Limit | undefined,
     started: number,
-    ended: number
+    ended: number,
+    waited: boolean
   ) => boolean
   /** A task ended after the fan-out stopped: it was interrupted, or ended before the interruption reached it. */
   readonly onLateExit: (
@@ -39,7 +41,8 @@ export interface Policy<A, E> {
     exit: Exit.Exit<unknown, unknown>,
     limit: Limit | undefined,
     started: number,
-    ended: number
+    ended: number,
+    waited: boolean
   ) => void
   /** The deadline passed; the fan-out stops after this call, its running tasks ending with `limit` "Deadline". */
   readonly onDeadline: () => void
@@ -184,10 +187,10 @@ export const run = <A, E>(spec: Spec<A, E>): Effect.Effect<A, E> =>
       settleIfDone()
     }
 
-    const ended = (index: number, exit: Exit.Exit<unknown, unknown>, started: number, end: number) => {
+    const ended = (index: number, exit: Exit.Exit<unknown, unknown>, started: number, end: number, waited: boolean) => {
       const limit = limits?.[index]
-      if (stopped) policy.onLateExit(index, exit, limit, started, end)
-      else if (policy.onExit(index, exit, limit, started, end)) stop()
+      if (stopped) policy.onLateExit(index, exit, limit, started, end, waited)
+      else if (policy.onExit(index, exit, limit, started, end, waited)) stop()
     }
 
     /**
@@ -207,7 +210,7 @@ export const run = <A, E>(spec: Spec<A, E>): Effect.Effect<A, E> =>
           effect = Exit.die(defect)
         }
         if (Exit.isExit(effect)) {
-          ended(index, effect, started, started)
+          ended(index, effect, started, started, false)
           continue
         }
         // The slot is taken before the task runs: a task's first step may end a sibling (completing a `Deferred`
@@ -232,7 +235,7 @@ export const run = <A, E>(spec: Spec<A, E>): Effect.Effect<A, E> =>
         }
         if (exit !== undefined) {
           running--
-          ended(index, exit, started, started)
+          ended(index, exit, started, started, false)
           continue
         }
         fibers[index] = task
@@ -250,7 +253,7 @@ export const run = <A, E>(spec: Spec<A, E>): Effect.Effect<A, E> =>
             fibers[index] = undefined
             running--
             clear(timeoutAlarm)
-            ended(index, exit, started, timed ? clock.currentTimeMillisUnsafe() : 0)
+            ended(index, exit, started, timed ? clock.currentTimeMillisUnsafe() : 0, true)
             fill()
             settleIfDone()
           })
