@@ -2,6 +2,7 @@
  * Where and how the API listens: `PORT` and `HOST`, read strictly, and the `node:http` server it listens with.
  */
 import { Config, Result } from "effect"
+import Cluster from "node:cluster"
 import * as Http from "node:http"
 import { isIP } from "node:net"
 import { variable } from "./Environment.js"
@@ -42,18 +43,24 @@ export const hostConfig: Config.Config<string> = variable(
 /** Where `Server.layerConfig` listens: `PORT` and `HOST`. */
 export const listenConfig: Config.Config<Listen> = Config.all({ port: portConfig, host: hostConfig })
 
+/** The header naming the worker process that answered, so a client can see the load spread over the workers. */
+export const workerHeader = "x-worker-pid"
+
 /**
  * A `node:http` server that, once closing, also closes each keep-alive connection as its last response finishes.
  * `server.close()` (what `NodeHttpServer` calls on shutdown) stops accepting and closes the connections idle at that
  * moment; a connection still answering a request would otherwise stay open after its answer until the client drops
  * it or the keep-alive timeout passes, holding up the shutdown. (The hook is on the response class, not a `request`
  * listener: `NodeHttpServer` answers 503 itself while its own listener is the only one.)
+ *
+ * In a `node:cluster` worker (`npm run serve -- --workers N`) every response also carries `workerHeader`.
  */
 export const nodeServer = (): Http.Server => {
   const server: Http.Server = Http.createServer({
     ServerResponse: class extends Http.ServerResponse {
       constructor(request: Http.IncomingMessage) {
         super(request)
+        if (Cluster.isWorker) this.setHeader(workerHeader, String(process.pid))
         this.once("finish", () => {
           if (!server.listening) server.closeIdleConnections()
         })

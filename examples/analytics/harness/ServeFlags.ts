@@ -8,17 +8,20 @@
  *   --trace=console|otlp|off
  *                     where spans go; default `otlp` when OTEL_EXPORTER_OTLP_ENDPOINT (an http(s) URL) is set,
  *                     else `off`
+ *   --workers=N       how many processes serve the API on the one port (`node:cluster`), 1 to 1024; default one per
+ *                     core (`os.availableParallelism()`); 1 serves it in this process, as without cluster
  *   --external        no simulators: the clients call `<FEATURE>_URL`, the API listens on `PORT` and `HOST`
  *   anything else     a simulator setting: `--seed=7`, `--<feature>.<setting>=<value>`, `--all.<setting>=<value>`
  *                     (see `applyFlags` in Simulator.ts)
  *
- * A flag given twice is refused.
+ * `serve`'s own flags also take their value as the next argument (`--workers 2`). A flag given twice is refused.
  *
  * The environment: `REQUIRED_FEATURES`, `FEATURE_RETRIES`, `STRICT_RETRIES` and `FEATURE_TIMEOUT`; with `--external`
  * also `PORT`, `HOST` and every `<FEATURE>_URL`. Each is read by the `Config` the application itself reads it with.
  */
 import type { Config } from "effect"
 import { ConfigProvider, Effect, Result } from "effect"
+import { availableParallelism } from "node:os"
 import { relative } from "node:path"
 import { fileURLToPath } from "node:url"
 import { httpUrlExpected, isHttpUrl, type Problem, problems } from "../Environment.js"
@@ -39,19 +42,30 @@ export type ServeOptions =
     readonly simulators: Simulator.SimulatorConfig
     readonly trace: Trace
     readonly otlpEndpoint: string
+    readonly workers: number
   }
   | {
     /** The API alone, configured from the environment (`Server.layerConfig`). */
     readonly _tag: "External"
     readonly trace: Trace
     readonly otlpEndpoint: string
+    readonly workers: number
   }
 
 const defaultPort = 3000
 const defaultOtlpEndpoint = "http://127.0.0.1:4318"
 
 /** The flags `serve` reads itself; every other one is a simulator setting. */
-const own = ["port", "config", "trace"] as const
+const own = ["port", "config", "trace", "workers"] as const
+
+/** The most worker processes `--workers` takes: far past any core count, short of a typo's thousands. */
+export const maxWorkers = 1024
+
+/** A worker count written in decimal digits, 1 to `maxWorkers`; `undefined` if `raw` is not one. */
+export const parseWorkers = (raw: string): number | undefined => {
+  const workers = /^\d{1,4}$/.test(raw) ? Number(raw) : NaN
+  return workers >= 1 && workers <= maxWorkers ? workers : undefined
+}
 
 const fail = (message: string) => Result.fail(new FlagError({ message }))
 
@@ -105,16 +119,31 @@ export const parse = (
   const values: Partial<Record<(typeof own)[number], string>> = {}
   const rest: Array<string> = []
   let external = false
-  for (const arg of argv) {
+  for (let i = 0; i < argv.length; i++) {
+    let arg = argv[i]!
     if (arg === "--external") {
       external = true
       continue
     }
     const name = own.find((name) => arg === `--${name}` || arg.startsWith(`--${name}=`))
-    if (name === undefined) rest.push(arg)
-    else if (arg === `--${name}`) return fail(`${arg} needs a value, as in ${arg}=...`)
-    else if (values[name] !== undefined) return fail(`${arg}: --${name} is given twice`)
-    else values[name] = arg.slice(name.length + 3)
+    if (name === undefined) {
+      rest.push(arg)
+      continue
+    }
+    if (arg === `--${name}`) {
+      // `--workers 2`: the value is the next argument, unless that is another flag.
+      const next = argv[i + 1]
+      if (next === undefined || next.startsWith("--")) return fail(`${arg} needs a value, as in ${arg}=...`)
+      arg = `${arg}=${next}`
+      i++
+    }
+    if (values[name] !== undefined) return fail(`${arg}: --${name} is given twice`)
+    values[name] = arg.slice(name.length + 3)
+  }
+
+  const workers = values.workers === undefined ? availableParallelism() : parseWorkers(values.workers)
+  if (workers === undefined) {
+    return fail(`--workers=${values.workers}: workers must be an integer from 1 to ${maxWorkers}`)
   }
 
   const otlpEndpoint = env.OTEL_EXPORTER_OTLP_ENDPOINT
@@ -125,7 +154,7 @@ export const parse = (
   if (trace === "otlp" && otlpEndpoint !== undefined && !isHttpUrl(otlpEndpoint)) {
     return fail(`OTEL_EXPORTER_OTLP_ENDPOINT=${otlpEndpoint}: ${httpUrlExpected}`)
   }
-  const common = { trace, otlpEndpoint: otlpEndpoint ?? defaultOtlpEndpoint } as const
+  const common = { trace, otlpEndpoint: otlpEndpoint ?? defaultOtlpEndpoint, workers } as const
 
   if (external) {
     // Nothing here would be used: refuse rather than ignore what the caller asked for.
