@@ -176,24 +176,19 @@ export const observed = <A, E>(
 ): Effect.Effect<A, E> =>
   Effect.withFiber((fiber) => {
     const name = s.name ?? `fanout.${kind}`
-    return Effect.useSpan(name, (span) => {
+    // The span is made and ended here and given to the tasks as their parent span, with no stack frame of the
+    // fan-out's own: Effect's span combinators push one, which annotates every failure and interruption in the
+    // fan-out's fibers (a cost per task), and at the very end of the stack (a deep nest of fan-outs) makes the
+    // runtime re-annotate a stack overflow forever.
+    return Effect.flatMap(Effect.makeSpan(name), (span) => {
       annotate(span, kind, shape, s)
       const tasks = wantsTaskSpans(s.taskSpans, fiber) ? taskSpans(shape, fiber) : undefined
       let ledger: Ledger | undefined = undefined
       const run = make(tasks?.around, (l) => ledger = tasks === undefined ? l : tasks.watch(l))
-      // The tasks run under the span but keep the caller's stack frame: a frame of the fan-out's own in every task's
-      // context would annotate each task's failure and interruption with it, at a cost per task that grows with the
-      // nesting of fan-outs.
-      return Effect.onExit(
-        Effect.withParentSpan(
-          Effect.provideService(run, References.CurrentStackFrame, fiber.getRef(References.CurrentStackFrame)),
-          span,
-          untraced
-        ),
-        () =>
-          Effect.sync(() => {
-            if (ledger !== undefined) summarize(span, name, ledger, fiber.context)
-          })
-      )
+      return Effect.onExit(Effect.provideService(run, Tracer.ParentSpan, span), (exit) =>
+        Effect.sync(() => {
+          if (ledger !== undefined) summarize(span, name, ledger, fiber.context)
+          span.end(fiber.getRef(Clock.Clock).currentTimeNanosUnsafe(), exit)
+        }))
     })
   })

@@ -99,8 +99,6 @@ export interface Spec<A, E> {
 export const run = <A, E>(spec: Spec<A, E>): Effect.Effect<A, E> =>
   Effect.withFiber((caller) => {
     const { concurrency, size } = spec
-    const dbg = { id: (globalThis as any).__n = ((globalThis as any).__n ?? 0) + 1, state: () => ({ running, next, stopped, answered, registering, broken: broken && String(broken.defect), resume: resume !== undefined }) }
-    ;((globalThis as any).__live ??= new Map()).set(dbg.id, dbg)
     const clock = caller.getRef(Clock.Clock)
     const policy = spec.policy(clock)
     if (size === 0) return policy.result(0)
@@ -157,7 +155,6 @@ export const run = <A, E>(spec: Spec<A, E>): Effect.Effect<A, E> =>
       if (running > 0 && !(stopped && spec.detach)) return
       if (!stopped && next < size) return
       answered = true
-      ;(globalThis as any).__live.delete(dbg.id)
       const answer = resume
       const started = next
       if (alarms === undefined) return answer(answerOf(started))
