@@ -14,9 +14,9 @@
  * annotations, the current span (spans opened inside a task are children of the span around the fan-out), the
  * clock and the scheduler. What a task changes there stays in that task.
  *
- * Cost: one fiber per task, started on Effect 4's runtime through its public API as `Effect.all` starts its own, so
- * a fan-out costs about what `Effect.all` does (see `docs/BENCHMARKS.md`); a task that ends as it starts makes no
- * fiber at all.
+ * Cost: one fiber per task, started on Effect 4's runtime through its public API as `Effect.all` starts its own (a
+ * task that is already an `Exit`, such as `Effect.succeed`, makes none), plus the record of each task's outcome,
+ * which costs more than `Effect.all` spends on a task that ends at once (see `docs/BENCHMARKS.md`).
  *
  * Requests (`Effect.request`): concurrent tasks' requests are batched by their `RequestResolver`'s own window, as
  * with `Effect.all`; no option is needed.

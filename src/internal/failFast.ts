@@ -11,11 +11,9 @@ import type * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import { FanOutFailure, FanOutTimeoutError } from "../FanOutError.js"
 import type * as Outcome from "../Outcome.js"
-import { prepare } from "./attempts.js"
-import { run } from "./engine/run.js"
-import { Ledger } from "./ledger.js"
-import { observed } from "./observe.js"
+import type { Ledger } from "./ledger.js"
 import type { Settings } from "./options.js"
+import { runPolicy } from "./policy.js"
 import { rebuild } from "./shape.js"
 import type { Shape } from "./shape.js"
 
@@ -24,68 +22,50 @@ const genuine = (cause: Cause.Cause<unknown>): ReadonlyArray<Cause.Reason<unknow
   cause.reasons.filter((reason) => reason._tag !== "Interrupt")
 
 /** @internal */
-export const all = (shape: Shape, s: Settings): Effect.Effect<any, any> =>
-  observed("all", s, shape, (around, observe) => {
-    const prepared = prepare(shape, s, around)
-    const n = shape.keys.length
-    const timeoutOf = (index: number) =>
-      new FanOutTimeoutError({
-        reason: "Timeout",
-        key: shape.keys[index],
-        label: shape.labels[index],
-        duration: Duration.millis(s.timeout!)
-      })
-    const deadlineError = () =>
-      new FanOutTimeoutError({
-        reason: "Deadline",
-        key: undefined,
-        label: undefined,
-        duration: Duration.millis(s.deadline!)
-      })
-    return run({
-      size: n,
-      task: prepared.task,
-      concurrency: s.concurrency,
-      timeout: prepared.engineTimeout,
-      deadline: s.deadline,
-      detach: s.detach,
-      timed: true,
-      policy: (clock) => {
-        const ledger = observe(new Ledger(shape, prepared, () => clock.currentTimeMillisUnsafe(), s.discard))
-        let first: Cause.Cause<unknown> | undefined = undefined
-        let rest: Array<Cause.Reason<unknown>> | undefined = undefined
-        return {
-          onExit(index, exit, limit, started, end, waited) {
-            ledger.record(index, exit, limit, started, end, waited)
-            if (exit._tag === "Success") return false
-            first = limit === "Timeout" ? Cause.fail(timeoutOf(index)) : exit.cause
-            ledger.stop = "Policy"
-            ledger.stoppedBy = index
-            return true
-          },
-          onLateExit(index, exit, limit, started, end, waited) {
-            ledger.record(index, exit, limit, started, end, waited)
-            if (exit._tag === "Failure") {
-              const reasons = genuine(exit.cause)
-              if (reasons.length > 0) (rest ??= []).push(...reasons)
-            }
-          },
-          onDeadline() {
-            first = Cause.fail(deadlineError())
-            ledger.stop = "Deadline"
-          },
-          result() {
-            if (first === undefined) {
-              if (s.discard) return Exit.void
-              return Exit.succeed(rebuild(shape, s.outcomes ? ledger.outcomes() : ledger.values()))
-            }
-            if (s.report) return Exit.fail(failureReport(ledger, ledger.stoppedBy, true))
-            return Exit.failCause(rest === undefined ? first : Cause.combine(first, Cause.fromReasons(rest)))
-          }
-        }
-      }
+export const all = (shape: Shape, s: Settings): Effect.Effect<any, any> => {
+  const timeoutOf = (index: number) =>
+    new FanOutTimeoutError({
+      reason: "Timeout",
+      key: shape.keys[index],
+      label: shape.labels[index],
+      duration: Duration.millis(s.timeout!)
     })
+  const deadlineError = () =>
+    new FanOutTimeoutError({
+      reason: "Deadline",
+      key: undefined,
+      label: undefined,
+      duration: Duration.millis(s.deadline!)
+    })
+  return runPolicy("all", shape, s, { detach: s.detach, discard: s.discard }, (ledger) => {
+    let first: Cause.Cause<unknown> | undefined = undefined
+    let rest: Array<Cause.Reason<unknown>> | undefined = undefined
+    return {
+      onExit(index, exit, limit) {
+        if (exit._tag === "Success") return false
+        first = limit === "Timeout" ? Cause.fail(timeoutOf(index)) : exit.cause
+        return true
+      },
+      onLateExit(_, exit) {
+        if (exit._tag === "Failure") {
+          const reasons = genuine(exit.cause)
+          if (reasons.length > 0) (rest ??= []).push(...reasons)
+        }
+      },
+      onDeadline() {
+        first = Cause.fail(deadlineError())
+      },
+      result() {
+        if (first === undefined) {
+          if (s.discard) return Exit.void
+          return Exit.succeed(rebuild(shape, s.outcomes ? ledger.outcomes() : ledger.values()))
+        }
+        if (s.report) return Exit.fail(failureReport(ledger, ledger.stoppedBy, true))
+        return Exit.failCause(rest === undefined ? first : Cause.combine(first, Cause.fromReasons(rest)))
+      }
+    }
   })
+}
 
 /**
  * The `FanOutFailure` of a stopped fan-out: the task at `culprit` first (-1: the deadline itself), then every other

@@ -7,11 +7,8 @@ import type * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import { InvalidOptionError, QuorumError } from "../FanOutError.js"
 import type * as Outcome from "../Outcome.js"
-import { prepare } from "./attempts.js"
-import { run } from "./engine/run.js"
-import { Ledger } from "./ledger.js"
-import { observed } from "./observe.js"
 import type { Settings } from "./options.js"
+import { runPolicy } from "./policy.js"
 import type { Shape } from "./shape.js"
 import { show } from "./show.js"
 
@@ -29,47 +26,27 @@ export const quorum = (
       reason: `must be an integer from 1 to the number of tasks (${total}), got ${show(needed)}`
     })
   }
-  return observed(kind, s, shape, (around, observe) => {
-    const prepared = prepare(shape, s, around)
-    return run({
-      size: total,
-      task: prepared.task,
-      concurrency: s.concurrency,
-      timeout: prepared.engineTimeout,
-      deadline: s.deadline,
-      detach: false,
-      timed: true,
-      policy: (clock) => {
-        const ledger = observe(new Ledger(shape, prepared, () => clock.currentTimeMillisUnsafe(), false))
-        let succeeded = 0
-        let ended = 0
-        // The successes in the order they came: the result lists them so.
-        const order: Array<number> = []
-        return {
-          onExit(index, exit, limit, started, end, waited) {
-            ledger.record(index, exit, limit, started, end, waited)
-            ended++
-            if (exit._tag === "Success") {
-              succeeded++
-              order.push(index)
-              return succeeded >= needed
-            }
-            // Stop as soon as the tasks still to come cannot make up the difference.
-            return succeeded + (total - ended) < needed
-          },
-          onLateExit(index, exit, limit, started, end, waited) {
-            ledger.record(index, exit, limit, started, end, waited)
-          },
-          onDeadline() {
-            ledger.stop = "Deadline"
-          },
-          result() {
-            const outcomes = ledger.outcomes()
-            if (succeeded >= needed) return Exit.succeed(order.map((i) => outcomes[i] as Outcome.Success<unknown>))
-            return Exit.fail(new QuorumError({ needed, succeeded, outcomes }))
-          }
+  return runPolicy(kind, shape, s, { detach: false, discard: false }, (ledger) => {
+    let succeeded = 0
+    let ended = 0
+    // The successes in the order they came: the result lists them so.
+    const order: Array<number> = []
+    return {
+      onExit(index, exit) {
+        ended++
+        if (exit._tag === "Success") {
+          succeeded++
+          order.push(index)
+          return succeeded >= needed
         }
+        // Stop as soon as the tasks still to come cannot make up the difference.
+        return succeeded + (total - ended) < needed
+      },
+      result() {
+        const outcomes = ledger.outcomes()
+        if (succeeded >= needed) return Exit.succeed(order.map((i) => outcomes[i] as Outcome.Success<unknown>))
+        return Exit.fail(new QuorumError({ needed, succeeded, outcomes }))
       }
-    })
+    }
   })
 }

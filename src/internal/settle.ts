@@ -9,12 +9,10 @@ import type * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import { FanOutTimeoutError, InvalidOptionError } from "../FanOutError.js"
 import type * as Outcome from "../Outcome.js"
-import { prepare } from "./attempts.js"
-import { run } from "./engine/run.js"
 import { failureReport } from "./failFast.js"
-import { Ledger } from "./ledger.js"
-import { observed } from "./observe.js"
+import type { Ledger } from "./ledger.js"
 import type { Settings } from "./options.js"
+import { runPolicy } from "./policy.js"
 import { rebuild } from "./shape.js"
 import type { Shape } from "./shape.js"
 import { show } from "./show.js"
@@ -49,48 +47,21 @@ export const settle = (shape: Shape, s: Settings, kind: "settle" | "settleForEac
     })
   }
   const required = requiredIndices(shape, s.required)
-  return observed(kind, s, shape, (around, observe) => {
-    const prepared = prepare(shape, s, around)
-    return run({
-      size: shape.keys.length,
-      task: prepared.task,
-      concurrency: s.concurrency,
-      timeout: prepared.engineTimeout,
-      deadline: s.deadline,
-      detach: false,
-      timed: true,
-      policy: (clock) => {
-        const ledger = observe(new Ledger(shape, prepared, () => clock.currentTimeMillisUnsafe(), false))
-        return {
-          onExit(index, exit, limit, started, end, waited) {
-            ledger.record(index, exit, limit, started, end, waited)
-            if (required === undefined || !required.has(index) || exit._tag === "Success") return false
-            ledger.stop = "Policy"
-            ledger.stoppedBy = index
-            return true
-          },
-          onLateExit(index, exit, limit, started, end, waited) {
-            ledger.record(index, exit, limit, started, end, waited)
-          },
-          onDeadline() {
-            ledger.stop = "Deadline"
-          },
-          result() {
-            const outcomes = ledger.outcomes()
-            if (required !== undefined) {
-              const failed = ledger.stop === "Policy"
-                ? ledger.stoppedBy
-                : ledger.stop === "Deadline"
-                ? [...required].find((i) => outcomes[i]!._tag !== "Success") ?? -1
-                : -1
-              if (failed >= 0) return requiredFailure(s, ledger, failed, outcomes)
-            }
-            return Exit.succeed(rebuild(shape, outcomes))
-          }
-        }
+  return runPolicy(kind, shape, s, { detach: false, discard: false }, (ledger) => ({
+    onExit: (index, exit) => required !== undefined && required.has(index) && exit._tag !== "Success",
+    result() {
+      const outcomes = ledger.outcomes()
+      if (required !== undefined) {
+        const failed = ledger.stop === "Policy"
+          ? ledger.stoppedBy
+          : ledger.stop === "Deadline"
+          ? [...required].find((i) => outcomes[i]!._tag !== "Success") ?? -1
+          : -1
+        if (failed >= 0) return requiredFailure(s, ledger, failed, outcomes)
       }
-    })
-  })
+      return Exit.succeed(rebuild(shape, outcomes))
+    }
+  }))
 }
 
 /**

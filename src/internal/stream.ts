@@ -12,52 +12,28 @@ import * as Exit from "effect/Exit"
 import * as Queue from "effect/Queue"
 import * as Stream from "effect/Stream"
 import type * as Outcome from "../Outcome.js"
-import { prepare } from "./attempts.js"
-import { run } from "./engine/run.js"
-import { Ledger } from "./ledger.js"
-import { observed } from "./observe.js"
 import type { Settings } from "./options.js"
+import { runPolicy } from "./policy.js"
 import type { Shape } from "./shape.js"
 
 /** @internal */
 export const stream = (shape: Shape, s: Settings): Stream.Stream<Outcome.Outcome<unknown, unknown>> =>
   Stream.callback<Outcome.Outcome<unknown, unknown>>((queue) =>
     Effect.andThen(
-      observed("stream", s, shape, (around, observe) => {
-        const prepared = prepare(shape, s, around)
-        const total = shape.keys.length
-        return run({
-          size: total,
-          task: prepared.task,
-          concurrency: s.concurrency,
-          timeout: prepared.engineTimeout,
-          deadline: s.deadline,
-          detach: false,
-          timed: true,
-          policy: (clock) => {
-            const ledger = observe(new Ledger(shape, prepared, () => clock.currentTimeMillisUnsafe(), false))
-            const emitted = new Uint8Array(total)
-            return {
-              onExit(index, exit, limit, started, end, waited) {
-                ledger.record(index, exit, limit, started, end, waited)
-                emitted[index] = 1
-                Queue.offerUnsafe(queue, ledger.outcome(index))
-                return false
-              },
-              onLateExit(index, exit, limit, started, end, waited) {
-                ledger.record(index, exit, limit, started, end, waited)
-              },
-              onDeadline() {
-                ledger.stop = "Deadline"
-              },
-              result() {
-                // Tasks cut off by the deadline end after the fan-out has stopped listening: they come last.
-                for (let i = 0; i < total; i++) if (emitted[i] === 0) Queue.offerUnsafe(queue, ledger.outcome(i))
-                return Exit.void
-              }
-            }
+      runPolicy("stream", shape, s, { detach: false, discard: false }, (ledger) => {
+        const emitted = new Uint8Array(shape.keys.length)
+        return {
+          onExit(index) {
+            emitted[index] = 1
+            Queue.offerUnsafe(queue, ledger.outcome(index))
+            return false
+          },
+          result() {
+            // Tasks cut off by the deadline end after the fan-out has stopped listening: they come last.
+            for (let i = 0; i < emitted.length; i++) if (emitted[i] === 0) Queue.offerUnsafe(queue, ledger.outcome(i))
+            return Exit.void
           }
-        })
+        }
       }),
       Queue.end(queue)
     )

@@ -1,0 +1,69 @@
+/**
+ * The frame every policy (fail fast, settle, quorum, stream) runs in: its tasks prepared, run by the engine inside
+ * the fan-out's span, and every task's end recorded in a ledger. A policy only says what a task's end means
+ * (`onExit`, `true` to stop the fan-out), what a task that ended after the stop adds (`onLateExit`), what the
+ * deadline means (`onDeadline`) and what the fan-out answers (`result`).
+ *
+ * @internal
+ */
+import type * as Effect from "effect/Effect"
+import type * as Exit from "effect/Exit"
+import { prepare } from "./attempts.js"
+import { run } from "./engine/run.js"
+import type { Limit } from "./engine/run.js"
+import { Ledger } from "./ledger.js"
+import { observed } from "./observe.js"
+import type { Settings } from "./options.js"
+import type { Shape } from "./shape.js"
+
+/** What one run of a fan-out does with its tasks' ends, made per run with that run's ledger. */
+export interface Rules<A, E> {
+  /** A task ended (already recorded) while the fan-out ran; `true` stops it, the ledger naming that task. */
+  readonly onExit: (index: number, exit: Exit.Exit<unknown, unknown>, limit: Limit | undefined) => boolean
+  readonly onLateExit?: ((index: number, exit: Exit.Exit<unknown, unknown>) => void) | undefined
+  readonly onDeadline?: (() => void) | undefined
+  readonly result: () => Exit.Exit<A, E>
+}
+
+/** Runs the fan-out of `shape` under `rules`, named `kind` in its span and metrics. */
+export const runPolicy = <A, E>(
+  kind: string,
+  shape: Shape,
+  s: Settings,
+  options: { readonly detach: boolean; readonly discard: boolean },
+  rules: (ledger: Ledger) => Rules<A, E>
+): Effect.Effect<A, E> =>
+  observed(kind, s, shape, (around, observe) => {
+    const prepared = prepare(shape, s, around)
+    return run({
+      size: shape.keys.length,
+      task: prepared.task,
+      concurrency: s.concurrency,
+      timeout: prepared.engineTimeout,
+      deadline: s.deadline,
+      detach: options.detach,
+      timed: true,
+      policy: (clock) => {
+        const ledger = observe(new Ledger(shape, prepared, () => clock.currentTimeMillisUnsafe(), options.discard))
+        const r = rules(ledger)
+        return {
+          onExit(index, exit, limit, started, end, waited) {
+            ledger.record(index, exit, limit, started, end, waited)
+            if (!r.onExit(index, exit, limit)) return false
+            ledger.stop = "Policy"
+            ledger.stoppedBy = index
+            return true
+          },
+          onLateExit(index, exit, limit, started, end, waited) {
+            ledger.record(index, exit, limit, started, end, waited)
+            r.onLateExit?.(index, exit)
+          },
+          onDeadline() {
+            ledger.stop = "Deadline"
+            r.onDeadline?.()
+          },
+          result: r.result
+        }
+      }
+    })
+  })
