@@ -7,6 +7,7 @@ import { assert, describe, expect, it } from "@effect/vitest"
 import { Cause, Clock, Context, Effect, Exit, Fiber, Ref, Schedule, Scheduler } from "effect"
 import { TestClock } from "effect/testing"
 import { FanOut } from "../src/index.js"
+import { countingSleeps } from "./support.js"
 
 /** An append-only log of what tasks did, read back with `get`. */
 const makeLog = Effect.map(Ref.make<ReadonlyArray<string>>([]), (ref) => ({
@@ -15,20 +16,6 @@ const makeLog = Effect.map(Ref.make<ReadonlyArray<string>>([]), (ref) => ({
 }))
 
 const pending = <A, E>(fiber: Fiber.Fiber<A, E>) => Effect.sync(() => fiber.pollUnsafe() === undefined)
-
-/** The caller's clock, counting the sleeps in flight: the fan-out's timer fiber is one while it waits. */
-const countingSleeps = Effect.clockWith((clock) => {
-  let sleeping = 0
-  const counted: Clock.Clock = {
-    ...clock,
-    sleep: (duration) =>
-      Effect.suspend(() => {
-        sleeping++
-        return Effect.ensuring(clock.sleep(duration), Effect.sync(() => sleeping--))
-      })
-  }
-  return Effect.succeed({ clock: counted, sleeping: () => sleeping })
-})
 
 /**
  * A task that is its one attempt is limited on its own fiber by the engine; one that is retried (here with no retry

@@ -6,6 +6,7 @@ import { Cause, Clock, Context, Deferred, Duration, Effect, Exit, Fiber, Ref, Sc
 import { TestClock } from "effect/testing"
 import { FanOut } from "../src/index.js"
 import { longestDelay } from "../src/internal/engine/alarms.js"
+import { countingSleeps } from "./support.js"
 
 /** An append-only log of what attempts did, read back with `get`. */
 const makeLog = Effect.map(Ref.make<ReadonlyArray<string>>([]), (ref) => ({
@@ -45,20 +46,6 @@ const attemptsOf = (
     )
   })
 }
-
-/** The caller's clock, counting the sleeps in flight: the alarms' timer fiber is one while it waits. */
-const countingSleeps = Effect.clockWith((clock) => {
-  let sleeping = 0
-  const counted: Clock.Clock = {
-    ...clock,
-    sleep: (duration) =>
-      Effect.suspend(() => {
-        sleeping++
-        return Effect.ensuring(clock.sleep(duration), Effect.sync(() => sleeping--))
-      })
-  }
-  return Effect.succeed({ clock: counted, sleeping: () => sleeping })
-})
 
 describe("FanOut.hedge", () => {
   it.effect("starts a backup only after the delay; the first success wins, the loser is interrupted once", () =>

@@ -1,7 +1,8 @@
 /**
- * What several test files share: a log of what tasks did, and a recorder that sees every fiber a fan-out starts.
+ * What several test files share: a log of what tasks did, a recorder that sees every fiber a fan-out starts, and a
+ * clock that counts the sleeps in flight.
  */
-import { Effect, type Exit, Metric, Ref } from "effect"
+import { type Clock, Effect, type Exit, Metric, Ref } from "effect"
 
 /** An append-only log of entries such as `"a finalized"`, read back with `get`. */
 export const makeLog = Effect.map(Ref.make<ReadonlyArray<string>>([]), (ref) => ({
@@ -41,3 +42,17 @@ export const recordedExit = <A, E, R>(
     const recorder = new Recorder()
     return Effect.map(Effect.exit(recorded(self, recorder)), (exit) => ({ exit, recorder }))
   })
+
+/** The caller's clock, counting the sleeps in flight: a fan-out's timer fiber (its alarms) is one while it waits. */
+export const countingSleeps = Effect.clockWith((clock) => {
+  let sleeping = 0
+  const counted: Clock.Clock = {
+    ...clock,
+    sleep: (duration) =>
+      Effect.suspend(() => {
+        sleeping++
+        return Effect.ensuring(clock.sleep(duration), Effect.sync(() => sleeping--))
+      })
+  }
+  return Effect.succeed({ clock: counted, sleeping: () => sleeping })
+})
