@@ -1,6 +1,6 @@
 /**
  * `npx tsx scripts/nesting.ts [depth] [runs]`: every combinator nested in itself `depth` levels deep (default 10,000,
- * well past where the stack runs out), each run in a process of its own (a fresh stack and heap) with a time limit,
+ * well past where one stack would run out), each run in a process of its own (a fresh stack and heap) with a time limit,
  * and a count of what came back per combinator: the depth, the stack overflow as a defect, anything else, or no
  * answer in time (a hang). `npx tsx scripts/nesting.ts --one <combinator> <depth>` is one such run.
  */

@@ -198,6 +198,14 @@ export const run = <A, E>(spec: Spec<A, E>): Effect.Effect<A, E> =>
      * tasks started in one go (it counts milliseconds; a task that ends as it starts ends at its start time).
      */
     const fill = () => {
+      starting++
+      try {
+        fillOn()
+      } finally {
+        starting--
+      }
+    }
+    const fillOn = () => {
       let now = 0
       for (let burst = 0; !stopped && next < size && running < concurrency; burst++) {
         const index = next++
@@ -229,7 +237,11 @@ export const run = <A, E>(spec: Spec<A, E>): Effect.Effect<A, E> =>
           starting = false
           task = { interruptUnsafe: cancel, addObserver: (f) => end = f }
         } else {
-          const fiber = fork(effect as Effect.Effect<unknown, unknown>)
+          const fiber = fork(
+            starting > maxStartingDepth
+              ? Effect.andThen(Effect.yieldNow, effect as Effect.Effect<unknown, unknown>)
+              : effect as Effect.Effect<unknown, unknown>
+          )
           exit = fiber.pollUnsafe()
           task = fiber
         }
@@ -297,6 +309,16 @@ export const run = <A, E>(spec: Spec<A, E>): Effect.Effect<A, E> =>
       })
     })
   })
+
+/**
+ * How many fan-outs are starting tasks on this stack right now. A task's fiber starts on the stack that forks it, so
+ * a nest of fan-outs (a task that runs a fan-out whose task runs a fan-out ...) would start every level on one
+ * ever-deeper stack and overflow it a few hundred levels down. Past `maxStartingDepth` levels, a task's fiber yields
+ * to the scheduler before its first step: its level goes on from a fresh stack, and a nest of any depth costs one
+ * scheduler task per `maxStartingDepth` levels. Fan-outs that do not nest never reach it.
+ */
+let starting = 0
+const maxStartingDepth = 64
 
 /**
  * How many callers are being resumed on this stack right now. A fan-out that ends inside another's resumption (a
