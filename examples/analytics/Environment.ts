@@ -80,3 +80,16 @@ export const problems = (error: Config.ConfigError): ReadonlyArray<Problem> => {
   visit(error.cause.issue, [])
   return found
 }
+
+/**
+ * A variable holding a whole number from `min` to `max`, in decimal digits (`Number` would also read `0x2`, `1e3`
+ * and an empty value as 0).
+ */
+export const integer = (name: string, min: number, max: number): Config.Config<number> =>
+  variable(
+    name,
+    (raw) =>
+      /^\d{1,15}$/.test(raw) && Number(raw) >= min && Number(raw) <= max
+        ? Result.succeed(Number(raw))
+        : Result.fail(`must be an integer from ${min} to ${max}`)
+  )

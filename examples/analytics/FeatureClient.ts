@@ -6,13 +6,14 @@
  */
 import { NodeHttpClient } from "@effect/platform-node"
 import type { Cause } from "effect"
-import { Config, Context, Data, Duration, Effect, Layer, Option, Result, Schema } from "effect"
-import type { HttpClientError } from "effect/http"
+import { Config, Context, Data, Duration, Effect, Layer, Option, Result, Schema, Stream } from "effect"
+import type { HttpClientError, HttpClientResponse } from "effect/http"
 import { HttpClient, HttpClientRequest } from "effect/http"
 import type { CustomerId } from "./Domain.js"
-import { httpUrl, variable } from "./Environment.js"
+import { httpUrl, integer, variable } from "./Environment.js"
 import type { Feature, FeatureUsage } from "./Features.js"
 import { byFeature, configPrefix, features, pathOf, table } from "./Features.js"
+import * as LogLimit from "./LogLimit.js"
 
 /**
  * Why a call failed; callers decide on it, `message` is for logs.
@@ -90,11 +91,69 @@ export const requestTimeout: Config.Config<Duration.Duration> = variable(
     })
 ).pipe(Config.withDefault(Duration.seconds(5)))
 
-const bodyExcerpt = (text: Effect.Effect<string, unknown>) =>
-  text.pipe(
-    Effect.map((text) => text.slice(0, 500)),
-    Effect.orElseSucceed(() => "<unreadable body>")
-  )
+/**
+ * The most a client reads of one answer's body: `FEATURE_MAX_BODY_BYTES`, 1 to 16777216, default 65536 (an answer
+ * is about 100 bytes). A longer body is a `BadResponse` ("body over N bytes"): reading stops there and the
+ * connection is closed, the rest is never read, so a service that answers with hundreds of megabytes costs the API
+ * this much memory per call, not the body's size.
+ */
+export const maxBodyBytes: Config.Config<number> = integer("FEATURE_MAX_BODY_BYTES", 1, 16_777_216).pipe(
+  Config.withDefault(65_536)
+)
+
+/**
+ * The connections the client keeps to each feature service at most: `FEATURE_CONNECTIONS`, 1 to 1024, default 32.
+ * A call beyond them waits for a connection of the pool (within its deadline) instead of opening another: however
+ * many requests come in, each service sees at most this many connections from one API process.
+ */
+export const connectionsPerService: Config.Config<number> = integer("FEATURE_CONNECTIONS", 1, 1024).pipe(
+  Config.withDefault(32)
+)
+
+/** The most of an error answer's body that is read, to be logged. */
+const excerptBytes = 500
+
+/**
+ * The body as text, read until `limit` bytes at most: `undefined` when there is more (the stream stops there, which
+ * aborts the request and closes its connection). A `content-length` over the limit is refused before reading.
+ */
+export const readAtMost = (
+  response: HttpClientResponse.HttpClientResponse,
+  limit: number
+): Effect.Effect<string | undefined, HttpClientError.HttpClientError> => {
+  const declared = Number(response.headers["content-length"] ?? NaN)
+  if (declared > limit) return Effect.succeed(undefined)
+  return Effect.suspend(() => {
+    const chunks: Array<Uint8Array> = []
+    let size = 0
+    return Stream.runForEachWhile(response.stream, (chunk) =>
+      Effect.sync(() => {
+        size += chunk.length
+        if (size > limit) return false
+        chunks.push(chunk)
+        return true
+      })).pipe(Effect.map(() => size > limit ? undefined : Buffer.concat(chunks).toString("utf8")))
+  })
+}
+
+/** The first `excerptBytes` of an error answer's body, for the log. */
+const bodyExcerpt = (response: HttpClientResponse.HttpClientResponse) =>
+  Effect.suspend(() => {
+    const chunks: Array<Uint8Array> = []
+    let size = 0
+    return Stream.runForEachWhile(response.stream, (chunk) =>
+      Effect.sync(() => {
+        chunks.push(chunk)
+        size += chunk.length
+        return size < excerptBytes
+      })).pipe(
+        Effect.map(() => {
+          const text = Buffer.concat(chunks).subarray(0, excerptBytes).toString("utf8")
+          return size > excerptBytes ? `${text}…` : text
+        }),
+        Effect.orElseSucceed(() => "<unreadable body>")
+      )
+  })
 
 /**
  * How an answer differs from what was asked (its customer, its feature), or `undefined` when it does not. A service
@@ -140,9 +199,22 @@ export const make = <F extends Feature>(
   Effect.gen(function*() {
     const url = yield* baseUrl(feature)
     const timeout = yield* requestTimeout
+    const limit = yield* maxBodyBytes
+    const logLimit = yield* LogLimit.fromConfig
     const ErrorClass = errors[feature] as ErrorClass<Feature>
     const fail = (reason: Reason, message: string) =>
       Effect.fail(new ErrorClass({ feature, reason, message }) as FeatureError<F>)
+    // The answer's body decoded, or what is wrong with it.
+    const body = (response: HttpClientResponse.HttpClientResponse): Effect.Effect<FeatureUsage, string> =>
+      readAtMost(response, limit).pipe(
+        Effect.mapError((error) => error.message),
+        Effect.flatMap((text) =>
+          text === undefined ?
+            Effect.fail(`body over ${limit} bytes`) :
+            Effect.try({ try: (): unknown => JSON.parse(text), catch: () => "the body is not JSON" })
+        ),
+        Effect.flatMap((json) => Effect.mapError(decode(json), (error) => error.message))
+      )
     // Built once per client, not per call.
     const decode = Schema.decodeUnknownEffect(table[feature].response)
     const client = (yield* HttpClient.HttpClient).pipe(
@@ -161,18 +233,20 @@ export const make = <F extends Feature>(
         Effect.flatMap((response) => {
           if (response.status < 200 || response.status >= 300) {
             // The body of a failed call may hold the service's stack trace: log it here, keep it out of the error.
-            return bodyExcerpt(response.text).pipe(
+            return bodyExcerpt(response).pipe(
               Effect.flatMap((body) =>
-                Effect.logWarning("feature service answered with an error status").pipe(
-                  Effect.annotateLogs({ feature, status: response.status, body })
-                )
+                logLimit(`${feature}:${response.status}`, (suppressed) =>
+                  Effect.logWarning("feature service answered with an error status").pipe(
+                    Effect.annotateLogs({ feature, status: response.status, body, suppressed })
+                  ))
               ),
               Effect.andThen(fail("Unavailable", `${feature} answered ${response.status}`))
             )
           }
-          return response.json.pipe(
-            Effect.flatMap(decode),
-            Effect.catch((error) => fail("BadResponse", `${feature}: ${error.message}`)),
+          return body(response).pipe(
+            Effect.catch((message) =>
+              fail("BadResponse", `${feature}: ${message}`)
+            ),
             Effect.flatMap((answer) => {
               const wrong = mismatch({ customerId, feature }, answer)
               return wrong === undefined ? Effect.succeed(answer) : fail("BadResponse", `${feature}: ${wrong}`)
@@ -201,6 +275,11 @@ export const layerAll: Layer.Layer<Clients, Config.ConfigError, HttpClient.HttpC
 
 /**
  * The `HttpClient` every feature client uses: undici with its keep-alive pool, so a fan-out of twelve calls reuses
- * the connections of the previous request instead of opening twelve new ones.
+ * the connections of the previous request instead of opening twelve new ones; at most `FEATURE_CONNECTIONS` of them
+ * per service.
  */
-export const layerHttpClient: Layer.Layer<HttpClient.HttpClient> = NodeHttpClient.layerUndici
+export const layerHttpClient: Layer.Layer<HttpClient.HttpClient, Config.ConfigError> = Layer.unwrap(
+  Effect.gen(function*() {
+    return NodeHttpClient.layerUndiciOptions({ connections: yield* connectionsPerService })
+  })
+)

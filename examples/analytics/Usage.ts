@@ -28,6 +28,7 @@ import { variable } from "./Environment.js"
 import * as FeatureClient from "./FeatureClient.js"
 import type { Feature, FeatureUsage } from "./Features.js"
 import { features, isFeature } from "./Features.js"
+import * as LogLimit from "./LogLimit.js"
 
 /**
  * Features whose panel the page cannot do without: `REQUIRED_FEATURES=payments,listings`. In partial mode they are
@@ -124,18 +125,31 @@ export const okPanel = (feature: Feature, outcome: Outcome.Success<FeatureUsage>
   usage: { count: outcome.value.count, lastUsedAt: outcome.value.lastUsedAt }
 })
 
-/** Logs what the response will not say: the downstream error message, or the defect's stack and full cause. */
-const logOutcome = (feature: Feature, outcome: FeatureOutcome) => {
+/**
+ * Logs what the response will not say: the downstream error message, or the defect's stack and full cause. Through
+ * `logLimit`, keyed by feature and outcome: a feature failing the same way on every request is logged once per
+ * `LOG_WINDOW`, the next line counting the ones left out (`suppressed`).
+ */
+const logOutcome = (logLimit: LogLimit.LogLimit, feature: Feature, outcome: FeatureOutcome) => {
   const annotations = { feature, attempts: outcome.attempts }
+  const limited = (entry: Effect.Effect<void>) =>
+    logLimit(
+      `${feature}:${outcome._tag}`,
+      (suppressed) => suppressed === 0 ? entry : Effect.annotateLogs(entry, { suppressed })
+    )
   switch (outcome._tag) {
     case "Failure":
-      return Effect.logWarning(`${feature} failed: ${outcome.error.message}`).pipe(Effect.annotateLogs(annotations))
+      return limited(
+        Effect.logWarning(`${feature} failed: ${outcome.error.message}`).pipe(Effect.annotateLogs(annotations))
+      )
     case "Defect":
-      return Effect.logError(`${feature} crashed`, outcome.cause).pipe(
-        Effect.annotateLogs({ ...annotations, stack: outcome.stack })
+      return limited(
+        Effect.logError(`${feature} crashed`, outcome.cause).pipe(
+          Effect.annotateLogs({ ...annotations, stack: outcome.stack })
+        )
       )
     case "TimedOut":
-      return Effect.logWarning(`${feature} timed out`).pipe(Effect.annotateLogs(annotations))
+      return limited(Effect.logWarning(`${feature} timed out`).pipe(Effect.annotateLogs(annotations)))
     default:
       return Effect.void
   }
@@ -147,21 +161,27 @@ const logOutcome = (feature: Feature, outcome: FeatureOutcome) => {
  * Every outcome is logged first, so the defect's stack and the downstream messages stay on the server.
  */
 const requestError = (
+  logLimit: LogLimit.LogLimit,
   failure: FanOutError.FanOutFailure<FeatureError>,
   deadline: Duration.Duration,
   needed: (feature: Feature) => boolean
 ): Effect.Effect<never, FeatureFailed | DeadlineExceeded> =>
   Effect.gen(function*() {
     const outcomes = failure.outcomes
-    yield* Effect.forEach(outcomes, (outcome) => logOutcome(outcome.key as Feature, outcome), { discard: true })
+    yield* Effect.forEach(outcomes, (outcome) => logOutcome(logLimit, outcome.key as Feature, outcome), {
+      discard: true
+    })
     if (failure.reason === "Deadline" || failure.key === undefined) {
       const deadlineMs = Math.round(Duration.toMillis(deadline))
       const pending = outcomes.filter((outcome) => !Outcome.isSuccess(outcome) && needed(outcome.key as Feature))
         .map((outcome) => outcome.key as Feature)
       // The features cut off at the deadline are interrupted, which `logOutcome` leaves out: say which they were.
-      yield* Effect.logWarning(`deadline of ${deadlineMs} ms passed; pending: ${pending.join(", ")}`).pipe(
-        Effect.annotateLogs({ pending: pending.join(",") })
-      )
+      yield* logLimit(`deadline:${pending.join(",")}`, (suppressed) =>
+        Effect.logWarning(`deadline of ${deadlineMs} ms passed; pending: ${pending.join(", ")}`).pipe(
+          Effect.annotateLogs(
+            suppressed === 0 ? { pending: pending.join(",") } : { pending: pending.join(","), suppressed }
+          )
+        ))
       return yield* new DeadlineExceeded({
         deadlineMs,
         pending,
@@ -169,7 +189,9 @@ const requestError = (
       })
     }
     const feature = failure.key as Feature
-    const outcome = outcomes.find((outcome) => outcome.key === feature)
+    const outcome = outcomes.find((outcome) =>
+      outcome.key === feature
+    )
     const attempts = outcome?.attempts ?? 1
     const failedPanel = outcome === undefined || Outcome.isSuccess(outcome) ? undefined : panel(feature, outcome)
     const reason = failedPanel === undefined || failedPanel.status === "ok" ? "internal_error" : failedPanel.reason
@@ -219,6 +241,7 @@ export const make = Effect.gen(function*() {
   const required = yield* requiredFeatures
   const partialRetry = retryPolicy(yield* featureRetries)
   const strictRetry = retryPolicy(yield* strictRetries)
+  const logLimit = yield* LogLimit.fromConfig
 
   // One task per feature, keyed by feature name: the key becomes each outcome's key and label, and the name of
   // the task's span.
@@ -233,10 +256,13 @@ export const make = Effect.gen(function*() {
         retry: partialRetry,
         name: "usage.partial"
       }).pipe(
-        Effect.catchTag("FanOutFailure", (failure) => requestError(failure, deadline, (f) => required.includes(f)))
+        Effect.catchTag("FanOutFailure", (failure) =>
+          requestError(logLimit, failure, deadline, (f) => required.includes(f)))
       )
-      const outcomes = features.map((feature) => [feature, settled[feature]] as const)
-      yield* Effect.forEach(outcomes, ([feature, outcome]) => logOutcome(feature, outcome), { discard: true })
+      const outcomes = features.map((feature) =>
+        [feature, settled[feature]] as const
+      )
+      yield* Effect.forEach(outcomes, ([feature, outcome]) => logOutcome(logLimit, feature, outcome), { discard: true })
       return outcomes.map(([feature, outcome]) =>
         Outcome.isSuccess(outcome) ? okPanel(feature, outcome) : panel(feature, outcome)
       )
@@ -250,7 +276,7 @@ export const make = Effect.gen(function*() {
       retry: strictRetry,
       name: "usage.strict"
     }).pipe(
-      Effect.catchTag("FanOutFailure", (failure) => requestError(failure, deadline, () => true)),
+      Effect.catchTag("FanOutFailure", (failure) => requestError(logLimit, failure, deadline, () => true)),
       Effect.map((outcomes) => features.map((feature) => okPanel(feature, outcomes[feature])))
     )
 
