@@ -23,6 +23,23 @@ export class DeadlineExceeded extends Schema.TaggedError<DeadlineExceeded>()(
   { httpApiStatus: 504 }
 ) {}
 
+/**
+ * 503: the server runs as many fan-outs as it takes, or this request could not start in time to meet its deadline
+ * (see `Admission.ts`): nothing was called. Sent at once, with a `Retry-After` of `retryAfterSeconds`.
+ * - `busy`: the queue of requests waiting for a turn is full.
+ * - `connection`: this connection has as many requests in flight as one connection may.
+ * - `deadline`: the wait for a turn would be (or was) more than half the deadline.
+ */
+export class Overloaded extends Schema.TaggedError<Overloaded>()(
+  "Overloaded",
+  {
+    reason: Schema.Literals(["busy", "connection", "deadline"]),
+    retryAfterSeconds: Schema.Number,
+    message: Schema.String
+  },
+  { httpApiStatus: 503 }
+) {}
+
 /** One thing wrong with a request: a value its parameter does not take, or a parameter the endpoint does not take. */
 export const InputIssue = Schema.Struct({
   _tag: Schema.Literals(["Invalid", "Unexpected"]),
@@ -93,7 +110,7 @@ export class UsageGroup extends HttpApiGroup.make("usage")
       params: { id: CustomerId },
       query: UsageQuery,
       success: UsageResponse,
-      error: [FeatureFailed, DeadlineExceeded]
+      error: [FeatureFailed, DeadlineExceeded, Overloaded, HttpApiDecodeError]
     })
       /**
        * Any parameter other than `mode` and `deadlineMs` is a 400 naming it (`onExcessProperty: "error"`): dropped,

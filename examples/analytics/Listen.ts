@@ -1,11 +1,12 @@
 /**
  * Where and how the API listens: `PORT` and `HOST`, read strictly, and the `node:http` server it listens with.
  */
-import { Config, Result } from "effect"
+import { Config, Duration, Option, Result } from "effect"
 import Cluster from "node:cluster"
 import * as Http from "node:http"
+import type { Socket } from "node:net"
 import { isIP } from "node:net"
-import { variable } from "./Environment.js"
+import { integer, variable } from "./Environment.js"
 
 export interface Listen {
   readonly port: number
@@ -46,26 +47,97 @@ export const listenConfig: Config.Config<Listen> = Config.all({ port: portConfig
 /** The header naming the worker process that answered, so a client can see the load spread over the workers. */
 export const workerHeader = "x-worker-pid"
 
+/** How long a variable's duration may be, and what it says when it is not one. */
+const durationBetween = (name: string, min: Duration.Duration, max: Duration.Duration) =>
+  variable(name, (raw) =>
+    Option.match(
+      Option.filter(
+        Duration.fromInput(raw as Duration.Input),
+        (duration) => Duration.isGreaterThanOrEqualTo(duration, min) && Duration.isLessThanOrEqualTo(duration, max)
+      ),
+      {
+        onNone: () => Result.fail(`must be a duration from ${Duration.format(min)} to ${Duration.format(max)}`),
+        onSome: Result.succeed
+      }
+    ))
+
+/** How the server treats its client connections. */
+export interface Connections {
+  /**
+   * Connections open at once: `MAX_CONNECTIONS`, 1 to 100000, default 512. One more connection closes the oldest idle
+   * one (no request in flight on it: an idle keep-alive, or a socket that has not sent a whole request head yet), or
+   * itself when none is idle. A client holding thousands of sockets open loses its oldest ones to every new
+   * connection instead of locking everyone else out, and the process never reaches its file-descriptor limit (at the
+   * defaults: 512 client connections, 12 × `FEATURE_CONNECTIONS` = 384 downstream ones, under 1024 in all).
+   */
+  readonly maxConnections: number
+  /** How long a kept-alive connection may be idle between requests: `KEEP_ALIVE_TIMEOUT`, default 5 seconds. */
+  readonly keepAliveTimeout: Duration.Duration
+  /**
+   * How long a connection may take to send a request head, counted from when it opened or its last answer:
+   * `HEADERS_TIMEOUT`, 1 to 60 seconds, default 10 seconds. Past it the server answers 408 and closes it (an idle
+   * socket that never sends anything included), checked every second.
+   */
+  readonly headersTimeout: Duration.Duration
+}
+
+export const connectionsConfig: Config.Config<Connections> = Config.all({
+  maxConnections: integer("MAX_CONNECTIONS", 1, 100_000).pipe(Config.withDefault(512)),
+  keepAliveTimeout: durationBetween("KEEP_ALIVE_TIMEOUT", Duration.millis(1), Duration.seconds(600)).pipe(
+    Config.withDefault(Duration.seconds(5))
+  ),
+  headersTimeout: durationBetween("HEADERS_TIMEOUT", Duration.seconds(1), Duration.seconds(60)).pipe(
+    Config.withDefault(Duration.seconds(10))
+  )
+})
+
+/** The longest a whole request may take to arrive (its head and its body): longer than any deadline. */
+const requestTimeoutMs = 90_000
+
 /**
  * A `node:http` server that, once closing, also closes each keep-alive connection as its last response finishes.
  * `server.close()` (what `NodeHttpServer` calls on shutdown) stops accepting and closes the connections idle at that
  * moment; a connection still answering a request would otherwise stay open after its answer until the client drops
  * it or the keep-alive timeout passes, holding up the shutdown. (The hook is on the response class, not a `request`
- * listener: `NodeHttpServer` answers 503 itself while its own listener is the only one.)
+ * listener: `NodeHttpServer` answers 503 itself while its own listener is the only one.) It keeps at most
+ * `connections.maxConnections` connections, closing the oldest idle one for a new one (see `Connections`).
  *
  * In a `node:cluster` worker (`npm run serve -- --workers N`) every response also carries `workerHeader`.
  */
-export const nodeServer = (): Http.Server => {
+export const nodeServer = (connections: Connections): Http.Server => {
+  // Every open connection, oldest first, with its requests in flight.
+  const open = new Map<Socket, { inFlight: number }>()
   const server: Http.Server = Http.createServer({
+    keepAliveTimeout: Duration.toMillis(connections.keepAliveTimeout),
+    headersTimeout: Duration.toMillis(connections.headersTimeout),
+    requestTimeout: requestTimeoutMs,
+    connectionsCheckingInterval: 1_000,
     ServerResponse: class extends Http.ServerResponse {
       constructor(request: Http.IncomingMessage) {
         super(request)
         if (Cluster.isWorker) this.setHeader(workerHeader, String(process.pid))
+        const state = open.get(request.socket)
+        if (state !== undefined) state.inFlight++
+        this.once("close", () => {
+          if (state !== undefined) state.inFlight--
+        })
         this.once("finish", () => {
           if (!server.listening) server.closeIdleConnections()
         })
       }
     }
+  })
+  server.on("connection", (socket: Socket) => {
+    open.set(socket, { inFlight: 0 })
+    socket.once("close", () => open.delete(socket))
+    if (open.size <= connections.maxConnections) return
+    for (const [other, state] of open) {
+      if (other !== socket && state.inFlight === 0) {
+        other.destroy()
+        return
+      }
+    }
+    socket.destroy()
   })
   return server
 }

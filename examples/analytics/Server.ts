@@ -40,7 +40,10 @@ export const serveWith = <E, R>(
   usage: Layer.Layer<Usage, Config.ConfigError, FeatureClient.Clients> = Usage.layer
 ) =>
   HttpRouter.serve(apiWith(usage), { disableLogger: true, disableListenLog: true }).pipe(
-    Layer.provideMerge(NodeHttpServer.layer(Listen.nodeServer, listen)),
+    Layer.provideMerge(Layer.unwrap(Effect.gen(function*() {
+      const connections = yield* Listen.connectionsConfig
+      return NodeHttpServer.layer(() => Listen.nodeServer(connections), listen)
+    }))),
     Layer.provide(features)
   )
 
