@@ -20,6 +20,7 @@ export type Mode = typeof Mode.Type
 export const PublicReason = Schema.Literals([
   "unavailable",
   "bad_response",
+  "too_large",
   "timeout",
   "deadline",
   "internal_error",

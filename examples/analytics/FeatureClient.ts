@@ -21,8 +21,9 @@ import * as LogLimit from "./LogLimit.js"
  * - `BadResponse`: the service answered 2xx with a body that is not the expected JSON, or with usage of another customer
  *   or another feature than the one asked about.
  * - `Timeout`: the client's own request timeout passed (`FEATURE_TIMEOUT`).
+ * - `TooLarge`: the service answered 2xx with a body over `FEATURE_MAX_BODY_BYTES`, of which the rest was not read.
  */
-export type Reason = "Unavailable" | "BadResponse" | "Timeout"
+export type Reason = "Unavailable" | "BadResponse" | "Timeout" | "TooLarge"
 
 /** The fields of every feature client's typed error. */
 export interface ErrorFields<F extends Feature = Feature> {
@@ -93,7 +94,7 @@ export const requestTimeout: Config.Config<Duration.Duration> = variable(
 
 /**
  * The most a client reads of one answer's body: `FEATURE_MAX_BODY_BYTES`, 1 to 16777216, default 65536 (an answer
- * is about 100 bytes). A longer body is a `BadResponse` ("body over N bytes"): reading stops there and the
+ * is about 100 bytes). A longer body is a `TooLarge` ("body over N bytes", the panel's reason `too_large`): reading stops there and the
  * connection is closed, the rest is never read, so a service that answers with hundreds of megabytes costs the API
  * this much memory per call, not the body's size.
  */
@@ -205,15 +206,20 @@ export const make = <F extends Feature>(
     const fail = (reason: Reason, message: string) =>
       Effect.fail(new ErrorClass({ feature, reason, message }) as FeatureError<F>)
     // The answer's body decoded, or what is wrong with it.
-    const body = (response: HttpClientResponse.HttpClientResponse): Effect.Effect<FeatureUsage, string> =>
+    const body = (
+      response: HttpClientResponse.HttpClientResponse
+    ): Effect.Effect<FeatureUsage, readonly [Reason, string]> =>
       readAtMost(response, limit).pipe(
-        Effect.mapError((error) => error.message),
+        Effect.mapError((error) => ["BadResponse", error.message] as const),
         Effect.flatMap((text) =>
           text === undefined ?
-            Effect.fail(`body over ${limit} bytes`) :
-            Effect.try({ try: (): unknown => JSON.parse(text), catch: () => "the body is not JSON" })
+            Effect.fail(["TooLarge", `body over ${limit} bytes`] as const) :
+            Effect.try({
+              try: (): unknown => JSON.parse(text),
+              catch: () => ["BadResponse", "the body is not JSON"] as const
+            })
         ),
-        Effect.flatMap((json) => Effect.mapError(decode(json), (error) => error.message))
+        Effect.flatMap((json) => Effect.mapError(decode(json), (error) => ["BadResponse", error.message] as const))
       )
     // Built once per client, not per call.
     const decode = Schema.decodeUnknownEffect(table[feature].response)
@@ -244,9 +250,7 @@ export const make = <F extends Feature>(
             )
           }
           return body(response).pipe(
-            Effect.catch((message) =>
-              fail("BadResponse", `${feature}: ${message}`)
-            ),
+            Effect.catch(([reason, message]) => fail(reason, `${feature}: ${message}`)),
             Effect.flatMap((answer) => {
               const wrong = mismatch({ customerId, feature }, answer)
               return wrong === undefined ? Effect.succeed(answer) : fail("BadResponse", `${feature}: ${wrong}`)

@@ -91,6 +91,8 @@ const publicReason = (reason: FeatureClient.Reason): PublicReason => {
       return "bad_response"
     case "Timeout":
       return "timeout"
+    case "TooLarge":
+      return "too_large"
   }
 }
 

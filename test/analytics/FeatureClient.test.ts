@@ -229,3 +229,61 @@ describe("feature clients", () => {
     )
   })
 })
+
+describe("feature clients' body cap (FEATURE_MAX_BODY_BYTES)", () => {
+  const capped = (handler: Handler) =>
+    FeatureClient.layer("listings").pipe(
+      Layer.provide(Layer.succeed(HttpClient.HttpClient, testClient(handler))),
+      Layer.provide(config({ LISTINGS_URL: "http://listings.internal:8080", FEATURE_MAX_BODY_BYTES: "1000" }))
+    )
+
+  /** A body of `chunks` chunks of 256 bytes, counting how many were pulled. */
+  const endless = (chunks: number, pulled: { count: number }, status = 200) =>
+    Effect.succeed(
+      new Response(
+        new ReadableStream<Uint8Array>({
+          pull: (controller) => {
+            pulled.count++
+            if (pulled.count > chunks) controller.close()
+            else controller.enqueue(new Uint8Array(256).fill(32))
+          }
+        }, { highWaterMark: 0 }),
+        { status, headers: { "content-type": "application/json" } }
+      )
+    )
+
+  it.effect("is a TooLarge saying the body is over the cap, reading no more of it than the cap", () => {
+    const pulled = { count: 0 }
+    return Effect.gen(function*() {
+      const error = yield* Effect.flip(callListings)
+      expect(error).toMatchObject({ reason: "TooLarge", message: "listings: body over 1000 bytes" })
+      // 4 chunks of 256 bytes pass the cap; at most one more was asked for, not the 100,000 the service would send.
+      expect(pulled.count).toBeLessThanOrEqual(5)
+    }).pipe(Effect.provide(capped(() => endless(100_000, pulled))))
+  })
+
+  it.effect("refuses a content-length over the cap before reading", () => {
+    const pulled = { count: 0 }
+    return Effect.gen(function*() {
+      const error = yield* Effect.flip(callListings)
+      expect(error).toMatchObject({ reason: "TooLarge", message: "listings: body over 1000 bytes" })
+      expect(pulled.count).toBe(0)
+    }).pipe(Effect.provide(capped(() =>
+      Effect.succeed(
+        new Response(
+          new ReadableStream<Uint8Array>({ pull: () => void pulled.count++ }, { highWaterMark: 0 }),
+          { status: 200, headers: { "content-type": "application/json", "content-length": "400000000" } }
+        )
+      )
+    )))
+  })
+
+  it.effect("reads an error answer's body no further than its log excerpt", () => {
+    const pulled = { count: 0 }
+    return Effect.gen(function*() {
+      const error = yield* Effect.flip(callListings)
+      expect(error).toMatchObject({ reason: "Unavailable", message: "listings answered 503" })
+      expect(pulled.count).toBeLessThanOrEqual(3)
+    }).pipe(Effect.provide(capped(() => endless(100_000, pulled, 503))))
+  })
+})

@@ -182,6 +182,25 @@ describe("ServeFlags.parse", () => {
         `FEATURE_TIMEOUT=${value}: the timeout must be a duration greater than zero, such as "2 seconds" or "500 millis"`
       )
     }
+    // The bounds of overload and attack.
+    expect(problem([], { MAX_FANOUTS: "0" })).toBe("MAX_FANOUTS=0: must be an integer from 1 to 10000")
+    expect(problem([], { MAX_FANOUTS_PER_CONNECTION: "x" })).toBe(
+      "MAX_FANOUTS_PER_CONNECTION=x: must be an integer from 1 to 10000"
+    )
+    expect(problem([], { MAX_QUEUED_FANOUTS: "-1" })).toBe("MAX_QUEUED_FANOUTS=-1: must be an integer from 0 to 100000")
+    expect(problem([], { MAX_CONNECTIONS: "1e3" })).toBe("MAX_CONNECTIONS=1e3: must be an integer from 1 to 100000")
+    expect(problem([], { HEADERS_TIMEOUT: "2 minutes" })).toBe(
+      "HEADERS_TIMEOUT=2 minutes: must be a duration from 1s to 1m"
+    )
+    expect(problem([], { FEATURE_CONNECTIONS: "0" })).toBe("FEATURE_CONNECTIONS=0: must be an integer from 1 to 1024")
+    expect(problem([], { FEATURE_MAX_BODY_BYTES: "big" })).toBe(
+      "FEATURE_MAX_BODY_BYTES=big: must be an integer from 1 to 16777216"
+    )
+    expect(problem([], { LOG_WINDOW: "forever" })).toBe(
+      `LOG_WINDOW=forever: the window must be a duration of zero or more, such as "10 seconds"`
+    )
+    expect(parse([], { MAX_FANOUTS: "8", MAX_CONNECTIONS: "100", LOG_WINDOW: "0 seconds", KEEP_ALIVE_TIMEOUT: "1 second" }))
+      .toMatchObject({ _tag: "Embedded" })
     // Every bad variable at once, still in one line.
     expect(problem([], { FEATURE_RETRIES: "9", FEATURE_TIMEOUT: "soon" })).toMatch(
       /^FEATURE_RETRIES=9: .*; FEATURE_TIMEOUT=soon: [^\n]*$/

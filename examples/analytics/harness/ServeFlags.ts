@@ -16,7 +16,9 @@
  *
  * `serve`'s own flags also take their value as the next argument (`--workers 2`). A flag given twice is refused.
  *
- * The environment: `REQUIRED_FEATURES`, `FEATURE_RETRIES`, `STRICT_RETRIES` and `FEATURE_TIMEOUT`; with `--external`
+ * The environment: `REQUIRED_FEATURES`, `FEATURE_RETRIES`, `STRICT_RETRIES`, `FEATURE_TIMEOUT`, the bounds
+ * (`MAX_FANOUTS`, `MAX_FANOUTS_PER_CONNECTION`, `MAX_QUEUED_FANOUTS`, `MAX_CONNECTIONS`, `KEEP_ALIVE_TIMEOUT`,
+ * `HEADERS_TIMEOUT`, `FEATURE_CONNECTIONS`, `FEATURE_MAX_BODY_BYTES`) and `LOG_WINDOW`; with `--external`
  * also `PORT`, `HOST` and every `<FEATURE>_URL`. Each is read by the `Config` the application itself reads it with.
  */
 import type { Config } from "effect"
@@ -25,9 +27,11 @@ import { availableParallelism } from "node:os"
 import { relative } from "node:path"
 import { fileURLToPath } from "node:url"
 import { httpUrlExpected, isHttpUrl, type Problem, problems } from "../Environment.js"
+import * as Admission from "../Admission.js"
 import * as FeatureClient from "../FeatureClient.js"
 import { features } from "../Features.js"
 import * as Listen from "../Listen.js"
+import * as LogLimit from "../LogLimit.js"
 import * as Usage from "../Usage.js"
 import * as Simulator from "./Simulator.js"
 import { FlagError } from "./Simulator.js"
@@ -75,6 +79,11 @@ const environment = (external: boolean): ReadonlyArray<Config.Config<unknown>> =
   Usage.featureRetries,
   Usage.strictRetries,
   FeatureClient.requestTimeout,
+  FeatureClient.maxBodyBytes,
+  FeatureClient.connectionsPerService,
+  Admission.settingsConfig,
+  Listen.connectionsConfig,
+  LogLimit.logWindow,
   ...(external ? [Listen.portConfig, Listen.hostConfig, ...features.map(FeatureClient.baseUrl)] : [])
 ]
 

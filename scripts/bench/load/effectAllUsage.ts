@@ -27,7 +27,8 @@ import { respond, Usage } from "../../../examples/analytics/Usage.js"
 const publicReason: Record<FeatureClient.Reason, PublicReason> = {
   Unavailable: "unavailable",
   BadResponse: "bad_response",
-  Timeout: "timeout"
+  Timeout: "timeout",
+  TooLarge: "too_large"
 }
 
 type Feature = (typeof features)[number]
