@@ -371,7 +371,9 @@ const smallCase = async (
     else {
       const wrong = check(answer)
       if (wrong !== undefined) broken.push(wrong)
-      if (answer.body.includes("Encoded side") || answer.body.includes("└─")) broken.push("schema internals in the body")
+      if (answer.body.includes("Encoded side") || answer.body.includes("└─")) {
+        broken.push("schema internals in the body")
+      }
     }
     const calls = Downstream.total(downstream.counts()).requests
     if (calls > 0) broken.push(`${calls} downstream calls`)
@@ -397,16 +399,38 @@ await smallCase(
       "the body does not count the issues left out" :
       undefined
 )
-await smallCase("__proto__", "/customers/c-1/usage?__proto__=1", "GET", (answer) =>
-  answer.status !== 400 ? `answered ${answer.status}` : undefined)
-await smallCase("HEAD", "/customers/c-1/usage", "HEAD", (answer) =>
-  answer.status !== 405 || answer.bodyBytes !== 0 ? `answered ${answer.status} with ${answer.bodyBytes} B` : undefined)
-await smallCase("long-404", `/${"a".repeat(15_000)}`, "GET", (answer) =>
-  answer.status !== 404 || answer.bodyBytes > 512 ? `answered ${answer.status} with ${answer.bodyBytes} B` : undefined)
-await smallCase("malformed-deadline", "/customers/c-1/usage?deadlineMs=0x20", "GET", (answer) =>
-  answer.status !== 400 ? `answered ${answer.status}` : undefined)
-await smallCase("64KB-url", `/customers/c-1/usage?x=${"a".repeat(64 * 1024)}`, "GET", (answer) =>
-  answer.status !== 431 ? `answered ${answer.status}` : undefined)
+await smallCase(
+  "__proto__",
+  "/customers/c-1/usage?__proto__=1",
+  "GET",
+  (answer) => answer.status !== 400 ? `answered ${answer.status}` : undefined
+)
+await smallCase(
+  "HEAD",
+  "/customers/c-1/usage",
+  "HEAD",
+  (answer) =>
+    answer.status !== 405 || answer.bodyBytes !== 0 ? `answered ${answer.status} with ${answer.bodyBytes} B` : undefined
+)
+await smallCase(
+  "long-404",
+  `/${"a".repeat(15_000)}`,
+  "GET",
+  (answer) =>
+    answer.status !== 404 || answer.bodyBytes > 512 ? `answered ${answer.status} with ${answer.bodyBytes} B` : undefined
+)
+await smallCase(
+  "malformed-deadline",
+  "/customers/c-1/usage?deadlineMs=0x20",
+  "GET",
+  (answer) => answer.status !== 400 ? `answered ${answer.status}` : undefined
+)
+await smallCase(
+  "64KB-url",
+  `/customers/c-1/usage?x=${"a".repeat(64 * 1024)}`,
+  "GET",
+  (answer) => answer.status !== 431 ? `answered ${answer.status}` : undefined
+)
 
 // 6. Logs under faults: every request meets a service down and one resetting.
 await attack("log-volume", {

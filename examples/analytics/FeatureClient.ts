@@ -178,6 +178,9 @@ const causeOf = (error: HttpClientError.HttpClientError): string => {
   return cause instanceof Error && cause.message !== "" ? `: ${cause.message}` : ""
 }
 
+/** What is wrong with an answer's body: its reason and what to log. */
+type Wrong = readonly [Reason, string]
+
 const isRequestError = (error: HttpClientError.HttpClientError): boolean =>
   error.reason._tag === "TransportError" || error.reason._tag === "EncodeError" ||
   error.reason._tag === "InvalidUrlError"
@@ -206,20 +209,18 @@ export const make = <F extends Feature>(
     const fail = (reason: Reason, message: string) =>
       Effect.fail(new ErrorClass({ feature, reason, message }) as FeatureError<F>)
     // The answer's body decoded, or what is wrong with it.
-    const body = (
-      response: HttpClientResponse.HttpClientResponse
-    ): Effect.Effect<FeatureUsage, readonly [Reason, string]> =>
+    const body = (response: HttpClientResponse.HttpClientResponse): Effect.Effect<FeatureUsage, Wrong> =>
       readAtMost(response, limit).pipe(
-        Effect.mapError((error) => ["BadResponse", error.message] as const),
-        Effect.flatMap((text) =>
+        Effect.mapError((error): Wrong => ["BadResponse", error.message]),
+        Effect.flatMap((text): Effect.Effect<unknown, Wrong> =>
           text === undefined ?
-            Effect.fail(["TooLarge", `body over ${limit} bytes`] as const) :
+            Effect.fail(["TooLarge", `body over ${limit} bytes`]) :
             Effect.try({
               try: (): unknown => JSON.parse(text),
-              catch: () => ["BadResponse", "the body is not JSON"] as const
+              catch: (): Wrong => ["BadResponse", "the body is not JSON"]
             })
         ),
-        Effect.flatMap((json) => Effect.mapError(decode(json), (error) => ["BadResponse", error.message] as const))
+        Effect.flatMap((json) => Effect.mapError(decode(json), (error): Wrong => ["BadResponse", error.message]))
       )
     // Built once per client, not per call.
     const decode = Schema.decodeUnknownEffect(table[feature].response)
@@ -250,7 +251,9 @@ export const make = <F extends Feature>(
             )
           }
           return body(response).pipe(
-            Effect.catch(([reason, message]) => fail(reason, `${feature}: ${message}`)),
+            Effect.catch(([reason, message]) =>
+              fail(reason, `${feature}: ${message}`)
+            ),
             Effect.flatMap((answer) => {
               const wrong = mismatch({ customerId, feature }, answer)
               return wrong === undefined ? Effect.succeed(answer) : fail("BadResponse", `${feature}: ${wrong}`)

@@ -77,13 +77,15 @@ export const start = async (): Promise<Downstream> => {
     }
   }
 
-  const servers = await Promise.all(features.map((feature) =>
-    new Promise<readonly [Feature, Http.Server]>((resolve) => {
-      const server = Http.createServer({ keepAliveTimeout: 30_000 }, handler(feature))
-      server.on("connection", () => counts[feature].connections++)
-      server.listen(0, "127.0.0.1", () => resolve([feature, server]))
-    })
-  ))
+  const servers = await Promise.all(
+    features.map((feature) =>
+      new Promise<readonly [Feature, Http.Server]>((resolve) => {
+        const server = Http.createServer({ keepAliveTimeout: 30_000 }, handler(feature))
+        server.on("connection", () => counts[feature].connections++)
+        server.listen(0, "127.0.0.1", () => resolve([feature, server]))
+      })
+    )
+  )
   const urls = {} as { [F in Feature]: string }
   for (const [feature, server] of servers) urls[feature] = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
   return {

@@ -199,7 +199,9 @@ describe("ServeFlags.parse", () => {
     expect(problem([], { LOG_WINDOW: "forever" })).toBe(
       `LOG_WINDOW=forever: the window must be a duration of zero or more, such as "10 seconds"`
     )
-    expect(parse([], { MAX_FANOUTS: "8", MAX_CONNECTIONS: "100", LOG_WINDOW: "0 seconds", KEEP_ALIVE_TIMEOUT: "1 second" }))
+    expect(
+      parse([], { MAX_FANOUTS: "8", MAX_CONNECTIONS: "100", LOG_WINDOW: "0 seconds", KEEP_ALIVE_TIMEOUT: "1 second" })
+    )
       .toMatchObject({ _tag: "Embedded" })
     // Every bad variable at once, still in one line.
     expect(problem([], { FEATURE_RETRIES: "9", FEATURE_TIMEOUT: "soon" })).toMatch(
