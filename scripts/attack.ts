@@ -14,6 +14,7 @@ import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Http from "node:http"
 import * as Net from "node:net"
+import { monitorEventLoopDelay } from "node:perf_hooks"
 import { fileURLToPath } from "node:url"
 import { configPrefix, features } from "../examples/analytics/Features.js"
 import * as Downstream from "./attack/Downstream.js"
@@ -38,6 +39,8 @@ const bounds = {
   callsPerRequest: 72
 }
 const deadlineMs = 2_000
+/** The server's `HEADERS_TIMEOUT`: its default in the full run, shorter for CI. */
+const headersTimeoutSeconds = size(10, 2)
 /** How late past its deadline an answer may come: the time to write it, on a loaded event loop. */
 const slackMs = 500
 
@@ -49,6 +52,7 @@ const app = spawn(process.execPath, ["--import", "tsx", fileURLToPath(new URL(".
     ...process.env,
     ...Object.fromEntries(features.map((feature) => [`${configPrefix(feature)}_URL`, downstream.urls[feature]])),
     PORT: "0",
+    HEADERS_TIMEOUT: `${headersTimeoutSeconds} seconds`,
     HOST: "127.0.0.1"
   },
   stdio: ["ignore", "pipe", "pipe"]
@@ -204,8 +208,12 @@ const attack = async (
     peak = { rssMb: Math.max(peak.rssMb, now.rssMb), fds: Math.max(peak.fds, now.fds) }
   }, 50)
   const health = healthProbe()
+  // This process's own event-loop delay: when it is high, the client's times (and /health's) are its own lag too.
+  const lag = monitorEventLoopDelay({ resolution: 10 })
+  lag.enable()
   const result = await run()
   const healthSeen = await health.stop()
+  lag.disable()
   clearInterval(sampler)
   const counts = Downstream.total(downstream.counts())
   const broken = [...result.broken]
@@ -222,7 +230,7 @@ const attack = async (
     peakFds: peak.fds,
     health: healthSeen,
     broken,
-    note: result.note
+    note: `${result.note}${result.note === "" ? "" : "; "}attack process loop delay max ${Math.round(lag.max / 1e6)} ms`
   }
   rows.push(row)
   console.log(
@@ -282,14 +290,24 @@ await attack("pipelined-burst", { all: { _tag: "Ok", latencyMs: 300 } }, async (
   if (counts.maxInFlight > bounds.connectionsPerService) {
     broken.push(`${counts.maxInFlight} requests in flight at one service`)
   }
-  const okMs = answers.filter((answer) => answer.status === 200).map((answer) => answer.ms).sort((a, b) => a - b)
+  const ok = answers.filter((answer) => answer.status === 200)
+  const okMs = ok.map((answer) => answer.ms).sort((a, b) => a - b)
+  // The server's own count, from the request's start in its handler to the answer: what the client's time adds to
+  // it is the time before the server read the request and after it wrote the answer.
+  const serverMs = ok.map((answer) => {
+    try {
+      return Number(JSON.parse(answer.body).durationMs)
+    } catch {
+      return 0
+    }
+  })
   return {
     answers,
     requests,
     broken,
     note: `most in flight at one service ${counts.maxInFlight}; 200s p50 ${
       Math.round(okMs[Math.floor(okMs.length / 2)] ?? 0)
-    } ms`
+    } ms; longest durationMs in a 200 body ${Math.round(Math.max(0, ...serverMs))}`
   }
 })
 
@@ -432,7 +450,66 @@ await smallCase(
   (answer) => answer.status !== 431 ? `answered ${answer.status}` : undefined
 )
 
-// 6. Logs under faults: every request meets a service down and one resetting.
+// 6. Raw requests on a connection of their own: a head too large, bytes that are not HTTP, a head sent a byte at a time.
+const raw = (name: string, send: (socket: Net.Socket) => void, expected: number, withinMs: number) =>
+  attack(name, { all: { _tag: "Ok", latencyMs: 0 } }, async () => {
+    const started = performance.now()
+    const answer = await new Promise<{ status: number; ms: number } | undefined>((resolve) => {
+      const socket = Net.connect(Number(port), "127.0.0.1")
+      let seen = ""
+      const timer = setTimeout(() => finish(undefined), withinMs + 5_000)
+      const finish = (result: { status: number; ms: number } | undefined) => {
+        clearTimeout(timer)
+        socket.destroy()
+        resolve(result)
+      }
+      socket.on("connect", () => send(socket))
+      socket.on("data", (data: Buffer) => {
+        seen += data.toString("latin1")
+        const line = /^HTTP\/1\.1 (\d{3})/.exec(seen)
+        if (line !== null) finish({ status: Number(line[1]), ms: performance.now() - started })
+      })
+      socket.on("error", () => undefined)
+      socket.on("close", () => finish(undefined))
+    })
+    const broken: Array<string> = []
+    if (answer === undefined) broken.push("no answer")
+    else if (answer.status !== expected) broken.push(`answered ${answer.status}`)
+    else if (answer.ms > withinMs) broken.push(`answered after ${Math.round(answer.ms)} ms`)
+    const calls = Downstream.total(downstream.counts()).requests
+    if (calls > 0) broken.push(`${calls} downstream calls`)
+    return {
+      answers: answer === undefined
+        ? []
+        : [{ status: answer.status, ms: answer.ms, bodyBytes: 0, headers: {}, body: "" }],
+      requests: 1,
+      broken,
+      note: `expected ${expected} within ${withinMs} ms`
+    }
+  })
+
+await raw(
+  "100KB-headers",
+  (socket) => socket.write(`GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nx-big: ${"a".repeat(100 * 1024)}\r\n\r\n`),
+  431,
+  2_000
+)
+await raw("malformed-http", (socket) => socket.write("HELLO THERE\r\n\r\n"), 400, 2_000)
+const slowlorisTimers: Array<NodeJS.Timeout> = []
+await raw(
+  "slowloris",
+  (socket) => {
+    socket.write("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    const drip = setInterval(() => socket.writable && socket.write("x"), 500)
+    slowlorisTimers.push(drip)
+    socket.once("close", () => clearInterval(drip))
+  },
+  408,
+  headersTimeoutSeconds * 1_000 + 2_000
+)
+for (const timer of slowlorisTimers) clearInterval(timer)
+
+// 7. Logs under faults: every request meets a service down and one resetting.
 await attack("log-volume", {
   all: { _tag: "Ok", latencyMs: 0 },
   payments: { _tag: "Unavailable" },

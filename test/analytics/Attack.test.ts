@@ -47,6 +47,9 @@ describe("npm run attack -- --short", () => {
       "long-404",
       "malformed-deadline",
       "64KB-url",
+      "100KB-headers",
+      "malformed-http",
+      "slowloris",
       "log-volume"
     ])
     expect(rows.filter((row) => row.broken.length > 0), stdout).toEqual([])
@@ -68,5 +71,8 @@ describe("npm run attack -- --short", () => {
       expect(byName[name]!.downstreamRequests, name).toBe(0)
     }
     expect(byName["64KB-url"]!.statuses).toEqual({ "431": 1 })
+    expect(byName["100KB-headers"]!.statuses).toEqual({ "431": 1 })
+    expect(byName["malformed-http"]!.statuses).toEqual({ "400": 1 })
+    expect(byName["slowloris"]!.statuses).toEqual({ "408": 1 })
   }, 120_000)
 })
