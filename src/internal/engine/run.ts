@@ -11,9 +11,11 @@
  * @internal
  */
 import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
+import { CurrentDeadline } from "../deadline.js"
 import { Alarms, clear } from "./alarms.js"
 import type { Alarm } from "./alarms.js"
 
@@ -102,7 +104,17 @@ export const run = <A, E>(spec: Spec<A, E>): Effect.Effect<A, E> =>
     const clock = caller.getRef(Clock.Clock)
     const policy = spec.policy(clock)
     if (size === 0) return policy.result(0)
-    const fork = Effect.runForkWith(caller.context)
+    // With a deadline, the tasks run under the smaller of it and the deadline around the fan-out (a nested fan-out
+    // never outlives the enclosing one); without, they see the caller's, at no cost per task.
+    let deadline = spec.deadline
+    let context = caller.context
+    if (deadline !== undefined) {
+      const now = clock.currentTimeMillisUnsafe()
+      const enclosing = caller.getRef(CurrentDeadline)
+      if (enclosing - now < deadline) deadline = Math.max(0, enclosing - now)
+      else context = Context.add(context, CurrentDeadline, now + deadline)
+    }
+    const fork = Effect.runForkWith(context)
     const timed = spec.timed || spec.timeout !== undefined || spec.deadline !== undefined
     let alarms: Alarms | undefined = undefined
     const alarmsOf = () => alarms ??= new Alarms(fork as any, () => clock.currentTimeMillisUnsafe())
@@ -278,8 +290,8 @@ export const run = <A, E>(spec: Spec<A, E>): Effect.Effect<A, E> =>
     // interrupted there).
     return Effect.callback<A, E>((resumeWith) => {
       resume = (answer) => registering ? resumeWith(answer) : resumeCaller(caller, () => resumeWith(answer))
-      if (spec.deadline !== undefined) {
-        deadlineAlarm = alarmsOf().set(spec.deadline, () =>
+      if (deadline !== undefined) {
+        deadlineAlarm = alarmsOf().set(deadline, () =>
           guarded(() => {
             if (stopped) return
             forEachRunning((_, index) => limits![index] = "Deadline")
