@@ -31,3 +31,10 @@ export * as FanOutError from "./FanOutError.js"
  * @since 1.1.0
  */
 export * as Deadline from "./Deadline.js"
+
+/**
+ * Why a fan-out interrupted a task, as typed data, readable from the task's exit and its `Interrupted` outcome.
+ *
+ * @since 1.1.0
+ */
+export * as Cancellation from "./Cancellation.js"

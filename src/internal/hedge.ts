@@ -11,6 +11,7 @@
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
+import { hedgeLost } from "./cancel.js"
 import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
 import type { HedgeOptions } from "../FanOut.js"
@@ -83,7 +84,7 @@ export const hedgeWith = <A, E, R>(
             decided = true
             won = exit
             clear(alarm)
-            for (const other of running) other.interruptUnsafe(task.id)
+            for (const other of running) other.interruptUnsafe(task.id, hedgeLost)
           } else {
             causes[k] = exit.cause
             if (started < hedge.max) launch()

@@ -15,6 +15,7 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
+import * as cancel from "../cancel.js"
 import { CurrentDeadline } from "../deadline.js"
 import { Alarms, clear } from "./alarms.js"
 import type { Alarm } from "./alarms.js"
@@ -46,6 +47,11 @@ export interface Policy<A, E> {
     ended: number,
     waited: boolean
   ) => void
+  /**
+   * `onExit` returned `true` for task `index`: the annotations the running tasks are interrupted with (the reason
+   * they read). Called once, at the stop.
+   */
+  readonly stopReason?: ((index: number, exit: Exit.Exit<unknown, unknown>) => Context.Context<never>) | undefined
   /** The deadline passed; the fan-out stops after this call, its running tasks ending with `limit` "Deadline". */
   readonly onDeadline: () => void
   /** The fan-out's answer, once it has stopped or every task has ended. `started` is the count of tasks started. */
@@ -69,7 +75,7 @@ const isCallbackTask = (u: unknown): u is CallbackTask => typeof u === "object" 
 
 /** A running task as the engine holds it: a fiber, or a callback task's cancel and end. */
 interface Running {
-  readonly interruptUnsafe: (fiberId?: number) => void
+  readonly interruptUnsafe: (fiberId?: number, annotations?: Context.Context<never>) => void
   readonly addObserver: (f: (exit: Exit.Exit<unknown, unknown>) => void) => unknown
 }
 
@@ -133,6 +139,8 @@ export const run = <A, E>(spec: Spec<A, E>): Effect.Effect<A, E> =>
     let answered = false
     let resume: ((effect: Effect.Effect<A, E>) => void) | undefined = undefined
     let deadlineAlarm: Alarm | undefined = undefined
+    // Why the fan-out stopped, as the annotations its tasks are interrupted with (see internal/cancel.ts).
+    let why: Context.Context<never> | undefined = undefined
     // A throw in the fan-out's own bookkeeping (a stack overflow in a deep nest of fan-outs): the fan-out stops, and
     // dies with it once its tasks have ended, rather than answering with what a half-done step left behind.
     let broken: { readonly defect: unknown } | undefined = undefined
@@ -154,11 +162,12 @@ export const run = <A, E>(spec: Spec<A, E>): Effect.Effect<A, E> =>
       }
     }
 
-    const stop = () => {
+    const stop = (reason?: Context.Context<never>) => {
       if (stopped) return
       stopped = true
+      why = reason
       clear(deadlineAlarm)
-      forEachRunning((fiber) => fiber.interruptUnsafe(caller.id))
+      forEachRunning((fiber) => fiber.interruptUnsafe(caller.id, reason))
     }
 
     /** Answers the caller once nothing the fan-out started still runs (or at once, detached, when stopped). */
@@ -202,7 +211,7 @@ export const run = <A, E>(spec: Spec<A, E>): Effect.Effect<A, E> =>
     const ended = (index: number, exit: Exit.Exit<unknown, unknown>, started: number, end: number, waited: boolean) => {
       const limit = limits?.[index]
       if (stopped) policy.onLateExit(index, exit, limit, started, end, waited)
-      else if (policy.onExit(index, exit, limit, started, end, waited)) stop()
+      else if (policy.onExit(index, exit, limit, started, end, waited)) stop(policy.stopReason?.(index, exit))
     }
 
     /**
@@ -263,11 +272,11 @@ export const run = <A, E>(spec: Spec<A, E>): Effect.Effect<A, E> =>
           continue
         }
         fibers[index] = task
-        if (stopped) task.interruptUnsafe(caller.id)
+        if (stopped) task.interruptUnsafe(caller.id, why)
         const timeoutAlarm = spec.timeout === undefined ? undefined : alarmsOf().set(spec.timeout, () => {
           if (stopped || fibers[index] === undefined) return
           limits![index] = "Timeout"
-          task.interruptUnsafe(caller.id)
+          task.interruptUnsafe(caller.id, cancel.timeout)
         })
         let done = false
         task.addObserver((exit) =>
@@ -296,7 +305,7 @@ export const run = <A, E>(spec: Spec<A, E>): Effect.Effect<A, E> =>
             if (stopped) return
             forEachRunning((_, index) => limits![index] = "Deadline")
             policy.onDeadline()
-            stop()
+            stop(cancel.deadline)
             settleIfDone()
           }))
       }
@@ -314,7 +323,7 @@ export const run = <A, E>(spec: Spec<A, E>): Effect.Effect<A, E> =>
       if (answered) return
       // The caller is interrupted: interrupt every task and wait for all of them (and the timer) to end.
       return Effect.callback<void>((done) => {
-        stop()
+        stop(cancel.caller)
         if (answered) return done(Effect.void)
         resume = () => done(Effect.void)
         guarded(settleIfDone)
