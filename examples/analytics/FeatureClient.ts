@@ -174,7 +174,9 @@ export const make = <F extends Feature>(
           Option.match(Cancellation.ofExit(exit), {
             onNone: () => Effect.void,
             onSome: (reason) =>
-              Effect.logInfo("feature call cancelled").pipe(
+              Effect.logInfo(
+                `feature call cancelled: ${reason._tag}${"key" in reason ? ` by ${String(reason.key)}` : ""}`
+              ).pipe(
                 Effect.annotateLogs({
                   feature,
                   cancelReason: reason._tag,

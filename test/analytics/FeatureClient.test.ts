@@ -265,7 +265,8 @@ describe("feature clients", () => {
       yield* Effect.yieldNow
       yield* TestClock.adjust("10 millis")
       yield* Fiber.await(fiber)
-      const cancelled = logs.entries.filter((entry) => entry.message === "feature call cancelled")
+      const cancelled = logs.entries.filter((entry) => entry.message.startsWith("feature call cancelled"))
+      expect(cancelled.map((entry) => entry.message)).toEqual(["feature call cancelled: SiblingFailed by other"])
       expect(cancelled.map((entry) => entry.annotations)).toEqual([
         { feature: "listings", cancelReason: "SiblingFailed", cancelledBy: "other" }
       ])
