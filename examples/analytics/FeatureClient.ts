@@ -192,46 +192,49 @@ export const make = <F extends Feature>(
       timeout: Duration.Duration,
       budget: string | undefined
     ): Effect.Effect<FeatureUsage, FeatureError<F>> =>
-      client.get(pathOf(feature, customerId), budget === undefined ? undefined : { headers: { [budgetHeader]: budget } })
-        .pipe(
-        Effect.catch((error) =>
-          fail(
-            isRequestError(error) ? "Unavailable" : "BadResponse",
-            `${feature}: ${error.message}${isRequestError(error) ? causeOf(error) : ""}`
-          )
-        ),
-        Effect.flatMap((response) => {
-          if (response.status === 504) {
-            // The service could not finish within the budget it was sent.
-            return bodyExcerpt(response.text).pipe(
-              Effect.flatMap((body) => fail("Timeout", `${feature} answered 504: ${body}`))
-            )
-          }
-          if (response.status < 200 || response.status >= 300) {
-            // The body of a failed call may hold the service's stack trace: log it here, keep it out of the error.
-            return bodyExcerpt(response.text).pipe(
-              Effect.flatMap((body) =>
-                Effect.logWarning("feature service answered with an error status").pipe(
-                  Effect.annotateLogs({ feature, status: response.status, body })
-                )
-              ),
-              Effect.andThen(fail("Unavailable", `${feature} answered ${response.status}`))
-            )
-          }
-          return response.json.pipe(
-            Effect.flatMap(decode),
-            Effect.catch((error) => fail("BadResponse", `${feature}: ${error.message}`)),
-            Effect.flatMap((answer) => {
-              const wrong = mismatch({ customerId, feature }, answer)
-              return wrong === undefined ? Effect.succeed(answer) : fail("BadResponse", `${feature}: ${wrong}`)
-            })
-          )
-        }),
-        Effect.timeoutOrElse({
-          duration: timeout,
-          orElse: () => fail("Timeout", `${feature}: no answer within ${Duration.format(timeout)}`)
-        })
+      client.get(
+        pathOf(feature, customerId),
+        budget === undefined ? undefined : { headers: { [budgetHeader]: budget } }
       )
+        .pipe(
+          Effect.catch((error) =>
+            fail(
+              isRequestError(error) ? "Unavailable" : "BadResponse",
+              `${feature}: ${error.message}${isRequestError(error) ? causeOf(error) : ""}`
+            )
+          ),
+          Effect.flatMap((response) => {
+            if (response.status === 504) {
+              // The service could not finish within the budget it was sent.
+              return bodyExcerpt(response.text).pipe(
+                Effect.flatMap((body) => fail("Timeout", `${feature} answered 504: ${body}`))
+              )
+            }
+            if (response.status < 200 || response.status >= 300) {
+              // The body of a failed call may hold the service's stack trace: log it here, keep it out of the error.
+              return bodyExcerpt(response.text).pipe(
+                Effect.flatMap((body) =>
+                  Effect.logWarning("feature service answered with an error status").pipe(
+                    Effect.annotateLogs({ feature, status: response.status, body })
+                  )
+                ),
+                Effect.andThen(fail("Unavailable", `${feature} answered ${response.status}`))
+              )
+            }
+            return response.json.pipe(
+              Effect.flatMap(decode),
+              Effect.catch((error) => fail("BadResponse", `${feature}: ${error.message}`)),
+              Effect.flatMap((answer) => {
+                const wrong = mismatch({ customerId, feature }, answer)
+                return wrong === undefined ? Effect.succeed(answer) : fail("BadResponse", `${feature}: ${wrong}`)
+              })
+            )
+          }),
+          Effect.timeoutOrElse({
+            duration: timeout,
+            orElse: () => fail("Timeout", `${feature}: no answer within ${Duration.format(timeout)}`)
+          })
+        )
     return { feature, usage }
   })
 

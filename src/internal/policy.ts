@@ -9,6 +9,7 @@
 import type * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
 import type * as Exit from "effect/Exit"
+import type { CancelReason } from "../Cancellation.js"
 import { prepare } from "./attempts.js"
 import * as cancel from "./cancel.js"
 import { run } from "./engine/run.js"
@@ -17,7 +18,6 @@ import { Ledger } from "./ledger.js"
 import { observed } from "./observe.js"
 import type { Settings } from "./options.js"
 import type { Shape } from "./shape.js"
-import type { CancelReason } from "../Cancellation.js"
 
 /** What one run of a fan-out does with its tasks' ends, made per run with that run's ledger. */
 export interface Rules<A, E> {

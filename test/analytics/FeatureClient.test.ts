@@ -4,13 +4,13 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Deferred, Effect, Fiber, Layer, Result } from "effect"
-import { FanOut } from "../../src/index.js"
 import type { HttpClientRequest } from "effect/http"
 import { HttpClient, HttpClientError, HttpClientResponse } from "effect/http"
 import { TestClock } from "effect/testing"
 import type { CustomerId } from "../../examples/analytics/Domain.js"
 import * as FeatureClient from "../../examples/analytics/FeatureClient.js"
 import { configPrefix, features } from "../../examples/analytics/Features.js"
+import { FanOut } from "../../src/index.js"
 import { makeCaptureLogger } from "./support.js"
 
 type Handler = (
