@@ -63,3 +63,17 @@ describe("Deadline.remaining", () => {
       expect(outer).toMatchObject({ _tag: "TimedOut", reason: "Deadline", durationMillis: 1400 })
     }))
 })
+
+describe("a task's timeout under an enclosing deadline", () => {
+  it.effect("a nested fan-out's task timeout longer than the enclosing deadline ends at the deadline", () =>
+    Effect.gen(function*() {
+      const inner = FanOut.settle([Effect.never], { timeout: "10 seconds" })
+      const fiber = yield* Effect.forkChild(FanOut.settle({ inner }, { deadline: "500 millis" }))
+      yield* Effect.yieldNow
+      yield* TestClock.adjust("499 millis")
+      expect(fiber.pollUnsafe()).toBeUndefined()
+      yield* TestClock.adjust("1 millis")
+      const { inner: outcome } = yield* Fiber.join(fiber)
+      expect(outcome).toMatchObject({ _tag: "TimedOut", reason: "Deadline", durationMillis: 500 })
+    }))
+})
