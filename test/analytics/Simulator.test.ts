@@ -263,7 +263,9 @@ describe("Simulator budgets (x-fanout-timeout)", () => {
           headers: { "x-fanout-timeout": malformed }
         })
         expect([malformed, response.status]).toEqual([malformed, 400])
-        expect((await response.json()).error).toMatch(/x-fanout-timeout must be whole milliseconds/)
+        expect(((await response.json()) as { error: string }).error).toMatch(
+          /x-fanout-timeout must be whole milliseconds/
+        )
       }
       await simulators.awaitCounts((counts) => counts.alerts.completed === 1 && counts.tours.completed === 5)
     } finally {
