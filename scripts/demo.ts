@@ -64,6 +64,15 @@ const scenarios: ReadonlyArray<Scenario> = [
       "   service would send the same body again); strict answers 502 naming documents.",
     overrides: { ...steady, documents: { malformedRate: 1 } },
     calls: [{ mode: "partial" }, { mode: "strict" }]
+  },
+  {
+    title: "6. reports needs more time than the budget",
+    explain: "reports takes 600 ms; the request's deadline is 300 ms. Each call carries the budget left\n" +
+      "   (x-fanout-timeout: about 300m): reports gives up at once and answers 504 saying so, so partial marks it `timed_out`\n" +
+      "   in a few ms instead of waiting for the deadline; strict answers 502 at once and logs, per call it cancels,\n" +
+      "   why (feature call cancelled: SiblingFailed by reports).",
+    overrides: { all: { ...steady.all, latencyMs: 100, jitterMs: 50 }, reports: { latencyMs: 600, jitterMs: 0 } },
+    calls: [{ mode: "partial", deadlineMs: 300 }, { mode: "strict", deadlineMs: 300 }]
   }
 ]
 

@@ -11,6 +11,7 @@
  */
 import type * as Cause from "effect/Cause"
 import { dual } from "effect/Function"
+import type { CancelReason } from "./Cancellation.js"
 
 /**
  * The key of a task: its struct key, or its index for tuples and iterables.
@@ -100,6 +101,13 @@ export interface TimedOut extends Common {
  */
 export interface Interrupted extends Common {
   readonly _tag: "Interrupted"
+  /**
+   * Why the fan-out interrupted the task (see `Cancellation`); `undefined` when no fan-out gave a reason (the task
+   * interrupted itself, or something else interrupted it).
+   *
+   * @since 1.1.0
+   */
+  readonly cancelReason?: CancelReason | undefined
 }
 
 /**

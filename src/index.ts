@@ -24,3 +24,17 @@ export * as Outcome from "./Outcome.js"
  * @since 1.0.0
  */
 export * as FanOutError from "./FanOutError.js"
+
+/**
+ * The time left before the tightest enclosing fan-out deadline, readable inside a task.
+ *
+ * @since 1.1.0
+ */
+export * as Deadline from "./Deadline.js"
+
+/**
+ * Why a fan-out interrupted a task, as typed data, readable from the task's exit and its `Interrupted` outcome.
+ *
+ * @since 1.1.0
+ */
+export * as Cancellation from "./Cancellation.js"

@@ -421,13 +421,14 @@ describe("FanOut.all", () => {
         expect([deadline.reason, deadline.key, deadline.label]).toStrictEqual(["Deadline", undefined, undefined])
         expect(deadline.failures).toStrictEqual([])
         expect(deadline.outcomes.map((o) => o._tag)).toStrictEqual(["Success", "Interrupted"])
-        // An Interrupted outcome, with the fields of one (no TimedOut's reason left on it).
+        // An Interrupted outcome, with the fields of one (no TimedOut's reason left on it), cancelled by the deadline.
         expect(deadline.outcomes[1]).toStrictEqual({
           _tag: "Interrupted",
           key: "slow",
           label: "slow",
           durationMillis: 1000,
-          attempts: 1
+          attempts: 1,
+          cancelReason: { _tag: "Deadline" }
         })
       }))
 

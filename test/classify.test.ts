@@ -210,7 +210,11 @@ describe("outcomeOf", () => {
     it.effect("a task that interrupted itself is Interrupted", () =>
       Effect.gen(function*() {
         const exit = yield* Effect.exit(Effect.interrupt)
-        expect(outcomeOf(exit, common, undefined)).toStrictEqual({ _tag: "Interrupted", ...commonFields })
+        expect(outcomeOf(exit, common, undefined)).toStrictEqual({
+          _tag: "Interrupted",
+          ...commonFields,
+          cancelReason: undefined
+        })
       }))
 
     it.effect("a task interrupted from outside is Interrupted", () =>
@@ -218,7 +222,11 @@ describe("outcomeOf", () => {
         const fiber = yield* Effect.forkChild(Effect.never)
         yield* Fiber.interrupt(fiber)
         const exit = yield* Fiber.await(fiber)
-        expect(outcomeOf(exit, common, undefined)).toStrictEqual({ _tag: "Interrupted", ...commonFields })
+        expect(outcomeOf(exit, common, undefined)).toStrictEqual({
+          _tag: "Interrupted",
+          ...commonFields,
+          cancelReason: undefined
+        })
       }))
 
     it("an empty cause, and several interruptions, are Interrupted", () => {

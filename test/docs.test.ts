@@ -14,7 +14,15 @@ import ts from "typescript"
 const root = fileURLToPath(new URL("..", import.meta.url))
 
 /** The files whose examples are checked: the README and every public module of the package. */
-const sources = ["README.md", "src/FanOut.ts", "src/Outcome.ts", "src/FanOutError.ts", "src/promise.ts"]
+const sources = [
+  "README.md",
+  "src/FanOut.ts",
+  "src/Outcome.ts",
+  "src/FanOutError.ts",
+  "src/promise.ts",
+  "src/Deadline.ts",
+  "src/Cancellation.ts"
+]
 
 interface Example {
   readonly source: string

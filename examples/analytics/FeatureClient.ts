@@ -9,6 +9,7 @@ import type { Cause } from "effect"
 import { Config, Context, Data, Duration, Effect, Layer, Option, Result, Schema, Stream } from "effect"
 import type { HttpClientError, HttpClientResponse } from "effect/http"
 import { HttpClient, HttpClientRequest } from "effect/http"
+import { Cancellation, Deadline } from "../../src/index.js"
 import type { CustomerId } from "./Domain.js"
 import { httpUrl, integer, variable } from "./Environment.js"
 import type { Feature, FeatureUsage } from "./Features.js"
@@ -157,6 +158,16 @@ const bodyExcerpt = (response: HttpClientResponse.HttpClientResponse) =>
   })
 
 /**
+ * The header that sends a call's remaining budget to the feature service, in the style of gRPC's `grpc-timeout`:
+ * whole milliseconds followed by `m`, such as `x-fanout-timeout: 250m`. The service gives up (504) on work it cannot
+ * finish within it.
+ */
+export const budgetHeader = "x-fanout-timeout"
+
+/** `250` → `"250m"`: the header's value for a budget in milliseconds (rounded down: never more than is left). */
+export const budgetValue = (millis: number): string => `${Math.max(0, Math.floor(millis))}m`
+
+/**
  * How an answer differs from what was asked (its customer, its feature), or `undefined` when it does not. A service
  * behind the wrong URL, or a cache or proxy that mixes up requests, answers 2xx with a well-formed body: decoding
  * alone would show another customer's (or another feature's) usage in this customer's panel.
@@ -229,43 +240,80 @@ export const make = <F extends Feature>(
       HttpClient.mapRequest(HttpClientRequest.acceptJson),
       HttpClient.retryTransient({ retryOn: "errors-only", times: 1 })
     )
+    // The call: under the fan-out's deadline, the budget left goes with the request and bounds the client's own wait.
     const usage = (customerId: CustomerId): Effect.Effect<FeatureUsage, FeatureError<F>> =>
-      client.get(pathOf(feature, customerId)).pipe(
-        Effect.catch((error) =>
-          fail(
-            isRequestError(error) ? "Unavailable" : "BadResponse",
-            `${feature}: ${error.message}${isRequestError(error) ? causeOf(error) : ""}`
-          )
+      Effect.flatMap(Deadline.remaining, (left) => {
+        if (Option.isNone(left)) return call(customerId, timeout, undefined)
+        const budget = Duration.toMillis(left.value)
+        if (budget < 1) return fail("Timeout", `${feature}: no budget left for the call`)
+        const wait = Duration.min(timeout, left.value)
+        return call(customerId, wait, budgetValue(budget))
+      }).pipe(
+        Effect.onExit((exit) =>
+          Option.match(Cancellation.ofExit(exit), {
+            onNone: () => Effect.void,
+            onSome: (reason) =>
+              Effect.logInfo(
+                `feature call cancelled: ${reason._tag}${"key" in reason ? ` by ${String(reason.key)}` : ""}`
+              ).pipe(
+                Effect.annotateLogs({
+                  feature,
+                  cancelReason: reason._tag,
+                  ...("key" in reason ? { cancelledBy: String(reason.key) } : {})
+                })
+              )
+          })
         ),
-        Effect.flatMap((response) => {
-          if (response.status < 200 || response.status >= 300) {
-            // The body of a failed call may hold the service's stack trace: log it here, keep it out of the error.
-            return bodyExcerpt(response).pipe(
-              Effect.flatMap((body) =>
-                logLimit(`${feature}:${response.status}`, (suppressed) =>
-                  Effect.logWarning("feature service answered with an error status").pipe(
-                    Effect.annotateLogs({ feature, status: response.status, body, suppressed })
-                  ))
-              ),
-              Effect.andThen(fail("Unavailable", `${feature} answered ${response.status}`))
-            )
-          }
-          return body(response).pipe(
-            Effect.catch(([reason, message]) =>
-              fail(reason, `${feature}: ${message}`)
-            ),
-            Effect.flatMap((answer) => {
-              const wrong = mismatch({ customerId, feature }, answer)
-              return wrong === undefined ? Effect.succeed(answer) : fail("BadResponse", `${feature}: ${wrong}`)
-            })
-          )
-        }),
-        Effect.timeoutOrElse({
-          duration: timeout,
-          orElse: () => fail("Timeout", `${feature}: no answer within ${Duration.format(timeout)}`)
-        }),
         Effect.withSpan(`feature.${feature}.usage`, { attributes: { feature, customerId } })
       )
+    const call = (
+      customerId: CustomerId,
+      timeout: Duration.Duration,
+      budget: string | undefined
+    ): Effect.Effect<FeatureUsage, FeatureError<F>> =>
+      client.get(
+        pathOf(feature, customerId),
+        budget === undefined ? undefined : { headers: { [budgetHeader]: budget } }
+      )
+        .pipe(
+          Effect.catch((error) =>
+            fail(
+              isRequestError(error) ? "Unavailable" : "BadResponse",
+              `${feature}: ${error.message}${isRequestError(error) ? causeOf(error) : ""}`
+            )
+          ),
+          Effect.flatMap((response) => {
+            if (response.status === 504) {
+              // The service could not finish within the budget it was sent.
+              return bodyExcerpt(response).pipe(
+                Effect.flatMap((body) => fail("Timeout", `${feature} answered 504: ${body}`))
+              )
+            }
+            if (response.status < 200 || response.status >= 300) {
+              // The body of a failed call may hold the service's stack trace: log it here, keep it out of the error.
+              return bodyExcerpt(response).pipe(
+                Effect.flatMap((body) =>
+                  logLimit(`${feature}:${response.status}`, (suppressed) =>
+                    Effect.logWarning("feature service answered with an error status").pipe(
+                      Effect.annotateLogs({ feature, status: response.status, body, suppressed })
+                    ))
+                ),
+                Effect.andThen(fail("Unavailable", `${feature} answered ${response.status}`))
+              )
+            }
+            return body(response).pipe(
+              Effect.catch(([reason, message]) => fail(reason, `${feature}: ${message}`)),
+              Effect.flatMap((answer) => {
+                const wrong = mismatch({ customerId, feature }, answer)
+                return wrong === undefined ? Effect.succeed(answer) : fail("BadResponse", `${feature}: ${wrong}`)
+              })
+            )
+          }),
+          Effect.timeoutOrElse({
+            duration: timeout,
+            orElse: () => fail("Timeout", `${feature}: no answer within ${Duration.format(timeout)}`)
+          })
+        )
     return { feature, usage }
   })
 

@@ -6,6 +6,7 @@
 import type * as Cause from "effect/Cause"
 import type * as Exit from "effect/Exit"
 import type * as Outcome from "../Outcome.js"
+import { ofCauseOrUndefined } from "./cancel.js"
 import * as stack from "./stack.js"
 
 /**
@@ -52,7 +53,14 @@ export const outcomeOf = <A, E>(
       }
     }
     case "Interrupted":
-      return { _tag: "Interrupted", key, label, durationMillis, attempts }
+      return {
+        _tag: "Interrupted",
+        key,
+        label,
+        durationMillis,
+        attempts,
+        cancelReason: ofCauseOrUndefined((exit as Exit.Failure<A, E>).cause)
+      }
   }
 }
 

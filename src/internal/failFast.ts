@@ -81,7 +81,14 @@ export const failureReport = (ledger: Ledger, culprit: number, failFast: boolean
   if (failFast && ledger.stop === "Deadline") {
     outcomes = outcomes.map((o, i) =>
       i !== culprit && o._tag === "TimedOut" && o.reason === "Deadline"
-        ? { _tag: "Interrupted", key: o.key, label: o.label, durationMillis: o.durationMillis, attempts: o.attempts }
+        ? {
+          _tag: "Interrupted",
+          key: o.key,
+          label: o.label,
+          durationMillis: o.durationMillis,
+          attempts: o.attempts,
+          cancelReason: { _tag: "Deadline" }
+        }
         : o
     )
   }

@@ -15,6 +15,7 @@ import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
 import type { HedgeOptions } from "../FanOut.js"
 import { InvalidOptionError } from "../FanOutError.js"
+import { hedgeLost } from "./cancel.js"
 import { Alarms, clear, longestDelay } from "./engine/alarms.js"
 import type { Alarm } from "./engine/alarms.js"
 import type { Timers } from "./engine/run.js"
@@ -83,7 +84,7 @@ export const hedgeWith = <A, E, R>(
             decided = true
             won = exit
             clear(alarm)
-            for (const other of running) other.interruptUnsafe(task.id)
+            for (const other of running) other.interruptUnsafe(task.id, hedgeLost)
           } else {
             causes[k] = exit.cause
             if (started < hedge.max) launch()

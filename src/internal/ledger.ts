@@ -5,6 +5,7 @@
  * @internal
  */
 import * as Exit from "effect/Exit"
+import type { CancelReason } from "../Cancellation.js"
 import type * as Outcome from "../Outcome.js"
 import type { Prepared } from "./attempts.js"
 import { outcomeOf, tagOf } from "./classify.js"
@@ -27,6 +28,8 @@ export class Ledger {
   stop: Stop | undefined = undefined
   /** The task whose end stopped the fan-out, -1 for none (the deadline, or no stop). */
   stoppedBy = -1
+  /** Why a policy stopped the fan-out, once it has: the reason of the tasks it never started. */
+  cancelReason: CancelReason | undefined = undefined
 
   constructor(
     readonly shape: Shape,
@@ -71,7 +74,7 @@ export class Ledger {
       const attempts = Number.isNaN(started) ? 0 : this.prepared.attempts(index)
       return this.stop === "Deadline"
         ? { _tag: "TimedOut", reason: "Deadline", key, label, durationMillis, attempts }
-        : { _tag: "Interrupted", key, label, durationMillis, attempts }
+        : { _tag: "Interrupted", key, label, durationMillis, attempts, cancelReason: this.cancelReason }
     }
     const common = {
       key,

@@ -6,9 +6,12 @@
  *
  * @internal
  */
+import type * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
 import type * as Exit from "effect/Exit"
+import type { CancelReason } from "../Cancellation.js"
 import { prepare } from "./attempts.js"
+import * as cancel from "./cancel.js"
 import { run } from "./engine/run.js"
 import type { Limit } from "./engine/run.js"
 import { Ledger } from "./ledger.js"
@@ -20,6 +23,8 @@ import type { Shape } from "./shape.js"
 export interface Rules<A, E> {
   /** A task ended (already recorded) while the fan-out ran; `true` stops it, the ledger naming that task. */
   readonly onExit: (index: number, exit: Exit.Exit<unknown, unknown>, limit: Limit | undefined) => boolean
+  /** Why `onExit` stopped the fan-out at task `index` (default: a success reached a quorum, else a sibling failed). */
+  readonly stopReason?: ((index: number) => CancelReason) | undefined
   readonly onLateExit?: ((index: number, exit: Exit.Exit<unknown, unknown>) => void) | undefined
   readonly onDeadline?: (() => void) | undefined
   readonly result: () => Exit.Exit<A, E>
@@ -53,6 +58,17 @@ export const runPolicy = <A, E>(
             ledger.stop = "Policy"
             ledger.stoppedBy = index
             return true
+          },
+          stopReason(index, exit): Context.Context<never> {
+            if (r.stopReason !== undefined) return cancel.annotations(ledger.cancelReason = r.stopReason(index))
+            if (exit._tag === "Success") {
+              ledger.cancelReason = { _tag: "QuorumReached" }
+              return cancel.quorumReached
+            }
+            const key = shape.keys[index]!
+            const label = shape.labels[index]
+            ledger.cancelReason = { _tag: "SiblingFailed", key, label }
+            return cancel.annotations(ledger.cancelReason)
           },
           onLateExit(index, exit, limit, started, end, waited) {
             ledger.record(index, exit, limit, started, end, waited)

@@ -49,6 +49,7 @@ export const settle = (shape: Shape, s: Settings, kind: "settle" | "settleForEac
   const required = requiredIndices(shape, s.required)
   return runPolicy(kind, shape, s, { detach: false, discard: false }, (ledger) => ({
     onExit: (index, exit) => required !== undefined && required.has(index) && exit._tag !== "Success",
+    stopReason: (index) => ({ _tag: "RequiredFailed", key: shape.keys[index]!, label: shape.labels[index] }),
     result() {
       const outcomes = ledger.outcomes()
       if (required !== undefined) {

@@ -10,6 +10,7 @@ import { TestClock } from "effect/testing"
 import type { CustomerId } from "../../examples/analytics/Domain.js"
 import * as FeatureClient from "../../examples/analytics/FeatureClient.js"
 import { configPrefix, features } from "../../examples/analytics/Features.js"
+import { FanOut } from "../../src/index.js"
 import { makeCaptureLogger } from "./support.js"
 
 type Handler = (
@@ -226,6 +227,52 @@ describe("feature clients", () => {
         Layer.provide(config(urls))
       )),
       Effect.provide(makeCaptureLogger().layer)
+    )
+  })
+
+  it.effect("under a fan-out deadline, send the budget left as x-fanout-timeout; none outside one", () => {
+    const budgets: Array<string | undefined> = []
+    return Effect.gen(function*() {
+      // A call made 100 ms into a 300 ms deadline has 200 ms left.
+      const later = Effect.andThen(Effect.sleep("100 millis"), callListings)
+      const fiber = yield* Effect.forkChild(FanOut.settle([callListings, later], { deadline: "300 millis" }))
+      yield* Effect.yieldNow
+      yield* TestClock.adjust("100 millis")
+      expect(budgets).toEqual(["300m", "200m"])
+      yield* Fiber.join(fiber)
+      yield* callListings
+      expect(budgets).toEqual(["300m", "200m", undefined])
+    }).pipe(Effect.provide(listingsWith((_url, _signal, request) => {
+      budgets.push(request.headers["x-fanout-timeout"])
+      return json({ customerId: "c-9", feature: "listings", count: 3, lastUsedAt: null })
+    })))
+  })
+
+  it.effect("a 504 from the service (its budget could not be met) is a Timeout", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(callListings)
+      expect(error).toMatchObject({ reason: "Timeout", message: expect.stringContaining("answered 504") })
+    }).pipe(
+      Effect.provide(listingsWith(() => json({ error: "listings cannot answer within the 5 ms budget" }, 504))),
+      Effect.provide(makeCaptureLogger().layer)
+    ))
+
+  it.effect("a cancelled call logs why it was cancelled", () => {
+    const logs = makeCaptureLogger()
+    return Effect.gen(function*() {
+      const failing = Effect.andThen(Effect.sleep("10 millis"), Effect.fail("down"))
+      const fiber = yield* Effect.forkChild(FanOut.all({ listings: callListings, other: failing }))
+      yield* Effect.yieldNow
+      yield* TestClock.adjust("10 millis")
+      yield* Fiber.await(fiber)
+      const cancelled = logs.entries.filter((entry) => entry.message.startsWith("feature call cancelled"))
+      expect(cancelled.map((entry) => entry.message)).toEqual(["feature call cancelled: SiblingFailed by other"])
+      expect(cancelled.map((entry) => entry.annotations)).toEqual([
+        { feature: "listings", cancelReason: "SiblingFailed", cancelledBy: "other" }
+      ])
+    }).pipe(
+      Effect.provide(logs.layer),
+      Effect.provide(listingsWith(() => Effect.never))
     )
   })
 })

@@ -239,3 +239,37 @@ describe("Simulator servers", () => {
     expect(counts.alerts).toEqual({ started: 1, completed: 0, aborted: 1 })
   })
 })
+
+describe("Simulator budgets (x-fanout-timeout)", () => {
+  it("answers 504 at once, saying why, to work it cannot finish within the budget; 400 to a malformed header", async () => {
+    const simulators = await Simulator.start({
+      seed: 1,
+      defaults: { latencyMs: 300, jitterMs: 0, errorRate: 0, malformedRate: 0, hangRate: 0, crash: false },
+      features: { tours: { latencyMs: 0 } }
+    })
+    try {
+      const late = await fetch(`${simulators.urls.alerts}/customers/c-1/usage`, {
+        headers: { "x-fanout-timeout": "100m" }
+      })
+      expect(late.status).toBe(504)
+      expect(await late.json()).toEqual({ error: "alerts cannot answer within the 100 ms budget (it needs 300 ms)" })
+      // Work that fits the budget is done as usual.
+      const inTime = await fetch(`${simulators.urls.tours}/customers/c-1/usage`, {
+        headers: { "x-fanout-timeout": "100m" }
+      })
+      expect(inTime.status).toBe(200)
+      for (const malformed of ["100", "1.5m", "100ms", "-1m"]) {
+        const response = await fetch(`${simulators.urls.tours}/customers/c-1/usage`, {
+          headers: { "x-fanout-timeout": malformed }
+        })
+        expect([malformed, response.status]).toEqual([malformed, 400])
+        expect(((await response.json()) as { error: string }).error).toMatch(
+          /x-fanout-timeout must be whole milliseconds/
+        )
+      }
+      await simulators.awaitCounts((counts) => counts.alerts.completed === 1 && counts.tours.completed === 5)
+    } finally {
+      await simulators.close()
+    }
+  })
+})

@@ -364,6 +364,31 @@ export const start = async (config: SimulatorConfig = loadConfig()): Promise<Sim
     count.started++
     const roll = rng()
     const delay = settings.latencyMs + rng() * settings.jitterMs
+    // The caller's budget (`x-fanout-timeout: 250m`, whole milliseconds): work that cannot finish within it is not
+    // started; the answer says so at once.
+    const budget = request.headers["x-fanout-timeout"]
+    if (budget !== undefined) {
+      const parsed = typeof budget === "string" ? /^(\d{1,8})m$/.exec(budget) : null
+      if (parsed === null) {
+        response.writeHead(400, { "content-type": "application/json" }).end(
+          JSON.stringify({ error: `x-fanout-timeout must be whole milliseconds followed by "m", such as "250m"` })
+        )
+        count.completed++
+        notify()
+        return
+      }
+      const budgetMs = Number(parsed[1])
+      if (delay > budgetMs) {
+        response.writeHead(504, { "content-type": "application/json" }).end(
+          JSON.stringify({
+            error: `${feature} cannot answer within the ${budgetMs} ms budget (it needs ${Math.ceil(delay)} ms)`
+          })
+        )
+        count.completed++
+        notify()
+        return
+      }
+    }
     const answer = () => {
       if (settings.crash) {
         try {

@@ -11,9 +11,12 @@
  * @internal
  */
 import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
+import * as cancel from "../cancel.js"
+import { CurrentDeadline } from "../deadline.js"
 import { Alarms, clear } from "./alarms.js"
 import type { Alarm } from "./alarms.js"
 
@@ -44,6 +47,11 @@ export interface Policy<A, E> {
     ended: number,
     waited: boolean
   ) => void
+  /**
+   * `onExit` returned `true` for task `index`: the annotations the running tasks are interrupted with (the reason
+   * they read). Called once, at the stop.
+   */
+  readonly stopReason?: ((index: number, exit: Exit.Exit<unknown, unknown>) => Context.Context<never>) | undefined
   /** The deadline passed; the fan-out stops after this call, its running tasks ending with `limit` "Deadline". */
   readonly onDeadline: () => void
   /** The fan-out's answer, once it has stopped or every task has ended. `started` is the count of tasks started. */
@@ -67,7 +75,7 @@ const isCallbackTask = (u: unknown): u is CallbackTask => typeof u === "object" 
 
 /** A running task as the engine holds it: a fiber, or a callback task's cancel and end. */
 interface Running {
-  readonly interruptUnsafe: (fiberId?: number) => void
+  readonly interruptUnsafe: (fiberId?: number, annotations?: Context.Context<never>) => void
   readonly addObserver: (f: (exit: Exit.Exit<unknown, unknown>) => void) => unknown
 }
 
@@ -102,7 +110,17 @@ export const run = <A, E>(spec: Spec<A, E>): Effect.Effect<A, E> =>
     const clock = caller.getRef(Clock.Clock)
     const policy = spec.policy(clock)
     if (size === 0) return policy.result(0)
-    const fork = Effect.runForkWith(caller.context)
+    // With a deadline, the tasks run under the smaller of it and the deadline around the fan-out (a nested fan-out
+    // never outlives the enclosing one); without, they see the caller's, at no cost per task.
+    let deadline = spec.deadline
+    let context = caller.context
+    if (deadline !== undefined) {
+      const now = clock.currentTimeMillisUnsafe()
+      const enclosing = caller.getRef(CurrentDeadline)
+      if (enclosing - now < deadline) deadline = Math.max(0, enclosing - now)
+      else context = Context.add(context, CurrentDeadline, now + deadline)
+    }
+    const fork = Effect.runForkWith(context)
     const timed = spec.timed || spec.timeout !== undefined || spec.deadline !== undefined
     let alarms: Alarms | undefined = undefined
     const alarmsOf = () => alarms ??= new Alarms(fork as any, () => clock.currentTimeMillisUnsafe())
@@ -121,6 +139,8 @@ export const run = <A, E>(spec: Spec<A, E>): Effect.Effect<A, E> =>
     let answered = false
     let resume: ((effect: Effect.Effect<A, E>) => void) | undefined = undefined
     let deadlineAlarm: Alarm | undefined = undefined
+    // Why the fan-out stopped, as the annotations its tasks are interrupted with (see internal/cancel.ts).
+    let why: Context.Context<never> | undefined = undefined
     // A throw in the fan-out's own bookkeeping (a stack overflow in a deep nest of fan-outs): the fan-out stops, and
     // dies with it once its tasks have ended, rather than answering with what a half-done step left behind.
     let broken: { readonly defect: unknown } | undefined = undefined
@@ -142,11 +162,12 @@ export const run = <A, E>(spec: Spec<A, E>): Effect.Effect<A, E> =>
       }
     }
 
-    const stop = () => {
+    const stop = (reason?: Context.Context<never>) => {
       if (stopped) return
       stopped = true
+      why = reason
       clear(deadlineAlarm)
-      forEachRunning((fiber) => fiber.interruptUnsafe(caller.id))
+      forEachRunning((fiber) => fiber.interruptUnsafe(caller.id, reason))
     }
 
     /** Answers the caller once nothing the fan-out started still runs (or at once, detached, when stopped). */
@@ -190,7 +211,7 @@ export const run = <A, E>(spec: Spec<A, E>): Effect.Effect<A, E> =>
     const ended = (index: number, exit: Exit.Exit<unknown, unknown>, started: number, end: number, waited: boolean) => {
       const limit = limits?.[index]
       if (stopped) policy.onLateExit(index, exit, limit, started, end, waited)
-      else if (policy.onExit(index, exit, limit, started, end, waited)) stop()
+      else if (policy.onExit(index, exit, limit, started, end, waited)) stop(policy.stopReason?.(index, exit))
     }
 
     /**
@@ -251,11 +272,11 @@ export const run = <A, E>(spec: Spec<A, E>): Effect.Effect<A, E> =>
           continue
         }
         fibers[index] = task
-        if (stopped) task.interruptUnsafe(caller.id)
+        if (stopped) task.interruptUnsafe(caller.id, why)
         const timeoutAlarm = spec.timeout === undefined ? undefined : alarmsOf().set(spec.timeout, () => {
           if (stopped || fibers[index] === undefined) return
           limits![index] = "Timeout"
-          task.interruptUnsafe(caller.id)
+          task.interruptUnsafe(caller.id, cancel.timeout)
         })
         let done = false
         task.addObserver((exit) =>
@@ -278,13 +299,13 @@ export const run = <A, E>(spec: Spec<A, E>): Effect.Effect<A, E> =>
     // interrupted there).
     return Effect.callback<A, E>((resumeWith) => {
       resume = (answer) => registering ? resumeWith(answer) : resumeCaller(caller, () => resumeWith(answer))
-      if (spec.deadline !== undefined) {
-        deadlineAlarm = alarmsOf().set(spec.deadline, () =>
+      if (deadline !== undefined) {
+        deadlineAlarm = alarmsOf().set(deadline, () =>
           guarded(() => {
             if (stopped) return
             forEachRunning((_, index) => limits![index] = "Deadline")
             policy.onDeadline()
-            stop()
+            stop(cancel.deadline)
             settleIfDone()
           }))
       }
@@ -302,7 +323,7 @@ export const run = <A, E>(spec: Spec<A, E>): Effect.Effect<A, E> =>
       if (answered) return
       // The caller is interrupted: interrupt every task and wait for all of them (and the timer) to end.
       return Effect.callback<void>((done) => {
-        stop()
+        stop(cancel.caller)
         if (answered) return done(Effect.void)
         resume = () => done(Effect.void)
         guarded(settleIfDone)

@@ -1,0 +1,74 @@
+/**
+ * Why a fan-out interrupted a task, as typed data: the sibling whose failure stopped it, the deadline, the task's own
+ * timeout, a quorum reached, a hedge lost, a required task failed, or the fan-out's caller.
+ *
+ * The reason travels on the interruption itself (as an annotation of the `Interrupt` in the task's cause), so it
+ * costs nothing until read: an `Interrupted` outcome holds it as `cancelReason`, and a task reads it in a finalizer
+ * that sees its exit (`Effect.onExit`, `Effect.onError`, `Effect.addFinalizer`) with `Cancellation.ofExit`.
+ *
+ * @since 1.1.0
+ */
+import type * as Cause from "effect/Cause"
+import type * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
+import { ofCause as ofCauseInternal } from "./internal/cancel.js"
+import type * as Outcome from "./Outcome.js"
+
+/**
+ * Why a fan-out interrupted a task.
+ *
+ * - `SiblingFailed`: fail fast (or a quorum that can no longer be met) — the task `key` (`label`) ended without a
+ *   success and stopped the fan-out.
+ * - `RequiredFailed`: settle with `required` — the required task `key` (`label`) failed.
+ * - `QuorumReached`: quorum / firstSuccess had the successes it needed.
+ * - `Deadline`: the fan-out's deadline (or an enclosing one) passed.
+ * - `Timeout`: the task's own `timeout` passed.
+ * - `HedgeLost`: another attempt of the same hedged task succeeded first.
+ * - `Caller`: the fan-out itself was interrupted (its caller, or a stream ended early).
+ *
+ * @since 1.1.0
+ * @category models
+ */
+export type CancelReason =
+  | { readonly _tag: "SiblingFailed"; readonly key: Outcome.Key; readonly label: string | undefined }
+  | { readonly _tag: "RequiredFailed"; readonly key: Outcome.Key; readonly label: string | undefined }
+  | { readonly _tag: "QuorumReached" }
+  | { readonly _tag: "Deadline" }
+  | { readonly _tag: "Timeout" }
+  | { readonly _tag: "HedgeLost" }
+  | { readonly _tag: "Caller" }
+
+/**
+ * The reason a fan-out gave for the first interruption in `cause` that has one; `Option.none()` for a cause with no
+ * interruption by a fan-out.
+ *
+ * @since 1.1.0
+ * @category getters
+ */
+export const ofCause: (cause: Cause.Cause<unknown>) => Option.Option<CancelReason> = ofCauseInternal
+
+/**
+ * The reason of `ofCause` for a failed exit; `Option.none()` for a success.
+ *
+ * **Example**
+ *
+ * ```ts
+ * import { Effect, Option } from "effect"
+ * import { Cancellation, FanOut } from "effect-fanout"
+ *
+ * const task = Effect.never.pipe(
+ *   Effect.onExit((exit) =>
+ *     Option.match(Cancellation.ofExit(exit), {
+ *       onNone: () => Effect.void,
+ *       onSome: (reason) => Effect.log(`cancelled: ${reason._tag}`)
+ *     })
+ *   )
+ * )
+ * const page = FanOut.all([task, Effect.fail("boom")])
+ * ```
+ *
+ * @since 1.1.0
+ * @category getters
+ */
+export const ofExit = (exit: Exit.Exit<unknown, unknown>): Option.Option<CancelReason> =>
+  exit._tag === "Success" ? Option.none() : ofCauseInternal(exit.cause)

@@ -1,0 +1,116 @@
+import { describe, expect, expectTypeOf, it } from "@effect/vitest"
+import { Deferred, Effect, Exit, Fiber, Option, Ref } from "effect"
+import { TestClock } from "effect/testing"
+import { Cancellation, FanOut } from "../src/index.js"
+import type { Outcome } from "../src/index.js"
+
+/** A task that waits forever and records, in its finalizer, why it was interrupted. */
+const waiting = (seen: Ref.Ref<Array<Option.Option<Cancellation.CancelReason>>>, started?: Deferred.Deferred<void>) =>
+  Effect.gen(function*() {
+    if (started !== undefined) yield* Deferred.succeed(started, undefined)
+    return yield* Effect.never
+  }).pipe(Effect.onExit((exit) => Ref.update(seen, (all) => [...all, Cancellation.ofExit(exit)])))
+
+const reasonOf = (outcome: Outcome.Outcome<unknown, unknown>) =>
+  outcome._tag === "Interrupted" ? outcome.cancelReason : `not interrupted: ${outcome._tag}`
+
+describe("Cancellation", () => {
+  it.effect("fail fast: the siblings read the failed task's key and label in their finalizers", () =>
+    Effect.gen(function*() {
+      const seen = yield* Ref.make<Array<Option.Option<Cancellation.CancelReason>>>([])
+      const a = yield* Deferred.make<void>()
+      const b = yield* Deferred.make<void>()
+      const bad = Effect.andThen(Effect.all([Deferred.await(a), Deferred.await(b)]), Effect.fail("boom"))
+      const exit = yield* Effect.exit(
+        FanOut.all({ a: waiting(seen, a), b: waiting(seen, b), bad: FanOut.labeled(bad, "Bad one") })
+      )
+      expect(Exit.isFailure(exit)).toBe(true)
+      const reason: Cancellation.CancelReason = { _tag: "SiblingFailed", key: "bad", label: "Bad one" }
+      expect(yield* Ref.get(seen)).toEqual([Option.some(reason), Option.some(reason)])
+    }))
+
+  it.effect("an Interrupted outcome holds the reason, also for a task that never started", () =>
+    Effect.gen(function*() {
+      const seen = yield* Ref.make<Array<Option.Option<Cancellation.CancelReason>>>([])
+      const result = yield* Effect.flip(
+        FanOut.all([waiting(seen), Effect.fail("boom"), waiting(seen)], { concurrency: 2, report: true })
+      )
+      const reason = { _tag: "SiblingFailed", key: 1, label: undefined }
+      expect(result.outcomes.map(reasonOf)).toEqual([reason, "not interrupted: Failure", reason])
+      expect(result.outcomes[2]!.attempts).toBe(0)
+    }))
+
+  it.effect("quorum reached", () =>
+    Effect.gen(function*() {
+      const seen = yield* Ref.make<Array<Option.Option<Cancellation.CancelReason>>>([])
+      yield* FanOut.quorum([Effect.succeed(1), waiting(seen), Effect.succeed(2)], 2)
+      expect(yield* Ref.get(seen)).toEqual([Option.some({ _tag: "QuorumReached" })])
+    }))
+
+  it.effect("a required task failed (settle)", () =>
+    Effect.gen(function*() {
+      const seen = yield* Ref.make<Array<Option.Option<Cancellation.CancelReason>>>([])
+      const started = yield* Deferred.make<void>()
+      const core = Effect.andThen(Deferred.await(started), Effect.fail("down"))
+      yield* Effect.exit(FanOut.settle({ extra: waiting(seen, started), core }, { required: ["core"] }))
+      expect(yield* Ref.get(seen)).toEqual([Option.some({ _tag: "RequiredFailed", key: "core", label: "core" })])
+    }))
+
+  it.effect("the task's own timeout and the fan-out's deadline (TestClock)", () =>
+    Effect.gen(function*() {
+      const seen = yield* Ref.make<Array<Option.Option<Cancellation.CancelReason>>>([])
+      const fiber = yield* Effect.forkChild(FanOut.settle([waiting(seen)], { timeout: "100 millis" }))
+      yield* Effect.yieldNow
+      yield* TestClock.adjust("100 millis")
+      yield* Fiber.join(fiber)
+      const later = yield* Effect.forkChild(FanOut.settle([waiting(seen)], { deadline: "200 millis" }))
+      yield* Effect.yieldNow
+      yield* TestClock.adjust("200 millis")
+      yield* Fiber.join(later)
+      expect(yield* Ref.get(seen)).toEqual([Option.some({ _tag: "Timeout" }), Option.some({ _tag: "Deadline" })])
+    }))
+
+  it.effect("the caller", () =>
+    Effect.gen(function*() {
+      const seen = yield* Ref.make<Array<Option.Option<Cancellation.CancelReason>>>([])
+      const started = yield* Deferred.make<void>()
+      const fiber = yield* Effect.forkChild(FanOut.all([waiting(seen, started)]))
+      yield* Deferred.await(started)
+      yield* Fiber.interrupt(fiber)
+      expect(yield* Ref.get(seen)).toEqual([Option.some({ _tag: "Caller" })])
+    }))
+
+  it.effect("a hedge lost", () =>
+    Effect.gen(function*() {
+      const seen = yield* Ref.make<Array<Option.Option<Cancellation.CancelReason>>>([])
+      const calls = yield* Ref.make(0)
+      // The first attempt waits forever; the backup, started 50 ms later, answers.
+      const attempt = Effect.gen(function*() {
+        const n = yield* Ref.getAndUpdate(calls, (k) => k + 1)
+        return n === 0 ? yield* waiting(seen) : "backup"
+      })
+      const fiber = yield* Effect.forkChild(attempt.pipe(FanOut.hedge({ delay: "50 millis", max: 2 })))
+      yield* Effect.yieldNow
+      yield* TestClock.adjust("50 millis")
+      expect(yield* Fiber.join(fiber)).toBe("backup")
+      expect(yield* Ref.get(seen)).toEqual([Option.some({ _tag: "HedgeLost" })])
+    }))
+
+  it.effect("no reason for a task that interrupts itself", () =>
+    Effect.gen(function*() {
+      const [outcome] = yield* FanOut.settle([Effect.interrupt])
+      expect(outcome).toMatchObject({ _tag: "Interrupted", cancelReason: undefined })
+      expect(Cancellation.ofExit(Exit.succeed(1))).toEqual(Option.none())
+    }))
+
+  it("types", () => {
+    expectTypeOf<Cancellation.CancelReason["_tag"]>().toEqualTypeOf<
+      "SiblingFailed" | "RequiredFailed" | "QuorumReached" | "Deadline" | "Timeout" | "HedgeLost" | "Caller"
+    >()
+    expectTypeOf<Extract<Cancellation.CancelReason, { _tag: "SiblingFailed" }>>().toEqualTypeOf<
+      { readonly _tag: "SiblingFailed"; readonly key: Outcome.Key; readonly label: string | undefined }
+    >()
+    expectTypeOf<Outcome.Interrupted["cancelReason"]>().toEqualTypeOf<Cancellation.CancelReason | undefined>()
+    expectTypeOf(Cancellation.ofExit).returns.toEqualTypeOf<Option.Option<Cancellation.CancelReason>>()
+  })
+})
