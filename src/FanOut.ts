@@ -23,11 +23,13 @@
  *
  * @since 1.0.0
  */
+import type * as Budget from "./Budget.js"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { dual } from "effect/Function"
 import type * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
+import type * as Hedge from "./Hedge.js"
 import type { FanOutFailure, FanOutTimeoutError, QuorumError } from "./FanOutError.js"
 import * as failFast from "./internal/failFast.js"
 import * as internalHedge from "./internal/hedge.js"
@@ -353,6 +355,13 @@ export interface Options {
    * the others are interrupted. Only for idempotent tasks. Default: none.
    */
   readonly hedge?: HedgeOptions | undefined
+  /**
+   * A retry and hedge budget (`Budget.make`), shared with the other fan-outs calling the same downstream: every
+   * attempt's failure takes a token and every success gives some back, and a retry or hedge starts only while the
+   * budget holds more than half its tokens. A task the budget refused an attempt has `refused: "budget"` in its
+   * outcome. Default: none.
+   */
+  readonly budget?: Budget.Budget | undefined
   /** The fan-out's name: its span's name and the `fanout` tag of its metrics. Default: `"fanout.<kind>"`. */
   readonly name?: string | undefined
   /**
@@ -369,8 +378,14 @@ export interface Options {
  * @category options
  */
 export interface HedgeOptions {
-  readonly delay: Duration.Input
+  /** A fixed delay, or one read from observed latency (`Hedge.adaptive`). */
+  readonly delay: Duration.Input | Hedge.Adaptive
   readonly max?: number | undefined
+  /**
+   * Which typed failures of an attempt start the next one (`true`); any other failure, and any defect, ends every
+   * attempt at once with that failure (gRPC's hedging `nonFatalStatusCodes`). Default: every failure starts the next.
+   */
+  readonly nonFatal?: ((error: any) => boolean) | undefined
 }
 
 /**

@@ -24,3 +24,17 @@ export * as Outcome from "./Outcome.js"
  * @since 1.0.0
  */
 export * as FanOutError from "./FanOutError.js"
+
+/**
+ * Retry and hedge budgets: gRPC's retry-throttling token bucket, shared across fan-outs.
+ *
+ * @since 1.1.0
+ */
+export * as Budget from "./Budget.js"
+
+/**
+ * Adaptive hedge delays, read from observed latency.
+ *
+ * @since 1.1.0
+ */
+export * as Hedge from "./Hedge.js"

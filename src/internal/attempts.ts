@@ -5,9 +5,12 @@
  *
  * @internal
  */
+import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Schedule from "effect/Schedule"
+import type { Budget } from "../Budget.js"
 import { FanOutTimeoutError } from "../FanOutError.js"
 import { clear } from "./engine/alarms.js"
 import type { CallbackTask, Timers } from "./engine/run.js"
@@ -30,8 +33,22 @@ export interface Prepared {
    * task is told apart by identity and stays that task's `Failure`.
    */
   readonly ownTimeout: (exit: Exit.Exit<unknown, unknown>) => boolean
-  /** Wraps what a task does (its attempts, retries, hedges) once more: the task's span. */
+  /** Whether the retry and hedge budget refused task `index` an attempt (absent without a budget). */
+  readonly refused?: ((index: number) => "budget" | undefined) | undefined
 }
+
+/** A retry the budget refused: carries the attempt's error, which the task then fails with. */
+class Refused {
+  constructor(readonly error: unknown) {}
+}
+
+/** An attempt's end, told to the budget: a failure (typed or a defect) takes a token, a success gives some back. */
+const accounted = (attempt: AnyEffect, budget: Budget): AnyEffect =>
+  Effect.onExit(attempt, (exit) =>
+    Effect.sync(() => {
+      if (exit._tag === "Success") budget.onSuccess()
+      else if (!Cause.hasInterruptsOnly(exit.cause)) budget.onFailure()
+    }))
 
 /** A hook around each prepared task: the task's span, when the fan-out makes one per task. */
 export type Around = (index: number, task: AnyEffect, attempts: () => number) => AnyEffect
@@ -43,7 +60,7 @@ export const prepare = (shape: Shape, s: Settings, around: Around | undefined): 
   if (shape.callbacks !== undefined) {
     return { task: shape.callbacks, engineTimeout: s.timeout, attempts: one, ownTimeout: () => false }
   }
-  const counted = s.retry !== undefined || s.hedge !== undefined
+  const counted = s.retry !== undefined || s.hedge !== undefined || s.budget !== undefined
   if (!counted) {
     const task = around === undefined
       ? (index: number) => shape.task(index)
@@ -51,6 +68,8 @@ export const prepare = (shape: Shape, s: Settings, around: Around | undefined): 
     return { task, engineTimeout: s.timeout, attempts: one, ownTimeout: () => false }
   }
   const counts: Array<number> = new Array(shape.keys.length).fill(0)
+  const budget = s.budget
+  const refused: Array<"budget" | undefined> | undefined = budget === undefined ? undefined : new Array(counts.length)
   const timeouts = new WeakSet<object>()
   const timeoutError = (index: number): FanOutTimeoutError => {
     const error = new FanOutTimeoutError({
@@ -69,8 +88,30 @@ export const prepare = (shape: Shape, s: Settings, around: Around | undefined): 
       return body
     })
     if (s.timeout !== undefined) attempt = limited(attempt, s.timeout, timers, () => timeoutError(index))
-    if (s.hedge !== undefined) attempt = hedging.hedgeWith(attempt, s.hedge, timers)
-    if (s.retry !== undefined) attempt = Effect.retry(attempt, s.retry)
+    if (budget !== undefined) attempt = accounted(attempt, budget)
+    if (s.hedge !== undefined) {
+      const allow = budget === undefined ? undefined : () => {
+        if (budget.allows) return true
+        refused![index] = "budget"
+        return false
+      }
+      attempt = hedging.hedgeWith(attempt, s.hedge, timers, allow)
+    }
+    if (s.retry !== undefined) {
+      if (budget === undefined) attempt = Effect.retry(attempt, s.retry)
+      else {
+        // The budget is asked once the schedule has decided on another attempt, before its delay.
+        const schedule = Schedule.modifyDelay(s.retry, ({ duration, input }) => {
+          if (budget.allows) return Effect.succeed(duration)
+          refused![index] = "budget"
+          return Effect.fail(new Refused(input))
+        })
+        attempt = Effect.catch(
+          Effect.retry(attempt, schedule as Schedule.Schedule<any, any, any>),
+          (error: unknown) => Effect.fail(error instanceof Refused ? error.error : error)
+        )
+      }
+    }
     return around === undefined ? attempt : around(index, attempt, () => counts[index]!)
   }
   const ownTimeout = (exit: Exit.Exit<unknown, unknown>) => {
@@ -80,7 +121,8 @@ export const prepare = (shape: Shape, s: Settings, around: Around | undefined): 
     }
     return false
   }
-  return { task, engineTimeout: undefined, attempts: (index) => counts[index]!, ownTimeout }
+  const refusedOf = refused === undefined ? undefined : (index: number) => refused[index]
+  return { task, engineTimeout: undefined, attempts: (index) => counts[index]!, ownTimeout, refused: refusedOf }
 }
 
 /**

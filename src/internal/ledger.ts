@@ -79,7 +79,9 @@ export class Ledger {
       durationMillis: Math.max(0, this.ended[index]! - started),
       attempts: this.prepared.attempts(index)
     }
-    return outcomeOf(exit, common, this.limits[index])
+    const outcome = outcomeOf(exit, common, this.limits[index])
+    const refused = this.prepared.refused?.(index)
+    return refused === undefined ? outcome : { ...outcome, refused }
   }
 
   /** The tasks' values, once every one has succeeded. */
