@@ -18,7 +18,9 @@
  *
  * @since 1.1.0
  */
+import type * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import { InvalidOptionError } from "./FanOutError.js"
 import { show } from "./internal/show.js"
 
@@ -145,6 +147,35 @@ export const make = (settings: Settings): Effect.Effect<Budget, InvalidOptionErr
       return Effect.fail(error as InvalidOptionError)
     }
   })
+
+/**
+ * A budget as a service: a Layer making one, full, as the service `key`, which every request that calls that
+ * downstream then shares for as long as the layer lives. Declare one key per downstream.
+ *
+ * **Example**
+ *
+ * ```ts
+ * import { Context, Effect, Schedule } from "effect"
+ * import { Budget, FanOut } from "effect-fanout"
+ *
+ * // One budget per downstream, shared by every request.
+ * const PricingBudget = Context.Service<Budget.Budget>("app/PricingBudget")
+ * const PricingBudgetLive = Budget.layer(PricingBudget, { maxTokens: 10, tokenRatio: 0.1 })
+ *
+ * const quote = (fetchQuote: Effect.Effect<number, "unavailable">) =>
+ *   Effect.gen(function*() {
+ *     const budget = yield* PricingBudget
+ *     return yield* FanOut.settle([fetchQuote, fetchQuote], { retry: Schedule.recurs(2), budget })
+ *   })
+ *
+ * const program = quote(Effect.succeed(42)).pipe(Effect.provide(PricingBudgetLive))
+ * ```
+ *
+ * @since 1.1.0
+ * @category layers
+ */
+export const layer = <I>(key: Context.Key<I, Budget>, settings: Settings): Layer.Layer<I, InvalidOptionError> =>
+  Layer.effect(key, make(settings))
 
 /**
  * The tokens a budget holds now.

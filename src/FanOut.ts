@@ -356,12 +356,13 @@ export interface Options {
    */
   readonly hedge?: HedgeOptions | undefined
   /**
-   * A retry and hedge budget (`Budget.make`), shared with the other fan-outs calling the same downstream: every
-   * attempt's failure takes a token and every success gives some back, and a retry or hedge starts only while the
-   * budget holds more than half its tokens. A task the budget refused an attempt has `refused: "budget"` in its
-   * outcome. Default: none.
+   * A retry and hedge budget (`Budget.make`), shared with the other fan-outs calling the same downstream, or a
+   * function giving each task's by its key and index (one per downstream, `undefined` for none): every attempt's
+   * failure takes a token and every success gives some back, and a retry or a hedge starts only while the budget
+   * holds more than half its tokens (gRPC's retry throttling). A task the budget refused an attempt has
+   * `refused: "budget"` in its outcome. Default: none.
    */
-  readonly budget?: Budget.Budget | undefined
+  readonly budget?: Budget.Budget | ((key: PropertyKey, index: number) => Budget.Budget | undefined) | undefined
   /** The fan-out's name: its span's name and the `fanout` tag of its metrics. Default: `"fanout.<kind>"`. */
   readonly name?: string | undefined
   /**

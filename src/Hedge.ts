@@ -96,8 +96,11 @@ const invalid = (option: string, reason: string) => new InvalidOptionError({ opt
  *
  * const delay = Hedge.adaptive({ percentile: 0.95, window: 100, min: "5 millis", max: "200 millis" })
  *
- * const program = FanOut.settle([Effect.succeed(1), Effect.succeed(2)], {
- *   hedge: { delay, max: 3, nonFatal: (error) => error === "unavailable" }
+ * declare const replica: Effect.Effect<number, "unavailable" | "not found">
+ *
+ * // A replica that is unavailable gets a backup at once; "not found" ends every attempt: no replica would know.
+ * const program = FanOut.settle([replica, replica], {
+ *   hedge: { delay, max: 3, nonFatal: (error: "unavailable" | "not found") => error === "unavailable" }
  * })
  * ```
  *

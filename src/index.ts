@@ -38,3 +38,10 @@ export * as Budget from "./Budget.js"
  * @since 1.1.0
  */
 export * as Hedge from "./Hedge.js"
+
+/**
+ * Attempt telemetry: attempts by type (original, retry, hedge) in task spans and, when turned on, in metrics.
+ *
+ * @since 1.1.0
+ */
+export * as Attempt from "./Attempt.js"

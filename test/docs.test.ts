@@ -14,7 +14,16 @@ import ts from "typescript"
 const root = fileURLToPath(new URL("..", import.meta.url))
 
 /** The files whose examples are checked: the README and every public module of the package. */
-const sources = ["README.md", "src/FanOut.ts", "src/Outcome.ts", "src/FanOutError.ts", "src/promise.ts"]
+const sources = [
+  "README.md",
+  "src/FanOut.ts",
+  "src/Outcome.ts",
+  "src/FanOutError.ts",
+  "src/promise.ts",
+  "src/Budget.ts",
+  "src/Hedge.ts",
+  "src/Attempt.ts"
+]
 
 interface Example {
   readonly source: string

@@ -10,6 +10,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Schedule from "effect/Schedule"
+import type { Refusal, Type as AttemptType } from "../Attempt.js"
 import type { Budget } from "../Budget.js"
 import { FanOutTimeoutError } from "../FanOutError.js"
 import { clear } from "./engine/alarms.js"
@@ -35,6 +36,22 @@ export interface Prepared {
   readonly ownTimeout: (exit: Exit.Exit<unknown, unknown>) => boolean
   /** Whether the retry and hedge budget refused task `index` an attempt (absent without a budget). */
   readonly refused?: ((index: number) => "budget" | undefined) | undefined
+  /** The retries and the hedges task `index` started (absent without `retry`, `hedge` or `budget`). */
+  readonly kinds?: ((index: number) => { readonly retries: number; readonly hedges: number }) | undefined
+  /**
+   * Why task `index`, which ended with `tag` (its outcome's), got no further attempt: its budget, the attempt limit
+   * (its schedule or `hedge.max` gave none), or the deadline (it passed while a retry was waiting for its delay).
+   * Absent without `retry` or `hedge`.
+   */
+  readonly refusal?: ((index: number, tag: string, limit: string | undefined) => Refusal | undefined) | undefined
+}
+
+/** What the fan-out's observer hears of each attempt as it happens, when it listens (task spans, attempt metrics). */
+export interface AttemptHook {
+  /** Task `index` starts an attempt of `type`. */
+  readonly started: (index: number, type: AttemptType) => void
+  /** Task `index`'s schedule decided on a retry after `millis` (and its budget, if any, allowed it). */
+  readonly delayed: (index: number, millis: number) => void
 }
 
 /** A retry the budget refused: carries the attempt's error, which the task then fails with. */
@@ -55,8 +72,8 @@ export type Around = (index: number, task: AnyEffect, attempts: () => number) =>
 
 const one = () => 1
 
-/** Prepares the tasks of `shape` for the options `s`. */
-export const prepare = (shape: Shape, s: Settings, around: Around | undefined): Prepared => {
+/** Prepares the tasks of `shape` for the options `s`; `hook`, when given, hears of every attempt. */
+export const prepare = (shape: Shape, s: Settings, around: Around | undefined, hook?: AttemptHook): Prepared => {
   if (shape.callbacks !== undefined) {
     return { task: shape.callbacks, engineTimeout: s.timeout, attempts: one, ownTimeout: () => false }
   }
@@ -67,9 +84,15 @@ export const prepare = (shape: Shape, s: Settings, around: Around | undefined): 
       : (index: number) => around(index, shape.task(index), one)
     return { task, engineTimeout: s.timeout, attempts: one, ownTimeout: () => false }
   }
-  const counts: Array<number> = new Array(shape.keys.length).fill(0)
-  const budget = s.budget
-  const refused: Array<"budget" | undefined> | undefined = budget === undefined ? undefined : new Array(counts.length)
+  const n = shape.keys.length
+  const counts: Array<number> = new Array(n).fill(0)
+  const retries: Array<number> = new Array(n).fill(0)
+  const hedges: Array<number> = new Array(n).fill(0)
+  // The type of task `index`'s next attempt, set as a retry or a hedge is decided on.
+  const next: Array<AttemptType> = new Array(n).fill("original")
+  // Whether task `index` is waiting for a retry's delay: the deadline passing then refused that retry.
+  const waiting: Array<boolean> = new Array(n).fill(false)
+  const refused: Array<"budget" | undefined> = new Array(n)
   const timeouts = new WeakSet<object>()
   const timeoutError = (index: number): FanOutTimeoutError => {
     const error = new FanOutTimeoutError({
@@ -83,34 +106,52 @@ export const prepare = (shape: Shape, s: Settings, around: Around | undefined): 
   }
   const task = (index: number, timers: Timers): AnyEffect => {
     const body = shape.task(index)
+    const budget = s.budget?.(shape.keys[index]!, index)
     let attempt: AnyEffect = Effect.suspend(() => {
+      const type = next[index]!
       counts[index]!++
+      waiting[index] = false
+      if (type === "retry") retries[index]!++
+      else if (type === "hedge") hedges[index]!++
+      hook?.started(index, type)
       return body
     })
     if (s.timeout !== undefined) attempt = limited(attempt, s.timeout, timers, () => timeoutError(index))
     if (budget !== undefined) attempt = accounted(attempt, budget)
     if (s.hedge !== undefined) {
-      const allow = budget === undefined ? undefined : () => {
-        if (budget.allows) return true
-        refused![index] = "budget"
-        return false
+      // Asked before each backup: whether it may start (the budget's leave), and, when it does, that it is a hedge.
+      const backup = () => {
+        if (budget !== undefined && !budget.allows) {
+          refused[index] = "budget"
+          return false
+        }
+        next[index] = "hedge"
+        return true
       }
-      attempt = hedging.hedgeWith(attempt, s.hedge, timers, allow)
+      // A hedging round's first attempt is the task's first, or a retry.
+      const round = Effect.suspend(() => {
+        next[index] = counts[index] === 0 ? "original" : "retry"
+        return hedging.hedgeWith(inner, s.hedge!, timers, backup)
+      })
+      const inner = attempt
+      attempt = round
     }
     if (s.retry !== undefined) {
-      if (budget === undefined) attempt = Effect.retry(attempt, s.retry)
-      else {
-        // The budget is asked once the schedule has decided on another attempt, before its delay.
-        const schedule = Schedule.modifyDelay(s.retry, ({ duration, input }) => {
-          if (budget.allows) return Effect.succeed(duration)
-          refused![index] = "budget"
+      // The budget is asked once the schedule has decided on another attempt, before its delay.
+      const schedule = Schedule.modifyDelay(s.retry, ({ duration, input }) => {
+        if (budget !== undefined && !budget.allows) {
+          refused[index] = "budget"
           return Effect.fail(new Refused(input))
-        })
-        attempt = Effect.catch(
-          Effect.retry(attempt, schedule as Schedule.Schedule<any, any, any>),
-          (error: unknown) => Effect.fail(error instanceof Refused ? error.error : error)
-        )
-      }
+        }
+        next[index] = "retry"
+        waiting[index] = true
+        hook?.delayed(index, Duration.toMillis(duration))
+        return Effect.succeed(duration)
+      })
+      attempt = Effect.catch(
+        Effect.retry(attempt, schedule as Schedule.Schedule<any, any, any>),
+        (error: unknown) => Effect.fail(error instanceof Refused ? error.error : error)
+      )
     }
     return around === undefined ? attempt : around(index, attempt, () => counts[index]!)
   }
@@ -121,8 +162,23 @@ export const prepare = (shape: Shape, s: Settings, around: Around | undefined): 
     }
     return false
   }
-  const refusedOf = refused === undefined ? undefined : (index: number) => refused[index]
-  return { task, engineTimeout: undefined, attempts: (index) => counts[index]!, ownTimeout, refused: refusedOf }
+  const retrying = s.retry !== undefined || s.hedge !== undefined
+  const refusal = (index: number, tag: string, limit: string | undefined): Refusal | undefined => {
+    if (refused[index] !== undefined) return refused[index]
+    if (!retrying) return undefined
+    if (tag === "TimedOut" && limit === "Deadline") return waiting[index] ? "deadline" : undefined
+    // A typed failure, or an attempt's own time-out, is what a retry or a hedge is for: none came.
+    return tag === "Failure" || (tag === "TimedOut" && limit === "Timeout") ? "limit" : undefined
+  }
+  return {
+    task,
+    engineTimeout: undefined,
+    attempts: (index) => counts[index]!,
+    ownTimeout,
+    refused: s.budget === undefined ? undefined : (index) => refused[index],
+    kinds: (index) => ({ retries: retries[index]!, hedges: hedges[index]! }),
+    refusal
+  }
 }
 
 /**

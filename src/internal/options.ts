@@ -134,10 +134,23 @@ export const hedge = (value: unknown, option = "hedge"): Hedge | undefined => {
   return { delay, max, adaptive, nonFatal: nonFatal as ((error: unknown) => boolean) | undefined }
 }
 
-const budget = (value: unknown): Budget | undefined => {
+/** The budget of each task, by its key and index: one for all, or one per downstream the tasks call. */
+export type BudgetOf = (key: PropertyKey, index: number) => Budget | undefined
+
+const budget = (value: unknown): BudgetOf | undefined => {
   if (value === undefined) return undefined
-  if (!isBudget(value)) throw invalid("budget", `must be a Budget made by Budget.make, got ${show(value)}`)
-  return value
+  if (isBudget(value)) return () => value
+  if (typeof value === "function") {
+    const of = value as BudgetOf
+    return (key, index) => {
+      const found = of(key, index)
+      if (found === undefined || isBudget(found)) return found
+      throw invalid("budget", `gave task ${show(key)} ${show(found)}, not a Budget made by Budget.make or undefined`)
+    }
+  }
+  throw invalid("budget", `must be a Budget made by Budget.make, or a function from a task's key to one, got ${
+    show(value)
+  }`)
 }
 
 const required = (value: unknown): ReadonlyArray<unknown> | undefined => {
