@@ -23,14 +23,14 @@
  *
  * @since 1.0.0
  */
-import type * as Budget from "./Budget.js"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { dual } from "effect/Function"
 import type * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
-import type * as Hedge from "./Hedge.js"
+import type * as Budget from "./Budget.js"
 import type { FanOutFailure, FanOutTimeoutError, QuorumError } from "./FanOutError.js"
+import type * as Hedge from "./Hedge.js"
 import * as failFast from "./internal/failFast.js"
 import * as internalHedge from "./internal/hedge.js"
 import * as observe from "./internal/observe.js"
@@ -283,6 +283,16 @@ export interface RetryFor<E, O> {
   readonly retry?:
     | Schedule.Schedule<any, E | AttemptTimeoutOf<O>, never>
     | undefined
+  /**
+   * `hedge.nonFatal` is given the tasks' typed errors, and `FanOutTimeoutError` (an attempt's own time-out, with a
+   * `timeout`): unlike `retry`'s, its type cannot depend on `O`, which it is part of.
+   */
+  readonly hedge?:
+    | (Omit<HedgeOptions, "nonFatal"> & {
+      readonly nonFatal?: ((error: E | FanOutTimeoutError) => boolean) | undefined
+    })
+    | undefined
+  readonly budget?: Options["budget"]
 }
 
 /**

@@ -100,7 +100,7 @@ const invalid = (option: string, reason: string) => new InvalidOptionError({ opt
  *
  * // A replica that is unavailable gets a backup at once; "not found" ends every attempt: no replica would know.
  * const program = FanOut.settle([replica, replica], {
- *   hedge: { delay, max: 3, nonFatal: (error: "unavailable" | "not found") => error === "unavailable" }
+ *   hedge: { delay, max: 3, nonFatal: (error) => error === "unavailable" }
  * })
  * ```
  *

@@ -93,6 +93,8 @@ export const prepare = (shape: Shape, s: Settings, around: Around | undefined, h
   // Whether task `index` is waiting for a retry's delay: the deadline passing then refused that retry.
   const waiting: Array<boolean> = new Array(n).fill(false)
   const refused: Array<"budget" | undefined> = new Array(n)
+  // Each task's budget, read before any task starts: a function giving something else fails the fan-out at once.
+  const budgets = s.budget === undefined ? undefined : shape.keys.map((key, index) => s.budget!(key, index))
   const timeouts = new WeakSet<object>()
   const timeoutError = (index: number): FanOutTimeoutError => {
     const error = new FanOutTimeoutError({
@@ -106,7 +108,7 @@ export const prepare = (shape: Shape, s: Settings, around: Around | undefined, h
   }
   const task = (index: number, timers: Timers): AnyEffect => {
     const body = shape.task(index)
-    const budget = s.budget?.(shape.keys[index]!, index)
+    const budget = budgets?.[index]
     let attempt: AnyEffect = Effect.suspend(() => {
       const type = next[index]!
       counts[index]!++

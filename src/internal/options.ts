@@ -148,9 +148,10 @@ const budget = (value: unknown): BudgetOf | undefined => {
       throw invalid("budget", `gave task ${show(key)} ${show(found)}, not a Budget made by Budget.make or undefined`)
     }
   }
-  throw invalid("budget", `must be a Budget made by Budget.make, or a function from a task's key to one, got ${
-    show(value)
-  }`)
+  throw invalid(
+    "budget",
+    `must be a Budget made by Budget.make, or a function from a task's key to one, got ${show(value)}`
+  )
 }
 
 const required = (value: unknown): ReadonlyArray<unknown> | undefined => {
