@@ -9,6 +9,7 @@ import type { Cause } from "effect"
 import { Config, Context, Data, Duration, Effect, Layer, Option, Result, Schema } from "effect"
 import type { HttpClientError } from "effect/http"
 import { HttpClient, HttpClientRequest } from "effect/http"
+import { Budget } from "../../src/index.js"
 import type { CustomerId } from "./Domain.js"
 import { httpUrl, variable } from "./Environment.js"
 import type { Feature, FeatureUsage } from "./Features.js"
@@ -56,6 +57,11 @@ export const errors: { readonly [F in Feature]: ErrorClass<F> } = byFeature((fea
 export interface FeatureClient<F extends Feature = Feature> {
   readonly feature: F
   readonly usage: (customerId: CustomerId) => Effect.Effect<FeatureUsage, FeatureError<F>>
+  /**
+   * The service's retry budget, made with the client and so shared by every request that calls it: the fan-outs'
+   * retries of this service draw from it (`RETRY_BUDGET`). Absent: no budget.
+   */
+  readonly budget?: Budget.Budget | undefined
 }
 
 /** Each feature's client as a service of its own, keyed `analytics/features/<feature>`. */
@@ -89,6 +95,25 @@ export const requestTimeout: Config.Config<Duration.Duration> = variable(
       onSome: Result.succeed
     })
 ).pipe(Config.withDefault(Duration.seconds(5)))
+
+/**
+ * The retry budget of each feature service: `RETRY_BUDGET`, `<maxTokens>:<tokenRatio>` (gRPC's retry throttling, see
+ * `Budget` in the library) or `off`; default `10:0.1`, gRPC's example: a service failing every call gets its retries
+ * while more than 5 tokens are left, so 3 of them after its first failures, and one call per request from then on,
+ * until a tenth of its successes have earned them back.
+ */
+export const retryBudget: Config.Config<Budget.Settings | undefined> = variable("RETRY_BUDGET", (raw) => {
+  if (raw === "off") return Result.succeed(undefined)
+  const match = /^(\d+(?:\.\d+)?):(\d+(?:\.\d+)?)$/.exec(raw)
+  const settings = match === null ? undefined : { maxTokens: Number(match[1]), tokenRatio: Number(match[2]) }
+  if (settings === undefined) return Result.fail(`"off", or <maxTokens>:<tokenRatio> such as "10:0.1"`)
+  try {
+    Budget.makeUnsafe(settings)
+    return Result.succeed(settings)
+  } catch (error) {
+    return Result.fail(error instanceof Error ? error.message : String(error))
+  }
+}).pipe(Config.withDefault({ maxTokens: 10, tokenRatio: 0.1 }))
 
 const bodyExcerpt = (text: Effect.Effect<string, unknown>) =>
   text.pipe(
@@ -140,6 +165,7 @@ export const make = <F extends Feature>(
   Effect.gen(function*() {
     const url = yield* baseUrl(feature)
     const timeout = yield* requestTimeout
+    const budgetSettings = yield* retryBudget
     const ErrorClass = errors[feature] as ErrorClass<Feature>
     const fail = (reason: Reason, message: string) =>
       Effect.fail(new ErrorClass({ feature, reason, message }) as FeatureError<F>)
@@ -185,7 +211,7 @@ export const make = <F extends Feature>(
         }),
         Effect.withSpan(`feature.${feature}.usage`, { attributes: { feature, customerId } })
       )
-    return { feature, usage }
+    return { feature, usage, budget: budgetSettings === undefined ? undefined : Budget.makeUnsafe(budgetSettings) }
   })
 
 /** `feature`'s client as a Layer, over whichever `HttpClient` is provided. */
