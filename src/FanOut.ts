@@ -388,7 +388,7 @@ export interface Options {
  * @since 1.0.0
  * @category options
  */
-export interface HedgeOptions {
+export interface HedgeOptions<E = any> {
   /** A fixed delay, or one read from observed latency (`Hedge.adaptive`). */
   readonly delay: Duration.Input | Hedge.Adaptive
   readonly max?: number | undefined
@@ -396,7 +396,7 @@ export interface HedgeOptions {
    * Which typed failures of an attempt start the next one (`true`); any other failure, and any defect, ends every
    * attempt at once with that failure (gRPC's hedging `nonFatalStatusCodes`). Default: every failure starts the next.
    */
-  readonly nonFatal?: ((error: any) => boolean) | undefined
+  readonly nonFatal?: ((error: E) => boolean) | undefined
 }
 
 /**
@@ -755,7 +755,7 @@ export const firstSuccess: {
  * @category hedging
  */
 export const hedge: {
-  <A, E, R>(self: Effect.Effect<A, E, R>, options: HedgeOptions): Effect.Effect<A, E, R>
+  <A, E, R>(self: Effect.Effect<A, E, R>, options: HedgeOptions<E>): Effect.Effect<A, E, R>
   (options: HedgeOptions): <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
 } = dual(
   2,
