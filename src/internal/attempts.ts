@@ -36,7 +36,7 @@ export interface Prepared {
   readonly ownTimeout: (exit: Exit.Exit<unknown, unknown>) => boolean
   /** Whether the retry and hedge budget refused task `index` an attempt (absent without a budget). */
   readonly refused?: ((index: number) => "budget" | undefined) | undefined
-  /** The retries and the hedges task `index` started (absent without `retry`, `hedge` or `budget`). */
+  /** The retries and the hedges task `index` started (absent unless an `AttemptHook` listens). */
   readonly kinds?: ((index: number) => { readonly retries: number; readonly hedges: number }) | undefined
   /**
    * Why task `index`, which ended with `tag` (its outcome's), got no further attempt: its budget, the attempt limit
@@ -85,14 +85,15 @@ export const prepare = (shape: Shape, s: Settings, around: Around | undefined, h
     return { task, engineTimeout: s.timeout, attempts: one, ownTimeout: () => false }
   }
   const n = shape.keys.length
+  const tracking = hook !== undefined
   const counts: Array<number> = new Array(n).fill(0)
-  const retries: Array<number> = new Array(n).fill(0)
-  const hedges: Array<number> = new Array(n).fill(0)
-  // The type of task `index`'s next attempt, set as a retry or a hedge is decided on.
-  const next: Array<AttemptType> = new Array(n).fill("original")
-  // Whether task `index` is waiting for a retry's delay: the deadline passing then refused that retry.
-  const waiting: Array<boolean> = new Array(n).fill(false)
-  const refused: Array<"budget" | undefined> = new Array(n)
+  // Kept only while someone listens: the type of task `index`'s next attempt, set as a retry or a hedge is decided
+  // on; its retries and hedges; whether it waits for a retry's delay (the deadline passing then refused that retry).
+  const next: Array<AttemptType> = tracking ? new Array(n).fill("original") : []
+  const retries: Array<number> = tracking ? new Array(n).fill(0) : []
+  const hedges: Array<number> = tracking ? new Array(n).fill(0) : []
+  const waiting: Array<boolean> = tracking ? new Array(n).fill(false) : []
+  const refused: Array<"budget" | undefined> = s.budget === undefined ? [] : new Array(n)
   // Each task's budget, read before any task starts: a function giving something else fails the fan-out at once.
   const budgets = s.budget === undefined ? undefined : shape.keys.map((key, index) => s.budget!(key, index))
   const timeouts = new WeakSet<object>()
@@ -109,51 +110,67 @@ export const prepare = (shape: Shape, s: Settings, around: Around | undefined, h
   const task = (index: number, timers: Timers): AnyEffect => {
     const body = shape.task(index)
     const budget = budgets?.[index]
-    let attempt: AnyEffect = Effect.suspend(() => {
-      const type = next[index]!
-      counts[index]!++
-      waiting[index] = false
-      if (type === "retry") retries[index]!++
-      else if (type === "hedge") hedges[index]!++
-      hook?.started(index, type)
-      return body
-    })
+    let attempt: AnyEffect = Effect.suspend(tracking
+      ? () => {
+        const type = next[index]!
+        counts[index]!++
+        waiting[index] = false
+        if (type === "retry") retries[index]!++
+        else if (type === "hedge") hedges[index]!++
+        hook.started(index, type)
+        return body
+      }
+      : () => {
+        counts[index]!++
+        return body
+      })
     if (s.timeout !== undefined) attempt = limited(attempt, s.timeout, timers, () => timeoutError(index))
     if (budget !== undefined) attempt = accounted(attempt, budget)
+    // Without a budget and without anyone listening, retries and hedges are what they were: nothing to ask or to tell.
+    const plain = budget === undefined && !tracking
     if (s.hedge !== undefined) {
-      // Asked before each backup: whether it may start (the budget's leave), and, when it does, that it is a hedge.
-      const backup = () => {
-        if (budget !== undefined && !budget.allows) {
-          refused[index] = "budget"
-          return false
+      if (plain) attempt = hedging.hedgeWith(attempt, s.hedge, timers)
+      else {
+        // Asked before each backup: whether it may start (the budget's leave), and, when it does, that it is a hedge.
+        const backup = () => {
+          if (budget !== undefined && !budget.allows) {
+            refused[index] = "budget"
+            return false
+          }
+          if (tracking) next[index] = "hedge"
+          return true
         }
-        next[index] = "hedge"
-        return true
+        const inner = attempt
+        attempt = tracking
+          // A hedging round's first attempt is the task's first, or a retry.
+          ? Effect.suspend(() => {
+            next[index] = counts[index] === 0 ? "original" : "retry"
+            return hedging.hedgeWith(inner, s.hedge!, timers, backup)
+          })
+          : hedging.hedgeWith(inner, s.hedge, timers, backup)
       }
-      // A hedging round's first attempt is the task's first, or a retry.
-      const round = Effect.suspend(() => {
-        next[index] = counts[index] === 0 ? "original" : "retry"
-        return hedging.hedgeWith(inner, s.hedge!, timers, backup)
-      })
-      const inner = attempt
-      attempt = round
     }
     if (s.retry !== undefined) {
-      // The budget is asked once the schedule has decided on another attempt, before its delay.
-      const schedule = Schedule.modifyDelay(s.retry, ({ duration, input }) => {
-        if (budget !== undefined && !budget.allows) {
-          refused[index] = "budget"
-          return Effect.fail(new Refused(input))
-        }
-        next[index] = "retry"
-        waiting[index] = true
-        hook?.delayed(index, Duration.toMillis(duration))
-        return Effect.succeed(duration)
-      })
-      attempt = Effect.catch(
-        Effect.retry(attempt, schedule as Schedule.Schedule<any, any, any>),
-        (error: unknown) => Effect.fail(error instanceof Refused ? error.error : error)
-      )
+      if (plain) attempt = Effect.retry(attempt, s.retry)
+      else {
+        // The budget is asked once the schedule has decided on another attempt, before its delay.
+        const schedule = Schedule.modifyDelay(s.retry, ({ duration, input }) => {
+          if (budget !== undefined && !budget.allows) {
+            refused[index] = "budget"
+            return Effect.fail(new Refused(input))
+          }
+          if (tracking) {
+            next[index] = "retry"
+            waiting[index] = true
+            hook.delayed(index, Duration.toMillis(duration))
+          }
+          return Effect.succeed(duration)
+        })
+        attempt = Effect.catch(
+          Effect.retry(attempt, schedule as Schedule.Schedule<any, any, any>),
+          (error: unknown) => Effect.fail(error instanceof Refused ? error.error : error)
+        )
+      }
     }
     return around === undefined ? attempt : around(index, attempt, () => counts[index]!)
   }
@@ -178,7 +195,7 @@ export const prepare = (shape: Shape, s: Settings, around: Around | undefined, h
     attempts: (index) => counts[index]!,
     ownTimeout,
     refused: s.budget === undefined ? undefined : (index) => refused[index],
-    kinds: (index) => ({ retries: retries[index]!, hedges: hedges[index]! }),
+    kinds: tracking ? (index) => ({ retries: retries[index]!, hedges: hedges[index]! }) : undefined,
     refusal
   }
 }

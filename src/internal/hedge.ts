@@ -56,8 +56,8 @@ export const hedgeWith = <A, E, R>(
     // interrupted there would leave its attempts running, with nobody to interrupt them.
     Effect.callback<A, E>((resume) => {
       const fork = Effect.runForkWith(task.context)
-      const clock = task.getRef(Clock.Clock)
       const adaptive = hedge.adaptive
+      const clock = adaptive === undefined ? undefined : task.getRef(Clock.Clock)
       // When each attempt started, for the adaptive delay's latencies.
       const starts: Array<number> | undefined = adaptive === undefined ? undefined : []
       // Set when an attempt failed with a fatal failure (`nonFatal` said no): the task fails with it alone.
@@ -89,7 +89,7 @@ export const hedgeWith = <A, E, R>(
             decided = true
             won = exit
             clear(alarm)
-            if (starts !== undefined) adaptive!.observe(clock.currentTimeMillisUnsafe() - starts[k]!)
+            if (starts !== undefined) adaptive!.observe(clock!.currentTimeMillisUnsafe() - starts[k]!)
             for (const other of running) other.interruptUnsafe(task.id)
           } else if (hedge.nonFatal !== undefined && isFatal(exit.cause, hedge.nonFatal)) {
             decided = true
@@ -132,7 +132,7 @@ export const hedgeWith = <A, E, R>(
         const k = started++
         clear(alarm)
         alarm = undefined
-        if (starts !== undefined) starts[k] = clock.currentTimeMillisUnsafe()
+        if (starts !== undefined) starts[k] = clock!.currentTimeMillisUnsafe()
         const delay = adaptive === undefined ? hedge.delay : adaptive.delayMillis()
         const fiber = fork(attempt as Effect.Effect<A, E>)
         const exit = fiber.pollUnsafe()
