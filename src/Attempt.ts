@@ -5,7 +5,7 @@
  * span with `fanout.attempt.type` (`original`, `retry`, `hedge`) and `fanout.attempt.number`, and the span ends with
  * `fanout.task.retries` and `fanout.task.hedges` beside `fanout.task.attempts`. The metrics below are recorded only
  * where {@link Metrics} is `true` (provide {@link layerMetrics}), so a fan-out that does not ask pays nothing for
- * them; and only by fan-outs with `retry`, `hedge` or `budget` — without them every task is its one original
+ * them; and only by fan-outs with `retry` or `hedge` — without them every task is its one original
  * attempt, which the outcome metrics already count.
  *
  * The metrics follow gRPC's OpenTelemetry metrics where they fit: `grpc.client.attempt.started` (gRFC A66) is
@@ -43,7 +43,7 @@ export type Refusal = "budget" | "limit" | "deadline"
 
 /**
  * Whether fan-outs record the attempt metrics: `false` unless set (`Effect.provideService(Attempt.Metrics, true)`, or
- * {@link layerMetrics}). Read once per fan-out that has `retry`, `hedge` or `budget`.
+ * {@link layerMetrics}). Read once per fan-out that has `retry` or `hedge`.
  *
  * @since 1.1.0
  * @category references

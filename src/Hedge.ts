@@ -52,12 +52,25 @@ export interface AdaptiveSettings {
   readonly max: Duration.Input
 }
 
+/** The index of the first of `sorted` not below `value`. */
+const lowerBound = (sorted: Array<number>, value: number): number => {
+  let lo = 0
+  let hi = sorted.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if (sorted[mid]! < value) lo = mid + 1
+    else hi = mid
+  }
+  return lo
+}
+
 class Window implements Adaptive {
   readonly [TypeId]: typeof TypeId = TypeId
-  private readonly samples: Array<number> = []
+  // The samples in arrival order (a ring) and the same samples sorted: a sample costs two binary searches and two
+  // moves of at most `window` numbers, and the delay is read in O(1), as every hedged task asks for it.
+  private readonly ring: Array<number> = []
+  private readonly sorted: Array<number> = []
   private next = 0
-  // The delay is recomputed when asked after a new sample, not on every sample.
-  private cached: number | undefined = undefined
   constructor(
     readonly percentile: number,
     readonly window: number,
@@ -65,19 +78,21 @@ class Window implements Adaptive {
     readonly maxMillis: number
   ) {}
   observe(latency: number): void {
-    if (this.samples.length < this.window) this.samples.push(latency)
-    else this.samples[this.next] = latency
+    if (this.ring.length < this.window) this.ring.push(latency)
+    else {
+      const old = this.ring[this.next]!
+      this.ring[this.next] = latency
+      this.sorted.splice(lowerBound(this.sorted, old), 1)
+    }
     this.next = (this.next + 1) % this.window
-    this.cached = undefined
+    this.sorted.splice(lowerBound(this.sorted, latency), 0, latency)
   }
   delayMillis(): number {
-    if (this.cached !== undefined) return this.cached
-    const n = this.samples.length
-    if (n === 0) return this.cached = this.maxMillis
-    const sorted = this.samples.slice().sort((a, b) => a - b)
+    const n = this.sorted.length
+    if (n === 0) return this.maxMillis
     // The nearest-rank percentile: the smallest sample at least `percentile` of the samples do not exceed.
-    const value = sorted[Math.max(0, Math.ceil(this.percentile * n) - 1)]!
-    return this.cached = Math.min(this.maxMillis, Math.max(this.minMillis, value))
+    const value = this.sorted[Math.max(0, Math.ceil(this.percentile * n) - 1)]!
+    return Math.min(this.maxMillis, Math.max(this.minMillis, value))
   }
 }
 

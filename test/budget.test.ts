@@ -40,6 +40,27 @@ describe("Budget.make", () => {
       expect(yield* Budget.tokens(budget)).toBe(0)
     }))
 
+  it.effect("an attempt cut off by its own timeout takes a token; a task the deadline cut off takes none", () =>
+    Effect.gen(function*() {
+      const budget = yield* Budget.make({ maxTokens: 10, tokenRatio: 0.1 })
+      const timedOut = yield* Effect.forkChild(FanOut.settle([Effect.never], { timeout: "10 millis", budget }))
+      yield* TestClock.adjust("10 millis")
+      expect((yield* Fiber.join(timedOut))[0]._tag).toBe("TimedOut")
+      expect(yield* Budget.tokens(budget)).toBe(9)
+      const cut = yield* Effect.forkChild(FanOut.settle([Effect.never], { deadline: "10 millis", budget }))
+      yield* TestClock.adjust("10 millis")
+      expect((yield* Fiber.join(cut))[0]).toMatchObject({ _tag: "TimedOut", reason: "Deadline" })
+      expect(yield* Budget.tokens(budget)).toBe(9)
+      // The same with a retry, where each attempt runs on a fiber of its own.
+      const retried = yield* Effect.forkChild(
+        FanOut.settle([Effect.never], { timeout: "10 millis", retry: Schedule.recurs(1), budget })
+      )
+      yield* TestClock.adjust("10 millis")
+      yield* TestClock.adjust("10 millis")
+      expect((yield* Fiber.join(retried))[0]).toMatchObject({ _tag: "TimedOut", attempts: 2 })
+      expect(yield* Budget.tokens(budget)).toBe(7)
+    }))
+
   it.effect("keeps three decimal places of tokenRatio, so that counts never drift", () =>
     Effect.gen(function*() {
       const budget = yield* Budget.make({ maxTokens: 2, tokenRatio: 0.1239 })

@@ -34,6 +34,11 @@ export interface Prepared {
    * task is told apart by identity and stays that task's `Failure`.
    */
   readonly ownTimeout: (exit: Exit.Exit<unknown, unknown>) => boolean
+  /**
+   * Tells task `index`'s budget how its one attempt ended (its time limit, if one stopped it): set with a budget and
+   * neither `retry` nor `hedge`, when the task is its one attempt.
+   */
+  readonly ended?: ((index: number, exit: Exit.Exit<unknown, unknown>, limit: string | undefined) => void) | undefined
   /** Whether the retry and hedge budget refused task `index` an attempt (absent without a budget). */
   readonly refused?: ((index: number) => "budget" | undefined) | undefined
   /** The retries and the hedges task `index` started (absent unless an `AttemptHook` listens). */
@@ -77,12 +82,21 @@ export const prepare = (shape: Shape, s: Settings, around: Around | undefined, h
   if (shape.callbacks !== undefined) {
     return { task: shape.callbacks, engineTimeout: s.timeout, attempts: one, ownTimeout: () => false }
   }
-  const counted = s.retry !== undefined || s.hedge !== undefined || s.budget !== undefined
+  const counted = s.retry !== undefined || s.hedge !== undefined
   if (!counted) {
     const task = around === undefined
       ? (index: number) => shape.task(index)
       : (index: number) => around(index, shape.task(index), one)
-    return { task, engineTimeout: s.timeout, attempts: one, ownTimeout: () => false }
+    if (s.budget === undefined) return { task, engineTimeout: s.timeout, attempts: one, ownTimeout: () => false }
+    // Each task is its one attempt: its end, as the ledger records it, is told to its budget, with no wrapper.
+    const budgets = shape.keys.map((key, index) => s.budget!(key, index))
+    const ended = (index: number, exit: Exit.Exit<unknown, unknown>, limit: string | undefined) => {
+      const budget = budgets[index]
+      if (budget === undefined) return
+      if (exit._tag === "Success") budget.onSuccess()
+      else if (limit === "Timeout" || (limit === undefined && !Cause.hasInterruptsOnly(exit.cause))) budget.onFailure()
+    }
+    return { task, engineTimeout: s.timeout, attempts: one, ownTimeout: () => false, ended }
   }
   const n = shape.keys.length
   const tracking = hook !== undefined
@@ -110,20 +124,22 @@ export const prepare = (shape: Shape, s: Settings, around: Around | undefined, h
   const task = (index: number, timers: Timers): AnyEffect => {
     const body = shape.task(index)
     const budget = budgets?.[index]
-    let attempt: AnyEffect = Effect.suspend(tracking
-      ? () => {
-        const type = next[index]!
-        counts[index]!++
-        waiting[index] = false
-        if (type === "retry") retries[index]!++
-        else if (type === "hedge") hedges[index]!++
-        hook.started(index, type)
-        return body
-      }
-      : () => {
-        counts[index]!++
-        return body
-      })
+    let attempt: AnyEffect = Effect.suspend(
+      tracking
+        ? () => {
+          const type = next[index]!
+          counts[index]!++
+          waiting[index] = false
+          if (type === "retry") retries[index]!++
+          else if (type === "hedge") hedges[index]!++
+          hook.started(index, type)
+          return body
+        }
+        : () => {
+          counts[index]!++
+          return body
+        }
+    )
     if (s.timeout !== undefined) attempt = limited(attempt, s.timeout, timers, () => timeoutError(index))
     if (budget !== undefined) attempt = accounted(attempt, budget)
     // Without a budget and without anyone listening, retries and hedges are what they were: nothing to ask or to tell.

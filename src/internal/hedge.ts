@@ -133,10 +133,11 @@ export const hedgeWith = <A, E, R>(
         clear(alarm)
         alarm = undefined
         if (starts !== undefined) starts[k] = clock!.currentTimeMillisUnsafe()
-        const delay = adaptive === undefined ? hedge.delay : adaptive.delayMillis()
         const fiber = fork(attempt as Effect.Effect<A, E>)
         const exit = fiber.pollUnsafe()
         if (exit !== undefined) return ended(k, fiber, exit)
+        // Read only for an attempt still running: one that ended at once needs no delay.
+        const delay = adaptive === undefined ? hedge.delay : adaptive.delayMillis()
         running.add(fiber)
         fiber.addObserver((exit) => ended(k, fiber, exit))
         // Still running: the next attempt starts if this one has not answered within the delay.

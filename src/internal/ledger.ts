@@ -54,6 +54,7 @@ export class Ledger {
   ) {
     this.exits[index] = this.discard && exit._tag === "Success" ? Exit.void : exit
     this.limits[index] = limit ?? (this.prepared.ownTimeout(exit) ? "Timeout" : undefined)
+    this.prepared.ended?.(index, exit, this.limits[index])
     this.started[index] = started
     this.ended[index] = ended
     this.waited[index] = waited

@@ -187,7 +187,7 @@ const summarizeRefusals = (attempts: Attempt.Series, ledger: Ledger, context: Co
 
 /**
  * What hears of every attempt: the task spans' events, the attempt metrics when they are on. Undefined when neither
- * listens, or when the fan-out makes no attempt other than each task's one (no `retry`, `hedge` or `budget`).
+ * listens, or when the fan-out makes no attempt other than each task's one (no `retry` or `hedge`).
  */
 const attemptHook = (
   spans: { readonly attempt: (index: number, type: Attempt.Type, number: number) => void } | undefined,
@@ -237,7 +237,7 @@ export const observed = <A, E>(
       const tasks = wantsTaskSpans(s.taskSpans, fiber) ? taskSpans(shape, fiber) : undefined
       let ledger: Ledger | undefined = undefined
       // Attempts other than each task's one happen only with these options: only then is there anything to hear.
-      const retrying = s.retry !== undefined || s.hedge !== undefined || s.budget !== undefined
+      const retrying = s.retry !== undefined || s.hedge !== undefined
       const attempts = retrying && fiber.getRef(Attempt.Metrics) ? Attempt.seriesOf(name) : undefined
       const hook = retrying ? attemptHook(tasks, attempts, fiber.context) : undefined
       const run = make(tasks?.around, (l) => ledger = tasks === undefined ? l : tasks.watch(l), hook)
