@@ -531,7 +531,7 @@ export const all: {
     options?: O & RetryFor<ErrorOf<T>, O>
   ): Effect.Effect<AllSuccess<T, O>, FailFastError<ErrorOf<T>, O>, ContextOf<T>>
   <const O extends AllOptions = {}>(
-    options?: O
+    options?: O & RetryFor<any, O>
   ): <const T extends Tasks>(
     tasks: CheckedTasks<T, O>
   ) => Effect.Effect<AllSuccess<T, O>, FailFastError<ErrorOf<T>, O>, ContextOf<T>>
@@ -620,7 +620,7 @@ export const settle: {
     options?: O & RetryFor<ErrorOf<T>, O>
   ): Effect.Effect<Outcomes<T>, SettleError<T, O>, ContextOf<T>>
   <const O extends SettleOptions = {}>(
-    options?: O
+    options?: O & RetryFor<any, O>
   ): <const T extends Tasks>(tasks: CheckedTasks<T, O>) => Effect.Effect<Outcomes<T>, SettleError<T, O>, ContextOf<T>>
 } = dual(
   (args) => internal.isTasks(args[0]),
@@ -689,7 +689,7 @@ export const quorum: {
   ): Effect.Effect<Array<QuorumSuccess<T>>, QuorumError<ErrorOf<T>>, ContextOf<T>>
   <const O extends Options = {}>(
     n: number,
-    options?: O
+    options?: O & RetryFor<any, O>
   ): <const T extends Tasks>(
     tasks: CheckedTasks<T, O>
   ) => Effect.Effect<Array<QuorumSuccess<T>>, QuorumError<ErrorOf<T>>, ContextOf<T>>
@@ -791,7 +791,7 @@ export const stream: {
     options?: O & RetryFor<ErrorOf<T>, O>
   ): Stream.Stream<OutcomeUnion<T>, never, ContextOf<T>>
   <const O extends Options = {}>(
-    options?: O
+    options?: O & RetryFor<any, O>
   ): <const T extends Tasks>(tasks: CheckedTasks<T, O>) => Stream.Stream<OutcomeUnion<T>, never, ContextOf<T>>
 } = dual(
   (args) => internal.isTasks(args[0]),

@@ -242,6 +242,14 @@ describe("types", () => {
           }
         }
       })
+      // The data-last forms type the functions' parameters too (the errors are not known yet there).
+      pipe(
+        [num],
+        FanOut.settle({
+          budget: (key) => key === 0 ? budget : undefined,
+          hedge: { delay: "1 millis", nonFatal: (error) => error !== undefined }
+        })
+      )
       // @ts-expect-error a budget is a Budget, not its settings
       FanOut.all([num], { budget: { maxTokens: 10, tokenRatio: 0.1 } })
       // @ts-expect-error nonFatal decides on an error: it returns a boolean
