@@ -28,7 +28,9 @@ import * as Effect from "effect/Effect"
 import { dual } from "effect/Function"
 import type * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
+import type * as Budget from "./Budget.js"
 import type { FanOutFailure, FanOutTimeoutError, QuorumError } from "./FanOutError.js"
+import type * as Hedge from "./Hedge.js"
 import * as failFast from "./internal/failFast.js"
 import * as internalHedge from "./internal/hedge.js"
 import * as observe from "./internal/observe.js"
@@ -281,6 +283,16 @@ export interface RetryFor<E, O> {
   readonly retry?:
     | Schedule.Schedule<any, E | AttemptTimeoutOf<O>, never>
     | undefined
+  /**
+   * `hedge.nonFatal` is given the tasks' typed errors, and `FanOutTimeoutError` (an attempt's own time-out, with a
+   * `timeout`): unlike `retry`'s, its type cannot depend on `O`, which it is part of.
+   */
+  readonly hedge?:
+    | (Omit<HedgeOptions, "nonFatal"> & {
+      readonly nonFatal?: ((error: E | FanOutTimeoutError) => boolean) | undefined
+    })
+    | undefined
+  readonly budget?: Options["budget"]
 }
 
 /**
@@ -353,6 +365,14 @@ export interface Options {
    * the others are interrupted. Only for idempotent tasks. Default: none.
    */
   readonly hedge?: HedgeOptions | undefined
+  /**
+   * A retry and hedge budget (`Budget.make`), shared with the other fan-outs calling the same downstream, or a
+   * function giving each task's by its key and index (one per downstream, `undefined` for none): every attempt's
+   * failure takes a token and every success gives some back, and a retry or a hedge starts only while the budget
+   * holds more than half its tokens (gRPC's retry throttling). A task the budget refused an attempt has
+   * `refused: "budget"` in its outcome. Default: none.
+   */
+  readonly budget?: Budget.Budget | ((key: PropertyKey, index: number) => Budget.Budget | undefined) | undefined
   /** The fan-out's name: its span's name and the `fanout` tag of its metrics. Default: `"fanout.<kind>"`. */
   readonly name?: string | undefined
   /**
@@ -368,9 +388,15 @@ export interface Options {
  * @since 1.0.0
  * @category options
  */
-export interface HedgeOptions {
-  readonly delay: Duration.Input
+export interface HedgeOptions<E = any> {
+  /** A fixed delay, or one read from observed latency (`Hedge.adaptive`). */
+  readonly delay: Duration.Input | Hedge.Adaptive
   readonly max?: number | undefined
+  /**
+   * Which typed failures of an attempt start the next one (`true`); any other failure, and any defect, ends every
+   * attempt at once with that failure (gRPC's hedging `nonFatalStatusCodes`). Default: every failure starts the next.
+   */
+  readonly nonFatal?: ((error: E) => boolean) | undefined
 }
 
 /**
@@ -505,7 +531,7 @@ export const all: {
     options?: O & RetryFor<ErrorOf<T>, O>
   ): Effect.Effect<AllSuccess<T, O>, FailFastError<ErrorOf<T>, O>, ContextOf<T>>
   <const O extends AllOptions = {}>(
-    options?: O
+    options?: O & RetryFor<any, O>
   ): <const T extends Tasks>(
     tasks: CheckedTasks<T, O>
   ) => Effect.Effect<AllSuccess<T, O>, FailFastError<ErrorOf<T>, O>, ContextOf<T>>
@@ -594,7 +620,7 @@ export const settle: {
     options?: O & RetryFor<ErrorOf<T>, O>
   ): Effect.Effect<Outcomes<T>, SettleError<T, O>, ContextOf<T>>
   <const O extends SettleOptions = {}>(
-    options?: O
+    options?: O & RetryFor<any, O>
   ): <const T extends Tasks>(tasks: CheckedTasks<T, O>) => Effect.Effect<Outcomes<T>, SettleError<T, O>, ContextOf<T>>
 } = dual(
   (args) => internal.isTasks(args[0]),
@@ -663,7 +689,7 @@ export const quorum: {
   ): Effect.Effect<Array<QuorumSuccess<T>>, QuorumError<ErrorOf<T>>, ContextOf<T>>
   <const O extends Options = {}>(
     n: number,
-    options?: O
+    options?: O & RetryFor<any, O>
   ): <const T extends Tasks>(
     tasks: CheckedTasks<T, O>
   ) => Effect.Effect<Array<QuorumSuccess<T>>, QuorumError<ErrorOf<T>>, ContextOf<T>>
@@ -729,7 +755,7 @@ export const firstSuccess: {
  * @category hedging
  */
 export const hedge: {
-  <A, E, R>(self: Effect.Effect<A, E, R>, options: HedgeOptions): Effect.Effect<A, E, R>
+  <A, E, R>(self: Effect.Effect<A, E, R>, options: HedgeOptions<E>): Effect.Effect<A, E, R>
   (options: HedgeOptions): <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
 } = dual(
   2,
@@ -765,7 +791,7 @@ export const stream: {
     options?: O & RetryFor<ErrorOf<T>, O>
   ): Stream.Stream<OutcomeUnion<T>, never, ContextOf<T>>
   <const O extends Options = {}>(
-    options?: O
+    options?: O & RetryFor<any, O>
   ): <const T extends Tasks>(tasks: CheckedTasks<T, O>) => Stream.Stream<OutcomeUnion<T>, never, ContextOf<T>>
 } = dual(
   (args) => internal.isTasks(args[0]),

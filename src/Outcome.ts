@@ -36,6 +36,11 @@ export interface Common {
   readonly durationMillis: number
   /** How many times the task ran: 1 without retries, 0 if it never started. */
   readonly attempts: number
+  /**
+   * Set when the fan-out's retry and hedge budget refused the task an attempt it would otherwise have made (a retry
+   * its schedule allowed, a hedge): `"budget"`. Absent otherwise.
+   */
+  readonly refused?: "budget" | undefined
 }
 
 /**

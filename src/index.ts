@@ -38,3 +38,24 @@ export * as Deadline from "./Deadline.js"
  * @since 1.1.0
  */
 export * as Cancellation from "./Cancellation.js"
+
+/**
+ * Retry and hedge budgets: gRPC's retry-throttling token bucket, shared across fan-outs.
+ *
+ * @since 1.1.0
+ */
+export * as Budget from "./Budget.js"
+
+/**
+ * Adaptive hedge delays, read from observed latency.
+ *
+ * @since 1.1.0
+ */
+export * as Hedge from "./Hedge.js"
+
+/**
+ * Attempt telemetry: attempts by type (original, retry, hedge) in task spans and, when turned on, in metrics.
+ *
+ * @since 1.1.0
+ */
+export * as Attempt from "./Attempt.js"

@@ -21,7 +21,10 @@ const sources = [
   "src/FanOutError.ts",
   "src/promise.ts",
   "src/Deadline.ts",
-  "src/Cancellation.ts"
+  "src/Cancellation.ts",
+  "src/Budget.ts",
+  "src/Hedge.ts",
+  "src/Attempt.ts"
 ]
 
 interface Example {

@@ -5,7 +5,7 @@
  */
 import { describe, expect, expectTypeOf, it } from "@effect/vitest"
 import { Context, Data, Effect, pipe } from "effect"
-import { FanOut } from "../src/index.js"
+import { Budget, FanOut, Hedge } from "../src/index.js"
 import type { Outcome } from "../src/index.js"
 
 class NotFound extends Data.TaggedError("NotFound")<{}> {}
@@ -217,6 +217,45 @@ describe("types", () => {
       FanOut.settle({ a: num }, { batching: "inherit" })
       // @ts-expect-error in the data-last forms neither
       FanOut.forEach(() => num, { batching: true })
+    })
+
+    it("hedge.nonFatal is given the tasks' errors; budget takes a Budget or a function of the task's key", () => {
+      const budget = Budget.makeUnsafe({ maxTokens: 10, tokenRatio: 0.1 })
+      const run = FanOut.settle({ a: num, b: str }, {
+        hedge: {
+          delay: Hedge.adaptive({ percentile: 0.9, window: 10, min: "1 millis", max: "1 second" }),
+          nonFatal: (error) => {
+            expectTypeOf(error).toEqualTypeOf<NotFound | Unavailable | FanOut.FanOutTimeoutError>()
+            return error._tag === "Unavailable"
+          }
+        },
+        budget: (key) => key === "a" ? budget : undefined
+      })
+      successOf(run).toEqualTypeOf<{ a: Outcome.Outcome<number, NotFound>; b: Outcome.Outcome<string, Unavailable> }>()
+      // In every combinator.
+      FanOut.all([num], {
+        hedge: {
+          delay: "10 millis",
+          nonFatal: (error) => {
+            expectTypeOf(error).toEqualTypeOf<NotFound | FanOut.FanOutTimeoutError>()
+            return true
+          }
+        }
+      })
+      // The data-last forms type the functions' parameters too (the errors are not known yet there).
+      pipe(
+        [num],
+        FanOut.settle({
+          budget: (key) => key === 0 ? budget : undefined,
+          hedge: { delay: "1 millis", nonFatal: (error) => error !== undefined }
+        })
+      )
+      // @ts-expect-error a budget is a Budget, not its settings
+      FanOut.all([num], { budget: { maxTokens: 10, tokenRatio: 0.1 } })
+      // @ts-expect-error nonFatal decides on an error: it returns a boolean
+      FanOut.all([num], { hedge: { delay: "10 millis", nonFatal: () => "yes" } })
+      expectTypeOf<Outcome.Outcome<number, NotFound>["refused"]>().toEqualTypeOf<"budget" | undefined>()
+      expect(Effect.isEffect(run)).toBe(true)
     })
   })
 })

@@ -9,7 +9,7 @@ import type { Cause } from "effect"
 import { Config, Context, Data, Duration, Effect, Layer, Option, Result, Schema, Stream } from "effect"
 import type { HttpClientError, HttpClientResponse } from "effect/http"
 import { HttpClient, HttpClientRequest } from "effect/http"
-import { Cancellation, Deadline } from "../../src/index.js"
+import { Budget, Cancellation, Deadline } from "../../src/index.js"
 import type { CustomerId } from "./Domain.js"
 import { httpUrl, integer, variable } from "./Environment.js"
 import type { Feature, FeatureUsage } from "./Features.js"
@@ -59,6 +59,11 @@ export const errors: { readonly [F in Feature]: ErrorClass<F> } = byFeature((fea
 export interface FeatureClient<F extends Feature = Feature> {
   readonly feature: F
   readonly usage: (customerId: CustomerId) => Effect.Effect<FeatureUsage, FeatureError<F>>
+  /**
+   * The service's retry budget, made with the client and so shared by every request that calls it: the fan-outs'
+   * retries of this service draw from it (`RETRY_BUDGET`). Absent: no budget.
+   */
+  readonly budget?: Budget.Budget | undefined
 }
 
 /** Each feature's client as a service of its own, keyed `analytics/features/<feature>`. */
@@ -168,6 +173,25 @@ export const budgetHeader = "x-fanout-timeout"
 export const budgetValue = (millis: number): string => `${Math.max(0, Math.floor(millis))}m`
 
 /**
+ * The retry budget of each feature service: `RETRY_BUDGET`, `<maxTokens>:<tokenRatio>` (gRPC's retry throttling, see
+ * `Budget` in the library) or `off`; default `10:0.1`, gRPC's example: a service failing every call gets its retries
+ * while more than 5 tokens are left, so 3 of them after its first failures, and one call per request from then on,
+ * until a tenth of its successes have earned them back.
+ */
+export const retryBudget: Config.Config<Budget.Settings | undefined> = variable("RETRY_BUDGET", (raw) => {
+  if (raw === "off") return Result.succeed(undefined)
+  const match = /^(\d+(?:\.\d+)?):(\d+(?:\.\d+)?)$/.exec(raw)
+  const settings = match === null ? undefined : { maxTokens: Number(match[1]), tokenRatio: Number(match[2]) }
+  if (settings === undefined) return Result.fail(`"off", or <maxTokens>:<tokenRatio> such as "10:0.1"`)
+  try {
+    Budget.makeUnsafe(settings)
+    return Result.succeed(settings)
+  } catch (error) {
+    return Result.fail(error instanceof Error ? error.message : String(error))
+  }
+}).pipe(Config.withDefault({ maxTokens: 10, tokenRatio: 0.1 }))
+
+/**
  * How an answer differs from what was asked (its customer, its feature), or `undefined` when it does not. A service
  * behind the wrong URL, or a cache or proxy that mixes up requests, answers 2xx with a well-formed body: decoding
  * alone would show another customer's (or another feature's) usage in this customer's panel.
@@ -216,6 +240,7 @@ export const make = <F extends Feature>(
     const timeout = yield* requestTimeout
     const limit = yield* maxBodyBytes
     const logLimit = yield* LogLimit.fromConfig
+    const budgetSettings = yield* retryBudget
     const ErrorClass = errors[feature] as ErrorClass<Feature>
     const fail = (reason: Reason, message: string) =>
       Effect.fail(new ErrorClass({ feature, reason, message }) as FeatureError<F>)
@@ -314,7 +339,7 @@ export const make = <F extends Feature>(
             orElse: () => fail("Timeout", `${feature}: no answer within ${Duration.format(timeout)}`)
           })
         )
-    return { feature, usage }
+    return { feature, usage, budget: budgetSettings === undefined ? undefined : Budget.makeUnsafe(budgetSettings) }
   })
 
 /** `feature`'s client as a Layer, over whichever `HttpClient` is provided. */

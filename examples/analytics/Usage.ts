@@ -248,6 +248,8 @@ export const make = Effect.gen(function*() {
   // One task per feature, keyed by feature name: the key becomes each outcome's key and label, and the name of
   // the task's span.
   const calls = (customerId: CustomerId) => Record.map(clients, (client) => client.usage(customerId))
+  // Each feature's retries draw from its own service's budget, shared across requests.
+  const budgetOf = (feature: PropertyKey) => clients[feature as Feature].budget
 
   const partial = (customerId: CustomerId, deadline: Duration.Duration) =>
     Effect.gen(function*() {
@@ -256,6 +258,7 @@ export const make = Effect.gen(function*() {
         required,
         report: true,
         retry: partialRetry,
+        budget: budgetOf,
         name: "usage.partial"
       }).pipe(
         Effect.catchTag("FanOutFailure", (failure) =>
@@ -276,6 +279,7 @@ export const make = Effect.gen(function*() {
       report: true,
       outcomes: true,
       retry: strictRetry,
+      budget: budgetOf,
       name: "usage.strict"
     }).pipe(
       Effect.catchTag("FanOutFailure", (failure) => requestError(logLimit, failure, deadline, () => true)),

@@ -5,9 +5,13 @@
  *
  * @internal
  */
+import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Schedule from "effect/Schedule"
+import type { Refusal, Type as AttemptType } from "../Attempt.js"
+import type { Budget } from "../Budget.js"
 import { FanOutTimeoutError } from "../FanOutError.js"
 import { clear } from "./engine/alarms.js"
 import type { CallbackTask, Timers } from "./engine/run.js"
@@ -30,16 +34,51 @@ export interface Prepared {
    * task is told apart by identity and stays that task's `Failure`.
    */
   readonly ownTimeout: (exit: Exit.Exit<unknown, unknown>) => boolean
-  /** Wraps what a task does (its attempts, retries, hedges) once more: the task's span. */
+  /**
+   * Tells task `index`'s budget how its one attempt ended (its time limit, if one stopped it): set with a budget and
+   * neither `retry` nor `hedge`, when the task is its one attempt.
+   */
+  readonly ended?: ((index: number, exit: Exit.Exit<unknown, unknown>, limit: string | undefined) => void) | undefined
+  /** Whether the retry and hedge budget refused task `index` an attempt (absent without a budget). */
+  readonly refused?: ((index: number) => "budget" | undefined) | undefined
+  /** The retries and the hedges task `index` started (absent unless an `AttemptHook` listens). */
+  readonly kinds?: ((index: number) => { readonly retries: number; readonly hedges: number }) | undefined
+  /**
+   * Why task `index`, which ended with `tag` (its outcome's), got no further attempt: its budget, the attempt limit
+   * (its schedule or `hedge.max` gave none), or the deadline (it passed while a retry was waiting for its delay).
+   * Absent without `retry` or `hedge`.
+   */
+  readonly refusal?: ((index: number, tag: string, limit: string | undefined) => Refusal | undefined) | undefined
 }
+
+/** What the fan-out's observer hears of each attempt as it happens, when it listens (task spans, attempt metrics). */
+export interface AttemptHook {
+  /** Task `index` starts an attempt of `type`. */
+  readonly started: (index: number, type: AttemptType) => void
+  /** Task `index`'s schedule decided on a retry after `millis` (and its budget, if any, allowed it). */
+  readonly delayed: (index: number, millis: number) => void
+}
+
+/** A retry the budget refused: carries the attempt's error, which the task then fails with. */
+class Refused {
+  constructor(readonly error: unknown) {}
+}
+
+/** An attempt's end, told to the budget: a failure (typed or a defect) takes a token, a success gives some back. */
+const accounted = (attempt: AnyEffect, budget: Budget): AnyEffect =>
+  Effect.onExit(attempt, (exit) =>
+    Effect.sync(() => {
+      if (exit._tag === "Success") budget.onSuccess()
+      else if (!Cause.hasInterruptsOnly(exit.cause)) budget.onFailure()
+    }))
 
 /** A hook around each prepared task: the task's span, when the fan-out makes one per task. */
 export type Around = (index: number, task: AnyEffect, attempts: () => number) => AnyEffect
 
 const one = () => 1
 
-/** Prepares the tasks of `shape` for the options `s`. */
-export const prepare = (shape: Shape, s: Settings, around: Around | undefined): Prepared => {
+/** Prepares the tasks of `shape` for the options `s`; `hook`, when given, hears of every attempt. */
+export const prepare = (shape: Shape, s: Settings, around: Around | undefined, hook?: AttemptHook): Prepared => {
   if (shape.callbacks !== undefined) {
     return { task: shape.callbacks, engineTimeout: s.timeout, attempts: one, ownTimeout: () => false }
   }
@@ -48,9 +87,29 @@ export const prepare = (shape: Shape, s: Settings, around: Around | undefined): 
     const task = around === undefined
       ? (index: number) => shape.task(index)
       : (index: number) => around(index, shape.task(index), one)
-    return { task, engineTimeout: s.timeout, attempts: one, ownTimeout: () => false }
+    if (s.budget === undefined) return { task, engineTimeout: s.timeout, attempts: one, ownTimeout: () => false }
+    // Each task is its one attempt: its end, as the ledger records it, is told to its budget, with no wrapper.
+    const budgets = shape.keys.map((key, index) => s.budget!(key, index))
+    const ended = (index: number, exit: Exit.Exit<unknown, unknown>, limit: string | undefined) => {
+      const budget = budgets[index]
+      if (budget === undefined) return
+      if (exit._tag === "Success") budget.onSuccess()
+      else if (limit === "Timeout" || (limit === undefined && !Cause.hasInterruptsOnly(exit.cause))) budget.onFailure()
+    }
+    return { task, engineTimeout: s.timeout, attempts: one, ownTimeout: () => false, ended }
   }
-  const counts: Array<number> = new Array(shape.keys.length).fill(0)
+  const n = shape.keys.length
+  const tracking = hook !== undefined
+  const counts: Array<number> = new Array(n).fill(0)
+  // Kept only while someone listens: the type of task `index`'s next attempt, set as a retry or a hedge is decided
+  // on; its retries and hedges; whether it waits for a retry's delay (the deadline passing then refused that retry).
+  const next: Array<AttemptType> = tracking ? new Array(n).fill("original") : []
+  const retries: Array<number> = tracking ? new Array(n).fill(0) : []
+  const hedges: Array<number> = tracking ? new Array(n).fill(0) : []
+  const waiting: Array<boolean> = tracking ? new Array(n).fill(false) : []
+  const refused: Array<"budget" | undefined> = s.budget === undefined ? [] : new Array(n)
+  // Each task's budget, read before any task starts: a function giving something else fails the fan-out at once.
+  const budgets = s.budget === undefined ? undefined : shape.keys.map((key, index) => s.budget!(key, index))
   const timeouts = new WeakSet<object>()
   const timeoutError = (index: number): FanOutTimeoutError => {
     const error = new FanOutTimeoutError({
@@ -64,13 +123,71 @@ export const prepare = (shape: Shape, s: Settings, around: Around | undefined): 
   }
   const task = (index: number, timers: Timers): AnyEffect => {
     const body = shape.task(index)
-    let attempt: AnyEffect = Effect.suspend(() => {
-      counts[index]!++
-      return body
-    })
+    const budget = budgets?.[index]
+    let attempt: AnyEffect = Effect.suspend(
+      tracking
+        ? () => {
+          const type = next[index]!
+          counts[index]!++
+          waiting[index] = false
+          if (type === "retry") retries[index]!++
+          else if (type === "hedge") hedges[index]!++
+          hook.started(index, type)
+          return body
+        }
+        : () => {
+          counts[index]!++
+          return body
+        }
+    )
     if (s.timeout !== undefined) attempt = limited(attempt, s.timeout, timers, () => timeoutError(index))
-    if (s.hedge !== undefined) attempt = hedging.hedgeWith(attempt, s.hedge, timers)
-    if (s.retry !== undefined) attempt = Effect.retry(attempt, s.retry)
+    if (budget !== undefined) attempt = accounted(attempt, budget)
+    // Without a budget and without anyone listening, retries and hedges are what they were: nothing to ask or to tell.
+    const plain = budget === undefined && !tracking
+    if (s.hedge !== undefined) {
+      if (plain) attempt = hedging.hedgeWith(attempt, s.hedge, timers)
+      else {
+        // Asked before each backup: whether it may start (the budget's leave), and, when it does, that it is a hedge.
+        const backup = () => {
+          if (budget !== undefined && !budget.allows) {
+            refused[index] = "budget"
+            return false
+          }
+          if (tracking) next[index] = "hedge"
+          return true
+        }
+        const inner = attempt
+        attempt = tracking
+          // A hedging round's first attempt is the task's first, or a retry.
+          ? Effect.suspend(() => {
+            next[index] = counts[index] === 0 ? "original" : "retry"
+            return hedging.hedgeWith(inner, s.hedge!, timers, backup)
+          })
+          : hedging.hedgeWith(inner, s.hedge, timers, backup)
+      }
+    }
+    if (s.retry !== undefined) {
+      if (plain) attempt = Effect.retry(attempt, s.retry)
+      else {
+        // The budget is asked once the schedule has decided on another attempt, before its delay.
+        const schedule = Schedule.modifyDelay(s.retry, ({ duration, input }) => {
+          if (budget !== undefined && !budget.allows) {
+            refused[index] = "budget"
+            return Effect.fail(new Refused(input))
+          }
+          if (tracking) {
+            next[index] = "retry"
+            waiting[index] = true
+            hook.delayed(index, Duration.toMillis(duration))
+          }
+          return Effect.succeed(duration)
+        })
+        attempt = Effect.catch(
+          Effect.retry(attempt, schedule as Schedule.Schedule<any, any, any>),
+          (error: unknown) => Effect.fail(error instanceof Refused ? error.error : error)
+        )
+      }
+    }
     return around === undefined ? attempt : around(index, attempt, () => counts[index]!)
   }
   const ownTimeout = (exit: Exit.Exit<unknown, unknown>) => {
@@ -80,7 +197,23 @@ export const prepare = (shape: Shape, s: Settings, around: Around | undefined): 
     }
     return false
   }
-  return { task, engineTimeout: undefined, attempts: (index) => counts[index]!, ownTimeout }
+  const retrying = s.retry !== undefined || s.hedge !== undefined
+  const refusal = (index: number, tag: string, limit: string | undefined): Refusal | undefined => {
+    if (refused[index] !== undefined) return refused[index]
+    if (!retrying) return undefined
+    if (tag === "TimedOut" && limit === "Deadline") return waiting[index] ? "deadline" : undefined
+    // A typed failure, or an attempt's own time-out, is what a retry or a hedge is for: none came.
+    return tag === "Failure" || (tag === "TimedOut" && limit === "Timeout") ? "limit" : undefined
+  }
+  return {
+    task,
+    engineTimeout: undefined,
+    attempts: (index) => counts[index]!,
+    ownTimeout,
+    refused: s.budget === undefined ? undefined : (index) => refused[index],
+    kinds: tracking ? (index) => ({ retries: retries[index]!, hedges: hedges[index]! }) : undefined,
+    refusal
+  }
 }
 
 /**

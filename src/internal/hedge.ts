@@ -49,14 +49,20 @@ const failure = <E>(causes: ReadonlyArray<Cause.Cause<E>>): Cause.Cause<E> => {
 export const hedgeWith = <A, E, R>(
   attempt: Effect.Effect<A, E, R>,
   hedge: Hedge,
-  timers: Timers
+  timers: Timers,
+  allow?: (() => boolean) | undefined
 ): Effect.Effect<A, E, R> =>
   Effect.withFiber((task) =>
     // Started inside the callback's registration, not before it: a task fiber that yielded between the two and was
     // interrupted there would leave its attempts running, with nobody to interrupt them.
     Effect.callback<A, E>((resume) => {
       const fork = Effect.runForkWith(task.context)
-      const delayed = hedge.delay <= longestDelay
+      const adaptive = hedge.adaptive
+      const clock = adaptive === undefined ? undefined : task.getRef(Clock.Clock)
+      // When each attempt started, for the adaptive delay's latencies.
+      const starts: Array<number> | undefined = adaptive === undefined ? undefined : []
+      // Set when an attempt failed with a fatal failure (`nonFatal` said no): the task fails with it alone.
+      let fatal: Cause.Cause<E> | undefined = undefined
       const running = new Set<Fiber.Fiber<A, E>>()
       // The causes of the attempts that failed, by attempt.
       const causes: Array<Cause.Cause<E>> = []
@@ -74,7 +80,7 @@ export const hedgeWith = <A, E, R>(
       const answer = () => {
         answered = true
         if (interrupted !== undefined) return interrupted()
-        resume(won ?? Exit.failCause(failure(causes.filter((cause) => cause !== undefined))))
+        resume(won ?? Exit.failCause(fatal ?? failure(causes.filter((cause) => cause !== undefined))))
       }
 
       const ended = (k: number, fiber: Fiber.Fiber<A, E>, exit: Exit.Exit<A, E>) => {
@@ -84,7 +90,13 @@ export const hedgeWith = <A, E, R>(
             decided = true
             won = exit
             clear(alarm)
+            if (starts !== undefined) adaptive!.observe(clock!.currentTimeMillisUnsafe() - starts[k]!)
             for (const other of running) other.interruptUnsafe(task.id, hedgeLost)
+          } else if (hedge.nonFatal !== undefined && isFatal(exit.cause, hedge.nonFatal)) {
+            decided = true
+            fatal = exit.cause
+            clear(alarm)
+            for (const other of running) other.interruptUnsafe(task.id)
           } else {
             causes[k] = exit.cause
             if (started < hedge.max) launch()
@@ -106,6 +118,12 @@ export const hedgeWith = <A, E, R>(
         starting = true
         while (wanted && !decided && started < hedge.max) {
           wanted = false
+          // A backup needs the budget's leave, when there is a budget.
+          if (started > 0 && allow !== undefined && !allow()) {
+            // Refused with nothing running: the task ends with the failures it has.
+            if (running.size === 0) decided = true
+            break
+          }
           startOne()
         }
         starting = false
@@ -115,14 +133,17 @@ export const hedgeWith = <A, E, R>(
         const k = started++
         clear(alarm)
         alarm = undefined
+        if (starts !== undefined) starts[k] = clock!.currentTimeMillisUnsafe()
         const fiber = fork(attempt as Effect.Effect<A, E>)
         const exit = fiber.pollUnsafe()
         if (exit !== undefined) return ended(k, fiber, exit)
+        // Read only for an attempt still running: one that ended at once needs no delay.
+        const delay = adaptive === undefined ? hedge.delay : adaptive.delayMillis()
         running.add(fiber)
         fiber.addObserver((exit) => ended(k, fiber, exit))
         // Still running: the next attempt starts if this one has not answered within the delay.
-        if (delayed && started < hedge.max && !decided) {
-          alarm = timers.alarms().set(hedge.delay, () => {
+        if (delay <= longestDelay && started < hedge.max && !decided) {
+          alarm = timers.alarms().set(delay, () => {
             if (!decided && started === k + 1) launch()
           })
         }
@@ -140,6 +161,14 @@ export const hedgeWith = <A, E, R>(
       })
     })
   )
+
+/** Whether a failed attempt's cause ends every attempt: a typed failure `nonFatal` refuses, or a defect. */
+const isFatal = (cause: Cause.Cause<unknown>, nonFatal: (error: unknown) => boolean): boolean => {
+  for (const reason of cause.reasons) {
+    if (reason._tag === "Fail") return !nonFatal(reason.error)
+  }
+  return Cause.hasDies(cause)
+}
 
 const invalid = (option: string, reason: string) => new InvalidOptionError({ option, reason })
 

@@ -57,6 +57,7 @@ export class Ledger {
   ) {
     this.exits[index] = this.discard && exit._tag === "Success" ? Exit.void : exit
     this.limits[index] = limit ?? (this.prepared.ownTimeout(exit) ? "Timeout" : undefined)
+    this.prepared.ended?.(index, exit, this.limits[index])
     this.started[index] = started
     this.ended[index] = ended
     this.waited[index] = waited
@@ -82,7 +83,9 @@ export class Ledger {
       durationMillis: Math.max(0, this.ended[index]! - started),
       attempts: this.prepared.attempts(index)
     }
-    return outcomeOf(exit, common, this.limits[index])
+    const outcome = outcomeOf(exit, common, this.limits[index])
+    const refused = this.prepared.refused?.(index)
+    return refused === undefined ? outcome : { ...outcome, refused }
   }
 
   /** The tasks' values, once every one has succeeded. */

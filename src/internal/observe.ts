@@ -18,8 +18,9 @@ import type * as Fiber from "effect/Fiber"
 import * as Metric from "effect/Metric"
 import * as References from "effect/References"
 import * as Tracer from "effect/Tracer"
+import * as Attempt from "../Attempt.js"
 import type * as Outcome from "../Outcome.js"
-import type { Around } from "./attempts.js"
+import type { Around, AttemptHook } from "./attempts.js"
 import type { Ledger } from "./ledger.js"
 import type { Settings } from "./options.js"
 import type { Shape } from "./shape.js"
@@ -122,8 +123,19 @@ const taskSpans = (shape: Shape, fiber: Fiber.Fiber<unknown, unknown>) => {
     spans[index] = undefined
     span.attribute("fanout.task.outcome", ledger.tag(index))
     span.attribute("fanout.task.attempts", attempts[index]!())
+    const kinds = ledger.prepared.kinds?.(index)
+    if (kinds !== undefined) {
+      span.attribute("fanout.task.retries", kinds.retries)
+      span.attribute("fanout.task.hedges", kinds.hedges)
+    }
     span.end(timing ? clock.currentTimeNanosUnsafe() : BigInt(0), exit)
   }
+  // Each attempt an event on its task's span (the span is open: the task started).
+  const attempt = (index: number, type: Attempt.Type, number: number) =>
+    spans[index]?.event("fanout.attempt", timing ? clock.currentTimeNanosUnsafe() : BigInt(0), {
+      "fanout.attempt.type": type,
+      "fanout.attempt.number": number
+    })
   const watch = (ledger: Ledger): Ledger => {
     const record = ledger.record.bind(ledger)
     ledger.record = (...args: Parameters<Ledger["record"]>) => {
@@ -132,7 +144,7 @@ const taskSpans = (shape: Shape, fiber: Fiber.Fiber<unknown, unknown>) => {
     }
     return ledger
   }
-  return { around, watch }
+  return { around, watch, attempt }
 }
 
 const outcomeAttribute: Record<Tag, string> = {
@@ -163,6 +175,42 @@ const summarize = (span: Tracer.Span, name: string, ledger: Ledger, context: Con
   }
 }
 
+/** The attempts refused, by reason, once the fan-out has ended (the attempts started were counted as they started). */
+const summarizeRefusals = (attempts: Attempt.Series, ledger: Ledger, context: Context.Context<never>) => {
+  const refusal = ledger.prepared.refusal
+  if (refusal === undefined) return
+  for (let i = 0; i < ledger.exits.length; i++) {
+    const reason = refusal(i, ledger.tag(i), ledger.limits[i])
+    if (reason !== undefined) attempts.refused[reason].updateUnsafe(1, context)
+  }
+}
+
+/**
+ * What hears of every attempt: the task spans' events, the attempt metrics when they are on. Undefined when neither
+ * listens, or when the fan-out makes no attempt other than each task's one (no `retry` or `hedge`).
+ */
+const attemptHook = (
+  spans: { readonly attempt: (index: number, type: Attempt.Type, number: number) => void } | undefined,
+  attempts: Attempt.Series | undefined,
+  context: Context.Context<never>
+): AttemptHook | undefined => {
+  if (spans === undefined && attempts === undefined) return undefined
+  const numbers = new Map<number, number>()
+  return {
+    started(index, type) {
+      if (attempts !== undefined) attempts.started[type].updateUnsafe(1, context)
+      if (spans !== undefined) {
+        const number = (numbers.get(index) ?? 0) + 1
+        numbers.set(index, number)
+        spans.attempt(index, type, number)
+      }
+    },
+    delayed(_index, millis) {
+      if (attempts !== undefined) attempts.retryDelay.updateUnsafe(millis, context)
+    }
+  }
+}
+
 /**
  * Runs the fan-out `make` builds inside its span (named `settings.name`, else `fanout.<kind>`). `make` is given the
  * task-span hook (undefined: no task spans) and `observe`, with which it hands over the ledger the summary is read
@@ -172,7 +220,11 @@ export const observed = <A, E>(
   kind: string,
   s: Settings,
   shape: Shape,
-  make: (around: Around | undefined, observe: (ledger: Ledger) => Ledger) => Effect.Effect<A, E>
+  make: (
+    around: Around | undefined,
+    observe: (ledger: Ledger) => Ledger,
+    hook: AttemptHook | undefined
+  ) => Effect.Effect<A, E>
 ): Effect.Effect<A, E> =>
   Effect.withFiber((fiber) => {
     const name = s.name ?? `fanout.${kind}`
@@ -184,10 +236,17 @@ export const observed = <A, E>(
       annotate(span, kind, shape, s)
       const tasks = wantsTaskSpans(s.taskSpans, fiber) ? taskSpans(shape, fiber) : undefined
       let ledger: Ledger | undefined = undefined
-      const run = make(tasks?.around, (l) => ledger = tasks === undefined ? l : tasks.watch(l))
+      // Attempts other than each task's one happen only with these options: only then is there anything to hear.
+      const retrying = s.retry !== undefined || s.hedge !== undefined
+      const attempts = retrying && fiber.getRef(Attempt.Metrics) ? Attempt.seriesOf(name) : undefined
+      const hook = retrying ? attemptHook(tasks, attempts, fiber.context) : undefined
+      const run = make(tasks?.around, (l) => ledger = tasks === undefined ? l : tasks.watch(l), hook)
       return Effect.onExit(Effect.provideService(run, Tracer.ParentSpan, span), (exit) =>
         Effect.sync(() => {
-          if (ledger !== undefined) summarize(span, name, ledger, fiber.context)
+          if (ledger !== undefined) {
+            summarize(span, name, ledger, fiber.context)
+            if (attempts !== undefined) summarizeRefusals(attempts, ledger, fiber.context)
+          }
           span.end(fiber.getRef(Clock.Clock).currentTimeNanosUnsafe(), exit)
         }))
     })

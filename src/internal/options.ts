@@ -8,7 +8,11 @@
  */
 import * as Duration from "effect/Duration"
 import * as Schedule from "effect/Schedule"
+import type { Budget } from "../Budget.js"
+import { isBudget } from "../Budget.js"
 import { InvalidOptionError } from "../FanOutError.js"
+import type { Adaptive } from "../Hedge.js"
+import { isAdaptive } from "../Hedge.js"
 import { show } from "./show.js"
 
 /** The combinators that take options, by the name they have in error messages. */
@@ -21,10 +25,16 @@ export type Combinator =
   | "FanOut.firstSuccess"
   | "FanOut.stream"
 
-/** Hedging as the fan-out runs it: the delay in milliseconds before a backup, at most `max` attempts in all. */
+/**
+ * Hedging as the fan-out runs it: the delay in milliseconds before a backup (read from `adaptive` when it is set), at
+ * most `max` attempts in all; `nonFatal`, when set, says which typed failures start the next attempt (the others end
+ * every attempt at once).
+ */
 export interface Hedge {
   readonly delay: number
   readonly max: number
+  readonly adaptive?: Adaptive | undefined
+  readonly nonFatal?: ((error: unknown) => boolean) | undefined
 }
 
 const invalid = (option: string, reason: string) => new InvalidOptionError({ option, reason })
@@ -105,17 +115,43 @@ export const hedge = (value: unknown, option = "hedge"): Hedge | undefined => {
   }
   const record = value as Record<string, unknown>
   for (const key of Object.keys(record)) {
-    if (key !== "delay" && key !== "max" && record[key] !== undefined) {
-      throw invalid(`${option}.${key}`, "is not a hedging setting (the settings: delay, max)")
+    if (key !== "delay" && key !== "max" && key !== "nonFatal" && record[key] !== undefined) {
+      throw invalid(`${option}.${key}`, "is not a hedging setting (the settings: delay, max, nonFatal)")
     }
   }
   if (record.delay === undefined) throw invalid(`${option}.delay`, "is required")
-  const delay = millis(record.delay, `${option}.delay`)!
+  const adaptive = isAdaptive(record.delay) ? record.delay : undefined
+  const delay = adaptive === undefined ? millis(record.delay, `${option}.delay`)! : adaptive.maxMillis
+  const nonFatal = record.nonFatal
+  if (nonFatal !== undefined && typeof nonFatal !== "function") {
+    throw invalid(`${option}.nonFatal`, `must be a function from an error to a boolean, got ${show(nonFatal)}`)
+  }
   const max = record.max === undefined ? 2 : record.max
   if (typeof max !== "number" || !Number.isInteger(max) || max < 1 || max > maxHedgeAttempts) {
     throw invalid(`${option}.max`, `must be an integer from 1 to ${maxHedgeAttempts}, got ${show(max)}`)
   }
-  return { delay, max }
+  if (adaptive === undefined && nonFatal === undefined) return { delay, max }
+  return { delay, max, adaptive, nonFatal: nonFatal as ((error: unknown) => boolean) | undefined }
+}
+
+/** The budget of each task, by its key and index: one for all, or one per downstream the tasks call. */
+export type BudgetOf = (key: PropertyKey, index: number) => Budget | undefined
+
+const budget = (value: unknown): BudgetOf | undefined => {
+  if (value === undefined) return undefined
+  if (isBudget(value)) return () => value
+  if (typeof value === "function") {
+    const of = value as BudgetOf
+    return (key, index) => {
+      const found = of(key, index)
+      if (found === undefined || isBudget(found)) return found
+      throw invalid("budget", `gave task ${show(key)} ${show(found)}, not a Budget made by Budget.make or undefined`)
+    }
+  }
+  throw invalid(
+    "budget",
+    `must be a Budget made by Budget.make, or a function from a task's key to one, got ${show(value)}`
+  )
 }
 
 const required = (value: unknown): ReadonlyArray<unknown> | undefined => {
@@ -150,6 +186,7 @@ const table = {
   deadline: { takes: every, read: (value: unknown) => millis(value, "deadline") },
   retry: { takes: every, read: retry },
   hedge: { takes: every, read: (value: unknown) => hedge(value) },
+  budget: { takes: every, read: budget },
   name: { takes: every, read: name },
   taskSpans: { takes: every, read: optionalBoolean("taskSpans") },
   report: { takes: [...failFast, ...settling], read: boolean("report") },

@@ -38,8 +38,8 @@ export const runPolicy = <A, E>(
   options: { readonly detach: boolean; readonly discard: boolean },
   rules: (ledger: Ledger) => Rules<A, E>
 ): Effect.Effect<A, E> =>
-  observed(kind, s, shape, (around, observe) => {
-    const prepared = prepare(shape, s, around)
+  observed(kind, s, shape, (around, observe, hook) => {
+    const prepared = prepare(shape, s, around, hook)
     return run({
       size: shape.keys.length,
       task: prepared.task,

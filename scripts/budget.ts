@@ -1,0 +1,131 @@
+/**
+ * `npm run budget`: what a retry budget does to a downstream that fails every call. The analytics API with its
+ * embedded simulators, `payments` answering 503 to every call and the other eleven healthy, gets `--requests` usage
+ * requests (partial mode, `FEATURE_RETRIES` 2: up to three calls per feature), at most `--concurrency` in flight,
+ * once with `RETRY_BUDGET=off` and once with each budget given (default `10:0.1`, the app's default); the simulators
+ * count the calls each service received. Then as many requests again with `payments` failing half its calls (at
+ * 10:0.1 a bucket drained by failures stays drained until fewer than about 1 call in 11 fails: gRPC's design keeps
+ * retries off while they would mostly fail), and as many with it healthy. Prints a Markdown table, the one in
+ * docs/BENCHMARKS.md.
+ *
+ *   npm run budget                                  200 requests, 8 in flight, budgets off and 10:0.1
+ *   npm run budget -- --requests=500 --concurrency=16 --budgets=off,10:0.1,100:0.1
+ */
+import { Effect, Layer, Logger } from "effect"
+import * as Embedded from "../examples/analytics/harness/Embedded.js"
+import * as Simulator from "../examples/analytics/harness/Simulator.js"
+
+const flags = (argv: ReadonlyArray<string>) => {
+  const value = (name: string) => argv.find((arg) => arg.startsWith(`--${name}=`))?.slice(name.length + 3)
+  for (const arg of argv) {
+    if (!/^--(requests|concurrency|budgets)=/.test(arg)) fail(`unrecognised flag ${arg}`)
+  }
+  const integer = (name: string, fallback: number) => {
+    const raw = value(name)
+    if (raw === undefined) return fallback
+    const n = /^\d+$/.test(raw) ? Number(raw) : NaN
+    return n >= 1 && n <= 100_000 ? n : fail(`--${name}=${raw}: an integer from 1 to 100000`)
+  }
+  return {
+    requests: integer("requests", 200),
+    concurrency: integer("concurrency", 8),
+    budgets: (value("budgets") ?? "off,10:0.1").split(",")
+  }
+}
+
+function fail(message: string): never {
+  console.error(`budget: ${message}`)
+  process.exit(1)
+}
+
+const options = flags(process.argv.slice(2))
+
+const healthy: Simulator.Overrides = {
+  all: { latencyMs: 1, jitterMs: 2, errorRate: 0, malformedRate: 0, hangRate: 0, crash: false }
+}
+
+const phases = {
+  "payments failing every call": { ...healthy, payments: { errorRate: 1 } },
+  "payments failing half its calls": { ...healthy, payments: { errorRate: 0.5 } },
+  "payments healthy": healthy
+} satisfies Record<string, Simulator.Overrides>
+
+type Phase = keyof typeof phases
+
+interface Row {
+  readonly budget: string
+  readonly phase: Phase
+  readonly requests: number
+  readonly payments: number
+  readonly othersPerRequest: number
+  readonly statuses: Record<string, number>
+}
+
+/** Sends `n` requests, `concurrency` at a time, to the API at `base`; the count of each status. */
+const load = (base: string, n: number, concurrency: number) =>
+  Effect.promise(async () => {
+    const statuses: Record<string, number> = {}
+    let next = 0
+    const worker = async () => {
+      while (next < n) {
+        const i = next++
+        const response = await fetch(`${base}/customers/c-${i}/usage`)
+        await response.arrayBuffer()
+        statuses[response.status] = (statuses[response.status] ?? 0) + 1
+      }
+    }
+    await Promise.all(Array.from({ length: concurrency }, worker))
+    return statuses
+  })
+
+/** One run of the app with `RETRY_BUDGET=budget`: a fresh app, so a fresh budget per service. */
+const run = (budget: string) =>
+  Effect.gen(function*() {
+    const simulators = yield* Simulator.SimulatorsService
+    const base = yield* Embedded.apiUrl
+    const rows: Array<Row> = []
+    for (const phase of Object.keys(phases) as Array<Phase>) {
+      simulators.scenario(phases[phase])
+      const statuses = yield* load(base, options.requests, options.concurrency)
+      const counts = simulators.counts()
+      const others = Simulator.total(counts).started - counts.payments.started
+      rows.push({
+        budget,
+        phase,
+        requests: options.requests,
+        payments: counts.payments.started,
+        othersPerRequest: others / options.requests / 11,
+        statuses
+      })
+    }
+    return rows
+  }).pipe(
+    Effect.provide(
+      Embedded.layer({ listen: { port: 0, host: "127.0.0.1" }, config: { RETRY_BUDGET: budget } }).pipe(
+        // The app logs every failed call: thousands of lines that say nothing here.
+        Layer.provide(Logger.layer([]))
+      )
+    )
+  )
+
+const main = Effect.gen(function*() {
+  const rows: Array<Row> = []
+  for (const budget of options.budgets) rows.push(...(yield* run(budget)))
+  const lines = [
+    `| \`RETRY_BUDGET\` | phase | requests | calls to payments | per request | calls to each other service per request | statuses |`,
+    `|---|---|---:|---:|---:|---:|---|`,
+    ...rows.map((row) =>
+      `| ${row.budget} | ${row.phase} | ${row.requests} | ${row.payments} | ${
+        (row.payments / row.requests).toFixed(2)
+      } | ${row.othersPerRequest.toFixed(2)} | ${
+        Object.entries(row.statuses).map(([status, n]) => `${n}× ${status}`).join(", ")
+      } |`
+    )
+  ]
+  console.log(lines.join("\n"))
+})
+
+Effect.runPromise(main).then(
+  () => process.exit(0),
+  (error) => fail(String(error))
+)
