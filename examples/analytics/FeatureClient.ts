@@ -336,7 +336,8 @@ export const make = <F extends Feature>(
           }),
           Effect.timeoutOrElse({
             duration: timeout,
-            orElse: () => fail("Timeout", `${feature}: no answer within ${Duration.format(timeout)}`)
+            orElse: () =>
+              fail("Timeout", `${feature}: no answer within ${Duration.format(timeout)}`)
           })
         )
     return { feature, usage, budget: budgetSettings === undefined ? undefined : Budget.makeUnsafe(budgetSettings) }
