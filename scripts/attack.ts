@@ -170,7 +170,8 @@ const healthProbe = () => {
 
 // ---- cases ----------------------------------------------------------------------------------------------------
 
-interface Row {
+/** One case's line of the table (and of the JSON verdict the test reads). */
+export interface Row {
   readonly name: string
   readonly requests: number
   readonly statuses: Record<string, number>

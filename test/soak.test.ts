@@ -4,23 +4,11 @@
  * this test checks that it ran, sampled and passed.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { execFile } from "node:child_process"
-import { fileURLToPath } from "node:url"
-
-const root = fileURLToPath(new URL("../", import.meta.url))
+import { runScript } from "./support.js"
 
 describe("npm run soak -- --seconds=20", () => {
   it("answers every request with a 200 in partial mode and grows nothing without bound", async () => {
-    const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>(
-      (resolve) =>
-        execFile(
-          process.execPath,
-          ["--import", "tsx", "scripts/soak.ts", "--seconds=20", "--rate=20"],
-          { cwd: root, timeout: 110_000, maxBuffer: 16 * 1024 * 1024 },
-          (error, stdout, stderr) => resolve({ code: error === null ? 0 : error.code as number | null, stdout, stderr })
-        )
-    )
-    const last = stdout.trim().split("\n").at(-1) ?? ""
+    const { code, last, stderr, stdout } = await runScript("scripts/soak.ts", ["--seconds=20", "--rate=20"])
     expect(last, `${stdout}\n${stderr}`).toMatch(/^soak: \{/)
     const result = JSON.parse(last.slice("soak: ".length)) as {
       ok: boolean

@@ -3,6 +3,8 @@
  * clock that counts the sleeps in flight.
  */
 import { type Clock, Effect, type Exit, Metric, Ref } from "effect"
+import { execFile } from "node:child_process"
+import { fileURLToPath } from "node:url"
 
 /** An append-only log of entries such as `"a finalized"`, read back with `get`. */
 export const makeLog = Effect.map(Ref.make<ReadonlyArray<string>>([]), (ref) => ({
@@ -56,3 +58,23 @@ export const countingSleeps = Effect.clockWith((clock) => {
   }
   return Effect.succeed({ clock: counted, sleeping: () => sleeping })
 })
+
+/**
+ * Runs the project's script `script` (a path from the project's root) under tsx in a child process with `args`, for
+ * at most 110 seconds: its exit code, its output, and its last line of output (where the scripts print their verdict).
+ */
+export const runScript = (script: string, args: ReadonlyArray<string>) =>
+  new Promise<{ code: number | null; stdout: string; stderr: string; last: string }>((resolve) =>
+    execFile(
+      process.execPath,
+      ["--import", "tsx", script, ...args],
+      { cwd: fileURLToPath(new URL("../", import.meta.url)), timeout: 110_000, maxBuffer: 16 * 1024 * 1024 },
+      (error, stdout, stderr) =>
+        resolve({
+          code: error === null ? 0 : error.code as number | null,
+          stdout,
+          stderr,
+          last: stdout.trim().split("\n").at(-1) ?? ""
+        })
+    )
+  )

@@ -3,7 +3,7 @@
  * unreadable value is an error naming the variable and what it takes (`serve` prints it before anything starts),
  * never read as something else (`Number` takes `0x2` and `1e0`, a duration parser may take `-1 seconds` as 0).
  */
-import { Config, Effect, Result, Schema, SchemaIssue } from "effect"
+import { Config, Duration, Effect, Option, Result, Schema, SchemaIssue } from "effect"
 
 /**
  * The variable `name`, read by `read`: its value, or what the variable takes (the message of the `ConfigError`,
@@ -93,3 +93,15 @@ export const integer = (name: string, min: number, max: number): Config.Config<n
         ? Result.succeed(Number(raw))
         : Result.fail(`must be an integer from ${min} to ${max}`)
   )
+
+/** A variable holding a duration (`2 seconds`, `500 millis`) that `accepts`; `takes` says what it takes otherwise. */
+export const duration = (
+  name: string,
+  accepts: (duration: Duration.Duration) => boolean,
+  takes: string
+): Config.Config<Duration.Duration> =>
+  variable(name, (raw) =>
+    Option.match(Option.filter(Duration.fromInput(raw as Duration.Input), accepts), {
+      onNone: () => Result.fail(takes),
+      onSome: Result.succeed
+    }))

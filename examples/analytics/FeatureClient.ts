@@ -6,12 +6,12 @@
  */
 import { NodeHttpClient } from "@effect/platform-node"
 import type { Cause } from "effect"
-import { Config, Context, Data, Duration, Effect, Layer, Option, Result, Schema, Stream } from "effect"
+import { Config, Context, Data, Duration, Effect, Layer, Schema, Stream } from "effect"
 import type { HttpClientError, HttpClientResponse } from "effect/http"
 import { HttpClient, HttpClientRequest } from "effect/http"
 import { Budget, Cancellation, Deadline } from "../../src/index.js"
 import type { CustomerId } from "./Domain.js"
-import { httpUrl, integer, variable } from "./Environment.js"
+import { duration, httpUrl, integer } from "./Environment.js"
 import type { Feature, FeatureUsage } from "./Features.js"
 import { byFeature, configPrefix, features, pathOf, table } from "./Features.js"
 import * as LogLimit from "./LogLimit.js"
@@ -88,14 +88,10 @@ export const baseUrl = (feature: Feature): Config.Config<string> => httpUrl(`${c
  * `2 seconds`; default 5 seconds. `0 seconds` and `-1 seconds` would be a timeout every call hits at once: both are
  * errors here.
  */
-export const requestTimeout: Config.Config<Duration.Duration> = variable(
+export const requestTimeout: Config.Config<Duration.Duration> = duration(
   "FEATURE_TIMEOUT",
-  (raw) =>
-    Option.match(Option.filter(Duration.fromInput(raw as Duration.Input), Duration.isPositive), {
-      onNone: () =>
-        Result.fail(`the timeout must be a duration greater than zero, such as "2 seconds" or "500 millis"`),
-      onSome: Result.succeed
-    })
+  Duration.isPositive,
+  `the timeout must be a duration greater than zero, such as "2 seconds" or "500 millis"`
 ).pipe(Config.withDefault(Duration.seconds(5)))
 
 /**
@@ -121,46 +117,32 @@ export const connectionsPerService: Config.Config<number> = integer("FEATURE_CON
 const excerptBytes = 500
 
 /**
- * The body as text, read until `limit` bytes at most: `undefined` when there is more (the stream stops there, which
- * aborts the request and closes its connection). A `content-length` over the limit is refused before reading.
+ * The body's first `limit` bytes as text, and whether it had more: reading stops once past `limit` (which aborts the
+ * request and closes its connection), so what is read is at most `limit` bytes and one chunk.
  */
 export const readAtMost = (
   response: HttpClientResponse.HttpClientResponse,
   limit: number
-): Effect.Effect<string | undefined, HttpClientError.HttpClientError> => {
-  const declared = Number(response.headers["content-length"] ?? NaN)
-  if (declared > limit) return Effect.succeed(undefined)
-  return Effect.suspend(() => {
-    const chunks: Array<Uint8Array> = []
-    let size = 0
-    return Stream.runForEachWhile(response.stream, (chunk) =>
-      Effect.sync(() => {
-        size += chunk.length
-        if (size > limit) return false
-        chunks.push(chunk)
-        return true
-      })).pipe(Effect.map(() => size > limit ? undefined : Buffer.concat(chunks).toString("utf8")))
-  })
-}
-
-/** The first `excerptBytes` of an error answer's body, for the log. */
-const bodyExcerpt = (response: HttpClientResponse.HttpClientResponse) =>
+): Effect.Effect<{ readonly text: string; readonly more: boolean }, HttpClientError.HttpClientError> =>
   Effect.suspend(() => {
     const chunks: Array<Uint8Array> = []
     let size = 0
     return Stream.runForEachWhile(response.stream, (chunk) =>
       Effect.sync(() => {
-        chunks.push(chunk)
         size += chunk.length
-        return size < excerptBytes
+        chunks.push(chunk)
+        return size <= limit
       })).pipe(
-        Effect.map(() => {
-          const text = Buffer.concat(chunks).subarray(0, excerptBytes).toString("utf8")
-          return size > excerptBytes ? `${text}…` : text
-        }),
-        Effect.orElseSucceed(() => "<unreadable body>")
+        Effect.map(() => ({ text: Buffer.concat(chunks).subarray(0, limit).toString("utf8"), more: size > limit }))
       )
   })
+
+/** The first `excerptBytes` of an error answer's body, for the log. */
+const bodyExcerpt = (response: HttpClientResponse.HttpClientResponse) =>
+  readAtMost(response, excerptBytes).pipe(
+    Effect.map(({ more, text }) => more ? `${text}…` : text),
+    Effect.orElseSucceed(() => "<unreadable body>")
+  )
 
 /**
  * The header that sends a call's remaining budget to the feature service, in the style of gRPC's `grpc-timeout`:
@@ -244,20 +226,22 @@ export const make = <F extends Feature>(
     const ErrorClass = errors[feature] as ErrorClass<Feature>
     const fail = (reason: Reason, message: string) =>
       Effect.fail(new ErrorClass({ feature, reason, message }) as FeatureError<F>)
-    // The answer's body decoded, or what is wrong with it.
+    // The answer's body decoded, or what is wrong with it. A `content-length` over the limit is refused unread.
     const body = (response: HttpClientResponse.HttpClientResponse): Effect.Effect<FeatureUsage, Wrong> =>
-      readAtMost(response, limit).pipe(
-        Effect.mapError((error): Wrong => ["BadResponse", error.message]),
-        Effect.flatMap((text): Effect.Effect<unknown, Wrong> =>
-          text === undefined ?
-            Effect.fail(["TooLarge", `body over ${limit} bytes`]) :
-            Effect.try({
-              try: (): unknown => JSON.parse(text),
-              catch: (): Wrong => ["BadResponse", "the body is not JSON"]
-            })
-        ),
-        Effect.flatMap((json) => Effect.mapError(decode(json), (error): Wrong => ["BadResponse", error.message]))
-      )
+      (Number(response.headers["content-length"] ?? NaN) > limit ?
+        Effect.succeed({ text: "", more: true }) :
+        readAtMost(response, limit)).pipe(
+          Effect.mapError((error): Wrong => ["BadResponse", error.message]),
+          Effect.flatMap(({ more, text }): Effect.Effect<unknown, Wrong> =>
+            more ?
+              Effect.fail(["TooLarge", `body over ${limit} bytes`]) :
+              Effect.try({
+                try: (): unknown => JSON.parse(text),
+                catch: (): Wrong => ["BadResponse", "the body is not JSON"]
+              })
+          ),
+          Effect.flatMap((json) => Effect.mapError(decode(json), (error): Wrong => ["BadResponse", error.message]))
+        )
     // Built once per client, not per call.
     const decode = Schema.decodeUnknownEffect(table[feature].response)
     const client = (yield* HttpClient.HttpClient).pipe(

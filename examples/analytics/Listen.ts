@@ -1,12 +1,12 @@
 /**
  * Where and how the API listens: `PORT` and `HOST`, read strictly, and the `node:http` server it listens with.
  */
-import { Config, Duration, Option, Result } from "effect"
+import { Config, Duration, Result } from "effect"
 import Cluster from "node:cluster"
 import * as Http from "node:http"
 import type { Socket } from "node:net"
 import { isIP } from "node:net"
-import { integer, variable } from "./Environment.js"
+import { duration, integer, variable } from "./Environment.js"
 
 export interface Listen {
   readonly port: number
@@ -47,19 +47,13 @@ export const listenConfig: Config.Config<Listen> = Config.all({ port: portConfig
 /** The header naming the worker process that answered, so a client can see the load spread over the workers. */
 export const workerHeader = "x-worker-pid"
 
-/** How long a variable's duration may be, and what it says when it is not one. */
+/** A duration variable from `min` to `max`. */
 const durationBetween = (name: string, min: Duration.Duration, max: Duration.Duration) =>
-  variable(name, (raw) =>
-    Option.match(
-      Option.filter(
-        Duration.fromInput(raw as Duration.Input),
-        (duration) => Duration.isGreaterThanOrEqualTo(duration, min) && Duration.isLessThanOrEqualTo(duration, max)
-      ),
-      {
-        onNone: () => Result.fail(`must be a duration from ${Duration.format(min)} to ${Duration.format(max)}`),
-        onSome: Result.succeed
-      }
-    ))
+  duration(
+    name,
+    (value) => Duration.isGreaterThanOrEqualTo(value, min) && Duration.isLessThanOrEqualTo(value, max),
+    `must be a duration from ${Duration.format(min)} to ${Duration.format(max)}`
+  )
 
 /** How the server treats its client connections. */
 export interface Connections {

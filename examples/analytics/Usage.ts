@@ -134,11 +134,7 @@ export const okPanel = (feature: Feature, outcome: Outcome.Success<FeatureUsage>
  */
 const logOutcome = (logLimit: LogLimit.LogLimit, feature: Feature, outcome: FeatureOutcome) => {
   const annotations = { feature, attempts: outcome.attempts }
-  const limited = (entry: Effect.Effect<void>) =>
-    logLimit(
-      `${feature}:${outcome._tag}`,
-      (suppressed) => suppressed === 0 ? entry : Effect.annotateLogs(entry, { suppressed })
-    )
+  const limited = (entry: Effect.Effect<void>) => logLimit(`${feature}:${outcome._tag}`, LogLimit.counting(entry))
   switch (outcome._tag) {
     case "Failure":
       return limited(
@@ -178,12 +174,14 @@ const requestError = (
       const pending = outcomes.filter((outcome) => !Outcome.isSuccess(outcome) && needed(outcome.key as Feature))
         .map((outcome) => outcome.key as Feature)
       // The features cut off at the deadline are interrupted, which `logOutcome` leaves out: say which they were.
-      yield* logLimit(`deadline:${pending.join(",")}`, (suppressed) =>
-        Effect.logWarning(`deadline of ${deadlineMs} ms passed; pending: ${pending.join(", ")}`).pipe(
-          Effect.annotateLogs(
-            suppressed === 0 ? { pending: pending.join(",") } : { pending: pending.join(","), suppressed }
+      yield* logLimit(
+        `deadline:${pending.join(",")}`,
+        LogLimit.counting(
+          Effect.logWarning(`deadline of ${deadlineMs} ms passed; pending: ${pending.join(", ")}`).pipe(
+            Effect.annotateLogs({ pending: pending.join(",") })
           )
-        ))
+        )
+      )
       return yield* new DeadlineExceeded({
         deadlineMs,
         pending,
@@ -191,9 +189,7 @@ const requestError = (
       })
     }
     const feature = failure.key as Feature
-    const outcome = outcomes.find((outcome) =>
-      outcome.key === feature
-    )
+    const outcome = outcomes.find((outcome) => outcome.key === feature)
     const attempts = outcome?.attempts ?? 1
     const failedPanel = outcome === undefined || Outcome.isSuccess(outcome) ? undefined : panel(feature, outcome)
     const reason = failedPanel === undefined || failedPanel.status === "ok" ? "internal_error" : failedPanel.reason

@@ -5,6 +5,7 @@
 import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
 import { byFeature, type Feature, features } from "../../examples/analytics/Features.js"
+import { closeServers } from "../../examples/analytics/harness/Simulator.js"
 
 export type Mode =
   /** A usage answer after `latencyMs`. */
@@ -95,13 +96,7 @@ export const start = async (): Promise<Downstream> => {
       counts = byFeature(zero) as { [F in Feature]: Counts }
     },
     counts: () => counts,
-    close: () =>
-      Promise.all(servers.map(([, server]) =>
-        new Promise<void>((resolve) => {
-          server.close(() => resolve())
-          server.closeAllConnections()
-        })
-      )).then(() => undefined)
+    close: () => closeServers(servers.map(([, server]) => server))
   }
 }
 

@@ -4,35 +4,12 @@
  * each one held, and the figures the bounds are about.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { execFile } from "node:child_process"
-import { fileURLToPath } from "node:url"
-
-const root = fileURLToPath(new URL("../../", import.meta.url))
-
-interface Row {
-  readonly name: string
-  readonly requests: number
-  readonly statuses: Record<string, number>
-  readonly downstreamConnections: number
-  readonly downstreamRequests: number
-  readonly slowestMs: number
-  readonly peakFds: number
-  readonly health: { readonly ok: number; readonly failed: number }
-  readonly broken: ReadonlyArray<string>
-}
+import type { Row } from "../../scripts/attack.js"
+import { runScript } from "../support.js"
 
 describe("npm run attack -- --short", () => {
   it("holds every bound", async () => {
-    const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>(
-      (resolve) =>
-        execFile(
-          process.execPath,
-          ["--import", "tsx", "scripts/attack.ts", "--short"],
-          { cwd: root, timeout: 110_000, maxBuffer: 16 * 1024 * 1024 },
-          (error, stdout, stderr) => resolve({ code: error === null ? 0 : error.code as number | null, stdout, stderr })
-        )
-    )
-    const last = stdout.trim().split("\n").at(-1) ?? ""
+    const { code, last, stderr, stdout } = await runScript("scripts/attack.ts", ["--short"])
     expect(last, `${stdout}\n${stderr}`).toMatch(/^attack: \{/)
     const { rows, short } = JSON.parse(last.slice("attack: ".length)) as { short: boolean; rows: ReadonlyArray<Row> }
     expect(short).toBe(true)

@@ -480,15 +480,18 @@ export const start = async (config: SimulatorConfig = loadConfig()): Promise<Sim
         waiters.add(check)
         check()
       }),
-    close: () =>
-      Promise.all(servers.map(([, server]) =>
-        new Promise<void>((resolveClose) => {
-          server.close(() => resolveClose())
-          server.closeAllConnections()
-        })
-      )).then(() => undefined)
+    close: () => closeServers(servers.map(([, server]) => server))
   }
 }
+
+/** Closes `servers` and every connection they hold, open or idle. */
+export const closeServers = (servers: ReadonlyArray<Http.Server>): Promise<void> =>
+  Promise.all(servers.map((server) =>
+    new Promise<void>((resolve) => {
+      server.close(() => resolve())
+      server.closeAllConnections()
+    })
+  )).then(() => undefined)
 
 /** The running simulators as an Effect service, for programs and tests that build them from a Layer. */
 export class SimulatorsService extends Context.Service<SimulatorsService, Simulators>()("analytics/Simulators") {}
