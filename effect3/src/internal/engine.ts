@@ -455,12 +455,36 @@ class Worker {
    */
   readonly _op = "OnSuccessAndFailure"
   effect_instruction_i1(cause: Cause.Cause<unknown>): Effect.Effect<void, never, any> {
-    return this.fanOut.ended(this, true, cause, false)
+    return this.fanOut.guarded(() => this.fanOut.ended(this, true, cause, false))
   }
   effect_instruction_i2(value: unknown): Effect.Effect<void, never, any> {
-    return this.fanOut.ended(this, false, value, false)
+    return this.fanOut.guarded(() => this.fanOut.ended(this, false, value, false))
   }
-  readonly onEnd = (exit: Exit.Exit<unknown, unknown>) => this.fanOut.workerEnded(this, exit)
+  readonly onEnd = (exit: Exit.Exit<unknown, unknown>) => {
+    this.fanOut.guarded(() => this.fanOut.workerEnded(this, exit))
+  }
+}
+
+/** How many fibers are starting, one inside another's first steps, on this stack right now. */
+let startsOnStack = 0
+const maxStartsOnStack = 64
+
+/**
+ * Starts a fiber the engine made (a worker, an attempt). A fiber starts on this stack, running its effect until it
+ * suspends, so a task that is a fan-out starts its own fibers deeper on the same stack: past a few levels of that, a
+ * fiber starts from the scheduler instead, on a fresh stack, so that a deep nest of fan-outs costs the stack a
+ * bounded number of levels at a time (as `Effect.all` nested the same way costs none of it).
+ *
+ * @internal
+ */
+export const startFiber = (fiber: AnyFiber, effect: Effect.Effect<any, any, any>): void => {
+  if (startsOnStack >= maxStartsOnStack) return fiber.resume(effect)
+  startsOnStack++
+  try {
+    fiber.start(effect)
+  } finally {
+    startsOnStack--
+  }
 }
 
 /** The state of one running fan-out. */
@@ -483,6 +507,12 @@ class FanOutRun {
   stopped = false
   cancelled = false
   resumed = false
+  /**
+   * A throw in the fan-out's own bookkeeping (a stack overflow in a deep nest of fan-outs): the fan-out stops, and
+   * dies with it once its tasks have ended, rather than answering with what a half-done step left behind (a success
+   * recorded without its value, a task never counted as ended).
+   */
+  broken: { readonly defect: unknown } | undefined = undefined
   waiter: (() => void) | undefined = undefined
   // The workers whose observer has not run yet (a slot is cleared when its worker ends).
   readonly workers: Array<AnyFiber | undefined> = []
@@ -569,6 +599,40 @@ class FanOutRun {
     this.finishIfDone()
   }
 
+  /**
+   * Runs a step of the bookkeeping that the runtime calls (a task's end, a worker's end): a throw there breaks the
+   * fan-out (see `broken`) instead of reaching the runtime, which would take it for the worker's own failure, or lose
+   * it in an observer. If even stopping fails on this stack, the stop runs from the scheduler, on a fresh stack.
+   */
+  guarded<X>(step: () => Effect.Effect<X, never, any> | void): Effect.Effect<X, never, any> {
+    try {
+      return step() ?? (Effect.void as Effect.Effect<X, never, any>)
+    } catch (defect) {
+      this.broken ??= { defect }
+      this.filling = false
+      try {
+        this.recover()
+      } catch {
+        try {
+          Scheduler.defaultScheduler.scheduleTask(() => this.recover(), 0)
+        } catch {
+          // Not even the scheduler can be called on this stack; the next worker to end answers the caller.
+        }
+      }
+      return Effect.void as Effect.Effect<X, never, any>
+    }
+  }
+
+  recover(): void {
+    this.stop("Policy", -1)
+    this.finishIfDone()
+  }
+
+  /** What the caller is resumed with: the report, or the defect that broke the fan-out. */
+  answer(): Effect.Effect<Report> {
+    return this.broken === undefined ? Effect.succeed(this.report) : Effect.die(this.broken.defect)
+  }
+
   /** The caller was interrupted: interrupt every task and wait for all of them, whatever `detach` says. */
   cancel(done: () => void): void {
     this.cancelled = true
@@ -591,11 +655,11 @@ class FanOutRun {
         w()
       } else if (!this.resumed) {
         this.resumed = true
-        this.resume(Effect.succeed(this.report))
+        this.resume(this.answer())
       }
     } else if (this.stopped && this.plan.detach && !this.cancelled && !this.resumed) {
       this.resumed = true
-      this.resume(Effect.succeed(this.report))
+      this.resume(this.answer())
     }
   }
 
@@ -691,7 +755,7 @@ class FanOutRun {
       fiber.pushStack(worker)
       if (this.interruptible) fiber.pushStack(endInterruptible)
     }
-    fiber.start(first)
+    startFiber(fiber, first)
   }
 
   /** Whether this worker may take the next task. */
