@@ -2,8 +2,9 @@
  * `npx tsx scripts/nesting.ts [depth] [runs]`: every combinator nested in itself `depth` levels deep (default 10,000,
  * well past where the stack runs out), each run in a process of its own (a fresh stack and heap) with a time limit,
  * and a count of what came back per combinator: the depth, the stack overflow as a defect, anything else, or no
- * answer in time (a hang). `Effect.all` nested the same way is measured alongside, as the peer. `npx tsx
- * scripts/nesting.ts --one <combinator> <depth>` is one such run.
+ * answer in time (a hang). `Effect.all` and `Stream.runCollect` nested the same way are measured alongside, as
+ * peers. `npx tsx scripts/nesting.ts --one <combinator> <depth>` is one such run; `--every <depth>` runs every
+ * combinator's nest in turn in one process, printing a line per combinator.
  */
 import { Cause, Chunk, Effect, Exit, Option, Stream } from "effect"
 import { execFileSync } from "node:child_process"
@@ -36,9 +37,13 @@ export const levels: Record<string, Level> = {
   hedge: (inner) => Effect.map(FanOut.hedge(inner, { delay: "1 hour" }), (n) => n + 1)
 }
 
-/** The peer: `Effect.all` nested the same way. */
+/**
+ * The peers: `Effect.all` nested the same way, and a one-element `Stream` run at every level (what each level of the
+ * `stream` nest pays for `Stream.runCollect` alone, whatever makes the stream).
+ */
 const peers: Record<string, Level> = {
-  "Effect.all": (inner) => Effect.map(Effect.all([inner]), ([n]) => n + 1)
+  "Effect.all": (inner) => Effect.map(Effect.all([inner]), ([n]) => n + 1),
+  "Stream.runCollect": (inner) => Effect.map(Stream.runCollect(Stream.fromEffect(inner)), (c) => Chunk.unsafeGet(c, 0) + 1)
 }
 
 export const nest = (level: Level, depth: number): Effect.Effect<number, unknown> =>
@@ -81,6 +86,11 @@ export const innermostFailure = (exit: Exit.Exit<number, unknown>): string => {
   return "too deep"
 }
 
+const answer = async (level: Level, depth: number) => {
+  const exit = await Effect.runPromiseExit(nest(level, depth))
+  return Exit.isSuccess(exit) ? { value: exit.value } : { failure: innermostFailure(exit) }
+}
+
 const args = process.argv.slice(2)
 const main = process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]
 if (!main) {
@@ -88,9 +98,12 @@ if (!main) {
 } else if (args[0] === "--one") {
   const level = levels[args[1]!] ?? peers[args[1]!]
   if (level === undefined) throw new Error(`no combinator ${args[1]}`)
-  const exit = await Effect.runPromiseExit(nest(level, Number(args[2])))
-  const answer = Exit.isSuccess(exit) ? { value: exit.value } : { failure: innermostFailure(exit) }
-  console.log(JSON.stringify(answer))
+  console.log(JSON.stringify(await answer(level, Number(args[2]))))
+} else if (args[0] === "--every") {
+  // Every combinator, one after the other in this process: one line each, as it answers.
+  for (const [combinator, level] of Object.entries(levels)) {
+    console.log(JSON.stringify({ combinator, ...await answer(level, Number(args[1])) }))
+  }
 } else {
   const depths = (args[0] ?? "10000").split(",").map(Number)
   const runs = Number(args[1] ?? 5)

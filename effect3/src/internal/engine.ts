@@ -365,6 +365,30 @@ export interface FiberFactory {
   readonly supervised: boolean
 }
 
+/** Past this many entries, the stack of one fiber ref in a fan-out's `baseRefs` is cut down to `keptAncestry`. */
+const maxAncestry = 64
+const keptAncestry = 16
+
+/**
+ * A fiber ref's value in `FiberRefs` is a stack: one entry per fiber that set it, newest first, down to the root
+ * fiber's (what `join` looks in for the value two fibers last shared). Every fiber that sets a ref copies its stack
+ * with its own entry on top, so in a nest of fan-outs each level's fibers copy a stack as long as the nest is deep,
+ * and a nest costs time and memory in the square of its depth (a stream 10,000 levels deep never answered). The
+ * fan-out's fibers are never joined into their caller, so the oldest entries of a long stack go: a fiber that a task
+ * hands outside the fan-out and is joined by a fiber more than `keptAncestry` settings up the nest inherits its
+ * values as changes from the refs' initial values rather than from the last ones the two shared.
+ */
+const boundAncestry = (refs: FiberRefs.FiberRefs): FiberRefs.FiberRefs => {
+  let locals: Map<FiberRef.FiberRef<any>, readonly [readonly [FiberId.Single, any], ...Array<any>]> | undefined
+  refs.locals.forEach((stack, ref) => {
+    if (stack.length > maxAncestry) {
+      locals ??= new Map(refs.locals)
+      locals.set(ref, stack.slice(0, keptAncestry) as unknown as readonly [readonly [FiberId.Single, any]])
+    }
+  })
+  return locals === undefined ? refs : FiberRefs.unsafeMake(locals)
+}
+
 /**
  * Makes child fibers of the running Effect without the per-child bookkeeping of `fork`: same class, the caller's
  * fiber refs forked once. A `Supervisor` installed by the caller still sees every fiber start and end, as it would
@@ -387,6 +411,7 @@ export const fiberFactory = (parent: Fiber.RuntimeFiber<any, any>): FiberFactory
       value: new FanOutScheduler(scheduler)
     })
   }
+  baseRefs = boundAncestry(baseRefs)
   const startTimeMillis = forkId.startTimeMillis
   const supervisor = parent.currentSupervisor
   const supervised = supervisor !== Supervisor.none
