@@ -7,10 +7,19 @@
  * heap and a time limit that a hang would run into; every combinator's nest runs there in turn.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, FiberRefs } from "effect"
 import { execFile } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import { levels, nest } from "../scripts/nesting.js"
+
+/** The longest history of any fiber ref (one entry per fiber that set it) in the fiber that runs it. */
+const longestHistory = Effect.withFiberRuntime<number>((fiber) => {
+  let longest = 0
+  for (const stack of (fiber.getFiberRefs() as FiberRefs.FiberRefs).locals.values()) {
+    longest = Math.max(longest, stack.length)
+  }
+  return Effect.succeed(longest)
+})
 
 const script = fileURLToPath(new URL("../scripts/nesting.ts", import.meta.url))
 
@@ -33,6 +42,19 @@ describe("nested fan-outs", () => {
     it.effect(`${name} answers the depth of its nest`, () =>
       Effect.gen(function*() {
         for (const depth of [1, 10, 100, 500, 3_000]) expect(yield* nest(level, depth)).toBe(depth)
+      }))
+  }
+
+  for (const [name, level] of Object.entries(levels)) {
+    it.effect(`${name}: a task 1,000 levels deep sees fiber refs with a bounded history`, () =>
+      Effect.gen(function*() {
+        // The innermost task: instead of 0, it answers the longest history it sees, plus the depth above it.
+        let deep: Effect.Effect<number, unknown> = longestHistory
+        for (let i = 0; i < 1_000; i++) deep = level(deep)
+        const longest = (yield* deep) - 1_000
+        // 64 at most in a fan-out's fibers, plus what the levels between two fan-outs set (a stream's scope).
+        expect(longest).toBeGreaterThan(0)
+        expect(longest).toBeLessThan(100)
       }))
   }
 

@@ -377,8 +377,10 @@ const keptAncestry = 16
  * fan-out's fibers are never joined into their caller, so the oldest entries of a long stack go: a fiber that a task
  * hands outside the fan-out and is joined by a fiber more than `keptAncestry` settings up the nest inherits its
  * values as changes from the refs' initial values rather than from the last ones the two shared.
+ *
+ * @internal
  */
-const boundAncestry = (refs: FiberRefs.FiberRefs): FiberRefs.FiberRefs => {
+export const boundAncestry = (refs: FiberRefs.FiberRefs): FiberRefs.FiberRefs => {
   let locals: Map<FiberRef.FiberRef<any>, readonly [readonly [FiberId.Single, any], ...Array<any>]> | undefined
   refs.locals.forEach((stack, ref) => {
     if (stack.length > maxAncestry) {
