@@ -43,7 +43,8 @@ export const levels: Record<string, Level> = {
  */
 const peers: Record<string, Level> = {
   "Effect.all": (inner) => Effect.map(Effect.all([inner]), ([n]) => n + 1),
-  "Stream.runCollect": (inner) => Effect.map(Stream.runCollect(Stream.fromEffect(inner)), (c) => Chunk.unsafeGet(c, 0) + 1)
+  "Stream.runCollect": (inner) =>
+    Effect.map(Stream.runCollect(Stream.fromEffect(inner)), (c) => Chunk.unsafeGet(c, 0) + 1)
 }
 
 export const nest = (level: Level, depth: number): Effect.Effect<number, unknown> =>

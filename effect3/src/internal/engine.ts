@@ -218,6 +218,8 @@ export interface Report {
  */
 export type AnyFiber = Fiber.RuntimeFiber<any, any> & {
   start(effect: Effect.Effect<any, any, any>): void
+  /** Starts the fiber on `effect` from the scheduler, not on this stack. */
+  resume(effect: Effect.Effect<any, any, any>): void
   setFiberRefs(refs: FiberRefs.FiberRefs): void
   interruptAllChildren(): Effect.Effect<void> | null
   pushStack(frame: RevertFlagsFrame | Worker): void
@@ -324,6 +326,7 @@ export const runtimeProblem = (fiber: Fiber.RuntimeFiber<any, any>): string | un
   const f = fiber as unknown as Record<string, unknown>
   const methods = [
     "start",
+    "resume",
     "setFiberRefs",
     "getFiberRefs",
     "interruptAllChildren",
@@ -633,7 +636,7 @@ class FanOutRun {
    */
   guarded<X>(step: () => Effect.Effect<X, never, any> | void): Effect.Effect<X, never, any> {
     try {
-      return step() ?? (Effect.void as Effect.Effect<X, never, any>)
+      return step() ?? (Effect.void as unknown as Effect.Effect<X, never, any>)
     } catch (defect) {
       this.broken ??= { defect }
       this.filling = false
@@ -646,7 +649,7 @@ class FanOutRun {
           // Not even the scheduler can be called on this stack; the next worker to end answers the caller.
         }
       }
-      return Effect.void as Effect.Effect<X, never, any>
+      return Effect.void as unknown as Effect.Effect<X, never, any>
     }
   }
 
