@@ -382,22 +382,15 @@ describe("hedging", () => {
     for (const max of [0, 101, 1e6, 2.5, Infinity, "3"]) {
       let runs = 0
       const task = Effect.sync(() => runs++)
-      const thrown = (f: () => unknown) => {
-        try {
-          f()
-        } catch (error) {
-          return error
-        }
-        return undefined
-      }
-      expect(thrown(() => FanOut.settle([task], { hedge: { delay: "1 second", max: max as number } })))
-        .toMatchObject({ _tag: "InvalidOptionError", option: "hedge.max" })
-      const exit = Effect.runSyncExit(FanOut.hedge(task, { delay: "1 second", max: max as number }))
-      expect(exit._tag === "Failure" && Cause.squash(exit.cause)).toMatchObject({
+      const invalid = {
         _tag: "InvalidOptionError",
         option: "hedge.max",
         reason: `must be an integer from 1 to 100, got ${typeof max === "string" ? `"${max}"` : String(max)}`
-      })
+      }
+      const settled = Effect.runSyncExit(FanOut.settle([task], { hedge: { delay: "1 second", max: max as number } }))
+      expect(settled._tag === "Failure" && Cause.squash(settled.cause)).toMatchObject(invalid)
+      const exit = Effect.runSyncExit(FanOut.hedge(task, { delay: "1 second", max: max as number }))
+      expect(exit._tag === "Failure" && Cause.squash(exit.cause)).toMatchObject(invalid)
       expect(runs).toBe(0)
     }
   })
