@@ -331,8 +331,8 @@ describe("hedging", () => {
 
   it.effect("any max: attempts that fail as they start are started one after another, not from inside each other", () =>
     Effect.gen(function*() {
-      const [outcome] = yield* FanOut.settle([Effect.fail("no")], { hedge: { delay: "1 second", max: 5000 } })
-      expect(outcome).toMatchObject({ _tag: "Failure", error: "no", attempts: 5000 })
+      const [outcome] = yield* FanOut.settle([Effect.fail("no")], { hedge: { delay: "1 second", max: 100 } })
+      expect(outcome).toMatchObject({ _tag: "Failure", error: "no", attempts: 100 })
     }))
 
   it.effect("a caller's Supervisor sees each attempt as a child of its own task's fiber", () =>
@@ -372,11 +372,28 @@ describe("hedging", () => {
 
   it.effect("a hedge of many attempts that all fail is one Failure, whatever walks its cause", () =>
     Effect.gen(function*() {
-      const [outcome] = yield* FanOut.settle([Effect.fail("no")], { hedge: { delay: "1 second", max: 20_000 } })
-      expect(outcome).toMatchObject({ _tag: "Failure", error: "no", attempts: 20_000 })
-      const exit = yield* Effect.exit(FanOut.all([Effect.fail("no")], { hedge: { delay: "1 second", max: 20_000 } }))
-      expect(exit._tag === "Failure" && Chunk.toReadonlyArray(Cause.failures(exit.cause)).length).toBe(20_000)
+      const [outcome] = yield* FanOut.settle([Effect.fail("no")], { hedge: { delay: "1 second", max: 100 } })
+      expect(outcome).toMatchObject({ _tag: "Failure", error: "no", attempts: 100 })
+      const exit = yield* Effect.exit(FanOut.all([Effect.fail("no")], { hedge: { delay: "1 second", max: 100 } }))
+      expect(exit._tag === "Failure" && Chunk.toReadonlyArray(Cause.failures(exit.cause)).length).toBe(100)
     }))
+
+  it("max is bounded: an integer from 1 to 100, else an InvalidOptionError naming hedge.max, before any attempt", () => {
+    for (const max of [0, 101, 1e6, 2.5, Infinity, "3"]) {
+      let runs = 0
+      const task = Effect.sync(() => runs++)
+      const invalid = {
+        _tag: "InvalidOptionError",
+        option: "hedge.max",
+        reason: `must be an integer from 1 to 100, got ${typeof max === "string" ? `"${max}"` : String(max)}`
+      }
+      const settled = Effect.runSyncExit(FanOut.settle([task], { hedge: { delay: "1 second", max: max as number } }))
+      expect(settled._tag === "Failure" && Cause.squash(settled.cause)).toMatchObject(invalid)
+      const exit = Effect.runSyncExit(FanOut.hedge(task, { delay: "1 second", max: max as number }))
+      expect(exit._tag === "Failure" && Cause.squash(exit.cause)).toMatchObject(invalid)
+      expect(runs).toBe(0)
+    }
+  })
 
   it.effect("an attempt that failed and also crashed keeps its crash; only attempts that just died are left out", () =>
     Effect.gen(function*() {

@@ -272,6 +272,7 @@ describe("engine: workers", () => {
       class OtherRuntime {
         constructor(readonly id: unknown, readonly refs: unknown) {}
         start() {}
+        resume() {}
         setFiberRefs() {}
         getFiberRefs() {}
         interruptAllChildren() {}

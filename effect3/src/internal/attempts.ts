@@ -38,7 +38,7 @@ export class Spawner {
     const refs = parent._fiberRefs
     let forked = this.forked.get(refs)
     if (forked === undefined) {
-      forked = FiberRefs.forkAs(refs, FiberId.unsafeMake())
+      forked = engine.boundAncestry(FiberRefs.forkAs(refs, FiberId.unsafeMake()))
       this.forked.set(refs, forked)
     }
     return this.factory(effect, parent.currentRuntimeFlags, forked, parent)

@@ -218,6 +218,8 @@ export interface Report {
  */
 export type AnyFiber = Fiber.RuntimeFiber<any, any> & {
   start(effect: Effect.Effect<any, any, any>): void
+  /** Starts the fiber on `effect` from the scheduler, not on this stack. */
+  resume(effect: Effect.Effect<any, any, any>): void
   setFiberRefs(refs: FiberRefs.FiberRefs): void
   interruptAllChildren(): Effect.Effect<void> | null
   pushStack(frame: RevertFlagsFrame | Worker): void
@@ -324,6 +326,7 @@ export const runtimeProblem = (fiber: Fiber.RuntimeFiber<any, any>): string | un
   const f = fiber as unknown as Record<string, unknown>
   const methods = [
     "start",
+    "resume",
     "setFiberRefs",
     "getFiberRefs",
     "interruptAllChildren",
@@ -365,6 +368,32 @@ export interface FiberFactory {
   readonly supervised: boolean
 }
 
+/** Past this many entries, the stack of one fiber ref in a fan-out's `baseRefs` is cut down to `keptAncestry`. */
+const maxAncestry = 64
+const keptAncestry = 16
+
+/**
+ * A fiber ref's value in `FiberRefs` is a stack: one entry per fiber that set it, newest first, down to the root
+ * fiber's (what `join` looks in for the value two fibers last shared). Every fiber that sets a ref copies its stack
+ * with its own entry on top, so in a nest of fan-outs each level's fibers copy a stack as long as the nest is deep,
+ * and a nest costs time and memory in the square of its depth (a stream 10,000 levels deep never answered). The
+ * fan-out's fibers are never joined into their caller, so the oldest entries of a long stack go: a fiber that a task
+ * hands outside the fan-out and is joined by a fiber more than `keptAncestry` settings up the nest inherits its
+ * values as changes from the refs' initial values rather than from the last ones the two shared.
+ *
+ * @internal
+ */
+export const boundAncestry = (refs: FiberRefs.FiberRefs): FiberRefs.FiberRefs => {
+  let locals: Map<FiberRef.FiberRef<any>, readonly [readonly [FiberId.Single, any], ...Array<any>]> | undefined
+  refs.locals.forEach((stack, ref) => {
+    if (stack.length > maxAncestry) {
+      locals ??= new Map(refs.locals)
+      locals.set(ref, stack.slice(0, keptAncestry) as unknown as readonly [readonly [FiberId.Single, any]])
+    }
+  })
+  return locals === undefined ? refs : FiberRefs.unsafeMake(locals)
+}
+
 /**
  * Makes child fibers of the running Effect without the per-child bookkeeping of `fork`: same class, the caller's
  * fiber refs forked once. A `Supervisor` installed by the caller still sees every fiber start and end, as it would
@@ -387,6 +416,7 @@ export const fiberFactory = (parent: Fiber.RuntimeFiber<any, any>): FiberFactory
       value: new FanOutScheduler(scheduler)
     })
   }
+  baseRefs = boundAncestry(baseRefs)
   const startTimeMillis = forkId.startTimeMillis
   const supervisor = parent.currentSupervisor
   const supervised = supervisor !== Supervisor.none
@@ -455,12 +485,36 @@ class Worker {
    */
   readonly _op = "OnSuccessAndFailure"
   effect_instruction_i1(cause: Cause.Cause<unknown>): Effect.Effect<void, never, any> {
-    return this.fanOut.ended(this, true, cause, false)
+    return this.fanOut.guarded(() => this.fanOut.ended(this, true, cause, false))
   }
   effect_instruction_i2(value: unknown): Effect.Effect<void, never, any> {
-    return this.fanOut.ended(this, false, value, false)
+    return this.fanOut.guarded(() => this.fanOut.ended(this, false, value, false))
   }
-  readonly onEnd = (exit: Exit.Exit<unknown, unknown>) => this.fanOut.workerEnded(this, exit)
+  readonly onEnd = (exit: Exit.Exit<unknown, unknown>) => {
+    this.fanOut.guarded(() => this.fanOut.workerEnded(this, exit))
+  }
+}
+
+/** How many fibers are starting, one inside another's first steps, on this stack right now. */
+let startsOnStack = 0
+const maxStartsOnStack = 64
+
+/**
+ * Starts a fiber the engine made (a worker, an attempt). A fiber starts on this stack, running its effect until it
+ * suspends, so a task that is a fan-out starts its own fibers deeper on the same stack: past a few levels of that, a
+ * fiber starts from the scheduler instead, on a fresh stack, so that a deep nest of fan-outs costs the stack a
+ * bounded number of levels at a time (as `Effect.all` nested the same way costs none of it).
+ *
+ * @internal
+ */
+export const startFiber = (fiber: AnyFiber, effect: Effect.Effect<any, any, any>): void => {
+  if (startsOnStack >= maxStartsOnStack) return fiber.resume(effect)
+  startsOnStack++
+  try {
+    fiber.start(effect)
+  } finally {
+    startsOnStack--
+  }
 }
 
 /** The state of one running fan-out. */
@@ -483,6 +537,12 @@ class FanOutRun {
   stopped = false
   cancelled = false
   resumed = false
+  /**
+   * A throw in the fan-out's own bookkeeping (a stack overflow in a deep nest of fan-outs): the fan-out stops, and
+   * dies with it once its tasks have ended, rather than answering with what a half-done step left behind (a success
+   * recorded without its value, a task never counted as ended).
+   */
+  broken: { readonly defect: unknown } | undefined = undefined
   waiter: (() => void) | undefined = undefined
   // The workers whose observer has not run yet (a slot is cleared when its worker ends).
   readonly workers: Array<AnyFiber | undefined> = []
@@ -569,6 +629,40 @@ class FanOutRun {
     this.finishIfDone()
   }
 
+  /**
+   * Runs a step of the bookkeeping that the runtime calls (a task's end, a worker's end): a throw there breaks the
+   * fan-out (see `broken`) instead of reaching the runtime, which would take it for the worker's own failure, or lose
+   * it in an observer. If even stopping fails on this stack, the stop runs from the scheduler, on a fresh stack.
+   */
+  guarded<X>(step: () => Effect.Effect<X, never, any> | void): Effect.Effect<X, never, any> {
+    try {
+      return step() ?? (Effect.void as unknown as Effect.Effect<X, never, any>)
+    } catch (defect) {
+      this.broken ??= { defect }
+      this.filling = false
+      try {
+        this.recover()
+      } catch {
+        try {
+          Scheduler.defaultScheduler.scheduleTask(() => this.recover(), 0)
+        } catch {
+          // Not even the scheduler can be called on this stack; the next worker to end answers the caller.
+        }
+      }
+      return Effect.void as unknown as Effect.Effect<X, never, any>
+    }
+  }
+
+  recover(): void {
+    this.stop("Policy", -1)
+    this.finishIfDone()
+  }
+
+  /** What the caller is resumed with: the report, or the defect that broke the fan-out. */
+  answer(): Effect.Effect<Report> {
+    return this.broken === undefined ? Effect.succeed(this.report) : Effect.die(this.broken.defect)
+  }
+
   /** The caller was interrupted: interrupt every task and wait for all of them, whatever `detach` says. */
   cancel(done: () => void): void {
     this.cancelled = true
@@ -591,11 +685,11 @@ class FanOutRun {
         w()
       } else if (!this.resumed) {
         this.resumed = true
-        this.resume(Effect.succeed(this.report))
+        this.resume(this.answer())
       }
     } else if (this.stopped && this.plan.detach && !this.cancelled && !this.resumed) {
       this.resumed = true
-      this.resume(Effect.succeed(this.report))
+      this.resume(this.answer())
     }
   }
 
@@ -691,7 +785,7 @@ class FanOutRun {
       fiber.pushStack(worker)
       if (this.interruptible) fiber.pushStack(endInterruptible)
     }
-    fiber.start(first)
+    startFiber(fiber, first)
   }
 
   /** Whether this worker may take the next task. */

@@ -16,7 +16,7 @@ import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
 import { InvalidOptionError } from "../FanOutError.js"
 import * as attempts from "./attempts.js"
-import type * as engine from "./engine.js"
+import * as engine from "./engine.js"
 import * as options from "./options.js"
 
 /** @internal */
@@ -24,6 +24,14 @@ export interface Hedge {
   readonly delay: Duration.Duration
   readonly max: number
 }
+
+/**
+ * The most attempts `max` may ask for: every attempt may become a fiber running at once, so an unbounded count is a
+ * way to exhaust memory, not a policy.
+ *
+ * @internal
+ */
+export const maxAttempts = 100
 
 /** @internal */
 export const settings = (raw: unknown, option: string): Hedge => {
@@ -42,7 +50,13 @@ export const settings = (raw: unknown, option: string): Hedge => {
   if (delay === undefined) {
     throw new InvalidOptionError({ option: `${option}.delay`, reason: "is required" })
   }
-  const max = raw.max === undefined ? 2 : options.positiveInteger(raw.max, `${option}.max`)
+  const max = raw.max === undefined ? 2 : raw.max
+  if (typeof max !== "number" || !Number.isInteger(max) || max < 1 || max > maxAttempts) {
+    throw new InvalidOptionError({
+      option: `${option}.max`,
+      reason: `must be an integer from 1 to ${maxAttempts}, got ${options.show(max)}`
+    })
+  }
   return { delay, max }
 }
 
@@ -150,7 +164,7 @@ export const hedger = (hedge: Hedge, spawner: attempts.Spawner): Hedger => {
           }
           if (decided && running.size === 0 && result === undefined) allEnded()
         })
-        child.start(task)
+        engine.startFiber(child, task)
         // Still running: the next attempt starts if this one has not answered within the delay.
         if (alarms !== undefined && running.has(child) && !decided && started < hedge.max) {
           alarm = alarms.set(parent, () => {
