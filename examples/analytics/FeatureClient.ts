@@ -151,6 +151,9 @@ const bodyExcerpt = (response: HttpClientResponse.HttpClientResponse) =>
  */
 export const budgetHeader = "x-fanout-timeout"
 
+/** How long after the deadline a call cut by it would end by the client's own timer (never, unless the deadline failed). */
+const deadlineGrace = Duration.millis(100)
+
 /** `250` → `"250m"`: the header's value for a budget in milliseconds (rounded down: never more than is left). */
 export const budgetValue = (millis: number): string => `${Math.max(0, Math.floor(millis))}m`
 
@@ -249,13 +252,18 @@ export const make = <F extends Feature>(
       HttpClient.mapRequest(HttpClientRequest.acceptJson),
       HttpClient.retryTransient({ retryOn: "errors-only", times: 1 })
     )
-    // The call: under the fan-out's deadline, the budget left goes with the request and bounds the client's own wait.
+    // The call: under the fan-out's deadline, the budget left goes with the request. The deadline itself ends the
+    // call when the budget runs out; the client's own timer runs only when it is the shorter one, or, as a safety
+    // net, `deadlineGrace` behind the deadline, so that a call the deadline cut is reported as the deadline's (a
+    // timer of the client's own firing at the same instant would race it and report `timeout`).
     const usage = (customerId: CustomerId): Effect.Effect<FeatureUsage, FeatureError<F>> =>
       Effect.flatMap(Deadline.remaining, (left) => {
         if (Option.isNone(left)) return call(customerId, timeout, undefined)
         const budget = Duration.toMillis(left.value)
         if (budget < 1) return fail("Timeout", `${feature}: no budget left for the call`)
-        const wait = Duration.min(timeout, left.value)
+        const wait = Duration.isLessThanOrEqualTo(timeout, left.value)
+          ? timeout
+          : Duration.sum(left.value, deadlineGrace)
         return call(customerId, wait, budgetValue(budget))
       }).pipe(
         Effect.onExit((exit) =>
@@ -302,10 +310,13 @@ export const make = <F extends Feature>(
               // The body of a failed call may hold the service's stack trace: log it here, keep it out of the error.
               return bodyExcerpt(response).pipe(
                 Effect.flatMap((body) =>
-                  logLimit(`${feature}:${response.status}`, (suppressed) =>
-                    Effect.logWarning("feature service answered with an error status").pipe(
-                      Effect.annotateLogs({ feature, status: response.status, body, suppressed })
-                    ))
+                  logLimit(
+                    `${feature}:${response.status}`,
+                    (suppressed) =>
+                      Effect.logWarning("feature service answered with an error status").pipe(
+                        Effect.annotateLogs({ feature, status: response.status, body, suppressed })
+                      )
+                  )
                 ),
                 Effect.andThen(fail("Unavailable", `${feature} answered ${response.status}`))
               )
@@ -320,8 +331,7 @@ export const make = <F extends Feature>(
           }),
           Effect.timeoutOrElse({
             duration: timeout,
-            orElse: () =>
-              fail("Timeout", `${feature}: no answer within ${Duration.format(timeout)}`)
+            orElse: () => fail("Timeout", `${feature}: no answer within ${Duration.format(timeout)}`)
           })
         )
     return { feature, usage, budget: budgetSettings === undefined ? undefined : Budget.makeUnsafe(budgetSettings) }
