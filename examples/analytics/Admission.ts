@@ -8,8 +8,16 @@
  * at once, times the typical fan-out's duration — is more than half its deadline. A queued request waits at most half
  * its deadline for its turn, and runs with what is left of the deadline: the deadline counts from arrival, queue
  * included, so a request that is admitted still answers by its deadline, however many are refused.
+ *
+ * Counting requests does not bound the CPU they take: 64 fan-outs against services answering in 300 ms are 2,500
+ * downstream calls a second, more than one process can decode. So a request is also refused at once (`busy`) while
+ * this process's event loop runs more than `MAX_EVENT_LOOP_DELAY` behind (measured with `monitorEventLoopDelay`, the
+ * worst delay of the last quarter second): a refusal costs the loop almost nothing, the fan-outs already admitted get
+ * the time they need to answer by their deadlines, and `/health` keeps answering.
  */
+import type { Scope } from "effect"
 import { Clock, Config, Context, Duration, Effect, Layer, Option, Semaphore } from "effect"
+import { monitorEventLoopDelay } from "node:perf_hooks"
 import { Overloaded } from "./Api.js"
 import { integer } from "./Environment.js"
 
@@ -21,13 +29,45 @@ export interface Settings {
   readonly perConnection: number
   /** Requests waiting for a turn: `MAX_QUEUED_FANOUTS`, 0 to 100000, default 64. */
   readonly maxQueued: number
+  /**
+   * The event-loop delay, in milliseconds, past which new requests are refused: `MAX_EVENT_LOOP_DELAY`, 1 to 60000,
+   * default 100; unset in `make`, no bound.
+   */
+  readonly maxLoopDelayMs?: number
 }
 
 export const settingsConfig: Config.Config<Settings> = Config.all({
   maxInFlight: integer("MAX_FANOUTS", 1, 10_000).pipe(Config.withDefault(64)),
   perConnection: integer("MAX_FANOUTS_PER_CONNECTION", 1, 10_000).pipe(Config.withDefault(4)),
-  maxQueued: integer("MAX_QUEUED_FANOUTS", 0, 100_000).pipe(Config.withDefault(64))
+  maxQueued: integer("MAX_QUEUED_FANOUTS", 0, 100_000).pipe(Config.withDefault(64)),
+  maxLoopDelayMs: integer("MAX_EVENT_LOOP_DELAY", 1, 60_000).pipe(Config.withDefault(100))
 })
+
+/** How often the event-loop delay's window starts again, in milliseconds. */
+const loopWindowMs = 250
+
+/**
+ * This process's event-loop delay: a function reading the worst delay, in milliseconds, of the last complete
+ * `loopWindowMs` window and of the current one; sampled every 10 ms by Node's own histogram, stopped with the scope.
+ */
+export const loopDelay: Effect.Effect<() => number, never, Scope.Scope> = Effect.acquireRelease(
+  Effect.sync(() => {
+    const histogram = monitorEventLoopDelay({ resolution: 10 })
+    histogram.enable()
+    let previousMs = 0
+    const timer = setInterval(() => {
+      previousMs = histogram.max / 1e6
+      histogram.reset()
+    }, loopWindowMs)
+    timer.unref()
+    return { histogram, timer, read: () => Math.max(previousMs, histogram.max / 1e6) }
+  }),
+  ({ histogram, timer }) =>
+    Effect.sync(() => {
+      clearInterval(timer)
+      histogram.disable()
+    })
+).pipe(Effect.map(({ read }) => read))
 
 /** The `Retry-After` of every `Overloaded`, in seconds. */
 export const retryAfterSeconds = 1
@@ -43,11 +83,11 @@ export class Admission extends Context.Service<Admission, {
     run: (left: Duration.Duration) => Effect.Effect<A, E, R>
   ) => Effect.Effect<A, E | Overloaded, R>
 }>()("analytics/Admission") {
-  /** Admission over `MAX_FANOUTS`, `MAX_FANOUTS_PER_CONNECTION` and `MAX_QUEUED_FANOUTS`. */
+  /** Admission over `MAX_FANOUTS`, `MAX_FANOUTS_PER_CONNECTION`, `MAX_QUEUED_FANOUTS` and `MAX_EVENT_LOOP_DELAY`. */
   static readonly layer: Layer.Layer<Admission, Config.ConfigError> = Layer.effect(
     Admission,
     Effect.gen(function*() {
-      return make(yield* settingsConfig)
+      return make(yield* settingsConfig, yield* loopDelay)
     })
   )
 }
@@ -55,8 +95,11 @@ export class Admission extends Context.Service<Admission, {
 const shed = (reason: Overloaded["reason"], message: string) =>
   Effect.fail(new Overloaded({ reason, retryAfterSeconds, message }))
 
-/** Admission with the given bounds, timed by the `Clock`. */
-export const make = (settings: Settings): Admission["Service"] => {
+/**
+ * Admission with the given bounds, timed by the `Clock`; `loopDelayMs` reads the event loop's current delay (see
+ * `loopDelay`), checked against `settings.maxLoopDelayMs` when that is set.
+ */
+export const make = (settings: Settings, loopDelayMs: () => number = () => 0): Admission["Service"] => {
   const permits = Semaphore.makeUnsafe(settings.maxInFlight)
   const onConnection = new WeakMap<object, number>()
   let queued = 0
@@ -105,6 +148,17 @@ export const make = (settings: Settings): Admission["Service"] => {
   return {
     admit: (connection, deadline, run) =>
       Effect.suspend(() => {
+        if (settings.maxLoopDelayMs !== undefined) {
+          const delayMs = loopDelayMs()
+          if (delayMs > settings.maxLoopDelayMs) {
+            return shed(
+              "busy",
+              `the server runs ${
+                Math.round(delayMs)
+              } ms behind (more than ${settings.maxLoopDelayMs} ms); try again later`
+            )
+          }
+        }
         const held = onConnection.get(connection) ?? 0
         if (held >= settings.perConnection) {
           return shed("connection", `${held} requests are in flight on this connection already`)

@@ -39,6 +39,47 @@ describe("Admission", () => {
       expect(yield* admission.admit(connection, Duration.seconds(2), () => Effect.succeed("ran"))).toBe("ran")
     }))
 
+  it.effect("refuses with busy at once while the event loop runs further behind than MAX_EVENT_LOOP_DELAY", () =>
+    Effect.gen(function*() {
+      let delayMs = 0
+      const admission = Admission.make(
+        { maxInFlight: 10, perConnection: 10, maxQueued: 10, maxLoopDelayMs: 100 },
+        () => delayMs
+      )
+      const release = yield* Deferred.make<void>()
+      const given: Array<number> = []
+      const running = yield* Effect.forkChild(admission.admit({}, Duration.seconds(2), holding(release, given)))
+      yield* Effect.yieldNow
+      expect(given).toEqual([2000])
+      delayMs = 101
+      const refused = yield* Effect.exit(admission.admit({}, Duration.seconds(2), () => Effect.succeed("ran")))
+      expect(refusal(refused)).toMatchObject([{
+        _tag: "Overloaded",
+        reason: "busy",
+        retryAfterSeconds: 1,
+        message: "the server runs 101 ms behind (more than 100 ms); try again later"
+      }])
+      // The fan-out admitted before runs to its end; once the loop catches up, requests are admitted again.
+      yield* Deferred.succeed(release, undefined)
+      yield* Fiber.join(running)
+      delayMs = 100
+      expect(yield* admission.admit({}, Duration.seconds(2), () => Effect.succeed("ran"))).toBe("ran")
+    }))
+
+  it.effect("without MAX_EVENT_LOOP_DELAY, the loop's delay refuses nothing", () =>
+    Effect.gen(function*() {
+      const admission = Admission.make({ maxInFlight: 1, perConnection: 1, maxQueued: 0 }, () => 10_000)
+      expect(yield* admission.admit({}, Duration.seconds(2), () => Effect.succeed("ran"))).toBe("ran")
+    }))
+
+  it.effect("the event loop's delay, read in a scope, is a number of milliseconds", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const read = yield* Admission.loopDelay
+      const delayMs = read()
+      expect(Number.isFinite(delayMs)).toBe(true)
+      expect(delayMs).toBeGreaterThanOrEqual(0)
+    })))
+
   it.effect("refuses with busy when MAX_QUEUED_FANOUTS requests already wait", () =>
     Effect.gen(function*() {
       const admission = Admission.make({ maxInFlight: 1, perConnection: 10, maxQueued: 1 })

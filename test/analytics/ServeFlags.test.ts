@@ -188,6 +188,9 @@ describe("ServeFlags.parse", () => {
       "MAX_FANOUTS_PER_CONNECTION=x: must be an integer from 1 to 10000"
     )
     expect(problem([], { MAX_QUEUED_FANOUTS: "-1" })).toBe("MAX_QUEUED_FANOUTS=-1: must be an integer from 0 to 100000")
+    expect(problem([], { MAX_EVENT_LOOP_DELAY: "0" })).toBe(
+      "MAX_EVENT_LOOP_DELAY=0: must be an integer from 1 to 60000"
+    )
     expect(problem([], { MAX_CONNECTIONS: "1e3" })).toBe("MAX_CONNECTIONS=1e3: must be an integer from 1 to 100000")
     expect(problem([], { HEADERS_TIMEOUT: "2 minutes" })).toBe(
       "HEADERS_TIMEOUT=2 minutes: must be a duration from 1s to 1m"

@@ -17,7 +17,7 @@
  * `serve`'s own flags also take their value as the next argument (`--workers 2`). A flag given twice is refused.
  *
  * The environment: `REQUIRED_FEATURES`, `FEATURE_RETRIES`, `STRICT_RETRIES`, `FEATURE_TIMEOUT`, the bounds
- * (`MAX_FANOUTS`, `MAX_FANOUTS_PER_CONNECTION`, `MAX_QUEUED_FANOUTS`, `MAX_CONNECTIONS`, `KEEP_ALIVE_TIMEOUT`,
+ * (`MAX_FANOUTS`, `MAX_FANOUTS_PER_CONNECTION`, `MAX_QUEUED_FANOUTS`, `MAX_EVENT_LOOP_DELAY`, `MAX_CONNECTIONS`, `KEEP_ALIVE_TIMEOUT`,
  * `HEADERS_TIMEOUT`, `FEATURE_CONNECTIONS`, `FEATURE_MAX_BODY_BYTES`) and `LOG_WINDOW`; with `--external`
  * also `PORT`, `HOST` and every `<FEATURE>_URL`. Each is read by the `Config` the application itself reads it with.
  */
