@@ -6,7 +6,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Cause, Effect, Exit, Fiber, Metric, Schedule, Tracer } from "effect"
 import { TestClock } from "effect/testing"
 import { Attempt, Budget, FanOut, Hedge } from "../src/index.js"
-import { makeLog } from "./support.js"
+import { makeLog, recording } from "./support.js"
 
 /** A metric registry of the test's own, so that no other test's fan-outs count. */
 const isolated = <A, E>(effect: Effect.Effect<A, E>) => Effect.provideService(effect, Metric.MetricRegistry, new Map())
@@ -31,21 +31,6 @@ const none = { original: 0, retry: 0, hedge: 0, budget: 0, limit: 0, deadline: 0
 const flaky = (failures: number) => {
   let n = 0
   return Effect.suspend(() => ++n <= failures ? Effect.fail("down") : Effect.succeed(n))
-}
-
-/** A tracer that keeps every span it made, once ended. */
-const recording = () => {
-  const ended: Array<Tracer.NativeSpan> = []
-  class Recorded extends Tracer.NativeSpan {
-    override end(endTime: bigint, exit: Exit.Exit<unknown, unknown>): void {
-      if (this.status._tag === "Ended") return
-      super.end(endTime, exit)
-      ended.push(this)
-    }
-  }
-  const tracer = Tracer.make({ span: (options) => new Recorded(options) })
-  const named = (name: string) => ended.find((span) => span.name === name)!
-  return { tracer, named }
 }
 
 const attemptEvents = (span: Tracer.NativeSpan) =>

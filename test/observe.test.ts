@@ -6,25 +6,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Exit, Fiber, Metric, Option, Ref, References, Schedule, Stream, Tracer } from "effect"
 import { TestClock } from "effect/testing"
 import { FanOut } from "../src/index.js"
-
-/** A tracer that keeps every span it made, in the order they ended. */
-const recording = () => {
-  const ended: Array<Tracer.NativeSpan> = []
-  class Recorded extends Tracer.NativeSpan {
-    override end(endTime: bigint, exit: Exit.Exit<unknown, unknown>): void {
-      if (this.status._tag === "Ended") return
-      super.end(endTime, exit)
-      ended.push(this)
-    }
-  }
-  const tracer = Tracer.make({ span: (options) => new Recorded(options) })
-  const named = (name: string): Tracer.NativeSpan => {
-    const found = ended.filter((span) => span.name === name)
-    expect(found.map((span) => span.name)).toStrictEqual([name])
-    return found[0]!
-  }
-  return { ended, tracer, named }
-}
+import { recording } from "./support.js"
 
 const parentOf = (span: Tracer.AnySpan): string | undefined => {
   if (span._tag !== "Span") return undefined

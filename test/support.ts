@@ -2,7 +2,8 @@
  * What several test files share: a log of what tasks did, a recorder that sees every fiber a fan-out starts, and a
  * clock that counts the sleeps in flight.
  */
-import { type Clock, Effect, type Exit, Metric, Ref } from "effect"
+import { expect } from "@effect/vitest"
+import { type Clock, Effect, type Exit, Metric, Ref, Tracer } from "effect"
 import { execFile } from "node:child_process"
 import { fileURLToPath } from "node:url"
 
@@ -78,3 +79,23 @@ export const runScript = (script: string, args: ReadonlyArray<string>) =>
         })
     )
   )
+
+/** A tracer that keeps every span it made, in the order they ended; `named` reads the one
+ * span of a name (and fails the test when there is not exactly one). */
+export const recording = () => {
+  const ended: Array<Tracer.NativeSpan> = []
+  class Recorded extends Tracer.NativeSpan {
+    override end(endTime: bigint, exit: Exit.Exit<unknown, unknown>): void {
+      if (this.status._tag === "Ended") return
+      super.end(endTime, exit)
+      ended.push(this)
+    }
+  }
+  const tracer = Tracer.make({ span: (options) => new Recorded(options) })
+  const named = (name: string): Tracer.NativeSpan => {
+    const found = ended.filter((span) => span.name === name)
+    expect(found.map((span) => span.name)).toStrictEqual([name])
+    return found[0]!
+  }
+  return { ended, tracer, named }
+}
