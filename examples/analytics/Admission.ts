@@ -31,7 +31,7 @@ export interface Settings {
   readonly maxQueued: number
   /**
    * The event-loop delay, in milliseconds, past which new requests are refused: `MAX_EVENT_LOOP_DELAY`, 1 to 60000,
-   * default 250; unset in `make`, no bound.
+   * default 100; unset in `make`, no bound.
    */
   readonly maxLoopDelayMs?: number
 }
@@ -40,7 +40,7 @@ export const settingsConfig: Config.Config<Settings> = Config.all({
   maxInFlight: integer("MAX_FANOUTS", 1, 10_000).pipe(Config.withDefault(64)),
   perConnection: integer("MAX_FANOUTS_PER_CONNECTION", 1, 10_000).pipe(Config.withDefault(4)),
   maxQueued: integer("MAX_QUEUED_FANOUTS", 0, 100_000).pipe(Config.withDefault(64)),
-  maxLoopDelayMs: integer("MAX_EVENT_LOOP_DELAY", 1, 60_000).pipe(Config.withDefault(250))
+  maxLoopDelayMs: integer("MAX_EVENT_LOOP_DELAY", 1, 60_000).pipe(Config.withDefault(100))
 })
 
 /** How often the event-loop delay's window starts again, in milliseconds. */
