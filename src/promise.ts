@@ -3,7 +3,7 @@
  * semantics of `FanOut.forEach` and `FanOut.settleForEach` underneath (each function is one task of the core).
  *
  * - `runAsync(fns)` / `all(fns)` — **fail fast**: run every function concurrently; the first error aborts every other
- *   function's `AbortSignal` (with that error as the signal's `reason`) and the promise rejects with that error.
+ *   function's `AbortSignal` and the promise rejects with that error.
  * - `runAsyncAllowErrors(fns)` / `settle(fns)` — **settle**: run every function, wait for all of them, and report one
  *   result per function in input order. They never reject because a function failed.
  *
@@ -16,8 +16,11 @@
  * aborted). A rejection (asynchronous) only comes after the pass: by then every function of it has been called.
  *
  * **The signal.** A function's signal is aborted when its work is cancelled: by the first error (fail fast), its own
- * `timeout`, the run's `deadline`, or the caller's `signal`. The signal's `reason` is what stopped it: the first
- * error, a `FanOutTimeoutError`, or the caller's `signal.reason`. A function must not rely on its signal once it has
+ * `timeout`, the run's `deadline`, or the caller's `signal`. The signal's `reason` is a `CancelledError` that says
+ * why, as typed data (`cancelReason`: a `Cancellation.CancelReason`, as the Effect API's `Interrupted` outcomes hold),
+ * with what stopped it as its `cause`: the first error, a `FanOutTimeoutError`, or the caller's `signal.reason`. The
+ * time left before the run's deadline is `remaining(signal)`, and a run given a function's signal as its own `signal`
+ * runs under that deadline too (a nested run never outlives the one around it). A function must not rely on its signal once it has
  * returned: for speed, the functions of one run share one signal (except under `timeout` in the settle forms, where
  * each function has its own so that only the late one is aborted), and that signal is aborted when the run stops
  * early, even for the functions that had already finished.
@@ -44,6 +47,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import { setMaxListeners } from "node:events"
+import type * as Cancellation from "./Cancellation.js"
 import { FanOutTimeoutError, InvalidOptionError } from "./FanOutError.js"
 import { runCallbacks } from "./internal/callbacks.js"
 import { formatDuration } from "./internal/duration.js"
@@ -64,6 +68,103 @@ export {
    */
   FanOutTimeoutError
 } from "./FanOutError.js"
+
+/**
+ * The `reason` of every signal the facade aborts: why the function's work was cancelled, as typed data, and what
+ * stopped it as the `cause`.
+ *
+ * | `cancelReason._tag` | when | `cause` |
+ * |:--|:--|:--|
+ * | `SiblingFailed` (`key`: the function's index) | fail fast: a function threw, rejected or ran past its `timeout` | its `Error` (the run's rejection) |
+ * | `Timeout` | settle: this function ran past its `timeout` | the `FanOutTimeoutError` it is reported `timedOut` with |
+ * | `Deadline` | the run's `deadline` (or the one it inherited) passed | the `FanOutTimeoutError` of reason `"Deadline"` |
+ * | `Caller` | the caller's `signal` was aborted (or the run was stopped from outside) | the caller's `signal.reason` |
+ *
+ * A function that passes its signal on (`fetch(url, { signal })`) rejects with this error once it is aborted; the run
+ * reports it as cancelled, not as that rejection. Under fail fast the functions share one signal, so the function
+ * whose own error (or time-out) stopped the run sees `SiblingFailed` naming itself.
+ *
+ * **Example**
+ *
+ * ```ts
+ * import { all, CancelledError } from "effect-fanout/promise"
+ *
+ * const slow = (signal: AbortSignal) =>
+ *   new Promise<never>((_, reject) => {
+ *     signal.addEventListener("abort", () => {
+ *       if (signal.reason instanceof CancelledError) {
+ *         console.log(signal.reason.cancelReason) // { _tag: "SiblingFailed", key: 1, label: undefined }
+ *       }
+ *       reject(signal.reason)
+ *     })
+ *   })
+ * await all([slow, () => Promise.reject(new Error("billing is down"))]).catch((e: Error) => e.message)
+ * ```
+ *
+ * @since 1.1.0
+ * @category errors
+ */
+export class CancelledError extends Error {
+  /** Why the function's work was cancelled. */
+  readonly cancelReason: Cancellation.CancelReason
+
+  constructor(cancelReason: Cancellation.CancelReason, cause: unknown) {
+    super(`${prefix} cancelled: ${describe(cancelReason, cause)}`, { cause })
+    this.cancelReason = cancelReason
+  }
+}
+
+Object.defineProperty(CancelledError.prototype, "name", { value: "CancelledError", writable: true, configurable: true })
+
+const describe = (reason: Cancellation.CancelReason, cause: unknown): string => {
+  switch (reason._tag) {
+    case "SiblingFailed":
+      return `function ${String(reason.key)} failed${isError(cause) ? `: ${cause.message}` : ""}`
+    case "Timeout":
+    case "Deadline":
+      return isError(cause) ? cause.message : reason._tag
+    case "Caller":
+      return "the caller aborted"
+    default:
+      return reason._tag
+  }
+}
+
+/**
+ * When each signal's run passes its deadline, in `Date.now()` milliseconds (as the core's `Clock` reads time, so that
+ * fake timers drive both): only the signals of runs with a deadline.
+ */
+const dues = new WeakMap<AbortSignal, number>()
+
+/**
+ * The milliseconds left before the deadline of the run that gave a function `signal` (its own `deadline`, or the one
+ * it inherited from the run whose signal it was given): `undefined` for a run without a deadline or a signal the
+ * facade did not make, `0` once the deadline has passed. Pass it on to the service the function calls, in the style of
+ * gRPC's `grpc-timeout`. A function's own `timeout` is not counted (as in the Effect API's `Deadline.remaining`).
+ *
+ * A run given such a signal as its `signal` option runs under the smaller of its own `deadline` and the time left, so
+ * a nested run never outlives the run around it.
+ *
+ * **Example**
+ *
+ * ```ts
+ * import { remaining, settle } from "effect-fanout/promise"
+ *
+ * const call = (url: string) => (signal: AbortSignal) => {
+ *   const left = remaining(signal)
+ *   const headers: Record<string, string> = left === undefined ? {} : { "x-fanout-timeout": `${Math.floor(left)}m` }
+ *   return fetch(url, { signal, headers })
+ * }
+ * const results = await settle([call("http://127.0.0.1:8080/a"), call("http://127.0.0.1:8080/b")], { deadline: 800 })
+ * ```
+ *
+ * @since 1.1.0
+ * @category deadline
+ */
+export const remaining = (signal: AbortSignal): number | undefined => {
+  const due = dues.get(signal)
+  return due === undefined ? undefined : Math.max(0, due - Date.now())
+}
 
 // ---------------------------------------------------------------------------------------------------------------
 // models
@@ -333,7 +434,10 @@ interface Settings {
   readonly concurrency: number
   /** Milliseconds, `undefined` for none. */
   readonly timeout: number | undefined
+  /** Milliseconds: the smaller of the `deadline` option and the time left before the deadline `signal` carries. */
   readonly deadline: number | undefined
+  /** When that deadline passes, in `Date.now()` milliseconds; `undefined` for none. */
+  readonly due: number | undefined
   readonly signal: AbortSignal | undefined
   readonly detach: boolean
 }
@@ -370,6 +474,9 @@ const millis = (value: unknown, option: string): number | undefined => {
   return value > maxTimerMillis ? undefined : value
 }
 
+/** How long before an enclosing run's deadline a run that inherits it ends, in milliseconds. */
+const inheritedLead = 1
+
 const optionNames: ReadonlyArray<string> = ["concurrency", "timeout", "deadline", "signal", "detach"]
 
 const isAbortSignal = (u: unknown): u is AbortSignal =>
@@ -401,10 +508,25 @@ const settings = (raw: unknown): Settings => {
   if (o.detach !== undefined && typeof o.detach !== "boolean") {
     throw new TypeError(`${prefix} option \`detach\` must be true or false, got ${show(o.detach)}`)
   }
+  // A run given the signal of a function of a run with a deadline runs under it too, when it is the nearer: it ends a
+  // millisecond before it, so that its own results (partial ones, in the settle forms) reach the function that runs it
+  // before the enclosing run's deadline stops that function.
+  let deadline = millis(o.deadline, "deadline")
+  let due: number | undefined = undefined
+  const enclosing = o.signal === undefined ? undefined : dues.get(o.signal)
+  if (deadline !== undefined || enclosing !== undefined) {
+    const now = Date.now()
+    due = deadline === undefined ? Infinity : now + deadline
+    if (enclosing !== undefined && enclosing - inheritedLead < due) {
+      deadline = Math.max(0, Math.ceil(enclosing - now) - inheritedLead)
+      due = now + deadline
+    }
+  }
   return {
     concurrency,
     timeout: millis(o.timeout, "timeout"),
-    deadline: millis(o.deadline, "deadline"),
+    deadline,
+    due,
     signal: o.signal,
     detach: o.detach === true
   }
@@ -467,6 +589,11 @@ const internalError = (defect: unknown): unknown =>
 
 const interruptedError = () => new Error(`${prefix} the run was interrupted`)
 
+const callerCancel = (reason: unknown): CancelledError => new CancelledError({ _tag: "Caller" }, reason)
+
+const siblingCancel = (index: number) => (error: unknown): CancelledError =>
+  new CancelledError({ _tag: "SiblingFailed", key: index, label: undefined }, error)
+
 // ---------------------------------------------------------------------------------------------------------------
 // running
 
@@ -500,12 +627,13 @@ const isThenable = (u: unknown): u is PromiseLike<unknown> =>
  *   running functions, calls no other, and, under `detach`, gives up on the running ones itself.
  */
 class Run {
-  /** Fail fast: set once the run has begun to fail; `reason` is then its rejection and every signal's reason. */
+  /** Fail fast: set once the run has begun to fail; `reason` is then its rejection (the cause of every signal's reason). */
   stopped = false
   reason: unknown = undefined
   /** What stopped a settle run early, first come first served. */
   stoppedBy: "caller" | "deadline" | undefined = undefined
   private deadlineError: FanOutTimeoutError | undefined = undefined
+  private deadlineCancel: CancelledError | undefined = undefined
   /** One signal for the run; `undefined` when each function has its own (settle with `timeout`). */
   readonly shared: AbortController | undefined
   /** Settle with `timeout`: the controller of each function whose promise is pending. */
@@ -524,6 +652,7 @@ class Run {
     this.shared = perFunction ? undefined : new AbortController()
     // Every function may listen to the shared signal: dozens of listeners are expected, not a leak.
     if (this.shared !== undefined && fns.length > 1) setMaxListeners(0, this.shared.signal)
+    if (this.shared !== undefined && s.due !== undefined) dues.set(this.shared.signal, s.due)
     this.own = perFunction ? new Array(fns.length) : undefined
     this.timedOut = perFunction ? new Array(fns.length) : undefined
     this.timeoutDuration = s.timeout === undefined ? undefined : Duration.millis(s.timeout)
@@ -547,32 +676,36 @@ class Run {
     return this.failFast ? this.stopped : this.stoppedBy === "caller"
   }
 
-  /** Fail fast: the first cause of failure wins; it aborts every function's signal. */
-  stop(reason: unknown): void {
+  /**
+   * Fail fast: the first cause of failure wins; it aborts every function's signal with `why` (made only when the run
+   * stops, so a run that succeeds makes none).
+   */
+  stop(reason: unknown, why: (reason: unknown) => CancelledError): void {
     if (this.stopped) return
     this.stopped = true
     this.reason = reason
-    this.shared!.abort(reason)
+    this.shared!.abort(why(reason))
   }
 
   private callerAborts(reason: unknown): void {
     if (this.failFast) {
-      this.stop(reason)
+      this.stop(reason, callerCancel)
     } else {
       // Settle: the finished results are kept, so the core is not stopped: every running function is aborted and ends
       // as `aborted` once it has settled (under `detach`, at once); the functions not called yet end so uncalled.
       if (this.stoppedBy === undefined) this.stoppedBy = "caller"
-      if (this.shared !== undefined) this.shared.abort(reason)
-      else for (const controller of this.own!) controller?.abort(reason)
+      const why = callerCancel(reason)
+      if (this.shared !== undefined) this.shared.abort(why)
+      else for (const controller of this.own!) controller?.abort(why)
     }
     if (this.pending !== undefined) { for (const call of this.pending) call?.giveUp() }
   }
 
-  /** A function's own error: fail fast, it stops the run. */
-  failure(error: Error): Exit.Exit<never, unknown> {
+  /** Function `index`'s own error: fail fast, it stops the run. */
+  failure(error: Error, index: number): Exit.Exit<never, unknown> {
     if (this.failFast) {
       if (this.stopped) return interrupted
-      this.stop(error)
+      this.stop(error, siblingCancel(index))
       return Exit.fail(error)
     }
     return this.halted ? interrupted : Exit.fail(error)
@@ -585,11 +718,13 @@ class Run {
    */
   cancelled(controller: AbortController): void {
     if (this.failFast) {
-      if (!this.stopped) this.stop(this.s.deadline !== undefined ? this.deadline() : interruptedError())
+      if (this.stopped) return
+      if (this.s.deadline !== undefined) this.stop(this.deadline(), () => this.deadlineCancelled())
+      else this.stop(interruptedError(), callerCancel)
       return
     }
     if (this.stoppedBy === undefined) this.stoppedBy = "deadline"
-    if (this.stoppedBy === "deadline") controller.abort(this.deadline())
+    if (this.stoppedBy === "deadline") controller.abort(this.deadlineCancelled())
   }
 
   /** The core's task for function `index` (the `f` of its `forEach`), made as the task starts. */
@@ -603,6 +738,7 @@ class Run {
     if (controller === undefined) {
       controller = new AbortController()
       this.own![index] = controller
+      if (this.s.due !== undefined) dues.set(controller.signal, this.s.due)
     }
     let result: unknown
     let promise: PromiseLike<unknown>
@@ -620,7 +756,7 @@ class Run {
       promise = result instanceof Promise ? result : Promise.resolve(result)
     } catch (thrown) {
       if (this.own !== undefined) this.own[index] = undefined
-      return this.failure(toError(thrown, index))
+      return this.failure(toError(thrown, index), index)
     }
     return new Call(this, index, promise, controller)
   }
@@ -635,12 +771,17 @@ class Run {
     for (const reason of cause.reasons) {
       // The deadline passed while no function was running to learn of it.
       if (reason._tag === "Fail" && reason.error instanceof FanOutTimeoutError && reason.error.reason === "Deadline") {
-        this.stop(this.deadline())
+        this.stop(this.deadline(), () => this.deadlineCancelled())
         return this.reason
       }
       if (reason._tag === "Die") return internalError(reason.defect)
     }
     return interruptedError()
+  }
+
+  /** Every signal the deadline aborts gets this one reason. */
+  deadlineCancelled(): CancelledError {
+    return this.deadlineCancel ??= new CancelledError({ _tag: "Deadline" }, this.deadline())
   }
 
   deadline(): FanOutTimeoutError {
@@ -714,7 +855,9 @@ class Call implements CallbackTask {
       (thrown) => {
         // An error that is not reported (the function was stopped first) is not made an Error.
         if (!this.settles()) return
-        this.end(this.cancelled || this.late || run.halted ? interrupted : run.failure(toError(thrown, this.index)))
+        this.end(
+          this.cancelled || this.late || run.halted ? interrupted : run.failure(toError(thrown, this.index), this.index)
+        )
       }
     )
     if (run.pending !== undefined) {
@@ -751,11 +894,11 @@ class Call implements CallbackTask {
     if (run.failFast) {
       // The time-out stops the run. Waiting, this function ends (interrupted) once its promise has settled, as every
       // other one does now; under `detach` it ends now, with the time-out, its promise left to settle in the background.
-      run.stop(error)
+      run.stop(error, siblingCancel(this.index))
       if (run.s.detach && this.settles()) this.resume!(Exit.fail(error))
       return
     }
-    this.controller.abort(error)
+    this.controller.abort(new CancelledError({ _tag: "Timeout" }, error))
     if (!run.halted) run.timedOut![this.index] = error
     // Waiting, the function keeps its slot until its promise settles; under `detach` it ends now, its promise left to
     // settle in the background.

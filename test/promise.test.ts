@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, expectTypeOf, it, vi } from "@effect/vitest"
 import { Effect, Exit } from "effect"
 import { getEventListeners } from "node:events"
+import type { CancelReason } from "../src/Cancellation.js"
 import * as FanOut from "../src/FanOut.js"
 import { FanOutTimeoutError } from "../src/FanOutError.js"
 import type { Settled } from "../src/promise.js"
@@ -8,6 +9,14 @@ import * as P from "../src/promise.js"
 
 // ---------------------------------------------------------------------------------------------------------------
 // helpers
+
+/** A signal the facade aborted: its reason is a `CancelledError` saying why, with what stopped it as the cause. */
+const expectCancelled = (signal: AbortSignal, why: CancelReason, cause: unknown) => {
+  expect(signal.aborted).toBe(true)
+  expect(signal.reason).toBeInstanceOf(P.CancelledError)
+  expect((signal.reason as P.CancelledError).cancelReason).toStrictEqual(why)
+  expect((signal.reason as P.CancelledError).cause).toBe(cause)
+}
 
 interface Latch<A> {
   readonly promise: Promise<A>
@@ -131,9 +140,9 @@ describe("runAsync", () => {
     const result = P.runAsync([a.fn, b.fn, () => Promise.reject(boom)])
     await expect(result).rejects.toBe(boom)
     expect(a.signal!.aborted).toBe(true)
-    expect(a.signal!.reason).toBe(boom)
+    expectCancelled(a.signal!, { _tag: "SiblingFailed", key: 2, label: undefined }, boom)
     expect(b.signal!.aborted).toBe(true)
-    expect(b.signal!.reason).toBe(boom)
+    expectCancelled(b.signal!, { _tag: "SiblingFailed", key: 2, label: undefined }, boom)
   })
 
   it("rejects with the first error even when others fail while being aborted", async () => {
@@ -203,7 +212,7 @@ describe("runAsync", () => {
     await vi.advanceTimersByTimeAsync(10)
     await flush()
     expect(run2.error).toBeInstanceOf(FanOutTimeoutError)
-    expect(late.signal!.reason).toBe(run2.error)
+    expectCancelled(late.signal!, { _tag: "SiblingFailed", key: 0, label: undefined }, run2.error)
     expect(late.finished).toBe(false)
     late.resolve(undefined)
   })
@@ -250,7 +259,7 @@ describe("runAsync", () => {
     await expect(P.runAsync([other.fn, () => {
       throw boom
     }])).rejects.toBe(boom)
-    expect(other.signal!.reason).toBe(boom)
+    expectCancelled(other.signal!, { _tag: "SiblingFailed", key: 1, label: undefined }, boom)
   })
 
   it("turns a thrown non-Error into an Error with the value as its cause", async () => {
@@ -287,7 +296,7 @@ describe("runAsync", () => {
     await expect(P.runAsync([before.fn, () => {
       throw boom
     }, ...after.map((f) => f.fn)])).rejects.toBe(boom)
-    expect(before.signal!.reason).toBe(boom)
+    expectCancelled(before.signal!, { _tag: "SiblingFailed", key: 1, label: undefined }, boom)
     expect(after.map((f) => f.calls)).toEqual([0, 0])
   })
 
@@ -296,7 +305,7 @@ describe("runAsync", () => {
     const others = [new Controlled({ honour: true }), new Controlled({ honour: true })]
     await expect(P.runAsync([() => Promise.reject(boom), ...others.map((f) => f.fn)])).rejects.toBe(boom)
     expect(others.map((f) => f.calls)).toEqual([1, 1])
-    for (const f of others) expect(f.signal!.reason).toBe(boom)
+    for (const f of others) expectCancelled(f.signal!, { _tag: "SiblingFailed", key: 0, label: undefined }, boom)
   })
 
   it("with concurrency, runs at most n functions at once and calls none after the first error", async () => {
@@ -333,7 +342,7 @@ describe("runAsync", () => {
     await flush()
     controller.abort("client left")
     await flush()
-    expect(honouring.signal!.reason).toBe("client left")
+    expectCancelled(honouring.signal!, { _tag: "Caller" }, "client left")
     expect(slow.signal!.aborted).toBe(true)
     expect(run.settled).toBe(false) // still waiting for `slow`
     slow.resolve(undefined)
@@ -360,8 +369,8 @@ describe("runAsync", () => {
     expect(error).toMatchObject({ reason: "Timeout", key: 1 })
     expect(error.message).toBe("function 1 timed out after 100ms")
     expect(error.stack).toMatch(/^FanOutTimeoutError: function 1 timed out after 100ms\n/)
-    expect(late.signal!.reason).toBe(error)
-    expect(other.signal!.reason).toBe(error)
+    expectCancelled(late.signal!, { _tag: "SiblingFailed", key: 1, label: undefined }, error)
+    expectCancelled(other.signal!, { _tag: "SiblingFailed", key: 1, label: undefined }, error)
     expect(late.finished && other.finished).toBe(true)
     expect(vi.getTimerCount()).toBe(0)
   })
@@ -374,12 +383,12 @@ describe("runAsync", () => {
     await vi.advanceTimersByTimeAsync(100)
     await flush()
     expect(deaf.signal!.aborted).toBe(true)
-    expect(deaf.signal!.reason).toBeInstanceOf(FanOutTimeoutError)
+    expect((deaf.signal!.reason as P.CancelledError).cause).toBeInstanceOf(FanOutTimeoutError)
     expect(run.settled).toBe(false) // its promise is still pending: nothing it started may outlive the run
     deaf.resolve(undefined)
     await flush()
     expect(run).toMatchObject({ settled: true, rejected: true })
-    expect(run.error).toBe(deaf.signal!.reason)
+    expectCancelled(deaf.signal!, { _tag: "SiblingFailed", key: 0, label: undefined }, run.error)
     expect(vi.getTimerCount()).toBe(0)
   })
 
@@ -396,8 +405,8 @@ describe("runAsync", () => {
     const error = run.error as FanOutTimeoutError
     expect(error).toBeInstanceOf(FanOutTimeoutError)
     expect(error.reason).toBe("Deadline")
-    expect(a.signal!.reason).toBe(error)
-    expect(b.signal!.reason).toBe(error)
+    expectCancelled(a.signal!, { _tag: "Deadline" }, error)
+    expectCancelled(b.signal!, { _tag: "Deadline" }, error)
     expect(a.finished && b.finished).toBe(true)
   })
 
@@ -429,7 +438,7 @@ describe("runAsync", () => {
     await flush()
     first.resolve(undefined)
     await flush()
-    expect(deaf.signal!.reason).toBe(reason)
+    expectCancelled(deaf.signal!, { _tag: "Caller" }, reason)
     expect(run.settled).toBe(false) // the aborting function ignores its signal: it is waited for
     deaf.resolve(undefined)
     await flush()
@@ -454,7 +463,7 @@ describe("runAsync", () => {
     first.resolve(undefined)
     await flush()
     expect(run).toMatchObject({ settled: true, rejected: true, error: reason })
-    expect(running.signal!.reason).toBe(reason)
+    expectCancelled(running.signal!, { _tag: "Caller" }, reason)
     expect(running.finished || deaf.finished).toBe(false)
     running.resolve(undefined)
     deaf.resolve(undefined)
@@ -508,7 +517,7 @@ describe("all", () => {
     const f = new Controlled({ honour: true })
     const boom = new Boom("no")
     await expect(P.all([f.fn, () => Promise.reject(boom)])).rejects.toBe(boom)
-    expect(f.signal!.reason).toBe(boom)
+    expectCancelled(f.signal!, { _tag: "SiblingFailed", key: 1, label: undefined }, boom)
   })
 })
 
@@ -576,7 +585,7 @@ describe("settle", () => {
     expect(reason).toBeInstanceOf(FanOutTimeoutError)
     expect(reason).toMatchObject({ reason: "Timeout", key: 1 })
     expect(reason.message).toBe("function 1 timed out after 100ms")
-    expect(late.signal!.reason).toBe(reason)
+    expectCancelled(late.signal!, { _tag: "Timeout" }, reason)
     expect(late.signal).not.toBe(fast.signal)
     expect(fast.signal!.aborted).toBe(false)
     expect(late.finished).toBe(true)
@@ -599,7 +608,7 @@ describe("settle", () => {
     const straggler = settled[1] as P.TimedOut
     expect(straggler.limit).toBe("deadline")
     expect(straggler.reason).toMatchObject({ reason: "Deadline" })
-    expect(fs[1]!.signal!.reason).toBe(straggler.reason)
+    expectCancelled(fs[1]!.signal!, { _tag: "Deadline" }, straggler.reason)
 
     // A function not yet called at the deadline is timed out without being called.
     const waiting = new Controlled()
@@ -635,7 +644,7 @@ describe("settle", () => {
     await flush()
     await vi.advanceTimersByTimeAsync(50)
     await flush()
-    expect(ignoring.signal!.reason).toMatchObject({ reason: "Deadline" })
+    expect(ignoring.signal!.reason).toMatchObject({ cancelReason: { _tag: "Deadline" }, cause: { reason: "Deadline" } })
     expect(run.settled).toBe(false)
     ignoring.resolve(2)
     await flush()
@@ -657,7 +666,7 @@ describe("settle", () => {
     const settled = run.value as Array<Settled<unknown>>
     expect(settled.map((s) => s.status)).toEqual(["timedOut", "fulfilled"])
     expect(settled[0]).toMatchObject({ limit: "deadline", durationMillis: 50 })
-    expect(ignoring.signal!.reason).toBe((settled[0] as P.TimedOut).reason)
+    expectCancelled(ignoring.signal!, { _tag: "Deadline" }, (settled[0] as P.TimedOut).reason)
     expect(ignoring.finished).toBe(false)
     // Its late rejection is absorbed: no unhandled rejection fails the test run.
     ignoring.reject(new Error("late"))
@@ -679,7 +688,10 @@ describe("settle", () => {
 
   it("waits for a timed-out function that ignores its signal, which keeps its concurrency slot until it settles", async () => {
     const { ignoring, next, run } = await timeoutWithOneSlot(false)
-    expect(ignoring.signal!.reason).toMatchObject({ reason: "Timeout", key: 0 })
+    expect(ignoring.signal!.reason).toMatchObject({
+      cancelReason: { _tag: "Timeout" },
+      cause: { reason: "Timeout", key: 0 }
+    })
     expect(next.calls).toBe(0)
     ignoring.resolve(1) // too late: it stays timed out
     await flush()
@@ -688,7 +700,7 @@ describe("settle", () => {
     await flush()
     const settled = run.value as Array<Settled<unknown>>
     expect(settled.map((s) => s.status)).toEqual(["timedOut", "fulfilled"])
-    expect(settled[0]).toMatchObject({ limit: "timeout", reason: ignoring.signal!.reason })
+    expect(settled[0]).toMatchObject({ limit: "timeout", reason: (ignoring.signal!.reason as P.CancelledError).cause })
   })
 
   it("with detach, ends a function that ignores its signal at its timeout, its slot going to the next", async () => {
@@ -698,7 +710,11 @@ describe("settle", () => {
     await flush()
     const settled = run.value as Array<Settled<unknown>>
     expect(settled.map((s) => s.status)).toEqual(["timedOut", "fulfilled"])
-    expect(settled[0]).toMatchObject({ limit: "timeout", durationMillis: 100, reason: ignoring.signal!.reason })
+    expect(settled[0]).toMatchObject({
+      limit: "timeout",
+      durationMillis: 100,
+      reason: (ignoring.signal!.reason as P.CancelledError).cause
+    })
     expect(ignoring.finished).toBe(false)
     ignoring.resolve(1)
   })
@@ -718,7 +734,7 @@ describe("settle", () => {
     const settled = run.value as Array<Settled<unknown>>
     expect(settled.map((s) => s.status)).toEqual(["fulfilled", "aborted", "aborted"])
     expect((settled[1] as P.Aborted).reason).toBe(reason)
-    expect(ignoring.signal!.reason).toBe(reason)
+    expectCancelled(ignoring.signal!, { _tag: "Caller" }, reason)
     expect(ignoring.finished).toBe(false)
     expect(waiting.calls).toBe(0)
     ignoring.resolve(undefined)
@@ -783,7 +799,8 @@ describe("settle", () => {
     await flush()
     await vi.advanceTimersByTimeAsync(50)
     await flush()
-    const reason = deaf.signal!.reason as FanOutTimeoutError
+    const reason = (deaf.signal!.reason as P.CancelledError).cause as FanOutTimeoutError
+    expect(deaf.signal!.reason).toMatchObject({ cancelReason: { _tag: "Timeout" } })
     expect(reason).toMatchObject({ reason: "Timeout", key: 0 })
     expect(run.settled).toBe(false)
     deaf.resolve(2)
@@ -835,7 +852,7 @@ describe("settle", () => {
     const reason = new Error("request cancelled")
     controller.abort(reason)
     await flush()
-    expect(running.signal!.reason).toBe(reason)
+    expectCancelled(running.signal!, { _tag: "Caller" }, reason)
     expect(slow.signal!.aborted).toBe(true)
     expect(run.settled).toBe(false)
     slow.resolve(undefined)
@@ -1142,7 +1159,7 @@ describe("unusual values", () => {
       })
     ]).catch((e: unknown) => e)
     expect(error).toBe(boom)
-    expect(reason).toBe(boom)
+    expect(reason).toMatchObject({ cancelReason: { _tag: "SiblingFailed", key: 1 }, cause: boom })
   })
 
   it("takes a returned value that even instanceof cannot ask (a Proxy) for the function's own failure", async () => {
@@ -1195,5 +1212,185 @@ describe("the core under the facade (reported: src/internal/failFast.ts result, 
     expect(cancelled).toEqual([1])
     expect(run.settled).toBe(true)
     expect(Exit.hasInterrupts(run.value as Exit.Exit<unknown>)).toBe(true)
+  })
+})
+
+// ---------------------------------------------------------------------------------------------------------------
+// cancellation reasons and the deadline a signal carries
+
+describe("why a signal was aborted", () => {
+  it("fail fast, a sibling's error: SiblingFailed naming the function, its error the cause", async () => {
+    const boom = new Boom("billing is down")
+    const waiting = new Controlled({ honour: true })
+    await expect(P.all([waiting.fn, () => 1, () => Promise.reject(boom)])).rejects.toBe(boom)
+    expectCancelled(waiting.signal!, { _tag: "SiblingFailed", key: 2, label: undefined }, boom)
+    const reason = waiting.signal!.reason as P.CancelledError
+    expect(reason).toBeInstanceOf(Error)
+    expect(reason.name).toBe("CancelledError")
+    expect(reason.message).toBe("effect-fanout/promise: cancelled: function 2 failed: billing is down")
+  })
+
+  it("fail fast, a function's own timeout: SiblingFailed naming it, the FanOutTimeoutError the cause", async () => {
+    useFakeTimers()
+    const late = new Controlled({ honour: true })
+    const other = new Controlled({ honour: true })
+    const run = watch(P.all([other.fn, late.fn], { timeout: 100 }))
+    await flush()
+    await vi.advanceTimersByTimeAsync(100)
+    await flush()
+    expect(run.error).toMatchObject({ _tag: "FanOutTimeoutError", reason: "Timeout", key: 0 })
+    expectCancelled(other.signal!, { _tag: "SiblingFailed", key: 0, label: undefined }, run.error)
+  })
+
+  it("settle, a function's own timeout: Timeout on that function's signal only", async () => {
+    useFakeTimers()
+    const late = new Controlled({ honour: true })
+    const quick = new Controlled({ honour: true })
+    const run = watch(P.settle([late.fn, quick.fn], { timeout: 100 }))
+    await flush()
+    quick.resolve(1)
+    await vi.advanceTimersByTimeAsync(100)
+    await flush()
+    const settled = run.value as Array<Settled<unknown>>
+    expect(settled.map((s) => s.status)).toEqual(["timedOut", "fulfilled"])
+    expectCancelled(late.signal!, { _tag: "Timeout" }, (settled[0] as P.TimedOut).reason)
+    expect(quick.signal!.aborted).toBe(false)
+  })
+
+  it("the deadline, fail fast and settle: Deadline, the run's FanOutTimeoutError the cause", async () => {
+    useFakeTimers()
+    const a = new Controlled({ honour: true })
+    const b = new Controlled({ honour: true })
+    const failing = watch(P.all([a.fn], { deadline: 50 }))
+    const settling = watch(P.settle([b.fn], { deadline: 50 }))
+    await flush()
+    await vi.advanceTimersByTimeAsync(50)
+    await flush()
+    expectCancelled(a.signal!, { _tag: "Deadline" }, failing.error)
+    expectCancelled(b.signal!, { _tag: "Deadline" }, (settling.value as Array<P.TimedOut>)[0]!.reason)
+  })
+
+  it("the caller's abort, fail fast and settle: Caller, the caller's reason the cause", async () => {
+    const controller = new AbortController()
+    const a = new Controlled({ honour: true })
+    const b = new Controlled({ honour: true })
+    const failing = watch(P.all([a.fn], { signal: controller.signal }))
+    const settling = watch(P.settle([b.fn], { signal: controller.signal }))
+    await flush()
+    const reason = new Error("client left")
+    controller.abort(reason)
+    await flush()
+    expect(failing.error).toBe(reason)
+    expect((settling.value as Array<Settled<unknown>>)[0]).toMatchObject({ status: "aborted", reason })
+    expectCancelled(a.signal!, { _tag: "Caller" }, reason)
+    expectCancelled(b.signal!, { _tag: "Caller" }, reason)
+    expect((a.signal!.reason as P.CancelledError).message).toBe("effect-fanout/promise: cancelled: the caller aborted")
+  })
+
+  it("a run that succeeds aborts no signal", async () => {
+    const f = new Controlled()
+    const run = watch(P.all([f.fn, () => 2]))
+    await flush()
+    f.resolve(1)
+    await flush()
+    expect(run.value).toStrictEqual([1, 2])
+    expect(f.signal!.aborted).toBe(false)
+  })
+})
+
+describe("remaining(signal)", () => {
+  it("is undefined without a deadline, and for a signal the facade did not make", async () => {
+    let seen: number | undefined = -1
+    await P.all([(signal) => {
+      seen = P.remaining(signal)
+    }])
+    expect(seen).toBeUndefined()
+    expect(P.remaining(new AbortController().signal)).toBeUndefined()
+  })
+
+  it("is the time left before the run's deadline, decreasing as the clock advances, 0 once it has passed", async () => {
+    useFakeTimers()
+    const f = new Controlled()
+    const run = watch(P.settle([f.fn], { deadline: 800 }))
+    await flush()
+    expect(P.remaining(f.signal!)).toBe(800)
+    await vi.advanceTimersByTimeAsync(300)
+    expect(P.remaining(f.signal!)).toBe(500)
+    await vi.advanceTimersByTimeAsync(500)
+    await flush()
+    expect(P.remaining(f.signal!)).toBe(0)
+    f.resolve(1)
+    await flush()
+    expect(run.settled).toBe(true)
+  })
+
+  it("each function's own signal (settle with timeout) carries the run's deadline, not its timeout", async () => {
+    useFakeTimers()
+    const f = new Controlled()
+    const g = new Controlled()
+    const run = watch(P.settle([f.fn, g.fn], { deadline: 800, timeout: 100 }))
+    await flush()
+    expect(f.signal).not.toBe(g.signal)
+    expect(P.remaining(f.signal!)).toBe(800)
+    expect(P.remaining(g.signal!)).toBe(800)
+    f.resolve(1)
+    g.resolve(2)
+    await flush()
+    expect(run.settled).toBe(true)
+  })
+
+  it("a run given a function's signal runs under the smaller deadline, ending 1 ms before the run around it", async () => {
+    useFakeTimers()
+    const inner = new Controlled({ honour: true })
+    const outer = watch(P.settle([(signal) => P.settle([inner.fn, () => "kept"], { signal, deadline: 10_000 })], {
+      deadline: 500
+    }))
+    await vi.advanceTimersByTimeAsync(200)
+    await flush()
+    expect(P.remaining(inner.signal!)).toBe(299)
+    await vi.advanceTimersByTimeAsync(299)
+    await flush()
+    // The inner run ended at its inherited deadline, its partial results given to the outer run in time.
+    expect(inner.signal!.reason).toMatchObject({ cancelReason: { _tag: "Deadline" } })
+    expect(outer.settled).toBe(true)
+    const [result] = outer.value as Array<Settled<Array<Settled<unknown>>>>
+    expect(result).toMatchObject({ status: "fulfilled" })
+    expect((result as P.Fulfilled<Array<Settled<unknown>>>).value).toMatchObject([
+      { status: "timedOut", limit: "deadline", reason: { reason: "Deadline" }, durationMillis: 499 },
+      { status: "fulfilled", value: "kept" }
+    ])
+  })
+
+  it("a nested run keeps its own deadline when it is the nearer one", async () => {
+    useFakeTimers()
+    const inner = new Controlled()
+    let left: number | undefined
+    const outer = watch(P.all([(signal) =>
+      P.all([(own) => {
+        left = P.remaining(own)
+        return inner.fn(own)
+      }], { signal, deadline: 100 })], { deadline: 500 }))
+    await flush()
+    expect(left).toBe(100)
+    inner.resolve(1)
+    await flush()
+    expect(outer.value).toStrictEqual([[1]])
+  })
+
+  it("a nested fail-fast run under an enclosing deadline rejects with a Deadline error just before it", async () => {
+    useFakeTimers()
+    const inner = new Controlled({ honour: true })
+    const outer = watch(P.settle([(signal) => P.all([inner.fn], { signal })], { deadline: 200 }))
+    await flush()
+    expect(P.remaining(inner.signal!)).toBe(199)
+    await vi.advanceTimersByTimeAsync(199)
+    await flush()
+    expect(inner.signal!.reason).toMatchObject({ cancelReason: { _tag: "Deadline" } })
+    // The outer function rejected with the inner run's Deadline error, before the outer deadline.
+    expect((outer.value as Array<Settled<unknown>>)[0]).toMatchObject({
+      status: "rejected",
+      reason: { _tag: "FanOutTimeoutError", reason: "Deadline" },
+      durationMillis: 199
+    })
   })
 })

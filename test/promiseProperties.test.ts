@@ -219,7 +219,11 @@ describe("Promise facade properties", () => {
             expect(got, where).toMatchObject({ status: "rejected", reason: { message: `function ${i} threw` } })
           } else if (timedOut) {
             expect(got, where).toMatchObject({ status: "timedOut", limit: "timeout" })
-            expect(run.signals[i]!.reason, where).toBeInstanceOf(FanOutTimeoutError)
+            // Aborted for its own timeout, with the error it is reported with as the cause.
+            expect(run.signals[i]!.reason, where).toBeInstanceOf(P.CancelledError)
+            expect(run.signals[i]!.reason, where).toMatchObject({ cancelReason: { _tag: "Timeout" } })
+            expect((run.signals[i]!.reason as P.CancelledError).cause, where).toBe((got as P.TimedOut).reason)
+            expect((got as P.TimedOut).reason, where).toBeInstanceOf(FanOutTimeoutError)
           } else if ((k._tag === "answer" || k._tag === "fail") && start + k.ms < DEADLINE) {
             expect(got, where).toMatchObject(
               k._tag === "answer"
@@ -229,6 +233,10 @@ describe("Promise facade properties", () => {
           } else {
             expect(got, where).toMatchObject({ status: "timedOut", limit: "deadline" })
             expect(run.signals[i]!.aborted, where).toBe(true)
+            expect(run.signals[i]!.reason, where).toMatchObject({
+              cancelReason: { _tag: "Deadline" },
+              cause: (got as P.TimedOut).reason
+            })
           }
         })
         expectWaitedWithinBound(run, result.done, concurrency)
@@ -288,9 +296,14 @@ describe("Promise facade properties", () => {
           if (start < first) expect(run.calls[i], where).toBe(1)
           else if (start > first) expect(run.calls[i], where).toBe(0)
           else expect(run.calls[i], where).toBeLessThanOrEqual(1)
-          // A function still running at the failure has its signal aborted with the run's error.
+          // A function still running at the failure has its signal aborted, with the run's error as the cause: the
+          // deadline, or the failing function named.
           if (run.calls[i] === 1 && plan[i]!.stop > first && failures[i] !== first) {
-            expect(run.signals[i]!.reason, where).toBe(error)
+            const reason = run.signals[i]!.reason as P.CancelledError
+            expect(reason, where).toBeInstanceOf(P.CancelledError)
+            expect(reason.cause, where).toBe(error)
+            if (first === DEADLINE) expect(reason.cancelReason, where).toStrictEqual({ _tag: "Deadline" })
+            else expect(reason.cancelReason._tag, where).toBe("SiblingFailed")
           }
         })
         expectWaitedWithinBound(run, result.done, concurrency)
