@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Duration, Effect, Fiber, Option } from "effect"
+import { Deferred, Duration, Effect, Fiber, Option, Ref, Schedule } from "effect"
 import { TestClock } from "effect/testing"
 import { Deadline, FanOut } from "../src/index.js"
 
@@ -37,7 +37,8 @@ describe("Deadline.remaining", () => {
       const inner = (deadline: Duration.Input) =>
         FanOut.all([millisLeft], { deadline }).pipe(Effect.map(([left]) => left))
       const [looser, tighter] = yield* FanOut.all([inner("5 seconds"), inner("200 millis")], { deadline: "1 second" })
-      expect(looser).toEqual(Option.some(1000))
+      // The looser one adopts the enclosing deadline, ending 1 ms before it.
+      expect(looser).toEqual(Option.some(999))
       expect(tighter).toEqual(Option.some(200))
     }))
 
@@ -47,20 +48,24 @@ describe("Deadline.remaining", () => {
       expect(left).toEqual(Option.some(1000))
     }))
 
-  it.effect("a nested fan-out with a longer deadline ends at the enclosing deadline", () =>
+  it.effect("a nested fan-out with a longer deadline ends 1 ms before the enclosing one, its partial results kept", () =>
     Effect.gen(function*() {
-      // The inner deadline (10 s) is clamped to the 1 s left of the outer one: nothing runs past 1400 ms.
+      // The inner deadline (10 s) is clamped to the 1 s left of the outer one, less 1 ms: nothing runs past 1400 ms,
+      // and the inner fan-out's partial results reach the outer one in time.
       const inner = FanOut.settle({ fast: Effect.succeed(1), slow: Effect.never }, { deadline: "10 seconds" })
       const fiber = yield* Effect.forkChild(
         FanOut.settle({ inner: Effect.delay(inner, "400 millis") }, { deadline: "1400 millis" })
       )
       yield* Effect.yieldNow
       yield* TestClock.adjust("400 millis")
-      yield* TestClock.adjust("999 millis")
+      yield* TestClock.adjust("998 millis")
       expect(fiber.pollUnsafe()).toBeUndefined()
       yield* TestClock.adjust("1 millis")
       const { inner: outer } = yield* Fiber.join(fiber)
-      expect(outer).toMatchObject({ _tag: "TimedOut", reason: "Deadline", durationMillis: 1400 })
+      expect(outer).toMatchObject({ _tag: "Success", durationMillis: 1399 })
+      const { fast, slow } = (outer as { readonly value: { readonly fast: unknown; readonly slow: unknown } }).value
+      expect(fast).toMatchObject({ _tag: "Success", value: 1 })
+      expect(slow).toMatchObject({ _tag: "TimedOut", reason: "Deadline", durationMillis: 999 })
     }))
 })
 
@@ -75,5 +80,58 @@ describe("a task's timeout under an enclosing deadline", () => {
       yield* TestClock.adjust("1 millis")
       const { inner: outcome } = yield* Fiber.join(fiber)
       expect(outcome).toMatchObject({ _tag: "TimedOut", reason: "Deadline", durationMillis: 500 })
+    }))
+})
+
+describe("a task's retries under an enclosing deadline", () => {
+  it.effect("a nested fan-out's retries stop at the enclosing deadline, though its own deadline is later", () =>
+    Effect.gen(function*() {
+      const started = yield* Ref.make(0)
+      const flaky = Effect.andThen(Ref.update(started, (n) => n + 1), Effect.fail("down"))
+      const inner = FanOut.settle({ flaky }, { retry: Schedule.spaced("1 second"), deadline: "10 seconds" })
+      const fiber = yield* Effect.forkChild(FanOut.settle({ inner }, { deadline: "2500 millis" }))
+      yield* Effect.yieldNow
+      yield* TestClock.adjust("2498 millis")
+      expect(fiber.pollUnsafe()).toBeUndefined()
+      yield* TestClock.adjust("1 millis")
+      const { inner: outcome } = yield* Fiber.join(fiber)
+      // Attempts at 0, 1 and 2 seconds; the enclosing deadline (less 1 ms) cuts the wait for the fourth, in the inner
+      // fan-out, whose outcome reaches the outer one.
+      expect(outcome).toMatchObject({ _tag: "Success", durationMillis: 2499 })
+      const { flaky: inside } = (outcome as { readonly value: { readonly flaky: unknown } }).value
+      expect(inside).toMatchObject({ _tag: "TimedOut", reason: "Deadline", attempts: 3, durationMillis: 2499 })
+      yield* TestClock.adjust("1 hour")
+      expect(yield* Ref.get(started)).toBe(3)
+    }))
+
+  it.effect("a nested fan-out without a deadline: the enclosing deadline stops its retries, none starts after", () =>
+    Effect.gen(function*() {
+      const started = yield* Ref.make(0)
+      const flaky = Effect.andThen(Ref.update(started, (n) => n + 1), Effect.fail("down"))
+      const inner = FanOut.all([flaky], { retry: Schedule.spaced("1 second") })
+      const fiber = yield* Effect.forkChild(FanOut.settle({ inner }, { deadline: "2500 millis" }))
+      yield* Effect.yieldNow
+      yield* TestClock.adjust("2500 millis")
+      const { inner: outcome } = yield* Fiber.join(fiber)
+      expect(outcome).toMatchObject({ _tag: "TimedOut", reason: "Deadline", durationMillis: 2500 })
+      yield* TestClock.adjust("1 hour")
+      expect(yield* Ref.get(started)).toBe(3)
+    }))
+
+  it.effect("a task's own retry inside a fan-out with a deadline reads the budget shrinking between attempts", () =>
+    Effect.gen(function*() {
+      const seen = yield* Ref.make<Array<number>>([])
+      const task = Effect.gen(function*() {
+        const left = yield* Deadline.remaining
+        yield* Ref.update(seen, (all) => [...all, Duration.toMillis(Option.getOrThrow(left))])
+        return yield* Effect.fail("down")
+      })
+      const fiber = yield* Effect.forkChild(
+        FanOut.settle([task], { retry: Schedule.spaced("400 millis"), deadline: "1 second" })
+      )
+      yield* TestClock.adjust("1 second")
+      const [outcome] = yield* Fiber.join(fiber)
+      expect(outcome).toMatchObject({ _tag: "TimedOut", reason: "Deadline", attempts: 3 })
+      expect(yield* Ref.get(seen)).toStrictEqual([1000, 600, 200])
     }))
 })

@@ -103,6 +103,9 @@ export interface Spec<A, E> {
   readonly policy: (clock: Clock.Clock) => Policy<A, E>
 }
 
+/** How long before the enclosing deadline a nested fan-out that adopts it ends, in milliseconds. */
+const inheritedLead = 1
+
 /** Runs a fan-out. */
 export const run = <A, E>(spec: Spec<A, E>): Effect.Effect<A, E> =>
   Effect.withFiber((caller) => {
@@ -111,14 +114,16 @@ export const run = <A, E>(spec: Spec<A, E>): Effect.Effect<A, E> =>
     const policy = spec.policy(clock)
     if (size === 0) return policy.result(0)
     // With a deadline, the tasks run under the smaller of it and the deadline around the fan-out (a nested fan-out
-    // never outlives the enclosing one); without, they see the caller's, at no cost per task.
+    // never outlives the enclosing one); without, they see the caller's, at no cost per task. Under the enclosing
+    // deadline, the fan-out ends a millisecond before it, so that its result (settle's partial results) reaches the
+    // task that runs it before the enclosing fan-out's deadline stops that task.
     let deadline = spec.deadline
     let context = caller.context
     if (deadline !== undefined) {
       const now = clock.currentTimeMillisUnsafe()
       const enclosing = caller.getRef(CurrentDeadline)
-      if (enclosing - now < deadline) deadline = Math.max(0, enclosing - now)
-      else context = Context.add(context, CurrentDeadline, now + deadline)
+      if (enclosing - now - inheritedLead < deadline) deadline = Math.max(0, enclosing - now - inheritedLead)
+      context = Context.add(context, CurrentDeadline, now + deadline)
     }
     const fork = Effect.runForkWith(context)
     const timed = spec.timed || spec.timeout !== undefined || spec.deadline !== undefined
