@@ -3,7 +3,8 @@
  * from inside the task (to pass on to a callee, in the style of gRPC's `grpc-timeout`).
  *
  * A fan-out with a `deadline` runs its tasks under it; a fan-out nested inside a task runs under the smaller of its
- * own `deadline` and the one around it, so that it never outlives the enclosing deadline. Outside any fan-out with a
+ * own `deadline` and the one around it, so that it never outlives the enclosing deadline: adopting the enclosing one,
+ * it ends 1 ms before it, so that its result (settle's partial results) reaches the task that runs it in time. Outside any fan-out with a
  * deadline there is none. A fan-out without a `deadline` does no extra work per task: its tasks see the deadline
  * around the fan-out, if any.
  *
