@@ -23,6 +23,7 @@ import type * as Fiber from "effect/Fiber"
 import { EventEmitter, setMaxListeners } from "node:events"
 import { performance } from "node:perf_hooks"
 import pMap from "p-map"
+import { Boom, effectFailFast, effectWait, failAfterMs, type FailFast, failN, type Wait, waits } from "./failFast.js"
 import {
   type Clock,
   compileLibrary,
@@ -431,63 +432,7 @@ const printMemory = (results: Map<string, PendingResult>) => {
 // ---------------------------------------------------------------------------------------------------------------
 // fail fast
 
-const failN = 1000
-const failAfterMs = 20
 const failRuns = quick ? 5 : 15
-
-type Wait = "Deferred" | "sleep" | "callback"
-const waits: ReadonlyArray<Wait> = ["Deferred", "sleep", "callback"]
-
-class Boom {
-  readonly _tag = "Boom"
-}
-
-/** What a sibling waits on, for Effect: a Deferred never done, an hour's sleep, a read in flight on its own socket. */
-const effectWait = (wait: Wait, gate: Deferred.Deferred<void>): Effect.Effect<void> => {
-  switch (wait) {
-    case "Deferred":
-      return Deferred.await(gate)
-    case "sleep":
-      return Effect.sleep("1 hour")
-    case "callback":
-      return Effect.callback<void>((resume) => {
-        const socket = new EventEmitter()
-        const onData = () => resume(Effect.void)
-        socket.once("data", onData)
-        return Effect.sync(() => socket.removeListener("data", onData))
-      })
-  }
-}
-
-interface FailFast {
-  readonly name: string
-  /** Resolves with [ms from the failure to the return, finalizers done at the return]. */
-  readonly run: (wait: Wait) => Promise<readonly [number, number]>
-}
-
-const effectFailFast =
-  (fanOut: (tasks: Array<Effect.Effect<void, Boom>>) => Effect.Effect<unknown, unknown>) =>
-  (wait: Wait): Promise<readonly [number, number]> => {
-    let finalized = 0
-    let failedAt = 0
-    const gate = Deferred.makeUnsafe<void>()
-    const finalizer = Effect.sync(() => {
-      finalized++
-    })
-    const tasks = new Array<Effect.Effect<void, Boom>>(failN)
-    for (let i = 0; i < failN - 1; i++) tasks[i] = Effect.ensuring(effectWait(wait, gate), finalizer)
-    tasks[failN - 1] = Effect.andThen(
-      Effect.sleep(failAfterMs),
-      Effect.suspend(() => {
-        failedAt = performance.now()
-        return Effect.fail(new Boom())
-      })
-    )
-    return Effect.runPromise(Effect.flatMap(
-      Effect.exit(fanOut(tasks)),
-      () => Effect.sync(() => [performance.now() - failedAt, finalized] as const)
-    ))
-  }
 
 /** The Promise twin: each function waits on its resource until a shared `AbortController` aborts it. */
 const promiseFailFast = async (wait: Wait): Promise<readonly [number, number]> => {

@@ -1,0 +1,129 @@
+/**
+ * `npm run bench:compare -- --base=<git ref> [--head=<git ref>]`: what a change costs on the fail-fast stop path,
+ * measured where the core benchmark's ratios are too noisy to tell: the library at two commits (the working tree for
+ * `head` unless given), each compiled by tsc into a directory of its own, loaded into one process and timed
+ * alternately, round by round, with Effect 4's `Effect.all` in the same rounds. The scenario is the core benchmark's
+ * fail fast (`failFast.ts`): N = 1,000, 999 siblings waiting with a counting finalizer, the last task failing after
+ * 20 ms; ms from the failure to the return, every finalizer done.
+ *
+ *   --rounds=31      rounds per wait (after 3 warm-up runs of each runner)
+ *
+ * Prints one Markdown table: per wait and runner the median ms (min–max), and head ÷ base as the median of the
+ * per-round ratios (min–max).
+ */
+import * as Effect from "effect/Effect"
+import { spawnSync } from "node:child_process"
+import * as Fs from "node:fs"
+import { createRequire } from "node:module"
+import * as Path from "node:path"
+import { fileURLToPath, pathToFileURL } from "node:url"
+import { effectFailFast, failN, type Wait, waits } from "./failFast.js"
+import { fmtStats, machine, stats, table } from "./harness.js"
+
+const root = fileURLToPath(new URL("../../", import.meta.url))
+const cacheDir = Path.join(root, "node_modules/.cache/effect-fanout-compare")
+
+const flag = (name: string): string | undefined =>
+  process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3)
+
+const fail = (message: string): never => {
+  console.error(`bench:compare: ${message}`)
+  process.exit(1)
+}
+
+for (const arg of process.argv.slice(2)) {
+  if (!/^--(base|head|rounds)=/.test(arg)) {
+    fail(`unrecognised flag ${arg} (the flags: --base=REF --head=REF --rounds=N)`)
+  }
+}
+const baseRef = flag("base") ?? fail("give --base=<git ref>, the commit to compare against")
+const headRef = flag("head")
+const roundsRaw = flag("rounds") ?? "31"
+const rounds = /^\d+$/.test(roundsRaw) && Number(roundsRaw) >= 3 ? Number(roundsRaw) : fail("--rounds must be ≥ 3")
+
+const git = (...args: Array<string>): string => {
+  const r = spawnSync("git", args, { cwd: root, encoding: "utf8" })
+  if (r.status !== 0) fail(`git ${args.join(" ")}: ${r.stderr.trim()}`)
+  return r.stdout.trim()
+}
+
+/** Compiles `src/` of `ref` (the working tree when undefined) into a directory of its own; returns its `FanOut.js`. */
+const compile = (ref: string | undefined): { readonly name: string; readonly module: string } => {
+  const sha = ref === undefined ? "worktree" : git("rev-parse", "--short", `${ref}^{commit}`)
+  const dir = Path.join(cacheDir, sha)
+  Fs.rmSync(dir, { recursive: true, force: true })
+  Fs.mkdirSync(dir, { recursive: true })
+  if (ref === undefined) {
+    Fs.cpSync(Path.join(root, "src"), Path.join(dir, "src"), { recursive: true })
+  } else {
+    const archive = spawnSync("git", ["archive", "--format=tar", sha, "src"], { cwd: root, maxBuffer: 1 << 28 })
+    if (archive.status !== 0) fail(`git archive ${sha}: ${archive.stderr.toString().trim()}`)
+    const untar = spawnSync("tar", ["-x", "-C", dir], { input: archive.stdout })
+    if (untar.status !== 0) fail(`tar: ${untar.stderr.toString().trim()}`)
+  }
+  // The project's compiler options, this directory's sources; `effect` resolves to this package's node_modules.
+  Fs.writeFileSync(
+    Path.join(dir, "tsconfig.json"),
+    JSON.stringify({
+      extends: Path.join(root, "tsconfig.json"),
+      compilerOptions: {
+        noEmit: false,
+        rootDir: "src",
+        outDir: "dist",
+        declaration: false,
+        declarationMap: false,
+        sourceMap: false,
+        inlineSources: false
+      },
+      include: ["src"]
+    })
+  )
+  const tsc = createRequire(import.meta.url).resolve("typescript/bin/tsc")
+  const r = spawnSync(process.execPath, [tsc, "-p", Path.join(dir, "tsconfig.json")], { encoding: "utf8" })
+  if (r.status !== 0) console.error(`tsc reported errors for ${sha} (the emitted code runs):\n${r.stdout}${r.stderr}`)
+  return { name: ref === undefined ? "working tree" : `${ref} (${sha})`, module: Path.join(dir, "dist/FanOut.js") }
+}
+
+type FanOutModule = typeof import("../../src/FanOut.js")
+
+const base = compile(baseRef)
+const head = compile(headRef)
+const baseFanOut: FanOutModule = await import(pathToFileURL(base.module).href)
+const headFanOut: FanOutModule = await import(pathToFileURL(head.module).href)
+
+const runners = [
+  { name: `FanOut.all, base`, run: effectFailFast((tasks) => baseFanOut.all(tasks)) },
+  { name: `FanOut.all, head`, run: effectFailFast((tasks) => headFanOut.all(tasks)) },
+  { name: "Effect.all", run: effectFailFast((tasks) => Effect.all(tasks, { concurrency: "unbounded" })) }
+]
+
+console.log(`bench:compare: base ${base.name}, head ${head.name}; ${machine()}`)
+const rows: Array<Array<string>> = []
+for (const wait of waits as ReadonlyArray<Wait>) {
+  for (const r of runners) for (let w = 0; w < 3; w++) await r.run(wait)
+  const ms = runners.map(() => new Array<number>())
+  const ratios: Array<number> = []
+  for (let round = 0; round < rounds; round++) {
+    const got = new Array<number>(runners.length)
+    for (let k = 0; k < runners.length; k++) {
+      // Each round starts with another runner, so that none always runs first.
+      const i = (k + round) % runners.length
+      const [latency, finalized] = await runners[i]!.run(wait)
+      if (finalized !== failN - 1) fail(`${runners[i]!.name}: ${finalized} of ${failN - 1} finalizers done at return`)
+      got[i] = latency
+      ms[i]!.push(latency)
+    }
+    ratios.push(got[1]! / got[0]!)
+  }
+  const ratio = stats(ratios)
+  runners.forEach((r, i) => {
+    rows.push([
+      wait,
+      r.name,
+      fmtStats(stats(ms[i]!)),
+      i === 1 ? `${ratio.median.toFixed(2)}× (${ratio.min.toFixed(2)}–${ratio.max.toFixed(2)})` : ""
+    ])
+  })
+}
+console.log(table(["siblings wait on", "runner", "ms after the failure", "head ÷ base, per round"], rows, 2))
+console.log(`\n${rounds} rounds per wait after 3 warm-up runs of each runner; every finalizer done at every return.`)
