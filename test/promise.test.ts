@@ -1394,3 +1394,15 @@ describe("remaining(signal)", () => {
     })
   })
 })
+
+describe("types of cancellation reasons and the deadline budget", () => {
+  it("CancelledError carries a CancelReason; remaining reads a number or undefined", () => {
+    expectTypeOf<P.CancelledError["cancelReason"]>().toEqualTypeOf<CancelReason>()
+    expectTypeOf<P.CancelledError>().toExtend<Error>()
+    expectTypeOf(P.remaining).parameters.toEqualTypeOf<[AbortSignal]>()
+    expectTypeOf(P.remaining).returns.toEqualTypeOf<number | undefined>()
+    const why = new P.CancelledError({ _tag: "SiblingFailed", key: 3, label: undefined }, new Error("down"))
+    expect(why.message).toBe("effect-fanout/promise: cancelled: function 3 failed: down")
+    expect(why.cause).toMatchObject({ message: "down" })
+  })
+})
