@@ -24,6 +24,11 @@
  *   npm run bench:load -- --seconds=5 --single-seconds=3 --rounds=5 --connections=32
  *   npm run bench:load -- --cpu-prof       only the app, healthy partial then strict, saturated for --seconds (10)
  *                                          each under `node --cpu-prof`; prints where its time goes
+ *   npm run bench:load -- --workers        the app as `npm run serve -- --external --workers=N` serves it, N = 1
+ *                                          and 2 (`--max-workers=M`: 1 to M), healthy partial, saturated with
+ *                                          --connections (32 here unless given): requests/s and CPU per request
+ *                                          of all its processes (the cluster primary and its workers, from
+ *                                          /proc/<pid>/stat), and the scaling against one worker
  *
  * Children are killed when this process exits, on error and on Ctrl-C too; they also exit by themselves when the IPC
  * channel to this process closes.
@@ -32,12 +37,13 @@
  */
 import autocannon from "autocannon"
 import type { ChildProcess } from "node:child_process"
-import { fork } from "node:child_process"
+import { fork, spawn } from "node:child_process"
 import * as Fs from "node:fs"
+import * as Net from "node:net"
 import * as os from "node:os"
 import { fileURLToPath } from "node:url"
 import type { Feature } from "../../examples/analytics/Features.js"
-import { features } from "../../examples/analytics/Features.js"
+import { configPrefix, features } from "../../examples/analytics/Features.js"
 import type { Overrides } from "../../examples/analytics/harness/Simulator.js"
 import type { Stats } from "./harness.js"
 import { fmt, fmtStats, heading, machine, stats, table } from "./harness.js"
@@ -56,7 +62,9 @@ const cpuProf = process.argv.includes("--cpu-prof")
 const seconds = flag("seconds", cpuProf ? 10 : quick ? 2 : 3)
 const singleSeconds = flag("single-seconds", quick ? 1 : 2)
 const rounds = flag("rounds", quick ? 2 : 4)
-const connections = flag("connections", 16)
+const workersMode = process.argv.includes("--workers")
+const maxWorkers = flag("max-workers", 2)
+const connections = flag("connections", workersMode ? 32 : 16)
 
 const targetFile = fileURLToPath(new URL("./load/target.ts", import.meta.url))
 /** Where each process's output goes: the servers log every failed call, which is how an unexpected answer is explained. */
@@ -454,7 +462,195 @@ const profile = async () => {
   console.log(`\n${Profile.summarize(`${profileDir}${files[0]}`, 25)}`)
 }
 
-await (cpuProf ? profile() : main()).catch((error) => {
+// ---------------------------------------------------------------------------------------------------------------
+// --workers: the app on N processes sharing one port, as `npm run serve -- --workers=N` runs it
+
+const serveFile = fileURLToPath(new URL("../serve.ts", import.meta.url))
+const clockTicks = 100 // USER_HZ: the unit of utime and stime in /proc/<pid>/stat on Linux
+
+/** The pids of `pid`'s children (the cluster's workers), from /proc. */
+const childrenOf = (pid: number): Array<number> =>
+  Fs.readdirSync("/proc").filter((name) => /^\d+$/.test(name)).flatMap((name) => {
+    try {
+      const stat = Fs.readFileSync(`/proc/${name}/stat`, "utf8")
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+      return Number(fields[1]) === pid ? [Number(name)] : []
+    } catch {
+      return [] // the process ended meanwhile
+    }
+  })
+
+/** User + system CPU time of `pid` and of its children, in microseconds, and their resident memory in bytes. */
+const treeUsage = (pid: number): { readonly cpuMicros: number; readonly rss: number; readonly processes: number } => {
+  let cpuMicros = 0
+  let rss = 0
+  const pids = [pid, ...childrenOf(pid)]
+  for (const p of pids) {
+    const stat = Fs.readFileSync(`/proc/${p}/stat`, "utf8")
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+    // Fields after the command: state(0) ppid(1) ... utime(11) stime(12) ... rss(21), in pages.
+    cpuMicros += ((Number(fields[11]) + Number(fields[12])) / clockTicks) * 1e6
+    rss += Number(fields[21]) * 4096
+  }
+  return { cpuMicros, rss, processes: pids.length }
+}
+
+const freePort = (): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const server = Net.createServer()
+    server.once("error", reject)
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as Net.AddressInfo
+      server.close(() => resolve(port))
+    })
+  })
+
+/** `npm run serve -- --external --workers=N` on a free port, against the simulators; ready once /health answers. */
+const startServe = async (workers: number, simulators: Child): Promise<Child> => {
+  const port = await freePort()
+  const urls = simulators.ready.urls!
+  Fs.mkdirSync(logDir, { recursive: true })
+  const log = Fs.openSync(`${logDir}serve-${workers}.log`, "w")
+  const child = spawn(process.execPath, ["--import", "tsx", serveFile, "--external", `--workers=${workers}`], {
+    env: {
+      ...process.env,
+      PORT: String(port),
+      HOST: "127.0.0.1",
+      FEATURE_RETRIES: "0",
+      // Capacity, not shedding: saturated, the event loop's delay passes the default bound (100 ms) and the API would
+      // answer 503 busy to part of the load (the soak does the same).
+      MAX_EVENT_LOOP_DELAY: process.env.MAX_EVENT_LOOP_DELAY ?? "60000",
+      ...Object.fromEntries(features.map((feature) => [`${configPrefix(feature)}_URL`, urls[feature]]))
+    },
+    stdio: ["ignore", log, log]
+  })
+  started.add(child)
+  Fs.closeSync(log)
+  child.once("exit", () => started.delete(child))
+  const url = `http://127.0.0.1:${port}`
+  for (let i = 0; i < 300; i++) {
+    if (child.exitCode !== null) {
+      throw new Error(`serve --workers=${workers} exited; its log: ${logDir}serve-${workers}.log`)
+    }
+    const up = await fetch(`${url}/health`).then((r) => r.ok, () => false)
+    // With workers, every one of them has to be listening: the primary forks them at once, they come up within a second.
+    if (up && (workers === 1 || childrenOf(child.pid!).length >= workers)) {
+      await new Promise((resolve) => setTimeout(resolve, workers === 1 ? 0 : 1000))
+      const pid = child.pid!
+      return {
+        kind: "fanout",
+        process: child,
+        ready: { type: "ready", url },
+        ask: async () => ({ type: "usage", ...treeUsage(pid) })
+      }
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  throw new Error(
+    `serve --workers=${workers} did not answer /health within 30 s; its log: ${logDir}serve-${workers}.log`
+  )
+}
+
+/** Stops `serve` as Ctrl-C would (SIGTERM to the primary, which stops its workers), and checks none is left. */
+const stopServe = async (child: Child): Promise<void> => {
+  const pid = child.process.pid!
+  const workerPids = childrenOf(pid)
+  await new Promise<void>((resolve) => {
+    if (child.process.exitCode !== null || child.process.signalCode !== null) return resolve()
+    const timer = setTimeout(() => child.process.kill("SIGKILL"), 15_000)
+    child.process.once("exit", () => {
+      clearTimeout(timer)
+      resolve()
+    })
+    child.process.kill("SIGTERM")
+  })
+  for (const worker of workerPids) {
+    try {
+      process.kill(worker, 0)
+      process.kill(worker, "SIGKILL")
+      console.error(`worker ${worker} outlived its primary: killed`)
+    } catch {
+      // gone, as it should be
+    }
+  }
+}
+
+const scaling = async () => {
+  const t0 = performance.now()
+  header()
+  const scenario = scenarios[0]!
+  console.log(
+    `${connections} connections saturated for ${seconds} s per run, ${rounds} rounds after a warm-up, ` +
+      `workers 1 to ${maxWorkers}, ${scenario.name}; started ${new Date().toISOString()}`
+  )
+  const simulators = await startSimulators()
+  const counts = Array.from({ length: maxWorkers }, (_, i) => i + 1)
+  const servers: Array<{ readonly workers: number; readonly child: Child }> = []
+  try {
+    for (const workers of counts) servers.push({ workers, child: await startServe(workers, simulators) })
+    for (const server of servers) await verify(server.child, scenario)
+    const samples = new Map<number, Array<Sample>>()
+    for (let round = 0; round <= rounds; round++) {
+      for (const server of round % 2 === 0 ? servers : [...servers].reverse()) {
+        const sample = await load(server.child, scenario, round === 0 ? 2 : seconds, connections)
+        if (round > 0) samples.set(server.workers, [...(samples.get(server.workers) ?? []), sample])
+      }
+    }
+    const one = stats(samples.get(1)!.map((s) => s.rps))
+    const rows = counts.map((workers) => {
+      const runs = samples.get(workers)!
+      const rps = stats(runs.map((s) => s.rps))
+      const unexpected = runs.reduce((n, s) => n + s.unexpected, 0)
+      const answered = runs.reduce((n, s) => n + s.answered, 0)
+      return [
+        String(workers),
+        String(treeUsage(servers[workers - 1]!.child.process.pid!).processes),
+        fmtStats(rps, 0),
+        `${fmt(rps.median / one.median, 2)}×`,
+        fmtStats(stats(runs.map((s) => s.cpuMicrosPerRequest)), 0),
+        fmtStats(stats(runs.map((s) => s.p99)), 0),
+        fmt(Math.max(...runs.map((s) => s.rss)) / 2 ** 20, 0),
+        `${unexpected} / ${answered}`
+      ]
+    })
+    heading(`serve --workers=N: ${scenario.name}, ${connections} connections`)
+    console.log(table(
+      [
+        "workers",
+        "processes",
+        "requests/s",
+        "× 1 worker",
+        "CPU µs/request (all processes)",
+        "p99 ms",
+        "RSS MB (all)",
+        "unexpected / answers"
+      ],
+      rows,
+      1
+    ))
+    console.log(
+      `
+One port, \`node:cluster\` (the primary accepts and hands connections to the workers round-robin); ` +
+        `with 1 worker, one process and no cluster. The load generator (this process) and the simulators ` +
+        `run on the same ${os.cpus().length} cores. Median (min–max) over ${rounds} rounds, servers alternated.`
+    )
+    for (const workers of counts) {
+      const detail = samples.get(workers)!.flatMap((s) => s.unexpectedDetail)
+      if (detail.length > 0) console.log(`\nUnexpected answers, ${workers} worker(s): ${detail.join(", ")}`)
+    }
+    const broken = counts.some((w) => samples.get(w)!.some((s) => s.unexpected > s.answered / 100))
+    if (broken) {
+      console.error(`\nMore than 1% unexpected answers in a run; the logs: ${logDir}`)
+      process.exitCode = 1
+    }
+  } finally {
+    await Promise.all(servers.map((s) => stopServe(s.child)))
+    await stop(simulators)
+  }
+  console.log(`\nTotal ${Math.round((performance.now() - t0) / 1000)} s.`)
+}
+
+await (cpuProf ? profile() : workersMode ? scaling() : main()).catch((error) => {
   console.error(error instanceof Error ? error.stack ?? error.message : error)
   process.exitCode = 1
 })

@@ -94,7 +94,12 @@ if (kind === "simulators") {
     return yield* Effect.never
   }).pipe(
     Effect.provide(served),
-    Effect.provide(ConfigProvider.layer(Embedded.configFor({ urls }, { FEATURE_RETRIES: "0" }))),
+    // Capacity, not shedding: saturated, the event loop's delay passes the default bound (100 ms), and the app would
+    // answer part of the load 503 busy (cheap answers that are not the endpoint's work).
+    Effect.provide(ConfigProvider.layer(Embedded.configFor({ urls }, {
+      FEATURE_RETRIES: "0",
+      MAX_EVENT_LOOP_DELAY: process.env.MAX_EVENT_LOOP_DELAY ?? "60000"
+    }))),
     NodeRuntime.runMain
   )
 }
