@@ -349,12 +349,24 @@ export const layerAll: Layer.Layer<Clients, Config.ConfigError, HttpClient.HttpC
 )
 
 /**
- * The `HttpClient` every feature client uses: undici with its keep-alive pool, so a fan-out of twelve calls reuses
- * the connections of the previous request instead of opening twelve new ones; at most `FEATURE_CONNECTIONS` of them
- * per service.
+ * Which HTTP client calls the feature services: `FEATURE_HTTP_CLIENT`, `undici` (the default) or `node` (`node:http`
+ * with a keep-alive agent). docs/BENCHMARKS.md ("What each choice of the app costs") measures the two.
+ */
+export const httpClientKind: Config.Config<"undici" | "node"> = variable<"undici" | "node">(
+  "FEATURE_HTTP_CLIENT",
+  (raw) => raw === "undici" || raw === "node" ? Result.succeed(raw) : Result.fail("must be undici or node")
+).pipe(Config.withDefault("undici" as const))
+
+/**
+ * The `HttpClient` every feature client uses, with a keep-alive pool, so a fan-out of twelve calls reuses the
+ * connections of the previous request instead of opening twelve new ones; at most `FEATURE_CONNECTIONS` of them per
+ * service. undici by default; `node:http` with `FEATURE_HTTP_CLIENT=node`.
  */
 export const layerHttpClient: Layer.Layer<HttpClient.HttpClient, Config.ConfigError> = Layer.unwrap(
   Effect.gen(function*() {
-    return NodeHttpClient.layerUndiciOptions({ connections: yield* connectionsPerService })
+    const connections = yield* connectionsPerService
+    return (yield* httpClientKind) === "node" ?
+      NodeHttpClient.layerNodeHttpOptions({ keepAlive: true, maxSockets: connections }) :
+      NodeHttpClient.layerUndiciOptions({ connections })
   })
 )

@@ -468,13 +468,17 @@ const profile = async () => {
 const serveFile = fileURLToPath(new URL("../serve.ts", import.meta.url))
 const clockTicks = 100 // USER_HZ: the unit of utime and stime in /proc/<pid>/stat on Linux
 
-/** The pids of `pid`'s children (the cluster's workers), from /proc. */
+/**
+ * The pids of `pid`'s children that run serve.ts (the cluster's workers), from /proc: not tsx's esbuild service, a
+ * child of every process here, whose CPU is the loader's, not the app's.
+ */
 const childrenOf = (pid: number): Array<number> =>
   Fs.readdirSync("/proc").filter((name) => /^\d+$/.test(name)).flatMap((name) => {
     try {
       const stat = Fs.readFileSync(`/proc/${name}/stat`, "utf8")
       const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-      return Number(fields[1]) === pid ? [Number(name)] : []
+      if (Number(fields[1]) !== pid) return []
+      return Fs.readFileSync(`/proc/${name}/cmdline`, "utf8").includes("serve.ts") ? [Number(name)] : []
     } catch {
       return [] // the process ended meanwhile
     }
@@ -564,14 +568,19 @@ const stopServe = async (child: Child): Promise<void> => {
     })
     child.process.kill("SIGTERM")
   })
-  for (const worker of workerPids) {
+  const alive = (worker: number) => {
     try {
-      process.kill(worker, 0)
-      process.kill(worker, "SIGKILL")
-      console.error(`worker ${worker} outlived its primary: killed`)
+      // A worker that has exited but not been reaped yet is a zombie: gone, for this purpose.
+      return !Fs.readFileSync(`/proc/${worker}/stat`, "utf8").includes(") Z ")
     } catch {
-      // gone, as it should be
+      return false
     }
+  }
+  for (let i = 0; i < 30 && workerPids.some(alive); i++) await new Promise((resolve) => setTimeout(resolve, 100))
+  for (const worker of workerPids.filter(alive)) {
+    process.kill(worker, "SIGKILL")
+    console.error(`worker ${worker} was still running 3 s after its primary exited: killed`)
+    process.exitCode = 1
   }
 }
 
@@ -631,7 +640,8 @@ const scaling = async () => {
     console.log(
       `
 One port, \`node:cluster\` (the primary accepts and hands connections to the workers round-robin); ` +
-        `with 1 worker, one process and no cluster. The load generator (this process) and the simulators ` +
+        `with 1 worker, one process and no cluster. CPU: user + system time of the primary and its workers ` +
+        `(/proc/<pid>/stat), per answered request. The load generator (this process) and the simulators ` +
         `run on the same ${os.cpus().length} cores. Median (min–max) over ${rounds} rounds, servers alternated.`
     )
     for (const workers of counts) {

@@ -7,6 +7,8 @@ import { ConfigProvider, Deferred, Effect, Fiber, Layer, Result } from "effect"
 import type { HttpClientRequest } from "effect/http"
 import { HttpClient, HttpClientError, HttpClientResponse } from "effect/http"
 import { TestClock } from "effect/testing"
+import * as Http from "node:http"
+import type * as Net from "node:net"
 import type { CustomerId } from "../../examples/analytics/Domain.js"
 import * as FeatureClient from "../../examples/analytics/FeatureClient.js"
 import { configPrefix, features } from "../../examples/analytics/Features.js"
@@ -333,4 +335,60 @@ describe("feature clients' body cap (FEATURE_MAX_BODY_BYTES)", () => {
       expect(pulled.count).toBeLessThanOrEqual(3)
     }).pipe(Effect.provide(capped(() => endless(100_000, pulled, 503))))
   })
+})
+
+describe("the HTTP client of the feature calls (FEATURE_HTTP_CLIENT)", () => {
+  /** A real feature service on an ephemeral loopback port that records the connection of each request. */
+  const service = Effect.acquireRelease(
+    Effect.callback<{ readonly url: string; readonly server: Http.Server; readonly sockets: Set<unknown> }>(
+      (resume) => {
+        const sockets = new Set<unknown>()
+        const server = Http.createServer((request, response) => {
+          sockets.add(request.socket)
+          response.writeHead(200, { "content-type": "application/json" })
+          response.end(JSON.stringify({ customerId: "c-9", feature: "listings", count: 3, lastUsedAt: null }))
+        })
+        server.listen(0, "127.0.0.1", () => {
+          const { port } = server.address() as Net.AddressInfo
+          resume(Effect.succeed({ url: `http://127.0.0.1:${port}`, server, sockets }))
+        })
+      }
+    ),
+    ({ server }) =>
+      Effect.callback<void>((resume) => {
+        server.closeAllConnections()
+        server.close(() => resume(Effect.void))
+      })
+  )
+
+  for (const kind of ["undici", "node", undefined] as const) {
+    it.effect(`${kind ?? "unset (undici)"}: calls a real service and keeps its connection alive between calls`, () =>
+      Effect.gen(function*() {
+        const { sockets, url } = yield* service
+        const env: Record<string, string> = {
+          LISTINGS_URL: url,
+          ...(kind === undefined ? {} : { FEATURE_HTTP_CLIENT: kind })
+        }
+        const listings = FeatureClient.layer("listings").pipe(
+          Layer.provide(FeatureClient.layerHttpClient),
+          Layer.provide(config(env))
+        )
+        const answers = yield* Effect.all(Array.from({ length: 6 }, () => callListings)).pipe(Effect.provide(listings))
+        expect(answers[0]).toMatchObject({ customerId: "c-9", feature: "listings", count: 3 })
+        for (const answer of answers) expect(answer).toStrictEqual(answers[0])
+        // Six calls one after the other over kept-alive connections: at most two (undici hands a connection back to
+        // its pool a moment after the answer, so the next call may open a second one), never one per call.
+        expect(sockets.size).toBeGreaterThanOrEqual(1)
+        expect(sockets.size).toBeLessThanOrEqual(2)
+      }).pipe(Effect.scoped))
+  }
+
+  it.effect("any other value is refused when the client is built, naming the variable", () =>
+    Effect.gen(function*() {
+      const result = yield* Effect.result(Layer.build(FeatureClient.layerHttpClient.pipe(
+        Layer.provide(config({ FEATURE_HTTP_CLIENT: "curl" }))
+      )))
+      expect(Result.isFailure(result)).toBe(true)
+      expect(Result.isFailure(result) && result.failure.message).toMatch(/FEATURE_HTTP_CLIENT/)
+    }).pipe(Effect.scoped))
 })

@@ -196,6 +196,7 @@ describe("ServeFlags.parse", () => {
       "HEADERS_TIMEOUT=2 minutes: must be a duration from 1s to 1m"
     )
     expect(problem([], { FEATURE_CONNECTIONS: "0" })).toBe("FEATURE_CONNECTIONS=0: must be an integer from 1 to 1024")
+    expect(problem([], { FEATURE_HTTP_CLIENT: "curl" })).toBe("FEATURE_HTTP_CLIENT=curl: must be undici or node")
     expect(problem([], { FEATURE_MAX_BODY_BYTES: "big" })).toBe(
       "FEATURE_MAX_BODY_BYTES=big: must be an integer from 1 to 16777216"
     )

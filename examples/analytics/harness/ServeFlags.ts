@@ -18,7 +18,7 @@
  *
  * The environment: `REQUIRED_FEATURES`, `FEATURE_RETRIES`, `STRICT_RETRIES`, `FEATURE_TIMEOUT`, the bounds
  * (`MAX_FANOUTS`, `MAX_FANOUTS_PER_CONNECTION`, `MAX_QUEUED_FANOUTS`, `MAX_EVENT_LOOP_DELAY`, `MAX_CONNECTIONS`, `KEEP_ALIVE_TIMEOUT`,
- * `HEADERS_TIMEOUT`, `FEATURE_CONNECTIONS`, `FEATURE_MAX_BODY_BYTES`) and `LOG_WINDOW`; with `--external`
+ * `HEADERS_TIMEOUT`, `FEATURE_CONNECTIONS`, `FEATURE_HTTP_CLIENT`, `FEATURE_MAX_BODY_BYTES`) and `LOG_WINDOW`; with `--external`
  * also `PORT`, `HOST` and every `<FEATURE>_URL`. Each is read by the `Config` the application itself reads it with.
  */
 import type { Config } from "effect"
@@ -81,6 +81,7 @@ const environment = (external: boolean): ReadonlyArray<Config.Config<unknown>> =
   FeatureClient.requestTimeout,
   FeatureClient.maxBodyBytes,
   FeatureClient.connectionsPerService,
+  FeatureClient.httpClientKind,
   Admission.settingsConfig,
   Listen.connectionsConfig,
   LogLimit.logWindow,
