@@ -24,6 +24,9 @@
  *   npm run bench:load -- --seconds=5 --single-seconds=3 --rounds=5 --connections=32
  *   npm run bench:load -- --cpu-prof       only the app, healthy partial then strict, saturated for --seconds (10)
  *                                          each under `node --cpu-prof`; prints where its time goes
+ *   npm run bench:load -- --choices        what each choice of the app costs: the app as deployed against itself
+ *                                          with the node:http client, 4 and 128 connections per service, no
+ *                                          spans, spans exported over OTLP; plain Node too; healthy partial
  *   npm run bench:load -- --workers        the app as `npm run serve -- --external --workers=N` serves it, N = 1
  *                                          and 2 (`--max-workers=M`: 1 to M), healthy partial, saturated with
  *                                          --connections (32 here unless given): requests/s and CPU per request
@@ -39,6 +42,7 @@ import autocannon from "autocannon"
 import type { ChildProcess } from "node:child_process"
 import { fork, spawn } from "node:child_process"
 import * as Fs from "node:fs"
+import * as Http from "node:http"
 import * as Net from "node:net"
 import * as os from "node:os"
 import { fileURLToPath } from "node:url"
@@ -63,6 +67,7 @@ const seconds = flag("seconds", cpuProf ? 10 : quick ? 2 : 3)
 const singleSeconds = flag("single-seconds", quick ? 1 : 2)
 const rounds = flag("rounds", quick ? 2 : 4)
 const workersMode = process.argv.includes("--workers")
+const choicesMode = process.argv.includes("--choices")
 const maxWorkers = flag("max-workers", 2)
 const connections = flag("connections", workersMode ? 32 : 16)
 
@@ -91,10 +96,15 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
   })
 }
 
-const start = (kind: Kind, env: Record<string, string> = {}, execArgv: ReadonlyArray<string> = []): Promise<Child> =>
+const start = (
+  kind: Kind,
+  env: Record<string, string> = {},
+  execArgv: ReadonlyArray<string> = [],
+  logName: string = kind
+): Promise<Child> =>
   new Promise((resolve, reject) => {
     Fs.mkdirSync(logDir, { recursive: true })
-    const log = Fs.openSync(`${logDir}${kind}.log`, "w")
+    const log = Fs.openSync(`${logDir}${logName}.log`, "w")
     const child = fork(targetFile, [kind], {
       execArgv: ["--import", "tsx", ...execArgv],
       env: { ...process.env, ...env },
@@ -122,7 +132,7 @@ const start = (kind: Kind, env: Record<string, string> = {}, execArgv: ReadonlyA
     // A server that dies during a run fails the benchmark instead of leaving it waiting for an answer.
     child.once("exit", (code, signal) => {
       started.delete(child)
-      exited = new Error(`the ${kind} process exited (${signal ?? `code ${code}`}); its log: ${logDir}${kind}.log`)
+      exited = new Error(`the ${kind} process exited (${signal ?? `code ${code}`}); its log: ${logDir}${logName}.log`)
       reject(exited)
       for (const { fail } of waiting.splice(0)) fail(exited)
     })
@@ -199,6 +209,9 @@ const scenarios: ReadonlyArray<Scenario> = [
         "expected FeatureFailed naming payments (unavailable, 1 attempt)"
   }
 ]
+
+/** The scenarios a run measures: `--choices`, healthy partial only. */
+const measured = choicesMode ? scenarios.slice(0, 1) : scenarios
 
 const customer = (i: number) => `c-${1000 + (i % 500)}`
 const path = (scenario: Scenario, customerId: string) => `/customers/${customerId}/usage?mode=${scenario.mode}`
@@ -280,11 +293,62 @@ const load = async (target: Child, scenario: Scenario, duration: number, open: n
   }
 }
 
-const targets: ReadonlyArray<{ readonly kind: Kind; readonly name: string }> = [
+interface Target {
+  readonly kind: Kind
+  readonly name: string
+  /** Extra environment of its process (`--choices`: the app's settings). */
+  readonly env?: Record<string, string>
+}
+
+const nodeTarget: Target = { kind: "node", name: "node:http + Promises" }
+
+const comparedTargets: ReadonlyArray<Target> = [
   { kind: "fanout", name: "effect-fanout (the app)" },
   { kind: "effect-all", name: "Effect.all" },
-  { kind: "node", name: "node:http + Promises" }
+  nodeTarget
 ]
+
+/**
+ * `--choices`: the app as deployed (undici, 32 connections per service, spans made and not exported) and the app with
+ * one choice changed, plain Node in the same run. Spans exported go over OTLP/HTTP to a sink in this process that
+ * answers every POST 200 (the exporter's batching and JSON encoding are counted, a collector's work is not).
+ */
+const choiceTargets: ReadonlyArray<Target> = [
+  { kind: "fanout", name: "the app as deployed" },
+  { kind: "fanout", name: "node:http client (FEATURE_HTTP_CLIENT=node)", env: { FEATURE_HTTP_CLIENT: "node" } },
+  { kind: "fanout", name: "4 connections per service", env: { FEATURE_CONNECTIONS: "4" } },
+  { kind: "fanout", name: "128 connections per service", env: { FEATURE_CONNECTIONS: "128" } },
+  { kind: "fanout", name: "no spans (TracerEnabled false)", env: { BENCH_SPANS: "off" } },
+  { kind: "fanout", name: "spans exported (OTLP/HTTP)", env: { BENCH_SPANS: "otlp" } },
+  nodeTarget
+]
+
+const targets = choicesMode ? choiceTargets : comparedTargets
+
+/** `--choices`: where exported spans go (`BENCH_OTLP_ENDPOINT` of the app's process). */
+let sinkEnv: Record<string, string> = {}
+
+/** An OTLP/HTTP endpoint on loopback that reads every request and answers 200 (`{}`), counting the spans' bytes. */
+const startSink = (): Promise<{ readonly url: string; readonly close: () => void }> =>
+  new Promise((resolve) => {
+    const server = Http.createServer((request, response) => {
+      request.resume()
+      request.on("end", () => {
+        response.writeHead(200, { "content-type": "application/json" })
+        response.end("{}")
+      })
+    })
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as Net.AddressInfo
+      resolve({
+        url: `http://127.0.0.1:${port}`,
+        close: () => {
+          server.closeAllConnections()
+          server.close()
+        }
+      })
+    })
+  })
 
 const startSimulators = () => start("simulators")
 const serverEnv = (simulators: Child) => ({ FEATURE_URLS: JSON.stringify(simulators.ready.urls) })
@@ -311,13 +375,18 @@ const main = async () => {
   )
   const simulators = await startSimulators()
   const children: Array<Child> = [simulators]
+  const sink = choicesMode ? await startSink() : undefined
+  if (sink !== undefined) sinkEnv = { BENCH_OTLP_ENDPOINT: sink.url }
   try {
     const servers = await Promise.all(
-      targets.map(async (t) => ({ ...t, child: await start(t.kind, serverEnv(simulators)) }))
+      targets.map(async (t, i) => ({
+        ...t,
+        child: await start(t.kind, { ...serverEnv(simulators), ...t.env, ...sinkEnv }, [], `${t.kind}-${i}`)
+      }))
     )
     children.push(...servers.map((s) => s.child))
     const samples = new Map<string, Array<Sample>>()
-    for (const [n, scenario] of scenarios.entries()) {
+    for (const [n, scenario] of measured.entries()) {
       await simulators.ask({ type: "scenario", overrides: scenario.overrides })
       for (const server of servers) await verify(server.child, scenario)
       for (let round = 0; round <= rounds; round++) {
@@ -337,6 +406,7 @@ const main = async () => {
     report(samples)
   } finally {
     await Promise.all(children.map(stop))
+    sink?.close()
   }
   console.log(
     `\nTotal ${Math.round((performance.now() - t0) / 1000)} s. uptime at the end: ${
@@ -352,14 +422,15 @@ const report = (samples: Map<string, Array<Sample>>) => {
     samples.get(`${scenario.name}|${name}|${kind}`) ?? []
   const of = (scenario: Scenario, name: string, kind: "saturated" | "single", pick: (s: Sample) => number): Stats =>
     stats(runs(scenario, name, kind).map(pick))
-  const node = targets[2]!.name
+  const node = nodeTarget.name
   /** This server's median over plain Node's, same scenario, same run. */
   const x = (a: Stats, b: Stats) => `${fmt(a.median / b.median, 2)}×`
   let broken = false
   const details: Array<string> = []
   const verdicts: Array<string> = []
   const rows: Array<ReadonlyArray<string>> = []
-  for (const scenario of scenarios) {
+  for (const scenario of measured) {
+    const baseCpu = of(scenario, targets[0]!.name, "saturated", (s) => s.cpuMicrosPerRequest)
     const nodeRps = of(scenario, node, "saturated", (s) => s.rps)
     const nodeCpu = of(scenario, node, "saturated", (s) => s.cpuMicrosPerRequest)
     const nodeP99 = of(scenario, node, "single", (s) => s.p99)
@@ -382,6 +453,7 @@ const report = (samples: Map<string, Array<Sample>>) => {
         x(rps, nodeRps),
         fmtStats(cpu, 0),
         x(cpu, nodeCpu),
+        ...(choicesMode ? [x(cpu, baseCpu)] : []),
         `${fmt(p50.median, 0)} / ${fmtStats(p99, 0)}`,
         x(p99, nodeP99),
         fmt(Math.max(...all.map((s) => s.rss)) / 2 ** 20, 0),
@@ -411,6 +483,7 @@ const report = (samples: Map<string, Array<Sample>>) => {
       "× node",
       "CPU µs/request",
       "× node",
+      ...(choicesMode ? ["CPU × the app as deployed"] : []),
       "p50 / p99 ms, alone",
       "p99 × node",
       "RSS MB",

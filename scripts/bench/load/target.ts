@@ -3,7 +3,8 @@
  * CPU time is its own:
  *
  * - `simulators`: the twelve feature services, told each scenario's settings over IPC;
- * - `fanout`: the analytics application as deployed (effect-fanout), except `FEATURE_RETRIES=0`;
+ * - `fanout`: the analytics application as deployed (effect-fanout), except `FEATURE_RETRIES=0` and
+ *   `MAX_EVENT_LOOP_DELAY=60000`; the rest of its settings from the environment (`--choices` sets some);
  * - `effect-all`: the same application with its `Usage` written with `Effect.all` (./effectAllUsage.ts), passed to
  *   `Server.serveWith`;
  * - `node`: the endpoint on plain `node:http` and Promises (./nodeApi.ts).
@@ -16,11 +17,12 @@
  * @since 1.0.0
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { ConfigProvider, Effect } from "effect"
+import { ConfigProvider, Effect, Layer, References } from "effect"
 import type { Feature } from "../../../examples/analytics/Features.js"
 import * as Embedded from "../../../examples/analytics/harness/Embedded.js"
 import * as Simulator from "../../../examples/analytics/harness/Simulator.js"
 import * as Server from "../../../examples/analytics/Server.js"
+import * as Tracing from "../../../examples/analytics/Tracing.js"
 import * as EffectAllUsage from "./effectAllUsage.js"
 import * as NodeApi from "./nodeApi.js"
 
@@ -89,11 +91,16 @@ if (kind === "simulators") {
   const served = kind === "effect-all" ?
     Server.serveWith(listen, Server.FeaturesLive, EffectAllUsage.layer) :
     Server.serveWith(listen, Server.FeaturesLive)
+  // `BENCH_SPANS` (load.ts --choices): `off` makes no spans at all; `otlp` exports them to `BENCH_OTLP_ENDPOINT`.
+  const spans = process.env.BENCH_SPANS
+  const tracing = spans === "otlp" ? Tracing.layerOtlp(process.env.BENCH_OTLP_ENDPOINT!) : Layer.empty
   Effect.gen(function*() {
     send({ type: "ready", url: yield* Embedded.apiUrl })
     return yield* Effect.never
   }).pipe(
     Effect.provide(served),
+    Effect.provide(tracing),
+    spans === "off" ? Effect.provideService(References.TracerEnabled, false) : (effect) => effect,
     // Capacity, not shedding: saturated, the event loop's delay passes the default bound (100 ms), and the app would
     // answer part of the load 503 busy (cheap answers that are not the endpoint's work).
     Effect.provide(ConfigProvider.layer(Embedded.configFor({ urls }, {
