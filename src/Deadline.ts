@@ -4,8 +4,8 @@
  *
  * A fan-out with a `deadline` runs its tasks under it; a fan-out nested inside a task runs under the smaller of its
  * own `deadline` and the one around it, so that it never outlives the enclosing deadline: adopting the enclosing one,
- * it ends 1 ms before it, so that its result (settle's partial results) reaches the task that runs it in time. Outside any fan-out with a
- * deadline there is none. A fan-out without a `deadline` does no extra work per task: its tasks see the deadline
+ * it ends 1 ms before it, so that its result (settle's partial results) reaches the task that runs it in time.
+ * Outside any fan-out with a deadline there is none. A fan-out without a `deadline` does no extra work per task: its tasks see the deadline
  * around the fan-out, if any.
  *
  * @since 1.1.0

@@ -20,8 +20,8 @@
  * why, as typed data (`cancelReason`: a `Cancellation.CancelReason`, as the Effect API's `Interrupted` outcomes hold),
  * with what stopped it as its `cause`: the first error, a `FanOutTimeoutError`, or the caller's `signal.reason`. The
  * time left before the run's deadline is `remaining(signal)`, and a run given a function's signal as its own `signal`
- * runs under that deadline too (a nested run never outlives the one around it). A function must not rely on its signal once it has
- * returned: for speed, the functions of one run share one signal (except under `timeout` in the settle forms, where
+ * runs under that deadline too (a nested run never outlives the one around it). A function must not rely on its
+ * signal once it has returned: for speed, the functions of one run share one signal (except under `timeout` in the settle forms, where
  * each function has its own so that only the late one is aborted), and that signal is aborted when the run stops
  * early, even for the functions that had already finished.
  *
@@ -50,6 +50,7 @@ import { setMaxListeners } from "node:events"
 import type * as Cancellation from "./Cancellation.js"
 import { FanOutTimeoutError, InvalidOptionError } from "./FanOutError.js"
 import { runCallbacks } from "./internal/callbacks.js"
+import { inheritedLead } from "./internal/deadline.js"
 import { formatDuration } from "./internal/duration.js"
 import { CallbackTaskId } from "./internal/engine/run.js"
 import type { CallbackTask } from "./internal/engine/run.js"
@@ -473,9 +474,6 @@ const millis = (value: unknown, option: string): number | undefined => {
   // A limit no timer can wait for is no limit, as with Effect's `Clock` (whose timers never fire past it).
   return value > maxTimerMillis ? undefined : value
 }
-
-/** How long before an enclosing run's deadline a run that inherits it ends, in milliseconds. */
-const inheritedLead = 1
 
 const optionNames: ReadonlyArray<string> = ["concurrency", "timeout", "deadline", "signal", "detach"]
 

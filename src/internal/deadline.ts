@@ -11,3 +11,9 @@ import * as Context from "effect/Context"
 export const CurrentDeadline: Context.Reference<number> = Context.Reference<number>("effect-fanout/CurrentDeadline", {
   defaultValue: () => Infinity
 })
+
+/**
+ * How long before the enclosing deadline a nested fan-out (or facade run) that adopts it ends, in milliseconds: its
+ * result then reaches the task that runs it before the enclosing deadline stops that task. @internal
+ */
+export const inheritedLead = 1

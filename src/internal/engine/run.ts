@@ -16,7 +16,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
 import * as cancel from "../cancel.js"
-import { CurrentDeadline } from "../deadline.js"
+import { CurrentDeadline, inheritedLead } from "../deadline.js"
 import { Alarms, clear } from "./alarms.js"
 import type { Alarm } from "./alarms.js"
 
@@ -102,9 +102,6 @@ export interface Spec<A, E> {
   /** The policy, made when the fan-out runs, with the caller's clock. */
   readonly policy: (clock: Clock.Clock) => Policy<A, E>
 }
-
-/** How long before the enclosing deadline a nested fan-out that adopts it ends, in milliseconds. */
-const inheritedLead = 1
 
 /** Runs a fan-out. */
 export const run = <A, E>(spec: Spec<A, E>): Effect.Effect<A, E> =>
