@@ -150,10 +150,16 @@ const single = async (path: string, method = "GET") => (await pipelined([get(pat
 const healthProbe = () => {
   let ok = 0
   let failed = 0
+  let slowestMs = 0
   const probe = () => {
+    const sent = performance.now()
     const request = Http.get({ host: "127.0.0.1", port, path: "/health", agent: false, timeout: 1_000 }, (response) => {
       response.resume()
-      response.on("end", () => response.statusCode === 200 ? ok++ : failed++)
+      response.on("end", () => {
+        slowestMs = Math.max(slowestMs, performance.now() - sent)
+        if (response.statusCode === 200) ok++
+        else failed++
+      })
     })
     request.on("timeout", () => request.destroy(new Error("timeout")))
     request.on("error", () => failed++)
@@ -163,7 +169,7 @@ const healthProbe = () => {
     stop: async () => {
       clearInterval(timer)
       await new Promise((resolve) => setTimeout(resolve, 1_100))
-      return { ok, failed }
+      return { ok, failed, slowestMs: Math.round(slowestMs) }
     }
   }
 }
@@ -180,7 +186,8 @@ export interface Row {
   readonly slowestMs: number
   readonly peakRssMb: number
   readonly peakFds: number
-  readonly health: { readonly ok: number; readonly failed: number }
+  /** The probes answered 200 and those not (another status, an error, no answer within a second); the slowest 200. */
+  readonly health: { readonly ok: number; readonly failed: number; readonly slowestMs: number }
   readonly broken: ReadonlyArray<string>
   readonly note: string
 }
@@ -237,7 +244,8 @@ const attack = async (
   console.log(
     `${name.padEnd(22)} ${broken.length === 0 ? "held  " : "BROKEN"} ${JSON.stringify(row.statuses)} · ` +
       `downstream ${row.downstreamConnections} conn / ${row.downstreamRequests} req · slowest ${row.slowestMs} ms · ` +
-      `peak ${row.peakRssMb} MB, ${row.peakFds} fds · /health ${healthSeen.ok} ok, ${healthSeen.failed} failed` +
+      `peak ${row.peakRssMb} MB, ${row.peakFds} fds · /health ${healthSeen.ok} ok, ${healthSeen.failed} failed, ` +
+      `slowest ${healthSeen.slowestMs} ms` +
       (row.note === "" ? "" : ` · ${row.note}`) + (broken.length === 0 ? "" : `\n${"".padEnd(23)}${broken.join("; ")}`)
   )
 }
@@ -260,6 +268,26 @@ console.log(
   `attack${short ? " --short" : ""}: server pid ${app.pid} at ${base}, deadlineMs=${deadlineMs}, ` +
     `ulimit -n ${Fs.readFileSync(`/proc/${app.pid}/limits`, "utf8").match(/Max open files\s+(\d+)/)?.[1]}`
 )
+
+// The cases judge a server in service, not one that has never run a fan-out (whose first fan-outs run interpreted
+// code and hold its loop past the admission bound): first 100 usage requests against healthy services answered 200,
+// sent 10 at a time on connections of their own, a 503 busy sent again; any other answer, or 30 s, ends the script.
+{
+  downstream.set({ all: { _tag: "Ok", latencyMs: 0 } })
+  let answered = 0
+  const until = performance.now() + 30_000
+  while (answered < 100) {
+    const round = await Promise.all(Array.from({ length: 10 }, (_, n) => single(usagePath(-1 - answered - n))))
+    const wrong = round.find((answer) => answer === undefined || ![200, 503].includes(answer.status))
+    if (wrong !== undefined || performance.now() > until) {
+      console.error(
+        `attack: the warm-up got ${wrong === undefined ? "no 100 answers in 30 s" : `${wrong.status} ${wrong.body}`}`
+      )
+      process.exit(1)
+    }
+    answered += round.filter((answer) => answer?.status === 200).length
+  }
+}
 
 // 1. One connection, pipelined requests, every downstream resetting its connections.
 await attack("pipelined-reset", { all: { _tag: "Reset" } }, async () => {
