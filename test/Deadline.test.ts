@@ -1,9 +1,15 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Duration, Effect, Fiber, Option, Ref, Schedule } from "effect"
 import { TestClock } from "effect/testing"
-import { Deadline, FanOut } from "../src/index.js"
+import { Deadline, FanOut, FanOutError } from "../src/index.js"
 
 const millisLeft = Effect.map(Deadline.remaining, Option.map(Duration.toMillis))
+
+/** A task that fails with "down" on every attempt, `started` counting its attempts. */
+const makeFlaky = Effect.map(Ref.make(0), (started) => ({
+  started,
+  flaky: Effect.andThen(Ref.update(started, (n) => n + 1), Effect.fail("down"))
+}))
 
 describe("Deadline.remaining", () => {
   it.effect("is none outside any fan-out with a deadline", () =>
@@ -69,6 +75,50 @@ describe("Deadline.remaining", () => {
     }))
 })
 
+describe("a fail-fast fan-out's deadline error", () => {
+  it.effect("names the deadline a nested fan-out adopted: the enclosing one, less 1 ms, not its own", () =>
+    Effect.gen(function*() {
+      const inner = Effect.flip(FanOut.all([Effect.never], { deadline: "10 seconds" }))
+      const fiber = yield* Effect.forkChild(FanOut.all([inner], { deadline: "1 second" }))
+      yield* Effect.yieldNow
+      yield* TestClock.adjust("999 millis")
+      const [error] = yield* Fiber.join(fiber)
+      expect(error).toBeInstanceOf(FanOutError.FanOutTimeoutError)
+      expect(error).toMatchObject({ reason: "Deadline", key: undefined, label: undefined })
+      expect(Duration.toMillis(error.duration)).toBe(999)
+      expect(error.message).toBe("fan-out deadline of 999ms passed")
+    }))
+
+  it.effect("names the fan-out's own deadline when no nearer one encloses it, nested or not", () =>
+    Effect.gen(function*() {
+      const timesOut = (deadline: Duration.Input) => Effect.flip(FanOut.all([Effect.never], { deadline }))
+      const alone = yield* Effect.forkChild(timesOut("10 seconds"))
+      const nested = yield* Effect.forkChild(FanOut.all([timesOut("200 millis")], { deadline: "1 second" }))
+      yield* Effect.yieldNow
+      yield* TestClock.adjust("10 seconds")
+      const own = yield* Fiber.join(alone)
+      expect(own.message).toBe("fan-out deadline of 10s passed")
+      expect(Duration.toMillis(own.duration)).toBe(10_000)
+      const [inner] = yield* Fiber.join(nested)
+      expect(inner.message).toBe("fan-out deadline of 200ms passed")
+      expect(Duration.toMillis(inner.duration)).toBe(200)
+    }))
+})
+
+describe("a settle's required-task deadline error", () => {
+  it.effect("names the deadline a nested settle adopted, not its own", () =>
+    Effect.gen(function*() {
+      const inner = Effect.flip(FanOut.settle([Effect.never], { required: [0], deadline: "10 seconds" }))
+      const fiber = yield* Effect.forkChild(FanOut.all([inner], { deadline: "1 second" }))
+      yield* Effect.yieldNow
+      yield* TestClock.adjust("999 millis")
+      const [error] = yield* Fiber.join(fiber)
+      expect(error).toBeInstanceOf(FanOutError.FanOutTimeoutError)
+      expect(error).toMatchObject({ reason: "Deadline", key: 0 })
+      expect(Duration.toMillis((error as FanOutError.FanOutTimeoutError).duration)).toBe(999)
+    }))
+})
+
 describe("a task's timeout under an enclosing deadline", () => {
   it.effect("a nested fan-out's task timeout longer than the enclosing deadline ends at the deadline", () =>
     Effect.gen(function*() {
@@ -86,8 +136,7 @@ describe("a task's timeout under an enclosing deadline", () => {
 describe("a task's retries under an enclosing deadline", () => {
   it.effect("a nested fan-out's retries stop at the enclosing deadline, though its own deadline is later", () =>
     Effect.gen(function*() {
-      const started = yield* Ref.make(0)
-      const flaky = Effect.andThen(Ref.update(started, (n) => n + 1), Effect.fail("down"))
+      const { flaky, started } = yield* makeFlaky
       const inner = FanOut.settle({ flaky }, { retry: Schedule.spaced("1 second"), deadline: "10 seconds" })
       const fiber = yield* Effect.forkChild(FanOut.settle({ inner }, { deadline: "2500 millis" }))
       yield* Effect.yieldNow
@@ -106,8 +155,7 @@ describe("a task's retries under an enclosing deadline", () => {
 
   it.effect("a nested fan-out without a deadline: the enclosing deadline stops its retries, none starts after", () =>
     Effect.gen(function*() {
-      const started = yield* Ref.make(0)
-      const flaky = Effect.andThen(Ref.update(started, (n) => n + 1), Effect.fail("down"))
+      const { flaky, started } = yield* makeFlaky
       const inner = FanOut.all([flaky], { retry: Schedule.spaced("1 second") })
       const fiber = yield* Effect.forkChild(FanOut.settle({ inner }, { deadline: "2500 millis" }))
       yield* Effect.yieldNow

@@ -1230,6 +1230,34 @@ describe("why a signal was aborted", () => {
     expect(reason.message).toBe("effect-fanout/promise: cancelled: function 2 failed: billing is down")
   })
 
+  it("fail fast, one stop: one CancelledError on the shared signal, which a later failure or abort does not replace", async () => {
+    const boom = new Boom("billing is down")
+    const controller = new AbortController()
+    const waiting = new Controlled({ honour: true })
+    const ignoring = new Controlled()
+    let failingSignal: AbortSignal | undefined = undefined
+    const failing = (signal: AbortSignal) => {
+      failingSignal = signal
+      return Promise.reject(boom)
+    }
+    const run = watch(P.all([waiting.fn, ignoring.fn, failing], { signal: controller.signal }))
+    await flush()
+    const reason = waiting.signal!.reason
+    expectCancelled(waiting.signal!, { _tag: "SiblingFailed", key: 2, label: undefined }, boom)
+    expect(ignoring.signal).toBe(waiting.signal)
+    expect(failingSignal).toBe(waiting.signal)
+    expect(ignoring.signal!.reason).toBe(reason)
+    // The run waits for the function that ignores its signal: a failure of its own and the caller's abort come after
+    // the stop.
+    expect(run.settled).toBe(false)
+    controller.abort(new Error("client left"))
+    ignoring.reject(new Boom("later"))
+    await flush()
+    expect(run.error).toBe(boom)
+    expect(waiting.signal!.reason).toBe(reason)
+    expect((reason as P.CancelledError).cause).toBe(boom)
+  })
+
   it("fail fast, a function's own timeout: SiblingFailed naming it, the FanOutTimeoutError the cause", async () => {
     useFakeTimers()
     const late = new Controlled({ honour: true })

@@ -30,14 +30,15 @@ export const all = (shape: Shape, s: Settings): Effect.Effect<any, any> => {
       label: shape.labels[index],
       duration: Duration.millis(s.timeout!)
     })
-  const deadlineError = () =>
+  // The deadline the fan-out ran under: under an enclosing one, nearer than its own, the one it adopted.
+  const deadlineError = (deadline: number) =>
     new FanOutTimeoutError({
       reason: "Deadline",
       key: undefined,
       label: undefined,
-      duration: Duration.millis(s.deadline!)
+      duration: Duration.millis(deadline)
     })
-  return runPolicy("all", shape, s, { detach: s.detach, discard: s.discard }, (ledger) => {
+  return runPolicy("all", shape, s, { detach: s.detach, discard: s.discard }, (ledger, deadline) => {
     let first: Cause.Cause<unknown> | undefined = undefined
     let rest: Array<Cause.Reason<unknown>> | undefined = undefined
     return {
@@ -53,7 +54,7 @@ export const all = (shape: Shape, s: Settings): Effect.Effect<any, any> => {
         }
       },
       onDeadline() {
-        first = Cause.fail(deadlineError())
+        first = Cause.fail(deadlineError(deadline!))
       },
       result() {
         if (first === undefined) {

@@ -36,7 +36,8 @@ export const runPolicy = <A, E>(
   shape: Shape,
   s: Settings,
   options: { readonly detach: boolean; readonly discard: boolean },
-  rules: (ledger: Ledger) => Rules<A, E>
+  /** `deadline`: the one the fan-out runs under, in milliseconds (its own, or the enclosing one it adopted). */
+  rules: (ledger: Ledger, deadline: number | undefined) => Rules<A, E>
 ): Effect.Effect<A, E> =>
   observed(kind, s, shape, (around, observe, hook) => {
     const prepared = prepare(shape, s, around, hook)
@@ -48,9 +49,9 @@ export const runPolicy = <A, E>(
       deadline: s.deadline,
       detach: options.detach,
       timed: true,
-      policy: (clock) => {
+      policy: (clock, deadline) => {
         const ledger = observe(new Ledger(shape, prepared, () => clock.currentTimeMillisUnsafe(), options.discard))
-        const r = rules(ledger)
+        const r = rules(ledger, deadline)
         return {
           onExit(index, exit, limit, started, end, waited) {
             ledger.record(index, exit, limit, started, end, waited)

@@ -47,7 +47,7 @@ export const settle = (shape: Shape, s: Settings, kind: "settle" | "settleForEac
     })
   }
   const required = requiredIndices(shape, s.required)
-  return runPolicy(kind, shape, s, { detach: false, discard: false }, (ledger) => ({
+  return runPolicy(kind, shape, s, { detach: false, discard: false }, (ledger, deadline) => ({
     onExit: (index, exit) => required !== undefined && required.has(index) && exit._tag !== "Success",
     stopReason: (index) => ({ _tag: "RequiredFailed", key: shape.keys[index]!, label: shape.labels[index] }),
     result() {
@@ -58,7 +58,7 @@ export const settle = (shape: Shape, s: Settings, kind: "settle" | "settleForEac
           : ledger.stop === "Deadline"
           ? [...required].find((i) => outcomes[i]!._tag !== "Success") ?? -1
           : -1
-        if (failed >= 0) return requiredFailure(s, ledger, failed, outcomes)
+        if (failed >= 0) return requiredFailure(s, deadline, ledger, failed, outcomes)
       }
       return Exit.succeed(rebuild(shape, outcomes))
     }
@@ -67,11 +67,13 @@ export const settle = (shape: Shape, s: Settings, kind: "settle" | "settleForEac
 
 /**
  * The whole fan-out fails with what the required task did: its own error, its defect, or a time-out naming it
- * (even at the deadline, so the caller knows which required task was missing). With `report: true`, a
- * `FanOutFailure` naming the task instead.
+ * (even at the deadline, so the caller knows which required task was missing), whose duration is `deadline`, the
+ * one the fan-out ran under (its own, or the enclosing one it adopted). With `report: true`, a `FanOutFailure`
+ * naming the task instead.
  */
 const requiredFailure = (
   s: Settings,
+  deadline: number | undefined,
   ledger: Ledger,
   index: number,
   outcomes: Array<Outcome.Outcome<unknown, unknown>>
@@ -88,7 +90,7 @@ const requiredFailure = (
           reason: outcome.reason,
           key: outcome.key,
           label: outcome.label,
-          duration: Duration.millis(outcome.reason === "Deadline" ? s.deadline! : s.timeout!)
+          duration: Duration.millis(outcome.reason === "Deadline" ? deadline! : s.timeout!)
         })
       )
     case "Interrupted":

@@ -99,8 +99,11 @@ export interface Spec<A, E> {
   readonly detach: boolean
   /** Read the clock as each task starts (for durations). */
   readonly timed: boolean
-  /** The policy, made when the fan-out runs, with the caller's clock. */
-  readonly policy: (clock: Clock.Clock) => Policy<A, E>
+  /**
+   * The policy, made when the fan-out runs, with the caller's clock and the deadline the fan-out runs under in
+   * milliseconds: its own, or the enclosing one it adopted (undefined: none).
+   */
+  readonly policy: (clock: Clock.Clock, deadline: number | undefined) => Policy<A, E>
 }
 
 /** Runs a fan-out. */
@@ -108,8 +111,6 @@ export const run = <A, E>(spec: Spec<A, E>): Effect.Effect<A, E> =>
   Effect.withFiber((caller) => {
     const { concurrency, size } = spec
     const clock = caller.getRef(Clock.Clock)
-    const policy = spec.policy(clock)
-    if (size === 0) return policy.result(0)
     // With a deadline, the tasks run under the smaller of it and the deadline around the fan-out (a nested fan-out
     // never outlives the enclosing one); without, they see the caller's, at no cost per task. Under the enclosing
     // deadline, the fan-out ends a millisecond before it, so that its result (settle's partial results) reaches the
@@ -122,6 +123,8 @@ export const run = <A, E>(spec: Spec<A, E>): Effect.Effect<A, E> =>
       if (enclosing - now - inheritedLead < deadline) deadline = Math.max(0, enclosing - now - inheritedLead)
       context = Context.add(context, CurrentDeadline, now + deadline)
     }
+    const policy = spec.policy(clock, deadline)
+    if (size === 0) return policy.result(0)
     const fork = Effect.runForkWith(context)
     const timed = spec.timed || spec.timeout !== undefined || spec.deadline !== undefined
     let alarms: Alarms | undefined = undefined
