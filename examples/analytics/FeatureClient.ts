@@ -118,13 +118,20 @@ const excerptBytes = 500
 
 /**
  * The body's first `limit` bytes as text, and whether it had more: reading stops once past `limit` (which aborts the
- * request and closes its connection), so what is read is at most `limit` bytes and one chunk.
+ * request and closes its connection), so what is read is at most `limit` bytes and one chunk. A body whose
+ * `content-length` is within `limit` is read whole in one step (the HTTP client ends the body at its
+ * `content-length`, so no more is read); one without, or over it, chunk by chunk as a stream — which costs each call
+ * about a third more CPU (docs/BENCHMARKS.md, "What each feature call costs").
  */
 export const readAtMost = (
   response: HttpClientResponse.HttpClientResponse,
   limit: number
 ): Effect.Effect<{ readonly text: string; readonly more: boolean }, HttpClientError.HttpClientError> =>
   Effect.suspend(() => {
+    const length = response.headers["content-length"]
+    if (length !== undefined && /^\d+$/.test(length) && Number(length) <= limit) {
+      return Effect.map(response.text, (text) => ({ text, more: false }))
+    }
     const chunks: Array<Uint8Array> = []
     let size = 0
     return Stream.runForEachWhile(response.stream, (chunk) =>
@@ -150,9 +157,6 @@ const bodyExcerpt = (response: HttpClientResponse.HttpClientResponse) =>
  * finish within it.
  */
 export const budgetHeader = "x-fanout-timeout"
-
-/** How long after the deadline a call cut by it would end by the client's own timer (never, unless the deadline failed). */
-const deadlineGrace = Duration.millis(100)
 
 /** `250` → `"250m"`: the header's value for a budget in milliseconds (rounded down: never more than is left). */
 export const budgetValue = (millis: number): string => `${Math.max(0, Math.floor(millis))}m`
@@ -253,18 +257,15 @@ export const make = <F extends Feature>(
       HttpClient.retryTransient({ retryOn: "errors-only", times: 1 })
     )
     // The call: under the fan-out's deadline, the budget left goes with the request. The deadline itself ends the
-    // call when the budget runs out; the client's own timer runs only when it is the shorter one, or, as a safety
-    // net, `deadlineGrace` behind the deadline, so that a call the deadline cut is reported as the deadline's (a
-    // timer of the client's own firing at the same instant would race it and report `timeout`).
+    // call when the budget runs out, so the client's own timer runs only when it is the shorter one (a timer that
+    // fired with the deadline would race it and report `timeout`; one that never fires still costs each call a race
+    // of two fibers: docs/BENCHMARKS.md, "What each feature call costs").
     const usage = (customerId: CustomerId): Effect.Effect<FeatureUsage, FeatureError<F>> =>
       Effect.flatMap(Deadline.remaining, (left) => {
         if (Option.isNone(left)) return call(customerId, timeout, undefined)
         const budget = Duration.toMillis(left.value)
         if (budget < 1) return fail("Timeout", `${feature}: no budget left for the call`)
-        const wait = Duration.isLessThanOrEqualTo(timeout, left.value)
-          ? timeout
-          : Duration.sum(left.value, deadlineGrace)
-        return call(customerId, wait, budgetValue(budget))
+        return call(customerId, Duration.isLessThan(timeout, left.value) ? timeout : undefined, budgetValue(budget))
       }).pipe(
         Effect.onExit((exit) =>
           Option.match(Cancellation.ofExit(exit), {
@@ -283,12 +284,13 @@ export const make = <F extends Feature>(
         ),
         Effect.withSpan(`feature.${feature}.usage`, { attributes: { feature, customerId } })
       )
+    // `timeout`: the client's own timer, when it is the nearer bound (no timer: the deadline's).
     const call = (
       customerId: CustomerId,
-      timeout: Duration.Duration,
+      timeout: Duration.Duration | undefined,
       budget: string | undefined
-    ): Effect.Effect<FeatureUsage, FeatureError<F>> =>
-      client.get(
+    ): Effect.Effect<FeatureUsage, FeatureError<F>> => {
+      const answer = client.get(
         pathOf(feature, customerId),
         budget === undefined ? undefined : { headers: { [budgetHeader]: budget } }
       )
@@ -328,12 +330,15 @@ export const make = <F extends Feature>(
                 return wrong === undefined ? Effect.succeed(answer) : fail("BadResponse", `${feature}: ${wrong}`)
               })
             )
-          }),
-          Effect.timeoutOrElse({
-            duration: timeout,
-            orElse: () => fail("Timeout", `${feature}: no answer within ${Duration.format(timeout)}`)
           })
         )
+      return timeout === undefined ? answer : answer.pipe(
+        Effect.timeoutOrElse({
+          duration: timeout,
+          orElse: () => fail("Timeout", `${feature}: no answer within ${Duration.format(timeout)}`)
+        })
+      )
+    }
     return { feature, usage, budget: budgetSettings === undefined ? undefined : Budget.makeUnsafe(budgetSettings) }
   })
 

@@ -4,8 +4,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Deferred, Effect, Fiber, Layer, Result } from "effect"
-import type { HttpClientRequest } from "effect/http"
-import { HttpClient, HttpClientError, HttpClientResponse } from "effect/http"
+import { HttpClient, HttpClientError, HttpClientRequest, HttpClientResponse } from "effect/http"
 import { TestClock } from "effect/testing"
 import * as Http from "node:http"
 import type * as Net from "node:net"
@@ -179,6 +178,19 @@ describe("feature clients", () => {
       expect(error).toMatchObject({ _tag: "ListingsError", reason: "Timeout" })
     }).pipe(Effect.provide(listingsWith(() => Effect.never))))
 
+  it.effect("under a fan-out deadline, the nearer of it and FEATURE_TIMEOUT (2 s) ends a call that gets no answer", () =>
+    Effect.gen(function*() {
+      // The deadline nearer: the call is the deadline's (no timer of the client's own races it).
+      const cut = yield* Effect.forkChild(FanOut.settle([callListings], { deadline: "2 seconds" }))
+      // FEATURE_TIMEOUT nearer: the client's own timer fails the call with reason Timeout.
+      const timed = yield* Effect.forkChild(FanOut.settle([callListings], { deadline: "3 seconds" }))
+      yield* TestClock.adjust("2 seconds")
+      const [byDeadline] = yield* Fiber.join(cut)
+      expect(byDeadline).toMatchObject({ _tag: "TimedOut", reason: "Deadline" })
+      const [byTimeout] = yield* Fiber.join(timed)
+      expect(byTimeout).toMatchObject({ _tag: "Failure", error: { _tag: "ListingsError", reason: "Timeout" } })
+    }).pipe(Effect.provide(listingsWith(() => Effect.never))))
+
   it.effect("abort the HTTP request when the call is interrupted", () =>
     Effect.gen(function*() {
       const started = yield* Deferred.make<AbortSignal>()
@@ -325,6 +337,37 @@ describe("feature clients' body cap (FEATURE_MAX_BODY_BYTES)", () => {
         )
       )
     )))
+  })
+
+  describe("readAtMost", () => {
+    const response = (body: string | ReadableStream<Uint8Array>, headers: Record<string, string>) =>
+      HttpClientResponse.fromWeb(
+        HttpClientRequest.get("http://listings.internal:8080/x"),
+        new Response(body, { status: 200, headers })
+      )
+
+    it.effect("reads a body whose content-length is within the limit whole, up to the limit exactly", () =>
+      Effect.gen(function*() {
+        const read = yield* FeatureClient.readAtMost(response("x".repeat(1000), { "content-length": "1000" }), 1000)
+        expect(read).toEqual({ text: "x".repeat(1000), more: false })
+      }))
+
+    it.effect("reads a body without a content-length, or with one that is not a number, as a stream, to the limit", () =>
+      Effect.gen(function*() {
+        const pulled = { count: 0 }
+        const stream = new ReadableStream<Uint8Array>({
+          pull: (controller) => {
+            pulled.count++
+            controller.enqueue(new Uint8Array(256).fill(120))
+          }
+        }, { highWaterMark: 0 })
+        const read = yield* FeatureClient.readAtMost(response(stream, { "content-length": "1e3" }), 1000)
+        expect(read.more).toBe(true)
+        expect(read.text).toBe("x".repeat(1000))
+        expect(pulled.count).toBe(4)
+        const short = yield* FeatureClient.readAtMost(response("xyz", {}), 1000)
+        expect(short).toEqual({ text: "xyz", more: false })
+      }))
   })
 
   it.effect("reads an error answer's body no further than its log excerpt", () => {

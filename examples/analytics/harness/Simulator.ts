@@ -350,11 +350,16 @@ export const start = async (config: SimulatorConfig = loadConfig()): Promise<Sim
     for (const go of waiting) go()
   }
 
+  // Every answer with its `content-length`, as a JSON API's framework sends it (`writeHead` without one would make
+  // Node send the body chunked).
+  const send = (response: Http.ServerResponse, status: number, contentType: string, body: string) =>
+    response.writeHead(status, { "content-type": contentType, "content-length": Buffer.byteLength(body) }).end(body)
+
   const handler = (feature: Feature) => (request: Http.IncomingMessage, response: Http.ServerResponse) => {
     const url = new URL(request.url ?? "/", "http://localhost")
     const match = services[feature].pattern.exec(url.pathname)
     if (request.method !== "GET" || match === null) {
-      response.writeHead(404, { "content-type": "application/json" }).end(JSON.stringify({ error: "not found" }))
+      send(response, 404, "application/json", JSON.stringify({ error: "not found" }))
       return
     }
     const customerId = decodeURIComponent(match[1]!)
@@ -370,7 +375,10 @@ export const start = async (config: SimulatorConfig = loadConfig()): Promise<Sim
     if (budget !== undefined) {
       const parsed = typeof budget === "string" ? /^(\d{1,8})m$/.exec(budget) : null
       if (parsed === null) {
-        response.writeHead(400, { "content-type": "application/json" }).end(
+        send(
+          response,
+          400,
+          "application/json",
           JSON.stringify({ error: `x-fanout-timeout must be whole milliseconds followed by "m", such as "250m"` })
         )
         count.completed++
@@ -379,7 +387,10 @@ export const start = async (config: SimulatorConfig = loadConfig()): Promise<Sim
       }
       const budgetMs = Number(parsed[1])
       if (delay > budgetMs) {
-        response.writeHead(504, { "content-type": "application/json" }).end(
+        send(
+          response,
+          504,
+          "application/json",
           JSON.stringify({
             error: `${feature} cannot answer within the ${budgetMs} ms budget (it needs ${Math.ceil(delay)} ms)`
           })
@@ -394,18 +405,14 @@ export const start = async (config: SimulatorConfig = loadConfig()): Promise<Sim
         try {
           crashingHandler(feature)
         } catch (error) {
-          response.writeHead(500, { "content-type": "text/plain" }).end((error as Error).stack)
+          send(response, 500, "text/plain", (error as Error).stack ?? String(error))
         }
       } else if (roll < settings.hangRate + settings.errorRate) {
-        response.writeHead(503, { "content-type": "application/json" }).end(
-          JSON.stringify({ error: `${feature} is unavailable` })
-        )
+        send(response, 503, "application/json", JSON.stringify({ error: `${feature} is unavailable` }))
       } else if (roll < settings.hangRate + settings.errorRate + settings.malformedRate) {
-        response.writeHead(200, { "content-type": "application/json" }).end(
-          services[feature].body(customerId).slice(0, 25)
-        )
+        send(response, 200, "application/json", services[feature].body(customerId).slice(0, 25))
       } else {
-        response.writeHead(200, { "content-type": "application/json" }).end(services[feature].body(customerId))
+        send(response, 200, "application/json", services[feature].body(customerId))
       }
     }
     const hangs = !settings.crash && roll < settings.hangRate
