@@ -11,7 +11,9 @@
  * - the app's client (`FeatureClient.make`, the working tree), and, with `--base`, the same file at that commit;
  * - a minimal call: `HttpClient.get`, `response.text`, `JSON.parse`, the feature's Schema decoder (built once);
  * - the minimal call with one of the app's parts added: the body read as a stream (`readAtMost`), a race with a
- *   timer (`Effect.timeoutOrElse`), a span (`Effect.withSpan`), `HttpClient.retryTransient`.
+ *   timer (`Effect.timeoutOrElse`), a span (`Effect.withSpan`), `HttpClient.retryTransient`;
+ * - below Effect's HttpClient: undici's own `request` (its own pool of 32 connections per service) in one
+ *   `Effect.tryPromise` that aborts it when interrupted, the body decoded the same way.
  *
  * Prints a Markdown table: µs of CPU per call, median of the rounds after the first (min–max), and each runner ÷ the
  * app's client, the median of the per-round ratios (min–max).
@@ -24,6 +26,7 @@ import { fork, spawnSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
+import * as Undici from "undici"
 import * as FeatureClient from "../../examples/analytics/FeatureClient.js"
 import { configPrefix, features, pathOf, table as featureTable } from "../../examples/analytics/Features.js"
 import { FanOut } from "../../src/index.js"
@@ -137,6 +140,21 @@ runners.push(
     client: HttpClient.retryTransient({ retryOn: "errors-only", times: 1 })
   })
 )
+
+// The floor under any client on undici: its own `request`, in one Effect that aborts it when interrupted.
+const pool = new Undici.Agent({ connections: 32 })
+runners.push({
+  name: "undici.request in Effect.tryPromise, decode",
+  make: Effect.succeed((customerId: string) =>
+    Effect.tryPromise({
+      try: (signal) =>
+        Undici.request(`${urls[feature]}${pathOf(feature, customerId)}`, { dispatcher: pool, signal }).then((r) =>
+          r.body.text()
+        ),
+      catch: (e) => e
+    }).pipe(Effect.flatMap((text) => decode(JSON.parse(text))))
+  )
+})
 
 /** The response without its `content-length`, so that `readAtMost` reads it as a stream. */
 function streamOnly(
