@@ -55,8 +55,11 @@ const app = spawn(process.execPath, ["--import", "tsx", fileURLToPath(new URL(".
     HEADERS_TIMEOUT: `${headersTimeoutSeconds} seconds`,
     HOST: "127.0.0.1"
   },
-  stdio: ["ignore", "pipe", "pipe"]
+  // stdin: a pipe the server watches, so that it stops when this process ends, whichever way.
+  stdio: ["pipe", "pipe", "pipe"]
 })
+process.on("exit", () => app.kill("SIGKILL"))
+for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => process.exit(1))
 let logBytes = 0
 const base = await new Promise<string>((resolve, reject) => {
   let seen = ""

@@ -77,6 +77,8 @@ const options = flags(process.argv.slice(2))
 interface ServerSample {
   readonly rss: number
   readonly heapUsed: number
+  /** Memory outside the JS heap that V8 knows of: `Buffer`s and other ArrayBuffers, included in `external`. */
+  readonly external: number
 }
 
 /** The server side: the API and the simulators, answering `"sample"` over IPC with its memory after a full GC. */
@@ -87,9 +89,11 @@ const serve = () =>
       process.on("message", (message) => {
         if (message !== "sample") return
         ;(globalThis as { gc?: () => void }).gc?.()
-        const { heapUsed, rss } = process.memoryUsage()
-        process.send?.({ sample: { rss, heapUsed } satisfies ServerSample })
+        const { external, heapUsed, rss } = process.memoryUsage()
+        process.send?.({ sample: { rss, heapUsed, external } satisfies ServerSample })
       })
+      // The IPC channel closes when the soak ends, however it ended (even killed): the server stops then too.
+      process.on("disconnect", () => process.kill(process.pid, "SIGTERM"))
       process.send?.({ ready: base })
     })
     return yield* Effect.never
@@ -118,6 +122,8 @@ interface Sample {
   readonly p99Ms: number
   readonly rssMb: number
   readonly heapMb: number
+  /** Shown, not bounded: where RSS grows when the heap does not. */
+  readonly externalMb: number
   readonly fds: number
   readonly sockets: number
 }
@@ -231,7 +237,7 @@ const soak = async () => {
   }, 50)
 
   const samples: Array<Sample> = []
-  const columns = "    t(s)   sent    2xx  other  unexp  skip  p99ms  rssMB heapMB   fds  socks"
+  const columns = "    t(s)   sent    2xx  other  unexp  skip  p99ms  rssMB heapMB  extMB   fds  socks"
   console.log(
     `soak: ${options.seconds} s at ${options.rate} req/s (at most ${options.concurrency} in flight), ` +
       `${options.hang} hanging, ${options.crash} crashing, a sample every ${options.sampleSeconds} s, server pid ${child.pid}`
@@ -251,6 +257,7 @@ const soak = async () => {
         : Math.round(sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.99))]!),
       rssMb: Math.round(memory.rss / 1048576 * 10) / 10,
       heapMb: Math.round(memory.heapUsed / 1048576 * 10) / 10,
+      externalMb: Math.round(memory.external / 1048576 * 10) / 10,
       fds,
       sockets
     }
@@ -270,6 +277,7 @@ const soak = async () => {
         sample.p99Ms,
         sample.rssMb,
         sample.heapMb,
+        sample.externalMb,
         fds,
         sockets
       ]
