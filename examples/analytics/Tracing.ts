@@ -15,9 +15,18 @@
 import * as OtelTracer from "@effect/opentelemetry/OtelTracer"
 import * as OtelResource from "@effect/opentelemetry/Resource"
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http"
-import { BasicTracerProvider, BatchSpanProcessor } from "@opentelemetry/sdk-trace-base"
+import type { Sampler } from "@opentelemetry/sdk-trace-base"
+import {
+  AlwaysOffSampler,
+  AlwaysOnSampler,
+  BasicTracerProvider,
+  BatchSpanProcessor,
+  ParentBasedSampler,
+  TraceIdRatioBasedSampler
+} from "@opentelemetry/sdk-trace-base"
 import type { Context, Exit, Option } from "effect"
-import { Config, Effect, Layer, Tracer } from "effect"
+import { Config, Effect, Layer, Result, Tracer } from "effect"
+import { variable } from "./Environment.js"
 
 /**
  * A span of another tracer that reports itself to `onEnd` once it has ended. Everything else is delegated, so the
@@ -118,23 +127,75 @@ export const formatSpan = (span: Tracer.Span): string => {
 export const layerConsole = (write: (line: string) => void = (line) => console.log(line)): Layer.Layer<never> =>
   layerReporting((span) => write(formatSpan(span)))
 
+/** The samplers of OpenTelemetry's `OTEL_TRACES_SAMPLER`, as its SDKs name them. */
+const samplerNames = [
+  "always_on",
+  "always_off",
+  "traceidratio",
+  "parentbased_always_on",
+  "parentbased_always_off",
+  "parentbased_traceidratio"
+] as const
+
+/** Which traces are exported: OpenTelemetry's sampler by name, with its ratio for the `traceidratio` ones. */
+export interface Sampling {
+  readonly sampler: (typeof samplerNames)[number]
+  readonly ratio: number
+}
+
+/**
+ * Which traces `layerOtlp` exports, from OpenTelemetry's own variables: `OTEL_TRACES_SAMPLER` (default
+ * `parentbased_always_on`: every trace) and `OTEL_TRACES_SAMPLER_ARG`, the share of traces kept by the `traceidratio`
+ * samplers, 0 to 1 (default 1), such as `OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.1`
+ * for one trace in ten. Exporting every span costs the app 1.4–1.8× its CPU per request (docs/BENCHMARKS.md, "What
+ * each choice of the app costs"); a trace not sampled is neither recorded nor sent. Checked by `serve` before it
+ * starts, rather than left to the SDK, which would log a bad value and fall back to its default.
+ */
+export const sampling: Config.Config<Sampling> = Config.all({
+  sampler: variable("OTEL_TRACES_SAMPLER", (raw) =>
+    (samplerNames as ReadonlyArray<string>).includes(raw) ?
+      Result.succeed(raw as Sampling["sampler"]) :
+      Result.fail(`must be one of ${samplerNames.join(", ")}`)).pipe(
+      Config.withDefault<Sampling["sampler"]>("parentbased_always_on")
+    ),
+  ratio: variable("OTEL_TRACES_SAMPLER_ARG", (raw) => {
+    const ratio = /^\s*(0|1|0?\.\d+|1\.0*)\s*$/.test(raw) ? Number(raw) : NaN
+    return Number.isNaN(ratio) ? Result.fail("must be a number from 0 to 1, such as 0.1") : Result.succeed(ratio)
+  }).pipe(Config.withDefault(1))
+})
+
+/** OpenTelemetry's sampler for `sampling`. */
+export const sampler = ({ ratio, sampler }: Sampling): Sampler => {
+  const root = sampler.endsWith("always_on") ?
+    new AlwaysOnSampler() :
+    sampler.endsWith("always_off") ?
+    new AlwaysOffSampler() :
+    new TraceIdRatioBasedSampler(ratio)
+  return sampler.startsWith("parentbased_") ? new ParentBasedSampler({ root }) : root
+}
+
 /**
  * Exports spans over OTLP/HTTP as JSON to `<endpoint>/v1/traces`, as service `OTEL_SERVICE_NAME` (default
- * `analytics`). A failed export never fails a request: the exporter drops that batch (OpenTelemetry's diagnostics,
- * off by default, say so). As the server stops, the spans still held are sent, waiting at most a second for the
- * collector.
+ * `analytics`), the traces `sampling` keeps (see `sampling`; default: read from the environment). A failed export
+ * never fails a request: the exporter drops that batch (OpenTelemetry's diagnostics, off by default, say so). As the
+ * server stops, the spans still held are sent, waiting at most a second for the collector.
  */
-export const layerOtlp = (endpoint: string): Layer.Layer<OtelTracer.OtelTracer> =>
+export const layerOtlp = (
+  endpoint: string,
+  options: { readonly sampling?: Sampling } = {}
+): Layer.Layer<OtelTracer.OtelTracer, Config.ConfigError> =>
   OtelTracer.layer.pipe(
     Layer.provide(Layer.effect(
       OtelTracer.OtelTracerProvider,
       Effect.gen(function*() {
         const resource = yield* OtelResource.Resource
+        const kept = options.sampling ?? (yield* sampling)
         const exporter = new OTLPTraceExporter({ url: `${endpoint.replace(/\/+$/, "")}/v1/traces` })
         return yield* Effect.acquireRelease(
           Effect.sync(() =>
             new BasicTracerProvider({
               resource,
+              sampler: sampler(kept),
               spanProcessors: [new BatchSpanProcessor(exporter, { scheduledDelayMillis: 1_000 })]
             })
           ),

@@ -26,7 +26,8 @@
  *                                          each under `node --cpu-prof`; prints where its time goes
  *   npm run bench:load -- --choices        what each choice of the app costs: the app as deployed against itself
  *                                          with the node:http client, 4 and 128 connections per service, no
- *                                          spans, spans exported over OTLP; plain Node too; healthy partial
+ *                                          spans, spans exported over OTLP (all, and 1 trace in 10); plain Node
+ *                                          too; healthy partial
  *   npm run bench:load -- --workers        the app as `npm run serve -- --external --workers=N` serves it, N = 1
  *                                          and 2 (`--max-workers=M`: 1 to M), healthy partial, saturated with
  *                                          --connections (32 here unless given): requests/s and CPU per request
@@ -320,6 +321,11 @@ const choiceTargets: ReadonlyArray<Target> = [
   { kind: "fanout", name: "128 connections per service", env: { FEATURE_CONNECTIONS: "128" } },
   { kind: "fanout", name: "no spans (TracerEnabled false)", env: { BENCH_SPANS: "off" } },
   { kind: "fanout", name: "spans exported (OTLP/HTTP)", env: { BENCH_SPANS: "otlp" } },
+  {
+    kind: "fanout",
+    name: "spans exported, 1 trace in 10 (OTEL_TRACES_SAMPLER_ARG=0.1)",
+    env: { BENCH_SPANS: "otlp", OTEL_TRACES_SAMPLER: "parentbased_traceidratio", OTEL_TRACES_SAMPLER_ARG: "0.1" }
+  },
   nodeTarget
 ]
 

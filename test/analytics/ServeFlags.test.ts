@@ -197,6 +197,18 @@ describe("ServeFlags.parse", () => {
     )
     expect(problem([], { FEATURE_CONNECTIONS: "0" })).toBe("FEATURE_CONNECTIONS=0: must be an integer from 1 to 1024")
     expect(problem([], { FEATURE_HTTP_CLIENT: "curl" })).toBe("FEATURE_HTTP_CLIENT=curl: must be undici or node")
+    expect(problem([], { OTEL_TRACES_SAMPLER: "sometimes" })).toBe(
+      "OTEL_TRACES_SAMPLER=sometimes: must be one of always_on, always_off, traceidratio, parentbased_always_on, " +
+        "parentbased_always_off, parentbased_traceidratio"
+    )
+    expect(problem([], { OTEL_TRACES_SAMPLER_ARG: "10%" })).toBe(
+      "OTEL_TRACES_SAMPLER_ARG=10%: must be a number from 0 to 1, such as 0.1"
+    )
+    expect(problem([], { OTEL_TRACES_SAMPLER_ARG: "1.5" })).toBe(
+      "OTEL_TRACES_SAMPLER_ARG=1.5: must be a number from 0 to 1, such as 0.1"
+    )
+    expect(problem([], { OTEL_TRACES_SAMPLER: "parentbased_traceidratio", OTEL_TRACES_SAMPLER_ARG: "0.1" }))
+      .toBe("no error")
     expect(problem([], { FEATURE_MAX_BODY_BYTES: "big" })).toBe(
       "FEATURE_MAX_BODY_BYTES=big: must be an integer from 1 to 16777216"
     )

@@ -3,7 +3,7 @@
  * `Layer.succeed` doubles, and an OTLP export to a collector stand-in on 127.0.0.1.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Layer, Option } from "effect"
+import { ConfigProvider, Deferred, Effect, Layer, Option } from "effect"
 import type { Tracer } from "effect"
 import { createServer } from "node:http"
 import type { AddressInfo } from "node:net"
@@ -13,6 +13,32 @@ import * as Server from "../../examples/analytics/Server.js"
 import * as Tracing from "../../examples/analytics/Tracing.js"
 import { doubles } from "./doubles.js"
 import { get, makeCaptureLogger } from "./support.js"
+
+/** A collector stand-in on 127.0.0.1 port 0: every POST's path and JSON body, answered 200. */
+const collector = Effect.acquireRelease(
+  Effect.callback<{ readonly server: ReturnType<typeof createServer>; readonly bodies: Array<any> }>((resume) => {
+    const bodies: Array<any> = []
+    const server = createServer((request, response) => {
+      let body = ""
+      request.on("data", (chunk) => (body += chunk))
+      request.on("end", () => {
+        bodies.push({ path: request.url, json: JSON.parse(body) })
+        response.writeHead(200, { "content-type": "application/json" }).end("{}")
+      })
+    })
+    server.listen(0, "127.0.0.1", () => resume(Effect.succeed({ server, bodies })))
+  }),
+  ({ server }) =>
+    Effect.callback<void>((resume) => {
+      server.close(() => resume(Effect.void))
+    })
+).pipe(Effect.map(({ bodies, server }) => ({ bodies, port: (server.address() as AddressInfo).port })))
+
+/** The names of the spans `bodies` exported. */
+const exported = (bodies: ReadonlyArray<any>): Array<string> =>
+  bodies.flatMap((body) =>
+    body.json.resourceSpans.flatMap((r: any) => r.scopeSpans.flatMap((s: any) => s.spans.map((span: any) => span.name)))
+  ).sort()
 
 /** The parent's span id (spans are compared by id: each tracer layer wraps the span objects of the one below). */
 const parentOf = (span: Tracer.Span): string | undefined => Option.getOrUndefined(span.parent)?.spanId
@@ -90,25 +116,7 @@ describe("tracing", () => {
 
   it.live("exports spans over OTLP/HTTP as JSON, flushed when the layer closes", () =>
     Effect.gen(function*() {
-      const bodies: Array<any> = []
-      const collector = yield* Effect.acquireRelease(
-        Effect.callback<ReturnType<typeof createServer>>((resume) => {
-          const server = createServer((request, response) => {
-            let body = ""
-            request.on("data", (chunk) => (body += chunk))
-            request.on("end", () => {
-              bodies.push({ path: request.url, json: JSON.parse(body) })
-              response.writeHead(200, { "content-type": "application/json" }).end("{}")
-            })
-          })
-          server.listen(0, "127.0.0.1", () => resume(Effect.succeed(server)))
-        }),
-        (server) =>
-          Effect.callback<void>((resume) => {
-            server.close(() => resume(Effect.void))
-          })
-      )
-      const { port } = collector.address() as AddressInfo
+      const { bodies, port } = yield* collector
       yield* Effect.scoped(
         Effect.void.pipe(
           Effect.withSpan("child", { attributes: { feature: "listings" } }),
@@ -124,4 +132,37 @@ describe("tracing", () => {
       expect(child.parentSpanId).toBe(parent.spanId)
       expect(child.attributes).toContainEqual({ key: "feature", value: { stringValue: "listings" } })
     }).pipe(Effect.scoped))
+
+  it.live("exports only the traces its sampler keeps (OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG)", () =>
+    Effect.gen(function*() {
+      const trace = (sampling: Tracing.Sampling, port: number) =>
+        Effect.scoped(
+          Effect.void.pipe(
+            Effect.withSpan("child"),
+            Effect.withSpan("usage.partial"),
+            Effect.provide(Tracing.layerOtlp(`http://127.0.0.1:${port}`, { sampling }))
+          )
+        )
+      const kept = yield* collector
+      yield* trace({ sampler: "parentbased_traceidratio", ratio: 1 }, kept.port)
+      expect(exported(kept.bodies)).toEqual(["child", "usage.partial"])
+      // Ratio 0 keeps no root, and a child follows its parent's decision; always_off keeps nothing either.
+      const dropped = yield* collector
+      yield* trace({ sampler: "parentbased_traceidratio", ratio: 0 }, dropped.port)
+      yield* trace({ sampler: "always_off", ratio: 1 }, dropped.port)
+      expect(exported(dropped.bodies)).toEqual([])
+    }).pipe(Effect.scoped))
+
+  it.effect("reads its sampler from OpenTelemetry's variables, every trace by default", () =>
+    Effect.gen(function*() {
+      const read = (env: Record<string, string>) =>
+        Tracing.sampling.parse(ConfigProvider.fromEnv({ env })).pipe(Effect.map(Tracing.sampler))
+      expect((yield* read({})).toString()).toMatch(/^ParentBased\{root=AlwaysOnSampler/)
+      expect(
+        (yield* read({ OTEL_TRACES_SAMPLER: "parentbased_traceidratio", OTEL_TRACES_SAMPLER_ARG: "0.1" })).toString()
+      ).toMatch(/^ParentBased\{root=TraceIdRatioBased\{0\.1\}/)
+      expect((yield* read({ OTEL_TRACES_SAMPLER: "traceidratio", OTEL_TRACES_SAMPLER_ARG: "0.25" })).toString())
+        .toBe("TraceIdRatioBased{0.25}")
+      expect((yield* read({ OTEL_TRACES_SAMPLER: "always_off" })).toString()).toBe("AlwaysOffSampler")
+    }))
 })

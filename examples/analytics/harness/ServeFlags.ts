@@ -32,6 +32,7 @@ import * as FeatureClient from "../FeatureClient.js"
 import { features } from "../Features.js"
 import * as Listen from "../Listen.js"
 import * as LogLimit from "../LogLimit.js"
+import * as Tracing from "../Tracing.js"
 import * as Usage from "../Usage.js"
 import * as Simulator from "./Simulator.js"
 import { FlagError } from "./Simulator.js"
@@ -85,6 +86,7 @@ const environment = (external: boolean): ReadonlyArray<Config.Config<unknown>> =
   Admission.settingsConfig,
   Listen.connectionsConfig,
   LogLimit.logWindow,
+  Tracing.sampling,
   ...(external ? [Listen.portConfig, Listen.hostConfig, ...features.map(FeatureClient.baseUrl)] : [])
 ]
 
