@@ -10,6 +10,7 @@ import { Admission, retryAfterSeconds } from "./Admission.js"
 import type { InputIssue } from "./Api.js"
 import { AnalyticsApi, HttpApiDecodeError, InputChecks, NotFound, takes, UsageQuery } from "./Api.js"
 import * as LogLimit from "./LogLimit.js"
+import * as Tracing from "./Tracing.js"
 import { Usage } from "./Usage.js"
 
 export const UsageGroupLive = HttpApiBuilder.group(AnalyticsApi, "usage", (handlers) =>
@@ -26,7 +27,7 @@ export const UsageGroupLive = HttpApiBuilder.group(AnalyticsApi, "usage", (handl
             Duration.millis(deadlineMs),
             (deadline) => usage.forCustomer(id, { mode, deadline })
           )
-        }))
+        }).pipe(Tracing.spansIfSampled))
       .handle("health", () => Effect.succeed({ status: "ok" as const }))
   }))
 

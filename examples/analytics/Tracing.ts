@@ -24,8 +24,8 @@ import {
   ParentBasedSampler,
   TraceIdRatioBasedSampler
 } from "@opentelemetry/sdk-trace-base"
-import type { Context, Exit, Option } from "effect"
-import { Config, Effect, Layer, Result, Tracer } from "effect"
+import type { Exit } from "effect"
+import { Config, Context, Effect, Layer, Option, Result, Tracer } from "effect"
 import { variable } from "./Environment.js"
 
 /**
@@ -173,6 +173,19 @@ export const sampler = ({ ratio, sampler }: Sampling): Sampler => {
     new TraceIdRatioBasedSampler(ratio)
   return sampler.startsWith("parentbased_") ? new ParentBasedSampler({ root }) : root
 }
+
+/**
+ * Runs `effect` without making spans when the span around it (the HTTP server's, for a request) was not sampled: a
+ * trace the sampler dropped at its root then costs nothing below it — no spans for `Usage`, the fan-out, its tasks
+ * or the feature calls, which would be made and thrown away (OpenTelemetry only stops a non-sampled span from being
+ * recorded and exported; Effect still makes it). The feature calls of such a request send no `traceparent`, so the
+ * services decide for themselves. With every trace sampled (the default) or Effect's own tracer, nothing changes.
+ */
+export const spansIfSampled = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.withFiber((fiber) => {
+    const around = Context.getOption(fiber.context, Tracer.ParentSpan)
+    return Option.isSome(around) && !around.value.sampled ? Effect.withTracerEnabled(effect, false) : effect
+  })
 
 /**
  * Exports spans over OTLP/HTTP as JSON to `<endpoint>/v1/traces`, as service `OTEL_SERVICE_NAME` (default

@@ -153,6 +153,33 @@ describe("tracing", () => {
       expect(exported(dropped.bodies)).toEqual([])
     }).pipe(Effect.scoped))
 
+  it.live("below a span its sampler dropped, spansIfSampled makes no spans at all; below a kept one, all of them", () =>
+    Effect.gen(function*() {
+      const { port } = yield* collector
+      const made = (sampling: Tracing.Sampling) => {
+        const names: Array<string> = []
+        return Effect.scoped(
+          Effect.void.pipe(
+            Effect.withSpan("feature.listings.usage"),
+            Effect.withSpan("usage.partial"),
+            Tracing.spansIfSampled,
+            Effect.withSpan("GET"),
+            Effect.provide(
+              Tracing.layerReporting((span) => names.push(span.name)).pipe(
+                Layer.provide(Tracing.layerOtlp(`http://127.0.0.1:${port}`, { sampling }))
+              )
+            )
+          )
+        ).pipe(Effect.as(names))
+      }
+      expect(yield* made({ sampler: "parentbased_always_on", ratio: 1 })).toEqual([
+        "feature.listings.usage",
+        "usage.partial",
+        "GET"
+      ])
+      expect(yield* made({ sampler: "parentbased_always_off", ratio: 1 })).toEqual(["GET"])
+    }).pipe(Effect.scoped))
+
   it.effect("reads its sampler from OpenTelemetry's variables, every trace by default", () =>
     Effect.gen(function*() {
       const read = (env: Record<string, string>) =>
