@@ -147,7 +147,7 @@ export interface Sampling {
  * Which traces `layerOtlp` exports, from OpenTelemetry's own variables: `OTEL_TRACES_SAMPLER` (default
  * `parentbased_always_on`: every trace) and `OTEL_TRACES_SAMPLER_ARG`, the share of traces kept by the `traceidratio`
  * samplers, 0 to 1 (default 1), such as `OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.1`
- * for one trace in ten. Exporting every span costs the app 1.4–1.8× its CPU per request (docs/BENCHMARKS.md, "What
+ * for one trace in ten. Exporting every span costs the app 1.4–2.6× its CPU per request (docs/BENCHMARKS.md, "What
  * each choice of the app costs"); a trace not sampled is neither recorded nor sent. Checked by `serve` before it
  * starts, rather than left to the SDK, which would log a bad value and fall back to its default.
  */
