@@ -120,8 +120,8 @@ const excerptBytes = 500
  * The body's first `limit` bytes as text, and whether it had more: reading stops once past `limit` (which aborts the
  * request and closes its connection), so what is read is at most `limit` bytes and one chunk. A body whose
  * `content-length` is within `limit` is read whole in one step (the HTTP client ends the body at its
- * `content-length`, so no more is read); one without, or over it, chunk by chunk as a stream — which costs each call
- * about a third more CPU (docs/BENCHMARKS.md, "What each feature call costs").
+ * `content-length`, so no more is read); one without, or over it, chunk by chunk as a stream — which costs a call
+ * ~85 µs more CPU, about half again a minimal call's (docs/BENCHMARKS.md, "What each feature call costs").
  */
 export const readAtMost = (
   response: HttpClientResponse.HttpClientResponse,

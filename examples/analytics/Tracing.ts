@@ -1,7 +1,7 @@
 /**
- * Where the application's spans go. Nothing in the application depends on this file: spans are opened anyway (by
- * the HTTP server, `Usage.forCustomer`, each `FanOut` and each feature client) and cost next to nothing until a
- * tracer is installed here.
+ * Where the application's spans go, and which traces are kept. The application uses only `spansIfSampled` (around
+ * each usage request): spans are opened anyway (by the HTTP server, `Usage.forCustomer`, each `FanOut` and each
+ * feature client) and cost little until a tracer is installed here.
  *
  * - `layerConsole` prints each span as it ends: one line with its trace, name, duration, parent and the attributes
  *   worth reading (the fan-out's outcome counts, each task's outcome and attempts).
