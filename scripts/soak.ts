@@ -79,6 +79,8 @@ interface ServerSample {
   readonly heapUsed: number
   /** Memory outside the JS heap that V8 knows of: `Buffer`s and other ArrayBuffers, included in `external`. */
   readonly external: number
+  /** The heap V8 holds from the system (used or not), after the same GC. */
+  readonly heapTotal: number
 }
 
 /** The server side: the API and the simulators, answering `"sample"` over IPC with its memory after a full GC. */
@@ -89,8 +91,8 @@ const serve = () =>
       process.on("message", (message) => {
         if (message !== "sample") return
         ;(globalThis as { gc?: () => void }).gc?.()
-        const { external, heapUsed, rss } = process.memoryUsage()
-        process.send?.({ sample: { rss, heapUsed, external } satisfies ServerSample })
+        const { external, heapTotal, heapUsed, rss } = process.memoryUsage()
+        process.send?.({ sample: { rss, heapUsed, external, heapTotal } satisfies ServerSample })
       })
       // The IPC channel closes when the soak ends, however it ended (even killed): the server stops then too.
       process.on("disconnect", () => process.kill(process.pid, "SIGTERM"))
@@ -122,8 +124,9 @@ interface Sample {
   readonly p99Ms: number
   readonly rssMb: number
   readonly heapMb: number
-  /** Shown, not bounded: where RSS grows when the heap does not. */
+  /** Shown, not bounded: where RSS grows when the heap in use does not. */
   readonly externalMb: number
+  readonly heapTotalMb: number
   readonly fds: number
   readonly sockets: number
 }
@@ -237,7 +240,7 @@ const soak = async () => {
   }, 50)
 
   const samples: Array<Sample> = []
-  const columns = "    t(s)   sent    2xx  other  unexp  skip  p99ms  rssMB heapMB  extMB   fds  socks"
+  const columns = "    t(s)   sent    2xx  other  unexp  skip  p99ms  rssMB heapMB  extMB totalMB   fds  socks"
   console.log(
     `soak: ${options.seconds} s at ${options.rate} req/s (at most ${options.concurrency} in flight), ` +
       `${options.hang} hanging, ${options.crash} crashing, a sample every ${options.sampleSeconds} s, server pid ${child.pid}`
@@ -258,6 +261,7 @@ const soak = async () => {
       rssMb: Math.round(memory.rss / 1048576 * 10) / 10,
       heapMb: Math.round(memory.heapUsed / 1048576 * 10) / 10,
       externalMb: Math.round(memory.external / 1048576 * 10) / 10,
+      heapTotalMb: Math.round(memory.heapTotal / 1048576 * 10) / 10,
       fds,
       sockets
     }
@@ -278,6 +282,7 @@ const soak = async () => {
         sample.rssMb,
         sample.heapMb,
         sample.externalMb,
+        sample.heapTotalMb,
         fds,
         sockets
       ]
