@@ -159,9 +159,9 @@ const healthProbe = () => {
     const request = Http.get({ host: "127.0.0.1", port, path: "/health", agent: false, timeout: 1_000 }, (response) => {
       response.resume()
       response.on("end", () => {
+        if (response.statusCode !== 200) return void failed++
+        ok++
         slowestMs = Math.max(slowestMs, performance.now() - sent)
-        if (response.statusCode === 200) ok++
-        else failed++
       })
     })
     request.on("timeout", () => request.destroy(new Error("timeout")))
@@ -281,10 +281,18 @@ console.log(
   const until = performance.now() + 30_000
   while (answered < 100) {
     const round = await Promise.all(Array.from({ length: 10 }, (_, n) => single(usagePath(-1 - answered - n))))
-    const wrong = round.find((answer) => answer === undefined || ![200, 503].includes(answer.status))
-    if (wrong !== undefined || performance.now() > until) {
+    // `find` could not tell a missing answer from none wrong: the index can.
+    const wrong = round.findIndex((answer) => answer === undefined || ![200, 503].includes(answer.status))
+    if (wrong !== -1 || performance.now() > until) {
+      const answer = wrong === -1 ? undefined : round[wrong]
       console.error(
-        `attack: the warm-up got ${wrong === undefined ? "no 100 answers in 30 s" : `${wrong.status} ${wrong.body}`}`
+        `attack: the warm-up got ${
+          wrong === -1
+            ? "no 100 answers in 30 s"
+            : answer === undefined
+            ? "no answer"
+            : `${answer.status} ${answer.body}`
+        }`
       )
       process.exit(1)
     }
