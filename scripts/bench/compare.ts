@@ -1,24 +1,30 @@
 /**
- * `npm run bench:compare -- --base=<git ref> [--head=<git ref>]`: what a change costs on the fail-fast stop path,
- * measured where the core benchmark's ratios are too noisy to tell: the library at two commits (the working tree for
- * `head` unless given), each compiled by tsc into a directory of its own, loaded into one process and timed
- * alternately, round by round, with Effect 4's `Effect.all` in the same rounds. The scenario is the core benchmark's
- * fail fast (`failFast.ts`): N = 1,000, 999 siblings waiting with a counting finalizer, the last task failing after
- * 20 ms; ms from the failure to the return, every finalizer done.
+ * `npm run bench:compare -- --base=<git ref> [--head=<git ref>]`: what a change costs, measured where the core
+ * benchmark's ratios are too noisy to tell: the library at two commits (the working tree for `head` unless given),
+ * each compiled by tsc into a directory of its own, loaded into one process and timed alternately, round by round,
+ * with Effect 4's `Effect.all` in the same rounds.
  *
- *   --rounds=31      rounds per wait (after 3 warm-up runs of each runner)
+ * - `failfast`: the core benchmark's fail fast (`failFast.ts`): N = 1,000, 999 siblings waiting with a counting
+ *   finalizer, the last task failing after 20 ms; ms from the failure to the return, every finalizer done.
+ * - `throughput`: fan-outs that use none of the options a change adds — `settle` and `all` of `Effect.succeed` and
+ *   `Effect.sync` tasks at N = 10 and 1,000, and `settle` with a `retry` never used and a `hedge` that never fires;
+ *   CPU time per task (user + system, all threads).
  *
- * Prints one Markdown table: per wait and runner the median ms (min–max), and head ÷ base as the median of the
- * per-round ratios (min–max).
+ *   --only=failfast,throughput   the sections to run (default: both)
+ *   --rounds=31                  rounds per wait or scenario (after warm-up runs of each runner)
+ *
+ * Prints a Markdown table per section: per scenario and runner the median (min–max), and head ÷ base as the median of
+ * the per-round ratios (min–max).
  */
 import * as Effect from "effect/Effect"
+import * as Schedule from "effect/Schedule"
 import { spawnSync } from "node:child_process"
 import * as Fs from "node:fs"
 import { createRequire } from "node:module"
 import * as Path from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
 import { effectFailFast, failN, type Wait, waits } from "./failFast.js"
-import { fmtStats, machine, stats, table } from "./harness.js"
+import { cost, fmtStats, machine, nsPerTask, stats, table, timeTogether } from "./harness.js"
 
 const root = fileURLToPath(new URL("../../", import.meta.url))
 const cacheDir = Path.join(root, "node_modules/.cache/effect-fanout-compare")
@@ -32,14 +38,21 @@ const fail = (message: string): never => {
 }
 
 for (const arg of process.argv.slice(2)) {
-  if (!/^--(base|head|rounds)=/.test(arg)) {
-    fail(`unrecognised flag ${arg} (the flags: --base=REF --head=REF --rounds=N)`)
+  if (!/^--(base|head|rounds|only)=/.test(arg)) {
+    fail(`unrecognised flag ${arg} (the flags: --base=REF --head=REF --rounds=N --only=failfast,throughput)`)
   }
 }
 const baseRef = flag("base") ?? fail("give --base=<git ref>, the commit to compare against")
 const headRef = flag("head")
 const roundsRaw = flag("rounds") ?? "31"
 const rounds = /^\d+$/.test(roundsRaw) && Number(roundsRaw) >= 3 ? Number(roundsRaw) : fail("--rounds must be ≥ 3")
+const sections = ["failfast", "throughput"] as const
+const only = (flag("only") ?? sections.join(",")).split(",")
+for (const name of only) {
+  if (!(sections as ReadonlyArray<string>).includes(name)) {
+    fail(`--only: unknown section ${name} (${sections.join(", ")})`)
+  }
+}
 
 const git = (...args: Array<string>): string => {
   const r = spawnSync("git", args, { cwd: root, encoding: "utf8" })
@@ -91,39 +104,123 @@ const head = compile(headRef)
 const baseFanOut: FanOutModule = await import(pathToFileURL(base.module).href)
 const headFanOut: FanOutModule = await import(pathToFileURL(head.module).href)
 
-const runners = [
-  { name: `FanOut.all, base`, run: effectFailFast((tasks) => baseFanOut.all(tasks)) },
-  { name: `FanOut.all, head`, run: effectFailFast((tasks) => headFanOut.all(tasks)) },
-  { name: "Effect.all", run: effectFailFast((tasks) => Effect.all(tasks, { concurrency: "unbounded" })) }
-]
-
 console.log(`bench:compare: base ${base.name}, head ${head.name}; ${machine()}`)
-const rows: Array<Array<string>> = []
-for (const wait of waits as ReadonlyArray<Wait>) {
-  for (const r of runners) for (let w = 0; w < 3; w++) await r.run(wait)
-  const ms = runners.map(() => new Array<number>())
-  const ratios: Array<number> = []
-  for (let round = 0; round < rounds; round++) {
-    const got = new Array<number>(runners.length)
-    for (let k = 0; k < runners.length; k++) {
-      // Each round starts with another runner, so that none always runs first.
-      const i = (k + round) % runners.length
-      const [latency, finalized] = await runners[i]!.run(wait)
-      if (finalized !== failN - 1) fail(`${runners[i]!.name}: ${finalized} of ${failN - 1} finalizers done at return`)
-      got[i] = latency
-      ms[i]!.push(latency)
+
+if (only.includes("failfast")) {
+  const runners = [
+    { name: `FanOut.all, base`, run: effectFailFast((tasks) => baseFanOut.all(tasks)) },
+    { name: `FanOut.all, head`, run: effectFailFast((tasks) => headFanOut.all(tasks)) },
+    { name: "Effect.all", run: effectFailFast((tasks) => Effect.all(tasks, { concurrency: "unbounded" })) }
+  ]
+
+  const rows: Array<Array<string>> = []
+  for (const wait of waits as ReadonlyArray<Wait>) {
+    for (const r of runners) for (let w = 0; w < 3; w++) await r.run(wait)
+    const ms = runners.map(() => new Array<number>())
+    const ratios: Array<number> = []
+    for (let round = 0; round < rounds; round++) {
+      const got = new Array<number>(runners.length)
+      for (let k = 0; k < runners.length; k++) {
+        // Each round starts with another runner, so that none always runs first.
+        const i = (k + round) % runners.length
+        const [latency, finalized] = await runners[i]!.run(wait)
+        if (finalized !== failN - 1) fail(`${runners[i]!.name}: ${finalized} of ${failN - 1} finalizers done at return`)
+        got[i] = latency
+        ms[i]!.push(latency)
+      }
+      ratios.push(got[1]! / got[0]!)
     }
-    ratios.push(got[1]! / got[0]!)
+    const ratio = stats(ratios)
+    runners.forEach((r, i) => {
+      rows.push([
+        wait,
+        r.name,
+        fmtStats(stats(ms[i]!)),
+        i === 1 ? `${ratio.median.toFixed(2)}× (${ratio.min.toFixed(2)}–${ratio.max.toFixed(2)})` : ""
+      ])
+    })
   }
-  const ratio = stats(ratios)
-  runners.forEach((r, i) => {
-    rows.push([
-      wait,
-      r.name,
-      fmtStats(stats(ms[i]!)),
-      i === 1 ? `${ratio.median.toFixed(2)}× (${ratio.min.toFixed(2)}–${ratio.max.toFixed(2)})` : ""
-    ])
-  })
+  console.log(table(["siblings wait on", "runner", "ms after the failure", "head ÷ base, per round"], rows, 2))
+  console.log(`\n${rounds} rounds per wait after 3 warm-up runs of each runner; every finalizer done at every return.`)
 }
-console.log(table(["siblings wait on", "runner", "ms after the failure", "head ÷ base, per round"], rows, 2))
-console.log(`\n${rounds} rounds per wait after 3 warm-up runs of each runner; every finalizer done at every return.`)
+
+if (only.includes("throughput")) {
+  // Each scenario: a fan-out of `n` tasks, made anew per call; `k` fan-outs in a row per sample.
+  const succeed = (n: number) => Array.from({ length: n }, (_, i) => Effect.succeed(i))
+  const sync = (n: number) => Array.from({ length: n }, (_, i) => Effect.sync(() => i))
+  const retry = Schedule.recurs(2)
+  const hedge = { delay: "1 hour" } as const
+  const scenarios: ReadonlyArray<{
+    readonly name: string
+    readonly n: number
+    readonly fanOut: (lib: FanOutModule, n: number) => Effect.Effect<unknown, unknown>
+    readonly peer: (n: number) => Effect.Effect<unknown, unknown>
+  }> = [
+    {
+      name: "settle, N = 10, Effect.succeed",
+      n: 10,
+      fanOut: (lib, n) => lib.settle(succeed(n)),
+      peer: (n) => Effect.all(succeed(n), { concurrency: "unbounded", mode: "result" })
+    },
+    {
+      name: "all, N = 10, Effect.succeed",
+      n: 10,
+      fanOut: (lib, n) => lib.all(succeed(n)),
+      peer: (n) => Effect.all(succeed(n), { concurrency: "unbounded" })
+    },
+    {
+      name: "settle, N = 1,000, Effect.succeed",
+      n: 1000,
+      fanOut: (lib, n) => lib.settle(succeed(n)),
+      peer: (n) => Effect.all(succeed(n), { concurrency: "unbounded", mode: "result" })
+    },
+    {
+      name: "all, N = 1,000, Effect.sync",
+      n: 1000,
+      fanOut: (lib, n) => lib.all(sync(n)),
+      peer: (n) => Effect.all(sync(n), { concurrency: "unbounded" })
+    },
+    {
+      name: "settle, N = 1,000, retry never used",
+      n: 1000,
+      fanOut: (lib, n) => lib.settle(sync(n), { retry }),
+      peer: (n) => Effect.all(sync(n).map((t) => Effect.retry(t, retry)), { concurrency: "unbounded", mode: "result" })
+    },
+    {
+      name: "settle, N = 1,000, hedge never fires",
+      n: 1000,
+      fanOut: (lib, n) => lib.settle(sync(n), { hedge }),
+      peer: (n) => Effect.all(sync(n), { concurrency: "unbounded", mode: "result" })
+    }
+  ]
+  const rows: Array<Array<string>> = []
+  for (const scenario of scenarios) {
+    // About 60,000 tasks a sample.
+    const k = Math.max(1, Math.round(60_000 / scenario.n))
+    const loop = (make: () => Effect.Effect<unknown, unknown>) => () =>
+      Effect.runPromise(Effect.exit(Effect.repeat(Effect.suspend(make), { times: k - 1 })))
+    const bodies = [
+      loop(() => scenario.fanOut(baseFanOut, scenario.n)),
+      loop(() => scenario.fanOut(headFanOut, scenario.n)),
+      loop(() => scenario.peer(scenario.n))
+    ]
+    const perCall = await timeTogether(bodies, { runs: rounds, warmup: 3, clock: "cpu" })
+    const perTask = perCall.map((s) => nsPerTask(s, scenario.n * k))
+    const ratio = cost(perTask[1], perTask[0])!
+    const names = ["FanOut, base", "FanOut, head", "Effect.all"]
+    perTask.forEach((s, i) => {
+      rows.push([
+        scenario.name,
+        names[i]!,
+        fmtStats(s),
+        i === 1 ? `${ratio.ratio.toFixed(2)}× (${ratio.min.toFixed(2)}–${ratio.max.toFixed(2)})` : ""
+      ])
+    })
+  }
+  console.log(table(["fan-out (no new option)", "runner", "CPU ns per task", "head ÷ base"], rows, 2))
+  console.log(
+    `\n${rounds} rounds per scenario after 3 warm-up samples of each runner, runners rotated each round; a sample is ` +
+      "about 60,000 tasks (6,000 fan-outs of 10, 60 of 1,000); head ÷ base: ratio of the medians, min–max of the " +
+      "per-round ratios."
+  )
+}
