@@ -2,9 +2,12 @@
  * Why a fan-out interrupted a task, as typed data: the sibling whose failure stopped it, the deadline, the task's own
  * timeout, a quorum reached, a hedge lost, a required task failed, or the fan-out's caller.
  *
- * The reason travels on the interruption itself (as an annotation of the `Interrupt` in the task's cause), so it
- * costs nothing until read: an `Interrupted` outcome holds it as `cancelReason`, and a task reads it in a finalizer
- * that sees its exit (`Effect.onExit`, `Effect.onError`, `Effect.addFinalizer`) with `Cancellation.ofExit`.
+ * An `Interrupted` outcome holds it as `cancelReason`, and a task reads it in a finalizer that sees its exit
+ * (`Effect.onExit`, `Effect.onError`, `Effect.addFinalizer`) with `Cancellation.ofExit`. It costs nothing per task:
+ * when a fan-out stops, its tasks' interruptions name the fiber that runs it, and the fan-out holds why it stopped
+ * until it answers, by which time every task it interrupted has ended; an interruption of one task alone (its
+ * timeout, a hedge lost) carries the reason as an annotation of its cause. So read the reason as the task ends: an
+ * exit kept past its fan-out's answer may no longer say why.
  *
  * @since 1.1.0
  */

@@ -3,6 +3,7 @@ import { Deferred, Effect, Exit, Fiber, Option, Ref } from "effect"
 import { TestClock } from "effect/testing"
 import { Cancellation, FanOut } from "../src/index.js"
 import type { Outcome } from "../src/index.js"
+import { stoppingNow } from "../src/internal/cancel.js"
 
 /** A task that waits forever and records, in its finalizer, why it was interrupted. */
 const waiting = (seen: Ref.Ref<Array<Option.Option<Cancellation.CancelReason>>>, started?: Deferred.Deferred<void>) =>
@@ -101,6 +102,85 @@ describe("Cancellation", () => {
       const [outcome] = yield* FanOut.settle([Effect.interrupt])
       expect(outcome).toMatchObject({ _tag: "Interrupted", cancelReason: undefined })
       expect(Cancellation.ofExit(Exit.succeed(1))).toEqual(Option.none())
+    }))
+
+  it.effect("fan-outs stopping at once on fibers of their own: each task reads its own fan-out's reason", () =>
+    Effect.gen(function*() {
+      const seen = yield* Ref.make<Array<Option.Option<Cancellation.CancelReason>>>([])
+      const stopsFor = (key: string) =>
+        Effect.gen(function*() {
+          const started = yield* Deferred.make<void>()
+          const mine = yield* Ref.make<Array<Option.Option<Cancellation.CancelReason>>>([])
+          yield* Effect.exit(
+            FanOut.all({
+              wait: waiting(mine, started),
+              [key]: Effect.andThen(Deferred.await(started), Effect.fail(key))
+            })
+          )
+          yield* Ref.update(seen, (all) => [...all, ...Effect.runSync(Ref.get(mine))])
+        })
+      yield* Effect.all([stopsFor("x"), stopsFor("y")], { concurrency: "unbounded" })
+      expect(yield* Ref.get(seen)).toEqual([
+        Option.some({ _tag: "SiblingFailed", key: "x", label: "x" }),
+        Option.some({ _tag: "SiblingFailed", key: "y", label: "y" })
+      ])
+      expect(stoppingNow()).toBe(0)
+    }))
+
+  it.effect("one fiber, fan-outs in a row: each reason is its own fan-out's, none held once it answered", () =>
+    Effect.gen(function*() {
+      const seen = yield* Ref.make<Array<Option.Option<Cancellation.CancelReason>>>([])
+      const started = yield* Deferred.make<void>()
+      yield* Effect.exit(
+        FanOut.all({ w: waiting(seen, started), a: Effect.andThen(Deferred.await(started), Effect.fail("a")) })
+      )
+      expect(stoppingNow()).toBe(0)
+      const again = yield* Deferred.make<void>()
+      const core = Effect.andThen(Deferred.await(again), Effect.fail("down"))
+      yield* Effect.exit(FanOut.settle({ extra: waiting(seen, again), core }, { required: ["core"] }))
+      expect(stoppingNow()).toBe(0)
+      yield* FanOut.quorum([waiting(seen), Effect.succeed(1)], 1)
+      expect(yield* Ref.get(seen)).toEqual([
+        Option.some({ _tag: "SiblingFailed", key: "a", label: "a" }),
+        Option.some({ _tag: "RequiredFailed", key: "core", label: "core" }),
+        Option.some({ _tag: "QuorumReached" })
+      ])
+      expect(stoppingNow()).toBe(0)
+    }))
+
+  it.effect("detached: a task that ends after the fan-out answered still reads why", () =>
+    Effect.gen(function*() {
+      const started = yield* Deferred.make<void>()
+      const release = yield* Deferred.make<void>()
+      const read = yield* Deferred.make<Option.Option<Cancellation.CancelReason>>()
+      // Its finalizer runs only once the test releases it, after the fan-out has answered.
+      const slow = Effect.andThen(Deferred.succeed(started, undefined), Effect.never).pipe(
+        Effect.onExit((exit) =>
+          Effect.andThen(Deferred.await(release), Deferred.succeed(read, Cancellation.ofExit(exit)))
+        )
+      )
+      const bad = Effect.andThen(Deferred.await(started), Effect.fail("boom"))
+      const exit = yield* Effect.exit(FanOut.all({ slow, bad }, { detach: true }))
+      expect(Exit.isFailure(exit)).toBe(true)
+      expect(yield* Deferred.isDone(read)).toBe(false)
+      yield* Deferred.succeed(release, undefined)
+      expect(yield* Deferred.await(read)).toEqual(Option.some({ _tag: "SiblingFailed", key: "bad", label: "bad" }))
+      expect(stoppingNow()).toBe(0)
+    }))
+
+  it.effect("nested: the enclosing fan-out's task reads the sibling's failure, the nested fan-out's tasks the caller", () =>
+    Effect.gen(function*() {
+      const outer = yield* Ref.make<Array<Option.Option<Cancellation.CancelReason>>>([])
+      const inner = yield* Ref.make<Array<Option.Option<Cancellation.CancelReason>>>([])
+      const started = yield* Deferred.make<void>()
+      const nested = FanOut.all([waiting(inner, started), waiting(inner)]).pipe(
+        Effect.onExit((exit) => Ref.update(outer, (all) => [...all, Cancellation.ofExit(exit)]))
+      )
+      const bad = Effect.andThen(Deferred.await(started), Effect.fail("boom"))
+      yield* Effect.exit(FanOut.all({ nested, bad }))
+      expect(yield* Ref.get(outer)).toEqual([Option.some({ _tag: "SiblingFailed", key: "bad", label: "bad" })])
+      expect(yield* Ref.get(inner)).toEqual([Option.some({ _tag: "Caller" }), Option.some({ _tag: "Caller" })])
+      expect(stoppingNow()).toBe(0)
     }))
 
   it("types", () => {

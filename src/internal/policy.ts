@@ -6,7 +6,6 @@
  *
  * @internal
  */
-import type * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
 import type * as Exit from "effect/Exit"
 import type { CancelReason } from "../Cancellation.js"
@@ -60,16 +59,12 @@ export const runPolicy = <A, E>(
             ledger.stoppedBy = index
             return true
           },
-          stopReason(index, exit): Context.Context<never> {
-            if (r.stopReason !== undefined) return cancel.annotations(ledger.cancelReason = r.stopReason(index))
-            if (exit._tag === "Success") {
-              ledger.cancelReason = { _tag: "QuorumReached" }
-              return cancel.quorumReached
-            }
-            const key = shape.keys[index]!
-            const label = shape.labels[index]
-            ledger.cancelReason = { _tag: "SiblingFailed", key, label }
-            return cancel.annotations(ledger.cancelReason)
+          stopReason(index, exit): CancelReason {
+            return ledger.cancelReason = r.stopReason !== undefined
+              ? r.stopReason(index)
+              : exit._tag === "Success"
+              ? cancel.quorumReached
+              : { _tag: "SiblingFailed", key: shape.keys[index]!, label: shape.labels[index] }
           },
           onLateExit(index, exit, limit, started, end, waited) {
             ledger.record(index, exit, limit, started, end, waited)

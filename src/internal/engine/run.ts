@@ -15,6 +15,7 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
+import type { CancelReason } from "../../Cancellation.js"
 import * as cancel from "../cancel.js"
 import { CurrentDeadline, inheritedLead } from "../deadline.js"
 import { Alarms, clear } from "./alarms.js"
@@ -48,10 +49,10 @@ export interface Policy<A, E> {
     waited: boolean
   ) => void
   /**
-   * `onExit` returned `true` for task `index`: the annotations the running tasks are interrupted with (the reason
-   * they read). Called once, at the stop.
+   * `onExit` returned `true` for task `index`: why the running tasks are interrupted (the reason they read). Called
+   * once, at the stop.
    */
-  readonly stopReason?: ((index: number, exit: Exit.Exit<unknown, unknown>) => Context.Context<never>) | undefined
+  readonly stopReason?: ((index: number, exit: Exit.Exit<unknown, unknown>) => CancelReason) | undefined
   /** The deadline passed; the fan-out stops after this call, its running tasks ending with `limit` "Deadline". */
   readonly onDeadline: () => void
   /** The fan-out's answer, once it has stopped or every task has ended. `started` is the count of tasks started. */
@@ -144,8 +145,10 @@ export const run = <A, E>(spec: Spec<A, E>): Effect.Effect<A, E> =>
     let answered = false
     let resume: ((effect: Effect.Effect<A, E>) => void) | undefined = undefined
     let deadlineAlarm: Alarm | undefined = undefined
-    // Why the fan-out stopped, as the annotations its tasks are interrupted with (see internal/cancel.ts).
+    // Why the fan-out stopped (see internal/cancel.ts): told once under the caller's id, or, detached, as the
+    // annotations its tasks are interrupted with; `told` once it was told.
     let why: Context.Context<never> | undefined = undefined
+    let told = false
     // A throw in the fan-out's own bookkeeping (a stack overflow in a deep nest of fan-outs): the fan-out stops, and
     // dies with it once its tasks have ended, rather than answering with what a half-done step left behind.
     let broken: { readonly defect: unknown } | undefined = undefined
@@ -167,12 +170,26 @@ export const run = <A, E>(spec: Spec<A, E>): Effect.Effect<A, E> =>
       }
     }
 
-    const stop = (reason?: Context.Context<never>) => {
+    const stop = (reason?: CancelReason) => {
       if (stopped) return
       stopped = true
-      why = reason
+      if (reason !== undefined) {
+        if (spec.detach) why = cancel.annotations(reason)
+        else {
+          cancel.stopped(caller.id, reason)
+          told = true
+        }
+      }
       clear(deadlineAlarm)
-      forEachRunning((fiber) => fiber.interruptUnsafe(caller.id, reason))
+      forEachRunning((fiber) => fiber.interruptUnsafe(caller.id, why))
+    }
+    /** The fan-out's answer: once it is made, no task it interrupted is left to read why. */
+    const finalAnswer = (started: number): Exit.Exit<A, E> | Effect.Effect<A, E> => {
+      try {
+        return answerOf(started)
+      } finally {
+        if (told) cancel.answered(caller.id)
+      }
     }
 
     /** Answers the caller once nothing the fan-out started still runs (or at once, detached, when stopped). */
@@ -183,8 +200,8 @@ export const run = <A, E>(spec: Spec<A, E>): Effect.Effect<A, E> =>
       answered = true
       const answer = resume
       const started = next
-      if (alarms === undefined) return answer(answerOf(started))
-      alarms.close(() => answer(answerOf(started)))
+      if (alarms === undefined) return answer(finalAnswer(started))
+      alarms.close(() => answer(finalAnswer(started)))
     }
 
     /**
@@ -310,7 +327,7 @@ export const run = <A, E>(spec: Spec<A, E>): Effect.Effect<A, E> =>
             if (stopped) return
             forEachRunning((_, index) => limits![index] = "Deadline")
             policy.onDeadline()
-            stop(cancel.deadline)
+            stop(cancel.deadlineReason)
             settleIfDone()
           }))
       }
@@ -328,7 +345,7 @@ export const run = <A, E>(spec: Spec<A, E>): Effect.Effect<A, E> =>
       if (answered) return
       // The caller is interrupted: interrupt every task and wait for all of them (and the timer) to end.
       return Effect.callback<void>((done) => {
-        stop(cancel.caller)
+        stop(cancel.callerReason)
         if (answered) return done(Effect.void)
         resume = () => done(Effect.void)
         guarded(settleIfDone)
