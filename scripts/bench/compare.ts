@@ -8,9 +8,12 @@
  *   finalizer, the last task failing after 20 ms; ms from the failure to the return, every finalizer done.
  * - `throughput`: fan-outs that use none of the options a change adds — `settle` and `all` of `Effect.succeed` and
  *   `Effect.sync` tasks at N = 10 and 1,000, and `settle` with a `retry` never used and a `hedge` that never fires;
- *   CPU time per task (user + system, all threads).
+ *   CPU time per task (user + system, all threads); and `settle` with a `deadline` never reached.
+ * - `options`: `head` alone, what turning an option on costs against the same fan-out without it — a `budget`, a
+ *   `budget` with `retry` or `hedge`, attempt metrics with `retry`, an adaptive hedge delay against a fixed one; CPU
+ *   time per task, N = 1,000 `Effect.sync` tasks that all succeed.
  *
- *   --only=failfast,throughput   the sections to run (default: both)
+ *   --only=failfast,throughput,options   the sections to run (default: all three)
  *   --rounds=31                  rounds per wait or scenario (after warm-up runs of each runner)
  *
  * Prints a Markdown table per section: per scenario and runner the median (min–max), and head ÷ base as the median of
@@ -39,14 +42,14 @@ const fail = (message: string): never => {
 
 for (const arg of process.argv.slice(2)) {
   if (!/^--(base|head|rounds|only)=/.test(arg)) {
-    fail(`unrecognised flag ${arg} (the flags: --base=REF --head=REF --rounds=N --only=failfast,throughput)`)
+    fail(`unrecognised flag ${arg} (the flags: --base=REF --head=REF --rounds=N --only=failfast,throughput,options)`)
   }
 }
 const baseRef = flag("base") ?? fail("give --base=<git ref>, the commit to compare against")
 const headRef = flag("head")
 const roundsRaw = flag("rounds") ?? "31"
 const rounds = /^\d+$/.test(roundsRaw) && Number(roundsRaw) >= 3 ? Number(roundsRaw) : fail("--rounds must be ≥ 3")
-const sections = ["failfast", "throughput"] as const
+const sections = ["failfast", "throughput", "options"] as const
 const only = (flag("only") ?? sections.join(",")).split(",")
 for (const name of only) {
   if (!(sections as ReadonlyArray<string>).includes(name)) {
@@ -98,11 +101,17 @@ const compile = (ref: string | undefined): { readonly name: string; readonly mod
 }
 
 type FanOutModule = typeof import("../../src/FanOut.js")
+type BudgetModule = typeof import("../../src/Budget.js")
+type HedgeModule = typeof import("../../src/Hedge.js")
+type AttemptModule = typeof import("../../src/Attempt.js")
 
 const base = compile(baseRef)
 const head = compile(headRef)
 const baseFanOut: FanOutModule = await import(pathToFileURL(base.module).href)
 const headFanOut: FanOutModule = await import(pathToFileURL(head.module).href)
+/** A module of `head`'s compiled library, by its name (`Budget`, `Hedge`, `Attempt`). */
+const headModule = <M>(name: string): Promise<M> =>
+  import(pathToFileURL(Path.join(Path.dirname(head.module), `${name}.js`)).href)
 
 console.log(`bench:compare: base ${base.name}, head ${head.name}; ${machine()}`)
 
@@ -191,6 +200,12 @@ if (only.includes("throughput")) {
       n: 1000,
       fanOut: (lib, n) => lib.settle(sync(n), { hedge }),
       peer: (n) => Effect.all(sync(n), { concurrency: "unbounded", mode: "result" })
+    },
+    {
+      name: "settle, N = 10, deadline never reached",
+      n: 10,
+      fanOut: (lib, n) => lib.settle(succeed(n), { deadline: "1 hour" }),
+      peer: (n) => Effect.timeout(Effect.all(succeed(n), { concurrency: "unbounded", mode: "result" }), "1 hour")
     }
   ]
   const rows: Array<Array<string>> = []
@@ -222,5 +237,76 @@ if (only.includes("throughput")) {
     `\n${rounds} rounds per scenario after 3 warm-up samples of each runner, runners rotated each round; a sample is ` +
       "about 60,000 tasks (6,000 fan-outs of 10, 60 of 1,000); head ÷ base: ratio of the medians, min–max of the " +
       "per-round ratios."
+  )
+}
+
+if (only.includes("options")) {
+  const Budget = await headModule<BudgetModule>("Budget")
+  const Hedge = await headModule<HedgeModule>("Hedge")
+  const Attempt = await headModule<AttemptModule>("Attempt")
+  const n = 1000
+  const k = 60
+  const sync = () => Array.from({ length: n }, (_, i) => Effect.sync(() => i))
+  const retry = Schedule.recurs(2)
+  // Budgets and the adaptive delay are made once and shared, as an application shares them across requests.
+  const budget = Budget.makeUnsafe({ maxTokens: 10, tokenRatio: 0.1 })
+  const adaptive = Hedge.adaptive({ percentile: 0.95, window: 100, min: "1 hour", max: "1 hour" })
+  const F = headFanOut
+  const pairs: ReadonlyArray<{
+    readonly name: string
+    readonly against: string
+    readonly on: () => Effect.Effect<unknown, unknown>
+    readonly off: () => Effect.Effect<unknown, unknown>
+  }> = [
+    {
+      name: "`budget` alone",
+      against: "no option",
+      on: () => F.settle(sync(), { budget }),
+      off: () => F.settle(sync())
+    },
+    {
+      name: "`retry` + `budget`",
+      against: "`retry`",
+      on: () => F.settle(sync(), { retry, budget }),
+      off: () => F.settle(sync(), { retry })
+    },
+    {
+      name: "`hedge` + `budget`",
+      against: "`hedge`",
+      on: () => F.settle(sync(), { hedge: { delay: "1 hour" }, budget }),
+      off: () => F.settle(sync(), { hedge: { delay: "1 hour" } })
+    },
+    {
+      name: "`retry` under `Attempt.layerMetrics`",
+      against: "`retry`",
+      on: () => Effect.provide(F.settle(sync(), { retry }), Attempt.layerMetrics),
+      off: () => F.settle(sync(), { retry })
+    },
+    {
+      name: "`hedge` with `Hedge.adaptive` (window 100)",
+      against: "`hedge` with a fixed delay",
+      on: () => F.settle(sync(), { hedge: { delay: adaptive } }),
+      off: () => F.settle(sync(), { hedge: { delay: "1 hour" } })
+    }
+  ]
+  const rows: Array<Array<string>> = []
+  for (const pair of pairs) {
+    const loop = (make: () => Effect.Effect<unknown, unknown>) => () =>
+      Effect.runPromise(Effect.exit(Effect.repeat(Effect.suspend(make), { times: k - 1 })))
+    const [on, off] = (await timeTogether([loop(pair.on), loop(pair.off)], { runs: rounds, warmup: 3, clock: "cpu" }))
+      .map((s) => nsPerTask(s, n * k))
+    const ratio = cost(on, off)!
+    rows.push([
+      pair.name,
+      pair.against,
+      fmtStats(on),
+      fmtStats(off),
+      `${ratio.ratio.toFixed(2)}× (${ratio.min.toFixed(2)}–${ratio.max.toFixed(2)})`
+    ])
+  }
+  console.log(table(["option (head)", "against", "CPU ns per task, on", "off", "on ÷ off"], rows, 2))
+  console.log(
+    `\n${head.name}, N = ${n} Effect.sync tasks that all succeed, ${k} fan-outs a sample, ${rounds} rounds, the two ` +
+      "alternating; on ÷ off: ratio of the medians, min–max of the per-round ratios."
   )
 }
