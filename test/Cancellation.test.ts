@@ -1,5 +1,5 @@
 import { describe, expect, expectTypeOf, it } from "@effect/vitest"
-import { Deferred, Effect, Exit, Fiber, Option, Ref } from "effect"
+import { Deferred, Effect, Exit, Fiber, Option, Ref, Schedule } from "effect"
 import { TestClock } from "effect/testing"
 import { Cancellation, FanOut } from "../src/index.js"
 import type { Outcome } from "../src/index.js"
@@ -181,6 +181,39 @@ describe("Cancellation", () => {
       expect(yield* Ref.get(outer)).toEqual([Option.some({ _tag: "SiblingFailed", key: "bad", label: "bad" })])
       expect(yield* Ref.get(inner)).toEqual([Option.some({ _tag: "Caller" }), Option.some({ _tag: "Caller" })])
       expect(stoppingNow()).toBe(0)
+    }))
+
+  it.effect("attempts on fibers of their own (hedge; retry with a timeout) read why the fan-out stopped", () =>
+    Effect.gen(function*() {
+      const hedged = yield* Ref.make<Array<Option.Option<Cancellation.CancelReason>>>([])
+      const started = yield* Deferred.make<void>()
+      const bad = Effect.andThen(Deferred.await(started), Effect.die("boom"))
+      yield* Effect.exit(FanOut.all({ slow: waiting(hedged, started), bad }, { hedge: { delay: "1 hour" } }))
+      expect(yield* Ref.get(hedged)).toEqual([Option.some({ _tag: "SiblingFailed", key: "bad", label: "bad" })])
+
+      const limited = yield* Ref.make<Array<Option.Option<Cancellation.CancelReason>>>([])
+      const again = yield* Deferred.make<void>()
+      const worse = Effect.andThen(Deferred.await(again), Effect.die("boom"))
+      yield* Effect.exit(
+        FanOut.all({ slow: waiting(limited, again), worse }, { retry: Schedule.recurs(1), timeout: "1 hour" })
+      )
+      expect(yield* Ref.get(limited)).toEqual([Option.some({ _tag: "SiblingFailed", key: "worse", label: "worse" })])
+      expect(stoppingNow()).toBe(0)
+    }))
+
+  it.effect("an attempt its own timeout stopped reads Timeout (retry with a timeout, TestClock)", () =>
+    Effect.gen(function*() {
+      const seen = yield* Ref.make<Array<Option.Option<Cancellation.CancelReason>>>([])
+      const fiber = yield* Effect.forkChild(
+        FanOut.settle([waiting(seen)], { retry: Schedule.recurs(1), timeout: "100 millis" })
+      )
+      yield* Effect.yieldNow
+      yield* TestClock.adjust("100 millis")
+      yield* Effect.yieldNow
+      yield* TestClock.adjust("100 millis")
+      const [outcome] = yield* Fiber.join(fiber)
+      expect(outcome).toMatchObject({ _tag: "TimedOut", reason: "Timeout", attempts: 2 })
+      expect(yield* Ref.get(seen)).toEqual([Option.some({ _tag: "Timeout" }), Option.some({ _tag: "Timeout" })])
     }))
 
   it("types", () => {

@@ -13,6 +13,7 @@ import * as Schedule from "effect/Schedule"
 import type { Refusal, Type as AttemptType } from "../Attempt.js"
 import type { Budget } from "../Budget.js"
 import { FanOutTimeoutError } from "../FanOutError.js"
+import * as cancel from "./cancel.js"
 import { clear } from "./engine/alarms.js"
 import type { CallbackTask, Timers } from "./engine/run.js"
 import * as hedging from "./hedge.js"
@@ -236,7 +237,7 @@ export const limited = <A, E, R>(
       let timedOut = false
       const alarm = timers.alarms().set(millis, () => {
         timedOut = true
-        fiber.interruptUnsafe(task.id)
+        fiber.interruptUnsafe(task.id, cancel.timeout)
       })
       fiber.addObserver((exit) => {
         clear(alarm)
@@ -244,7 +245,7 @@ export const limited = <A, E, R>(
       })
       return Effect.callback<void>((done) => {
         clear(alarm)
-        fiber.interruptUnsafe(task.id)
+        fiber.interruptUnsafe(task.id, timers.stopped())
         fiber.addObserver(() => done(Effect.void))
       })
     })

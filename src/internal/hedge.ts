@@ -157,7 +157,8 @@ export const hedgeWith = <A, E, R>(
         clear(alarm)
         if (answered || running.size === 0) return done(Effect.void)
         interrupted = () => done(Effect.void)
-        for (const fiber of running) fiber.interruptUnsafe(task.id)
+        const why = timers.stopped()
+        for (const fiber of running) fiber.interruptUnsafe(task.id, why)
       })
     })
   )
@@ -191,7 +192,9 @@ export const hedged = <A, E, R>(self: Effect.Effect<A, E, R>, raw: HedgeOptions)
     const fork = Effect.runForkWith(fiber.context)
     let alarms: Alarms | undefined = undefined
     const timers: Timers = {
-      alarms: () => alarms ??= new Alarms((effect) => fork(effect), () => clock.currentTimeMillisUnsafe())
+      alarms: () => alarms ??= new Alarms((effect) => fork(effect), () => clock.currentTimeMillisUnsafe()),
+      // No fan-out around these attempts: an interruption of the hedge is its caller's, with no reason to pass on.
+      stopped: () => undefined
     }
     const close = Effect.suspend(() => {
       const opened = alarms

@@ -80,9 +80,15 @@ interface Running {
   readonly addObserver: (f: (exit: Exit.Exit<unknown, unknown>) => void) => unknown
 }
 
-/** The fan-out's alarms, made on first use, for time limits the tasks set themselves (attempts, hedge delays). */
+/**
+ * What the fan-out lends the attempts its tasks run on fibers of their own (`hedge`, `retry` with `timeout`): its
+ * alarms, made on first use, for the time limits they set themselves; and, once it has stopped for a reason, the
+ * annotations that carry it, with which a task interrupted by the stop interrupts its attempts (their interruptions
+ * name the task, not the fan-out's fiber, so they would not read it otherwise). Made once per stop.
+ */
 export interface Timers {
   readonly alarms: () => Alarms
+  readonly stopped: () => Context.Context<never> | undefined
 }
 
 /** A fan-out to run. */
@@ -130,7 +136,15 @@ export const run = <A, E>(spec: Spec<A, E>): Effect.Effect<A, E> =>
     const timed = spec.timed || spec.timeout !== undefined || spec.deadline !== undefined
     let alarms: Alarms | undefined = undefined
     const alarmsOf = () => alarms ??= new Alarms(fork as any, () => clock.currentTimeMillisUnsafe())
-    const timers: Timers = { alarms: alarmsOf }
+    // Why the fan-out stopped (see internal/cancel.ts): told once under the caller's id, or, detached, as the
+    // annotations its tasks are interrupted with (`why`); `told` once it was told.
+    let reason: CancelReason | undefined = undefined
+    let why: Context.Context<never> | undefined = undefined
+    let told = false
+    const timers: Timers = {
+      alarms: alarmsOf,
+      stopped: () => reason === undefined ? undefined : why ??= cancel.annotations(reason)
+    }
 
     // The running tasks' fibers by index, and how many run: a task's slot is cleared when it ends.
     const fibers: Array<Running | undefined> = new Array(size)
@@ -145,10 +159,6 @@ export const run = <A, E>(spec: Spec<A, E>): Effect.Effect<A, E> =>
     let answered = false
     let resume: ((effect: Effect.Effect<A, E>) => void) | undefined = undefined
     let deadlineAlarm: Alarm | undefined = undefined
-    // Why the fan-out stopped (see internal/cancel.ts): told once under the caller's id, or, detached, as the
-    // annotations its tasks are interrupted with; `told` once it was told.
-    let why: Context.Context<never> | undefined = undefined
-    let told = false
     // A throw in the fan-out's own bookkeeping (a stack overflow in a deep nest of fan-outs): the fan-out stops, and
     // dies with it once its tasks have ended, rather than answering with what a half-done step left behind.
     let broken: { readonly defect: unknown } | undefined = undefined
@@ -170,9 +180,10 @@ export const run = <A, E>(spec: Spec<A, E>): Effect.Effect<A, E> =>
       }
     }
 
-    const stop = (reason?: CancelReason) => {
+    const stop = (stopReason?: CancelReason) => {
       if (stopped) return
       stopped = true
+      reason = stopReason
       if (reason !== undefined) {
         if (spec.detach) why = cancel.annotations(reason)
         else {
@@ -181,7 +192,9 @@ export const run = <A, E>(spec: Spec<A, E>): Effect.Effect<A, E> =>
         }
       }
       clear(deadlineAlarm)
-      forEachRunning((fiber) => fiber.interruptUnsafe(caller.id, why))
+      // Told under the caller's id, the interruptions need no annotation (`why` is made later, for attempts, if asked).
+      const annotations = told ? undefined : why
+      forEachRunning((fiber) => fiber.interruptUnsafe(caller.id, annotations))
     }
     /** The fan-out's answer: once it is made, no task it interrupted is left to read why. */
     const finalAnswer = (started: number): Exit.Exit<A, E> | Effect.Effect<A, E> => {
@@ -294,7 +307,7 @@ export const run = <A, E>(spec: Spec<A, E>): Effect.Effect<A, E> =>
           continue
         }
         fibers[index] = task
-        if (stopped) task.interruptUnsafe(caller.id, why)
+        if (stopped) task.interruptUnsafe(caller.id, told ? undefined : why)
         const timeoutAlarm = spec.timeout === undefined ? undefined : alarmsOf().set(spec.timeout, () => {
           if (stopped || fibers[index] === undefined) return
           limits![index] = "Timeout"
