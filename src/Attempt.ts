@@ -9,10 +9,11 @@
  * attempt, which the outcome metrics already count.
  *
  * The metrics follow gRPC's OpenTelemetry metrics where they fit: `grpc.client.attempt.started` (gRFC A66) is
- * {@link metrics}`.started`, with the attempt's type as an attribute where gRPC counts retries and hedges per call
- * (`grpc.client.call.retries`, `grpc.client.call.hedges`, gRFC A96); `grpc.client.call.retry_delay` (A96, the
- * delay a call spent between its attempts) is {@link metrics}`.retryDelay`, recorded once per retry, in
- * milliseconds like the library's other metrics. gRPC has no count of attempts refused: `refused` counts them by
+ * {@link metrics}`.started`, with the attempt's type as an attribute; `grpc.client.call.retries` and
+ * `grpc.client.call.hedges` (gRFC A96: per call, only calls that made one) are {@link metrics}`.retries` and
+ * `.hedges`, per task that made one; `grpc.client.call.retry_delay` (A96, the delay a call spent between its
+ * attempts) is {@link metrics}`.retryDelay`, recorded once per retry, in milliseconds like the library's other
+ * metrics. gRPC has no count of attempts refused: `refused` counts them by
  * the reason the task stopped there (`budget`, `limit`, `deadline`). Every series has the `fanout` attribute (the
  * fan-out's name), as the outcome metrics do.
  *
@@ -83,25 +84,40 @@ const delayOptions = {
   boundaries: Metric.exponentialBoundaries({ start: 1, factor: 2, count: 16 })
 } as const
 
+const retriesOptions = {
+  description: "Retries an effect-fanout task made, per task that made one, by fan-out name",
+  boundaries: Metric.linearBoundaries({ start: 1, width: 1, count: 11 })
+} as const
+
+const hedgesOptions = {
+  description: "Hedges (backup attempts) an effect-fanout task started, per task that started one, by fan-out name",
+  boundaries: Metric.linearBoundaries({ start: 1, width: 1, count: 11 })
+} as const
+
 const refusedOptions = {
   description: "Attempts effect-fanout tasks did not make, by fan-out name and reason (budget, limit, deadline)",
   incremental: true
 } as const
 
 /**
- * The attempt metrics: `started` (`fanout_attempts_started_total`, attributes `fanout` and `type`), `retryDelay`
- * (`fanout_retry_delay_millis`, attribute `fanout`) and `refused` (`fanout_attempts_refused_total`, attributes
- * `fanout` and `reason`). Read one series with `Metric.withAttributes`, as for `FanOut.metrics`.
+ * The attempt metrics: `started` (`fanout_attempts_started_total`, attributes `fanout` and `type`), `retries`
+ * (`fanout_task_retries`) and `hedges` (`fanout_task_hedges`), one sample per task that made a retry or started a
+ * hedge (attribute `fanout`), `retryDelay` (`fanout_retry_delay_millis`, attribute `fanout`) and `refused`
+ * (`fanout_attempts_refused_total`, attributes `fanout` and `reason`). Read one series with `Metric.withAttributes`, as for `FanOut.metrics`.
  *
  * @since 1.1.0
  * @category metrics
  */
 export const metrics: {
   readonly started: Metric.Counter<number>
+  readonly retries: Metric.Histogram<number>
+  readonly hedges: Metric.Histogram<number>
   readonly retryDelay: Metric.Histogram<number>
   readonly refused: Metric.Counter<number>
 } = {
   started: Metric.counter("fanout_attempts_started_total", startedOptions),
+  retries: Metric.histogram("fanout_task_retries", retriesOptions),
+  hedges: Metric.histogram("fanout_task_hedges", hedgesOptions),
   retryDelay: Metric.histogram("fanout_retry_delay_millis", delayOptions),
   refused: Metric.counter("fanout_attempts_refused_total", refusedOptions)
 }
@@ -113,6 +129,8 @@ export const metrics: {
  */
 export interface Series {
   readonly started: Record<Type, Metric.Counter<number>>
+  readonly retries: Metric.Histogram<number>
+  readonly hedges: Metric.Histogram<number>
   readonly retryDelay: Metric.Histogram<number>
   readonly refused: Record<Refusal, Metric.Counter<number>>
 }
@@ -129,6 +147,8 @@ export const seriesOf = (name: string): Series => {
     Metric.counter(metrics.refused.id, { ...refusedOptions, attributes: { fanout: name, reason } })
   const series: Series = {
     started: { original: started("original"), retry: started("retry"), hedge: started("hedge") },
+    retries: Metric.histogram(metrics.retries.id, { ...retriesOptions, attributes: { fanout: name } }),
+    hedges: Metric.histogram(metrics.hedges.id, { ...hedgesOptions, attributes: { fanout: name } }),
     retryDelay: Metric.histogram(metrics.retryDelay.id, { ...delayOptions, attributes: { fanout: name } }),
     refused: { budget: refused("budget"), limit: refused("limit"), deadline: refused("deadline") }
   }

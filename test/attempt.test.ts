@@ -65,6 +65,9 @@ describe("attempt metrics", () => {
         10,
         160
       ])
+      // One sample per task that retried: "ok" made 1 retry, "down" 5.
+      const retries = yield* Metric.value(Metric.withAttributes(Attempt.metrics.retries, { fanout: "page" }))
+      expect([retries.count, retries.sum, retries.min, retries.max]).toStrictEqual([2, 6, 1, 5])
 
       yield* FanOut.settle([flaky(5)], { retry: Schedule.recurs(2), name: "limited" }).pipe(
         Effect.provide(Attempt.layerMetrics)
@@ -84,6 +87,10 @@ describe("attempt metrics", () => {
       yield* TestClock.adjust("50 millis")
       yield* Fiber.join(hedged)
       expect(yield* attemptCounts("hedged")).toStrictEqual({ ...none, original: 1, hedge: 2 })
+      const hedges = yield* Metric.value(Metric.withAttributes(Attempt.metrics.hedges, { fanout: "hedged" }))
+      expect([hedges.count, hedges.sum]).toStrictEqual([1, 2])
+      const noRetries = yield* Metric.value(Metric.withAttributes(Attempt.metrics.retries, { fanout: "hedged" }))
+      expect(noRetries.count).toBe(0)
 
       const budget = yield* Budget.make({ maxTokens: 2, tokenRatio: 1 })
       yield* FanOut.settle([Effect.fail("x")], { budget })

@@ -175,12 +175,19 @@ const summarize = (span: Tracer.Span, name: string, ledger: Ledger, context: Con
   }
 }
 
-/** The attempts refused, by reason, once the fan-out has ended (the attempts started were counted as they started). */
-const summarizeRefusals = (attempts: Attempt.Series, ledger: Ledger, context: Context.Context<never>) => {
-  const refusal = ledger.prepared.refusal
-  if (refusal === undefined) return
+/**
+ * Once the fan-out has ended (the attempts started were counted as they started): each task's retries and hedges,
+ * when it made any, and the attempts refused, by reason.
+ */
+const summarizeAttempts = (attempts: Attempt.Series, ledger: Ledger, context: Context.Context<never>) => {
+  const { kinds, refusal } = ledger.prepared
   for (let i = 0; i < ledger.exits.length; i++) {
-    const reason = refusal(i, ledger.tag(i), ledger.limits[i])
+    const made = kinds?.(i)
+    if (made !== undefined) {
+      if (made.retries > 0) attempts.retries.updateUnsafe(made.retries, context)
+      if (made.hedges > 0) attempts.hedges.updateUnsafe(made.hedges, context)
+    }
+    const reason = refusal?.(i, ledger.tag(i), ledger.limits[i])
     if (reason !== undefined) attempts.refused[reason].updateUnsafe(1, context)
   }
 }
@@ -245,7 +252,7 @@ export const observed = <A, E>(
         Effect.sync(() => {
           if (ledger !== undefined) {
             summarize(span, name, ledger, fiber.context)
-            if (attempts !== undefined) summarizeRefusals(attempts, ledger, fiber.context)
+            if (attempts !== undefined) summarizeAttempts(attempts, ledger, fiber.context)
           }
           span.end(fiber.getRef(Clock.Clock).currentTimeNanosUnsafe(), exit)
         }))
