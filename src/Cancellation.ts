@@ -26,7 +26,8 @@ import type * as Outcome from "./Outcome.js"
  * - `QuorumReached`: quorum / firstSuccess had the successes it needed.
  * - `Deadline`: the fan-out's deadline (or an enclosing one) passed.
  * - `Timeout`: the task's own `timeout` passed.
- * - `HedgeLost`: another attempt of the same hedged task succeeded first.
+ * - `HedgeLost`: another attempt of the same hedged task decided it first: it succeeded, or it failed with what
+ *   `hedge.nonFatal` does not accept (a fatal failure ends every attempt at once).
  * - `Caller`: the fan-out itself was interrupted (its caller, or a stream ended early).
  *
  * @since 1.1.0

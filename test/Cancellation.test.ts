@@ -97,6 +97,25 @@ describe("Cancellation", () => {
       expect(yield* Ref.get(seen)).toEqual([Option.some({ _tag: "HedgeLost" })])
     }))
 
+  it.effect("a hedge lost to a fatal failure of another attempt", () =>
+    Effect.gen(function*() {
+      const seen = yield* Ref.make<Array<Option.Option<Cancellation.CancelReason>>>([])
+      const calls = yield* Ref.make(0)
+      // The first attempt waits forever; the backup, started 50 ms later, fails with what `nonFatal` refuses.
+      const attempt = Effect.gen(function*() {
+        const n = yield* Ref.getAndUpdate(calls, (k) => k + 1)
+        return n === 0 ? yield* waiting(seen) : yield* Effect.fail("not found" as const)
+      })
+      const fiber = yield* Effect.forkChild(
+        attempt.pipe(FanOut.hedge({ delay: "50 millis", max: 2, nonFatal: (error) => error !== "not found" }))
+      )
+      yield* Effect.yieldNow
+      yield* TestClock.adjust("50 millis")
+      const exit = yield* Fiber.await(fiber)
+      expect(exit).toStrictEqual(Exit.fail("not found"))
+      expect(yield* Ref.get(seen)).toEqual([Option.some({ _tag: "HedgeLost" })])
+    }))
+
   it.effect("no reason for a task that interrupts itself", () =>
     Effect.gen(function*() {
       const [outcome] = yield* FanOut.settle([Effect.interrupt])

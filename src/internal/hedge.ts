@@ -96,7 +96,7 @@ export const hedgeWith = <A, E, R>(
             decided = true
             fatal = exit.cause
             clear(alarm)
-            for (const other of running) other.interruptUnsafe(task.id)
+            for (const other of running) other.interruptUnsafe(task.id, hedgeLost)
           } else {
             causes[k] = exit.cause
             if (started < hedge.max) launch()
