@@ -38,7 +38,10 @@ export const timeout: Context.Context<never> = annotations({ _tag: "Timeout" })
 /** @internal */
 export const hedgeLost: Context.Context<never> = annotations({ _tag: "HedgeLost" })
 
-/** Why each fan-out now stopping stopped, by the id of the fiber that runs it. */
+/**
+ * Why each fan-out now stopping stopped, by the id of the fiber that runs it. This copy of the library's own: fiber
+ * ids are counted by each copy of `effect`, so a table shared by copies could mistake one fan-out for another.
+ */
 const stopping = new Map<number, Cancellation.CancelReason>()
 
 /** The fan-out run by fiber `interruptor` stops for `reason`: its tasks' interruptions by that fiber read as it. @internal */

@@ -352,6 +352,7 @@ export const run = <A, E>(spec: Spec<A, E>): Effect.Effect<A, E> =>
         // interrupted, and the caller dies with it at once, through Effect's own handling of a throwing registration.
         broken ??= { defect }
         stop()
+        if (told) cancel.answered(caller.id)
         throw defect
       }
       registering = false
