@@ -4,8 +4,8 @@
  * outcomes themselves are in `Outcome.types.test.ts`.)
  */
 import { describe, expect, expectTypeOf, it } from "@effect/vitest"
-import { Context, Data, Effect, pipe } from "effect"
-import { Budget, FanOut, Hedge } from "../src/index.js"
+import { Context, Data, Duration, Effect, Layer, Metric, Option, pipe } from "effect"
+import { Attempt, Budget, Deadline, FanOut, FanOutError, Hedge } from "../src/index.js"
 import type { Outcome } from "../src/index.js"
 
 class NotFound extends Data.TaggedError("NotFound")<{}> {}
@@ -256,6 +256,47 @@ describe("types", () => {
       FanOut.all([num], { hedge: { delay: "10 millis", nonFatal: () => "yes" } })
       expectTypeOf<Outcome.Outcome<number, NotFound>["refused"]>().toEqualTypeOf<"budget" | undefined>()
       expect(Effect.isEffect(run)).toBe(true)
+    })
+  })
+
+  describe("deadline budgets, retry budgets, adaptive hedging and attempt telemetry", () => {
+    it("Deadline.remaining is an Option of a Duration, failing never and needing nothing", () => {
+      successOf(Deadline.remaining).toEqualTypeOf<Option.Option<Duration.Duration>>()
+      errorOf(Deadline.remaining).toEqualTypeOf<never>()
+      contextOf(Deadline.remaining).toEqualTypeOf<never>()
+    })
+
+    it("Budget.make fails with the invalid option; Budget.layer provides the service it is given", () => {
+      const made = Budget.make({ maxTokens: 10, tokenRatio: 0.1 })
+      successOf(made).toEqualTypeOf<Budget.Budget>()
+      errorOf(made).toEqualTypeOf<FanOutError.InvalidOptionError>()
+      const Downstream = Context.Service<Budget.Budget>("test/Downstream")
+      const layer = Budget.layer(Downstream, { maxTokens: 10, tokenRatio: 0.1 })
+      expectTypeOf(layer).toEqualTypeOf<Layer.Layer<Budget.Budget, FanOutError.InvalidOptionError>>()
+      // @ts-expect-error a budget is settings of numbers
+      Budget.make({ maxTokens: "10", tokenRatio: 0.1 })
+    })
+
+    it("Hedge.adaptive is a delay the hedge option takes, as a duration is", () => {
+      const p95 = Hedge.adaptive({ percentile: 0.95, window: 100, min: "1 millis", max: "1 second" })
+      expectTypeOf(p95).toEqualTypeOf<Hedge.Adaptive>()
+      FanOut.settle([num], { hedge: { delay: p95 } })
+      FanOut.settle([num], { hedge: { delay: Duration.millis(5) } })
+      // @ts-expect-error adaptive settings are not a delay themselves
+      FanOut.settle([num], { hedge: { delay: { percentile: 0.95, window: 100, min: "1 millis", max: "1 second" } } })
+    })
+
+    it("attempt types and refusals are closed unions; the metrics are counters and histograms", () => {
+      expectTypeOf<Attempt.Type>().toEqualTypeOf<"original" | "retry" | "hedge">()
+      expectTypeOf<Attempt.Refusal>().toEqualTypeOf<"budget" | "limit" | "deadline">()
+      expectTypeOf(Attempt.metrics).toEqualTypeOf<{
+        readonly started: Metric.Counter<number>
+        readonly retries: Metric.Histogram<number>
+        readonly hedges: Metric.Histogram<number>
+        readonly retryDelay: Metric.Histogram<number>
+        readonly refused: Metric.Counter<number>
+      }>()
+      expectTypeOf(Attempt.layerMetrics).toEqualTypeOf<Layer.Layer<never>>()
     })
   })
 })
