@@ -288,7 +288,7 @@ export interface RetryFor<E, O> {
    * `timeout`): unlike `retry`'s, its type cannot depend on `O`, which it is part of.
    */
   readonly hedge?:
-    | (Omit<HedgeOptions, "nonFatal"> & {
+    | (Omit<FanOutHedgeOptions, "nonFatal"> & {
       readonly nonFatal?: ((error: E | FanOutTimeoutError) => boolean) | undefined
     })
     | undefined
@@ -362,9 +362,10 @@ export interface Options {
   /**
    * Hedged requests for every task: when the latest attempt has not finished after `delay`, start another (and one
    * at once when an attempt fails), at most `max` attempts in all (default 2, at most 100); the first success wins and
-   * the others are interrupted. Only for idempotent tasks. Default: none.
+   * the others are interrupted. Only for idempotent tasks. `delay` may be a function of each task's key and index,
+   * for a delay per downstream (one `Hedge.adaptive` each). Default: none.
    */
-  readonly hedge?: HedgeOptions | undefined
+  readonly hedge?: FanOutHedgeOptions | undefined
   /**
    * A retry and hedge budget (`Budget.make`), shared with the other fan-outs calling the same downstream, or a
    * function giving each task's by its key and index (one per downstream, `undefined` for none): every attempt's
@@ -390,13 +391,34 @@ export interface Options {
  */
 export interface HedgeOptions<E = any> {
   /** A fixed delay, or one read from observed latency (`Hedge.adaptive`). */
-  readonly delay: Duration.Input | Hedge.Adaptive
+  readonly delay: HedgeDelay
   readonly max?: number | undefined
   /**
    * Which typed failures of an attempt start the next one (`true`); any other failure, and any defect, ends every
    * attempt at once with that failure (gRPC's hedging `nonFatalStatusCodes`). Default: every failure starts the next.
    */
   readonly nonFatal?: ((error: E) => boolean) | undefined
+}
+
+/**
+ * The delay before a backup: fixed, or read from observed latency (`Hedge.adaptive`).
+ *
+ * @since 1.1.0
+ * @category options
+ */
+export type HedgeDelay = Duration.Input | Hedge.Adaptive
+
+/**
+ * A fan-out's `hedge` option: `HedgeOptions`, whose `delay` may also be a function of each task's key and index —
+ * a delay per downstream, such as one `Hedge.adaptive` per service the tasks call, shared across requests as their
+ * budgets are. The function is called once per task, before any task starts; a value that is no delay fails the
+ * fan-out with an `InvalidOptionError`.
+ *
+ * @since 1.1.0
+ * @category options
+ */
+export interface FanOutHedgeOptions<E = any> extends Omit<HedgeOptions<E>, "delay"> {
+  readonly delay: HedgeDelay | ((key: PropertyKey, index: number) => HedgeDelay)
 }
 
 /**

@@ -4,7 +4,7 @@
 import { assert, describe, expect, it } from "@effect/vitest"
 import { Cause, Clock, Context, Deferred, Duration, Effect, Exit, Fiber, Ref, Schedule } from "effect"
 import { TestClock } from "effect/testing"
-import { FanOut } from "../src/index.js"
+import { FanOut, Hedge } from "../src/index.js"
 import { longestDelay } from "../src/internal/engine/alarms.js"
 import { countingSleeps } from "./support.js"
 
@@ -400,6 +400,54 @@ describe("FanOut.hedge", () => {
 })
 
 describe("the hedge option", () => {
+  it.effect("a delay per task, by its key: each task's backup starts after its own delay (TestClock)", () =>
+    Effect.gen(function*() {
+      // Each task's first attempt never answers; its backup answers at once.
+      const task = (name: string) => {
+        let n = 0
+        return Effect.suspend(() => ++n === 1 ? Effect.never : Effect.succeed(name))
+      }
+      const adaptive = Hedge.adaptive({ percentile: 0.5, window: 10, min: "30 millis", max: "30 millis" })
+      const delays: Record<string, FanOut.HedgeDelay> = { search: "10 millis", ads: "100 millis", recs: adaptive }
+      const seen: Array<[PropertyKey, number]> = []
+      const fiber = yield* Effect.forkChild(
+        FanOut.settle({ search: task("search"), ads: task("ads"), recs: task("recs") }, {
+          hedge: {
+            delay: (key, index) => {
+              seen.push([key, index])
+              return delays[key as string]!
+            }
+          }
+        })
+      )
+      yield* Effect.yieldNow
+      yield* TestClock.adjust("10 millis")
+      expect(yield* pending(fiber)).toBe(true)
+      yield* TestClock.adjust("90 millis")
+      const out = yield* Fiber.join(fiber)
+      expect(out.search).toMatchObject({ _tag: "Success", value: "search", attempts: 2, durationMillis: 10 })
+      expect(out.recs).toMatchObject({ _tag: "Success", value: "recs", attempts: 2, durationMillis: 30 })
+      expect(out.ads).toMatchObject({ _tag: "Success", value: "ads", attempts: 2, durationMillis: 100 })
+      // Called once per task, before any starts.
+      expect(seen).toStrictEqual([["search", 0], ["ads", 1], ["recs", 2]])
+    }))
+
+  it.effect("a delay function giving no delay fails the fan-out with an InvalidOptionError naming the task", () =>
+    Effect.gen(function*() {
+      const exit = yield* Effect.exit(
+        FanOut.settle({ a: Effect.succeed(1), b: Effect.succeed(2) }, {
+          hedge: { delay: (key) => (key === "b" ? "soon" : "1 millis") as FanOut.HedgeDelay }
+        })
+      )
+      const error = Exit.isFailure(exit) ? exit.cause.reasons.find(Cause.isDieReason)?.defect : undefined
+      expect(error).toBeInstanceOf(FanOut.InvalidOptionError)
+      expect((error as FanOut.InvalidOptionError).option).toBe(`hedge.delay (task "b")`)
+      // FanOut.hedge hedges one effect: a function of a task's key has no task to be given.
+      const alone = yield* Effect.exit(FanOut.hedge(Effect.succeed(1), { delay: (() => "1 millis") as any }))
+      const refused = Exit.isFailure(alone) ? alone.cause.reasons.find(Cause.isDieReason)?.defect : undefined
+      expect((refused as FanOut.InvalidOptionError).option).toBe("hedge.delay")
+    }))
+
   it.effect("the attempts field of settle outcomes counts the hedges", () =>
     Effect.gen(function*() {
       const attempt = yield* Ref.make(0)

@@ -282,6 +282,18 @@ describe("types", () => {
       expectTypeOf(p95).toEqualTypeOf<Hedge.Adaptive>()
       FanOut.settle([num], { hedge: { delay: p95 } })
       FanOut.settle([num], { hedge: { delay: Duration.millis(5) } })
+      // A delay per task, by its key and index; only in a fan-out's options.
+      FanOut.settle({ a: num, b: str }, {
+        hedge: {
+          delay: (key, index) => {
+            expectTypeOf(key).toEqualTypeOf<PropertyKey>()
+            expectTypeOf(index).toEqualTypeOf<number>()
+            return key === "a" ? p95 : "10 millis"
+          }
+        }
+      })
+      // @ts-expect-error FanOut.hedge hedges one effect: no task's key to give a function
+      FanOut.hedge(num, { delay: () => "10 millis" })
       // @ts-expect-error adaptive settings are not a delay themselves
       FanOut.settle([num], { hedge: { delay: { percentile: 0.95, window: 100, min: "1 millis", max: "1 second" } } })
     })

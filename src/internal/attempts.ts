@@ -111,6 +111,11 @@ export const prepare = (shape: Shape, s: Settings, around: Around | undefined, h
   const refused: Array<"budget" | undefined> = s.budget === undefined ? [] : new Array(n)
   // Each task's budget, read before any task starts: a function giving something else fails the fan-out at once.
   const budgets = s.budget === undefined ? undefined : shape.keys.map((key, index) => s.budget!(key, index))
+  // Each task's hedging, when the delay is given per task (one per downstream): read before any task starts, as
+  // the budgets are, so that a function giving something else fails the fan-out at once.
+  const hedgings = s.hedge?.delayOf === undefined
+    ? undefined
+    : shape.keys.map((key, index) => s.hedge!.delayOf!(key, index))
   const timeouts = new WeakSet<object>()
   const timeoutError = (index: number): FanOutTimeoutError => {
     const error = new FanOutTimeoutError({
@@ -125,6 +130,7 @@ export const prepare = (shape: Shape, s: Settings, around: Around | undefined, h
   const task = (index: number, timers: Timers): AnyEffect => {
     const body = shape.task(index)
     const budget = budgets?.[index]
+    const hedge = hedgings?.[index] ?? s.hedge
     let attempt: AnyEffect = Effect.suspend(
       tracking
         ? () => {
@@ -145,8 +151,8 @@ export const prepare = (shape: Shape, s: Settings, around: Around | undefined, h
     if (budget !== undefined) attempt = accounted(attempt, budget)
     // Without a budget and without anyone listening, retries and hedges are what they were: nothing to ask or to tell.
     const plain = budget === undefined && !tracking
-    if (s.hedge !== undefined) {
-      if (plain) attempt = hedging.hedgeWith(attempt, s.hedge, timers)
+    if (hedge !== undefined) {
+      if (plain) attempt = hedging.hedgeWith(attempt, hedge, timers)
       else {
         // Asked before each backup: whether it may start (the budget's leave), and, when it does, that it is a hedge.
         const backup = () => {
@@ -162,9 +168,9 @@ export const prepare = (shape: Shape, s: Settings, around: Around | undefined, h
           // A hedging round's first attempt is the task's first, or a retry.
           ? Effect.suspend(() => {
             next[index] = counts[index] === 0 ? "original" : "retry"
-            return hedging.hedgeWith(inner, s.hedge!, timers, backup)
+            return hedging.hedgeWith(inner, hedge, timers, backup)
           })
-          : hedging.hedgeWith(inner, s.hedge, timers, backup)
+          : hedging.hedgeWith(inner, hedge, timers, backup)
       }
     }
     if (s.retry !== undefined) {

@@ -184,7 +184,7 @@ export const hedged = <A, E, R>(self: Effect.Effect<A, E, R>, raw: HedgeOptions)
     try {
       if (!Effect.isEffect(self)) throw invalid("task", `hedge needs an Effect, got ${show(self)}`)
       if (raw === undefined) throw invalid("hedge", `must be { delay, max? }, got ${show(raw)}`)
-      hedge = options.hedge(raw, "hedge")!
+      hedge = options.hedge(raw, "hedge", false)!
     } catch (error) {
       return Effect.die(error)
     }

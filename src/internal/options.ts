@@ -35,6 +35,11 @@ export interface Hedge {
   readonly max: number
   readonly adaptive?: Adaptive | undefined
   readonly nonFatal?: ((error: unknown) => boolean) | undefined
+  /**
+   * A fan-out's `hedge.delay` given as a function of each task's key and index (one delay per downstream): each
+   * task's hedging, with its own delay, read before any task starts. `delay` and `adaptive` are then unused.
+   */
+  readonly delayOf?: ((key: PropertyKey, index: number) => Hedge) | undefined
 }
 
 const invalid = (option: string, reason: string) => new InvalidOptionError({ option, reason })
@@ -108,7 +113,7 @@ const retry = (value: unknown): Schedule.Schedule<any, any, any> | undefined => 
 export const maxHedgeAttempts = 100
 
 /** @internal */
-export const hedge = (value: unknown, option = "hedge"): Hedge | undefined => {
+export const hedge = (value: unknown, option = "hedge", perTaskDelays = true): Hedge | undefined => {
   if (value === undefined) return undefined
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw invalid(option, `must be { delay, max? }, got ${show(value)}`)
@@ -120,8 +125,21 @@ export const hedge = (value: unknown, option = "hedge"): Hedge | undefined => {
     }
   }
   if (record.delay === undefined) throw invalid(`${option}.delay`, "is required")
+  const perTask = typeof record.delay === "function"
+    ? record.delay as (key: PropertyKey, index: number) => unknown
+    : undefined
+  if (perTask !== undefined && !perTaskDelays) {
+    throw invalid(
+      `${option}.delay`,
+      "must be a duration or Hedge.adaptive here: a function of the task's key is for a fan-out's hedge option"
+    )
+  }
   const adaptive = isAdaptive(record.delay) ? record.delay : undefined
-  const delay = adaptive === undefined ? millis(record.delay, `${option}.delay`)! : adaptive.maxMillis
+  const delay = perTask !== undefined
+    ? 0
+    : adaptive === undefined
+    ? millis(record.delay, `${option}.delay`)!
+    : adaptive.maxMillis
   const nonFatal = record.nonFatal
   if (nonFatal !== undefined && typeof nonFatal !== "function") {
     throw invalid(`${option}.nonFatal`, `must be a function from an error to a boolean, got ${show(nonFatal)}`)
@@ -130,8 +148,19 @@ export const hedge = (value: unknown, option = "hedge"): Hedge | undefined => {
   if (typeof max !== "number" || !Number.isInteger(max) || max < 1 || max > maxHedgeAttempts) {
     throw invalid(`${option}.max`, `must be an integer from 1 to ${maxHedgeAttempts}, got ${show(max)}`)
   }
+  const fatalityOf = nonFatal as ((error: unknown) => boolean) | undefined
+  if (perTask !== undefined) {
+    const delayOf = (key: PropertyKey, index: number): Hedge => {
+      const given = perTask(key, index)
+      const what = `${option}.delay (task ${show(key)})`
+      if (isAdaptive(given)) return { delay: given.maxMillis, max, adaptive: given, nonFatal: fatalityOf }
+      if (given === undefined) throw invalid(what, "gave undefined, not a duration or Hedge.adaptive")
+      return { delay: millis(given, what)!, max, nonFatal: fatalityOf }
+    }
+    return { delay, max, nonFatal: fatalityOf, delayOf }
+  }
   if (adaptive === undefined && nonFatal === undefined) return { delay, max }
-  return { delay, max, adaptive, nonFatal: nonFatal as ((error: unknown) => boolean) | undefined }
+  return { delay, max, adaptive, nonFatal: fatalityOf }
 }
 
 /** The budget of each task, by its key and index: one for all, or one per downstream the tasks call. */
