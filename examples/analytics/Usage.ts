@@ -20,7 +20,7 @@
  * reach the response: the public side only sees a `PublicReason`.
  */
 import { Config, Context, Duration, Effect, Layer, Record, Result, Schedule, SchemaIssue } from "effect"
-import { FanOut, type FanOutError, Outcome } from "../../src/index.js"
+import { FanOut, type FanOutError, Hedge, Outcome } from "../../src/index.js"
 import { DeadlineExceeded, FeatureFailed } from "./Api.js"
 import type { CustomerId, Mode, Panel, PublicReason } from "./Domain.js"
 import { UsageResponse } from "./Domain.js"
@@ -68,6 +68,29 @@ export const featureRetries: Config.Config<number> = retriesConfig("FEATURE_RETR
 
 /** How many times strict mode retries a call to an `Unavailable` service: `STRICT_RETRIES`, 0 to 5, default 0. */
 export const strictRetries: Config.Config<number> = retriesConfig("STRICT_RETRIES", 0)
+
+/**
+ * Hedging of the feature calls: `FEATURE_HEDGE`, `off` (the default) or `p<percentile>` from `p50` to `p99.9`, such
+ * as `p95`. A call that has not answered once its service's `<percentile>` latency has passed — over that service's
+ * last 200 calls that answered, at least 5 ms and at most 250 ms (250 ms until one has answered) — gets one backup
+ * call; the first answer wins and the other call is cancelled. Each service learns its own delay, shared across
+ * requests, and its backups draw on its retry budget (`RETRY_BUDGET`), so a slow service gets at most its budget's
+ * worth of extra calls. In partial mode an `Unavailable` answer starts the backup at once (any other failure ends
+ * the call); strict mode hedges only slowness: a failure fails the call, as it does without hedging.
+ */
+export const featureHedge: Config.Config<number | undefined> = variable("FEATURE_HEDGE", (raw) => {
+  if (raw === "off") return Result.succeed(undefined)
+  const match = /^p(\d{2}(?:\.\d)?)$/.exec(raw)
+  const percentile = match === null ? NaN : Number(match[1])
+  return percentile >= 50 && percentile < 100
+    ? Result.succeed(percentile / 100)
+    : Result.fail(`"off", or p<percentile> from p50 to p99.9 such as "p95"`)
+}).pipe(Config.withDefault(undefined))
+
+/** The adaptive delay's window and bounds for `FEATURE_HEDGE`. */
+export const hedgeWindow = 200
+export const hedgeMin = Duration.millis(5)
+export const hedgeMax = Duration.millis(250)
 
 type FeatureError = FeatureClient.FeatureError
 
@@ -239,6 +262,20 @@ export const make = Effect.gen(function*() {
   const required = yield* requiredFeatures
   const partialRetry = retryPolicy(yield* featureRetries)
   const strictRetry = retryPolicy(yield* strictRetries)
+  const percentile = yield* featureHedge
+  // One adaptive delay per feature service, made once and so shared by every request: each learns its own latency.
+  const hedgeDelays = percentile === undefined ? undefined : Record.map(
+    clients,
+    () => Hedge.adaptive({ percentile, window: hedgeWindow, min: hedgeMin, max: hedgeMax })
+  )
+  const hedge = (nonFatal: (error: FeatureError | FanOutError.FanOutTimeoutError) => boolean) =>
+    hedgeDelays === undefined ? undefined : {
+      delay: (feature: PropertyKey) => hedgeDelays[feature as Feature],
+      max: 2,
+      nonFatal
+    }
+  const partialHedge = hedge((error) => error.reason === "Unavailable")
+  const strictHedge = hedge(() => false)
   const logLimit = yield* LogLimit.fromConfig
 
   // One task per feature, keyed by feature name: the key becomes each outcome's key and label, and the name of
@@ -254,6 +291,7 @@ export const make = Effect.gen(function*() {
         required,
         report: true,
         retry: partialRetry,
+        hedge: partialHedge,
         budget: budgetOf,
         name: "usage.partial"
       }).pipe(
@@ -275,6 +313,7 @@ export const make = Effect.gen(function*() {
       report: true,
       outcomes: true,
       retry: strictRetry,
+      hedge: strictHedge,
       budget: budgetOf,
       name: "usage.strict"
     }).pipe(

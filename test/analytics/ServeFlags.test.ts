@@ -177,6 +177,17 @@ describe("ServeFlags.parse", () => {
       )
     }
     expect(problem([], { STRICT_RETRIES: "9" })).toBe("STRICT_RETRIES=9: retries must be an integer from 0 to 5")
+    for (const value of ["95", "p49", "p100", "p9", "p95.55", "on", ""]) {
+      expect(problem([], { FEATURE_HEDGE: value }), value).toBe(
+        `FEATURE_HEDGE=${value}: "off", or p<percentile> from p50 to p99.9 such as "p95"`
+      )
+    }
+    for (const value of ["off", "p50", "p95", "p99.9"]) {
+      expect(problem([], { FEATURE_HEDGE: value }), value).toBe("no error")
+    }
+    expect(problem([], { RETRY_BUDGET: "lots" })).toBe(
+      `RETRY_BUDGET=lots: "off", or <maxTokens>:<tokenRatio> such as "10:0.1"`
+    )
     for (const value of ["soon", "5", "0 seconds", "-1 seconds"]) {
       expect(problem([], { FEATURE_TIMEOUT: value }), value).toBe(
         `FEATURE_TIMEOUT=${value}: the timeout must be a duration greater than zero, such as "2 seconds" or "500 millis"`

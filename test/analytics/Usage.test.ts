@@ -207,6 +207,130 @@ describe("Usage", () => {
       }).pipe(Effect.provide(withDoubles({ payments: () => Effect.never }, { REQUIRED_FEATURES: "payments" }))))
   })
 
+  describe("hedging (FEATURE_HEDGE)", () => {
+    /**
+     * A client whose first call waits forever (counting its cancellation) and whose later calls answer after `ms`
+     * (0: at once); `calls()` counts its calls.
+     */
+    const slowFirst = (ms = 0) => {
+      let calls = 0
+      let cancelled = 0
+      const behaviour: Behaviour = (customerId) =>
+        Effect.suspend(() =>
+          ++calls === 1
+            ? Effect.onInterrupt(Effect.never, () => Effect.sync(() => cancelled++))
+            : Effect.as(Effect.sleep(ms), usageOf("reports", customerId))
+        )
+      return { behaviour, calls: () => calls, cancelled: () => cancelled }
+    }
+
+    it.effect("off by default: a slow call gets no backup", () => {
+      const reports = slowFirst()
+      return Effect.gen(function*() {
+        const usage = yield* Usage
+        const fiber = yield* Effect.forkChild(usage.forCustomer(customer, { mode: "partial", deadline }))
+        yield* TestClock.adjust(deadline)
+        const response = yield* Fiber.join(fiber)
+        expect(response.panels.find((panel) => panel.feature === "reports")).toMatchObject({
+          status: "timed_out",
+          attempts: 1
+        })
+        expect(reports.calls()).toBe(1)
+      }).pipe(Effect.provide(withDoubles({ reports: reports.behaviour })))
+    })
+
+    it.effect("p95: a call still running at the delay (250 ms before any call has answered) gets one backup, which wins", () => {
+      const reports = slowFirst()
+      return Effect.gen(function*() {
+        const usage = yield* Usage
+        const fiber = yield* Effect.forkChild(usage.forCustomer(customer, { mode: "partial", deadline }))
+        yield* TestClock.adjust("249 millis")
+        expect(reports.calls()).toBe(1)
+        yield* TestClock.adjust("1 millis")
+        const response = yield* Fiber.join(fiber)
+        expect(response.complete).toBe(true)
+        expect(response.panels.find((panel) => panel.feature === "reports")).toMatchObject({
+          status: "ok",
+          attempts: 2,
+          durationMs: 250
+        })
+        expect(reports.calls()).toBe(2)
+        expect(reports.cancelled()).toBe(1)
+        // The eleven other services answered at once: no backup for them.
+        expect(response.panels.filter((panel) => panel.attempts === 1)).toHaveLength(11)
+      }).pipe(Effect.provide(withDoubles({ reports: reports.behaviour }, { FEATURE_HEDGE: "p95" })))
+    })
+
+    it.effect("each service learns its own delay, shared across requests", () => {
+      // Each call's latency in ms, in the order of the service's calls ("never": it waits until cancelled).
+      const scripted = (feature: Feature, plan: ReadonlyArray<number | "never">) => {
+        let calls = 0
+        const behaviour: Behaviour = (customerId) =>
+          Effect.suspend(() => {
+            const ms = plan[calls++] ?? 0
+            return ms === "never" ? Effect.never : Effect.as(Effect.sleep(ms), usageOf(feature, customerId))
+          })
+        return { behaviour, calls: () => calls }
+      }
+      const reports = scripted("reports", ["never", 20, 15])
+      const listings = scripted("listings", [0, 10, 0])
+      return Effect.gen(function*() {
+        const usage = yield* Usage
+        // First request: reports' call gets its backup at 250 ms (nothing learned yet), which answers in 20 ms.
+        const first = yield* Effect.forkChild(usage.forCustomer(customer, { mode: "partial", deadline }))
+        yield* TestClock.adjust("270 millis")
+        expect((yield* Fiber.join(first)).complete).toBe(true)
+        // Now reports' delay is its own p95, 20 ms; listings', which answered at once, the 5 ms floor.
+        const second = yield* Effect.forkChild(usage.forCustomer(customer, { mode: "partial", deadline }))
+        yield* TestClock.adjust("15 millis")
+        const response = yield* Fiber.join(second)
+        // reports answered in 15 ms, within its 20 ms: no backup.
+        expect(response.panels.find((panel) => panel.feature === "reports")).toMatchObject({
+          status: "ok",
+          attempts: 1,
+          durationMs: 15
+        })
+        // listings' call, 10 ms this time, got its backup at 5 ms, which answered at once.
+        expect(response.panels.find((panel) => panel.feature === "listings")).toMatchObject({
+          status: "ok",
+          attempts: 2,
+          durationMs: 5
+        })
+        expect([reports.calls(), listings.calls()]).toStrictEqual([3, 3])
+      }).pipe(Effect.provide(withDoubles({ reports: reports.behaviour, listings: listings.behaviour }, {
+        FEATURE_HEDGE: "p95"
+      })))
+    })
+
+    it.effect("partial mode: an Unavailable answer starts the backup at once; a bad response ends the call", () => {
+      const payments = flaky("Unavailable", 1)
+      const listings = flaky("BadResponse", 1)
+      return Effect.gen(function*() {
+        const usage = yield* Usage
+        // No clock adjustment: the backup starts on the failure, not after a delay.
+        const response = yield* usage.forCustomer(customer, { mode: "partial", deadline })
+        expect(response.panels.find((panel) => panel.feature === "payments")).toMatchObject({
+          status: "ok",
+          attempts: 2
+        })
+        expect(response.panels.find((panel) => panel.feature === "listings")).toMatchObject({
+          status: "failed",
+          reason: "bad_response",
+          attempts: 1
+        })
+      }).pipe(Effect.provide(withDoubles({ payments: payments.behaviour, listings: listings.behaviour }, {
+        FEATURE_HEDGE: "p95"
+      })))
+    })
+
+    it.effect("strict mode hedges only slowness: an Unavailable answer still fails the page at once", () =>
+      Effect.gen(function*() {
+        const usage = yield* Usage
+        const error = yield* Effect.flip(usage.forCustomer(customer, { mode: "strict", deadline }))
+        expect(error).toMatchObject({ _tag: "FeatureFailed", feature: "payments", reason: "unavailable", attempts: 1 })
+      }).pipe(Effect.provide(withDoubles({ payments: flaky("Unavailable", 1).behaviour }, { FEATURE_HEDGE: "p95" }))))
+  })
+
   describe("retries", () => {
     it.effect("retries an unavailable service: a call failing once is ok with attempts 2", () => {
       const payments = flaky("Unavailable", 1)

@@ -79,6 +79,8 @@ const environment = (external: boolean): ReadonlyArray<Config.Config<unknown>> =
   Usage.requiredFeatures,
   Usage.featureRetries,
   Usage.strictRetries,
+  Usage.featureHedge,
+  FeatureClient.retryBudget,
   FeatureClient.requestTimeout,
   FeatureClient.maxBodyBytes,
   FeatureClient.connectionsPerService,
