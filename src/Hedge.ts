@@ -90,17 +90,19 @@ class Window implements Adaptive {
   delayMillis(): number {
     const n = this.sorted.length
     if (n === 0) return this.maxMillis
-    // The nearest-rank percentile: the smallest sample at least `percentile` of the samples do not exceed.
+    // The nearest-rank percentile: the smallest sample at least `percentile` of the samples do not exceed. The
+    // backup starts a millisecond past it: the clock counts whole milliseconds, so an attempt as slow as that sample
+    // has not run longer than it until then (at the sample itself, its answer and its backup race within one tick).
     const value = this.sorted[Math.max(0, Math.ceil(this.percentile * n) - 1)]!
-    return Math.min(this.maxMillis, Math.max(this.minMillis, value))
+    return Math.min(this.maxMillis, Math.max(this.minMillis, value + 1))
   }
 }
 
 const invalid = (option: string, reason: string) => new InvalidOptionError({ option, reason })
 
 /**
- * An adaptive hedge delay: the `percentile` of the latencies of the last `window` successful attempts, clamped
- * between `min` and `max`. A wrong setting throws an `InvalidOptionError` naming it. Share one between the fan-outs
+ * An adaptive hedge delay: one millisecond past the `percentile` of the latencies of the last `window` successful
+ * attempts (so that only an attempt slower than that starts a backup), clamped between `min` and `max`. A wrong setting throws an `InvalidOptionError` naming it. Share one between the fan-outs
  * calling one downstream: they learn its latency together.
  *
  * **Example**

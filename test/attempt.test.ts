@@ -161,7 +161,7 @@ describe("attempts on task spans", () => {
 })
 
 describe("Hedge.adaptive", () => {
-  it.effect("waits max until a latency is seen, then the percentile of the window, clamped to [min, max]", () =>
+  it.effect("waits max until a latency is seen, then 1 ms past the percentile of the window, clamped to [min, max]", () =>
     Effect.gen(function*() {
       const delay = Hedge.adaptive({ percentile: 0.5, window: 3, min: "5 millis", max: "1 second" })
       expect(delay.delayMillis()).toBe(1000)
@@ -175,14 +175,14 @@ describe("Hedge.adaptive", () => {
       yield* run(40)
       yield* run(20)
       yield* run(30)
-      // The median of 40, 20 and 30.
-      expect(delay.delayMillis()).toBe(30)
+      // The median of 40, 20 and 30, and a millisecond: an attempt that took 30 ms has not run longer until 31.
+      expect(delay.delayMillis()).toBe(31)
       // The window keeps the last 3: 20, 30, 1; the median 20.
       yield* run(1)
-      expect(delay.delayMillis()).toBe(20)
+      expect(delay.delayMillis()).toBe(21)
       yield* run(2)
       yield* run(3)
-      // 1, 2, 3: the median 2, clamped to 5.
+      // 1, 2, 3: the median 2, 3 ms, clamped to 5.
       expect(delay.delayMillis()).toBe(5)
     }))
 
@@ -201,7 +201,8 @@ describe("Hedge.adaptive", () => {
         return Effect.andThen(log.add(`start ${k}`), k === 1 ? Effect.never : Effect.succeed(k))
       })
       const fiber = yield* Effect.forkChild(FanOut.settle([task], { hedge: { delay } }))
-      yield* TestClock.adjust("24 millis")
+      // Its peer took 25 ms: an attempt that has run 25 ms is not slower than it yet, one that has run 26 ms is.
+      yield* TestClock.adjust("25 millis")
       expect(yield* log.get).toStrictEqual(["start 1"])
       yield* TestClock.adjust("1 millis")
       const [out] = yield* Fiber.join(fiber)

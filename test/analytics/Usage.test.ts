@@ -280,11 +280,11 @@ describe("Usage", () => {
         const first = yield* Effect.forkChild(usage.forCustomer(customer, { mode: "partial", deadline }))
         yield* TestClock.adjust("270 millis")
         expect((yield* Fiber.join(first)).complete).toBe(true)
-        // Now reports' delay is its own p95, 20 ms; listings', which answered at once, the 5 ms floor.
+        // Now reports' delay is a millisecond past its own p95 (20 ms); listings', which answered at once, the 5 ms floor.
         const second = yield* Effect.forkChild(usage.forCustomer(customer, { mode: "partial", deadline }))
         yield* TestClock.adjust("15 millis")
         const response = yield* Fiber.join(second)
-        // reports answered in 15 ms, within its 20 ms: no backup.
+        // reports answered in 15 ms, within its 21 ms: no backup.
         expect(response.panels.find((panel) => panel.feature === "reports")).toMatchObject({
           status: "ok",
           attempts: 1,
