@@ -11,37 +11,16 @@
  *   npm run budget                                  200 requests, 8 in flight, budgets off and 10:0.1
  *   npm run budget -- --requests=500 --concurrency=16 --budgets=off,10:0.1,100:0.1
  */
-import { Effect, Layer, Logger } from "effect"
+import { Effect } from "effect"
 import * as Embedded from "../examples/analytics/harness/Embedded.js"
 import * as Simulator from "../examples/analytics/harness/Simulator.js"
+import { counted, flags, healthy, load, main, withApp } from "./app/runs.js"
 
-const flags = (argv: ReadonlyArray<string>) => {
-  const value = (name: string) => argv.find((arg) => arg.startsWith(`--${name}=`))?.slice(name.length + 3)
-  for (const arg of argv) {
-    if (!/^--(requests|concurrency|budgets)=/.test(arg)) fail(`unrecognised flag ${arg}`)
-  }
-  const integer = (name: string, fallback: number) => {
-    const raw = value(name)
-    if (raw === undefined) return fallback
-    const n = /^\d+$/.test(raw) ? Number(raw) : NaN
-    return n >= 1 && n <= 100_000 ? n : fail(`--${name}=${raw}: an integer from 1 to 100000`)
-  }
-  return {
-    requests: integer("requests", 200),
-    concurrency: integer("concurrency", 8),
-    budgets: (value("budgets") ?? "off,10:0.1").split(",")
-  }
-}
-
-function fail(message: string): never {
-  console.error(`budget: ${message}`)
-  process.exit(1)
-}
-
-const options = flags(process.argv.slice(2))
-
-const healthy: Simulator.Overrides = {
-  all: { latencyMs: 1, jitterMs: 2, errorRate: 0, malformedRate: 0, hangRate: 0, crash: false }
+const cli = flags("budget", process.argv.slice(2), ["requests", "concurrency", "budgets"])
+const options = {
+  requests: cli.integer("requests", 200, 100_000),
+  concurrency: cli.integer("concurrency", 8, 1000),
+  budgets: cli.list("budgets", "off,10:0.1")
 }
 
 const phases = {
@@ -61,23 +40,6 @@ interface Row {
   readonly statuses: Record<string, number>
 }
 
-/** Sends `n` requests, `concurrency` at a time, to the API at `base`; the count of each status. */
-const load = (base: string, n: number, concurrency: number) =>
-  Effect.promise(async () => {
-    const statuses: Record<string, number> = {}
-    let next = 0
-    const worker = async () => {
-      while (next < n) {
-        const i = next++
-        const response = await fetch(`${base}/customers/c-${i}/usage`)
-        await response.arrayBuffer()
-        statuses[response.status] = (statuses[response.status] ?? 0) + 1
-      }
-    }
-    await Promise.all(Array.from({ length: concurrency }, worker))
-    return statuses
-  })
-
 /** One run of the app with `RETRY_BUDGET=budget`: a fresh app, so a fresh budget per service. */
 const run = (budget: string) =>
   Effect.gen(function*() {
@@ -86,7 +48,12 @@ const run = (budget: string) =>
     const rows: Array<Row> = []
     for (const phase of Object.keys(phases) as Array<Phase>) {
       simulators.scenario(phases[phase])
-      const statuses = yield* load(base, options.requests, options.concurrency)
+      const statuses: Record<string, number> = {}
+      yield* load(options.requests, options.concurrency, async (i) => {
+        const response = await fetch(`${base}/customers/c-${i}/usage`)
+        await response.arrayBuffer()
+        statuses[response.status] = (statuses[response.status] ?? 0) + 1
+      })
       const counts = simulators.counts()
       const others = Simulator.total(counts).started - counts.payments.started
       rows.push({
@@ -99,33 +66,22 @@ const run = (budget: string) =>
       })
     }
     return rows
-  }).pipe(
-    Effect.provide(
-      Embedded.layer({ listen: { port: 0, host: "127.0.0.1" }, config: { RETRY_BUDGET: budget } }).pipe(
-        // The app logs every failed call: thousands of lines that say nothing here.
-        Layer.provide(Logger.layer([]))
+  }).pipe(withApp({ RETRY_BUDGET: budget }))
+
+main(
+  "budget",
+  Effect.gen(function*() {
+    const rows: Array<Row> = []
+    for (const budget of options.budgets) rows.push(...(yield* run(budget)))
+    const lines = [
+      `| \`RETRY_BUDGET\` | phase | requests | calls to payments | per request | calls to each other service per request | statuses |`,
+      `|---|---|---:|---:|---:|---:|---|`,
+      ...rows.map((row) =>
+        `| ${row.budget} | ${row.phase} | ${row.requests} | ${row.payments} | ${
+          (row.payments / row.requests).toFixed(2)
+        } | ${row.othersPerRequest.toFixed(2)} | ${counted(row.statuses)} |`
       )
-    )
-  )
-
-const main = Effect.gen(function*() {
-  const rows: Array<Row> = []
-  for (const budget of options.budgets) rows.push(...(yield* run(budget)))
-  const lines = [
-    `| \`RETRY_BUDGET\` | phase | requests | calls to payments | per request | calls to each other service per request | statuses |`,
-    `|---|---|---:|---:|---:|---:|---|`,
-    ...rows.map((row) =>
-      `| ${row.budget} | ${row.phase} | ${row.requests} | ${row.payments} | ${
-        (row.payments / row.requests).toFixed(2)
-      } | ${row.othersPerRequest.toFixed(2)} | ${
-        Object.entries(row.statuses).map(([status, n]) => `${n}× ${status}`).join(", ")
-      } |`
-    )
-  ]
-  console.log(lines.join("\n"))
-})
-
-Effect.runPromise(main).then(
-  () => process.exit(0),
-  (error) => fail(String(error))
+    ]
+    console.log(lines.join("\n"))
+  })
 )

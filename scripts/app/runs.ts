@@ -1,0 +1,67 @@
+/**
+ * What `npm run budget` and `npm run hedge` share: their flags, a run of the analytics API with its embedded
+ * simulators under a given environment, usage requests sent a few at a time, and the end of the script.
+ */
+import { Effect, Layer, Logger } from "effect"
+import * as Embedded from "../../examples/analytics/harness/Embedded.js"
+import type * as Simulator from "../../examples/analytics/harness/Simulator.js"
+
+/** The script's command line: `--name=value` flags, only those in `allowed`; a wrong one ends the script. */
+export const flags = (script: string, argv: ReadonlyArray<string>, allowed: ReadonlyArray<string>) => {
+  const fail = (message: string): never => {
+    console.error(`${script}: ${message}`)
+    process.exit(1)
+  }
+  for (const arg of argv) {
+    if (!allowed.some((name) => arg.startsWith(`--${name}=`))) fail(`unrecognised flag ${arg}`)
+  }
+  const value = (name: string) => argv.find((arg) => arg.startsWith(`--${name}=`))?.slice(name.length + 3)
+  const integer = (name: string, fallback: number, max: number) => {
+    const raw = value(name)
+    if (raw === undefined) return fallback
+    const n = /^\d+$/.test(raw) ? Number(raw) : NaN
+    return n >= 1 && n <= max ? n : fail(`--${name}=${raw}: an integer from 1 to ${max}`)
+  }
+  const list = (name: string, fallback: string) => (value(name) ?? fallback).split(",")
+  return { fail, integer, list }
+}
+
+/** Every service answering in 1–3 ms, none failing: what each phase changes one service of. */
+export const healthy: Simulator.Overrides = {
+  all: { latencyMs: 1, jitterMs: 2, errorRate: 0, malformedRate: 0, hangRate: 0, crash: false }
+}
+
+/**
+ * Runs `effect` against a fresh API (fresh budgets and hedge delays per service) with its embedded simulators on
+ * 127.0.0.1, under `config`. The app's logs are dropped: it logs every failed and cancelled call, thousands of lines
+ * that say nothing here.
+ */
+export const withApp = (config: Record<string, string>) => {
+  const app = Embedded.layer({ listen: { port: 0, host: "127.0.0.1" }, config }).pipe(Layer.provide(Logger.layer([])))
+  return <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.provide(effect, app)
+}
+
+/** Calls `send(i)` for `i` from 0 to `n - 1`, `concurrency` at a time (each one sends a request and reads it). */
+export const load = (n: number, concurrency: number, send: (i: number) => Promise<void>): Effect.Effect<void> =>
+  Effect.promise(async () => {
+    let next = 0
+    const worker = async () => {
+      while (next < n) await send(next++)
+    }
+    await Promise.all(Array.from({ length: concurrency }, worker))
+  })
+
+/** `n` of each key, as a table cell: `194× ok, 6× timed_out`. */
+export const counted = (record: Record<string, number>): string =>
+  Object.entries(record).map(([key, n]) => `${n}× ${key}`).join(", ")
+
+/** Runs the script's main effect and exits: 0 when it succeeded, 1 with its error when it failed. */
+export const main = <A, E>(script: string, effect: Effect.Effect<A, E>): void => {
+  Effect.runPromise(effect).then(
+    () => process.exit(0),
+    (error) => {
+      console.error(`${script}: ${String(error)}`)
+      process.exit(1)
+    }
+  )
+}
