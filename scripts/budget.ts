@@ -14,7 +14,7 @@
 import { Effect } from "effect"
 import * as Embedded from "../examples/analytics/harness/Embedded.js"
 import * as Simulator from "../examples/analytics/harness/Simulator.js"
-import { counted, flags, healthy, load, main, withApp } from "./app/runs.js"
+import { counted, flags, healthy, load, report, withApp } from "./app/runs.js"
 
 const cli = flags("budget", process.argv.slice(2), ["requests", "concurrency", "budgets"])
 const options = {
@@ -68,20 +68,16 @@ const run = (budget: string) =>
     return rows
   }).pipe(withApp({ RETRY_BUDGET: budget }))
 
-main(
+report(
   "budget",
-  Effect.gen(function*() {
-    const rows: Array<Row> = []
-    for (const budget of options.budgets) rows.push(...(yield* run(budget)))
-    const lines = [
-      `| \`RETRY_BUDGET\` | phase | requests | calls to payments | per request | calls to each other service per request | statuses |`,
-      `|---|---|---:|---:|---:|---:|---|`,
-      ...rows.map((row) =>
-        `| ${row.budget} | ${row.phase} | ${row.requests} | ${row.payments} | ${
-          (row.payments / row.requests).toFixed(2)
-        } | ${row.othersPerRequest.toFixed(2)} | ${counted(row.statuses)} |`
-      )
-    ]
-    console.log(lines.join("\n"))
-  })
+  options.budgets,
+  run,
+  [
+    `| \`RETRY_BUDGET\` | phase | requests | calls to payments | per request | calls to each other service per request | statuses |`,
+    `|---|---|---:|---:|---:|---:|---|`
+  ],
+  (row) =>
+    `| ${row.budget} | ${row.phase} | ${row.requests} | ${row.payments} | ${
+      (row.payments / row.requests).toFixed(2)
+    } | ${row.othersPerRequest.toFixed(2)} | ${counted(row.statuses)} |`
 )

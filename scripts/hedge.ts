@@ -13,7 +13,7 @@
 import { Effect } from "effect"
 import * as Embedded from "../examples/analytics/harness/Embedded.js"
 import * as Simulator from "../examples/analytics/harness/Simulator.js"
-import { counted, flags, healthy, load, main, withApp } from "./app/runs.js"
+import { counted, flags, healthy, load, report, withApp } from "./app/runs.js"
 
 const cli = flags("hedge", process.argv.slice(2), ["requests", "concurrency", "deadline", "hedges"])
 const options = {
@@ -80,22 +80,18 @@ const run = (hedge: string) =>
     return rows
   }).pipe(withApp({ FEATURE_HEDGE: hedge }))
 
-main(
+report(
   "hedge",
-  Effect.gen(function*() {
-    const rows: Array<Row> = []
-    for (const hedge of options.hedges) rows.push(...(yield* run(hedge)))
-    const lines = [
-      `${options.requests} requests per phase, ${options.concurrency} in flight, partial mode, deadline ${options.deadline} ms`,
-      "",
-      "| `FEATURE_HEDGE` | phase | calls to reports per request | reports panels | request p50 ms | p99 ms | max ms | statuses |",
-      "|---|---|---:|---|---:|---:|---:|---|",
-      ...rows.map((row) =>
-        `| ${row.hedge} | ${row.phase} | ${(row.reportsCalls / options.requests).toFixed(2)} | ${
-          counted(row.panels)
-        } | ${row.p50.toFixed(1)} | ${row.p99.toFixed(1)} | ${row.max.toFixed(1)} | ${counted(row.statuses)} |`
-      )
-    ]
-    console.log(lines.join("\n"))
-  })
+  options.hedges,
+  run,
+  [
+    `${options.requests} requests per phase, ${options.concurrency} in flight, partial mode, deadline ${options.deadline} ms`,
+    "",
+    "| `FEATURE_HEDGE` | phase | calls to reports per request | reports panels | request p50 ms | p99 ms | max ms | statuses |",
+    "|---|---|---:|---|---:|---:|---:|---|"
+  ],
+  (row) =>
+    `| ${row.hedge} | ${row.phase} | ${(row.reportsCalls / options.requests).toFixed(2)} | ${counted(row.panels)} | ${
+      row.p50.toFixed(1)
+    } | ${row.p99.toFixed(1)} | ${row.max.toFixed(1)} | ${counted(row.statuses)} |`
 )

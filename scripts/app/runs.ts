@@ -56,7 +56,7 @@ export const counted = (record: Record<string, number>): string =>
   Object.entries(record).map(([key, n]) => `${n}× ${key}`).join(", ")
 
 /** Runs the script's main effect and exits: 0 when it succeeded, 1 with its error when it failed. */
-export const main = <A, E>(script: string, effect: Effect.Effect<A, E>): void => {
+const main = <A, E>(script: string, effect: Effect.Effect<A, E>): void => {
   Effect.runPromise(effect).then(
     () => process.exit(0),
     (error) => {
@@ -65,3 +65,23 @@ export const main = <A, E>(script: string, effect: Effect.Effect<A, E>): void =>
     }
   )
 }
+
+/**
+ * Runs `run` once per setting (each on a fresh app), then prints `head` and one table line per row, and exits: the
+ * script's whole main.
+ */
+export const report = <Row, E>(
+  script: string,
+  settings: ReadonlyArray<string>,
+  run: (setting: string) => Effect.Effect<ReadonlyArray<Row>, E>,
+  head: ReadonlyArray<string>,
+  line: (row: Row) => string
+): void =>
+  main(
+    script,
+    Effect.gen(function*() {
+      const rows: Array<Row> = []
+      for (const setting of settings) rows.push(...(yield* run(setting)))
+      console.log([...head, ...rows.map(line)].join("\n"))
+    })
+  )
