@@ -61,17 +61,13 @@ export interface AttemptHook {
 }
 
 /** A retry the budget refused: carries the attempt's error, which the task then fails with. */
-class Refused {
-  constructor(readonly error: unknown) {}
-}
-
 /** An attempt's end, told to the budget: a failure (typed or a defect) takes a token, a success gives some back. */
 const accounted = (attempt: AnyEffect, budget: Budget): AnyEffect =>
-  Effect.onExit(attempt, (exit) =>
-    Effect.sync(() => {
-      if (exit._tag === "Success") budget.onSuccess()
-      else if (!Cause.hasInterruptsOnly(exit.cause)) budget.onFailure()
-    }))
+  Effect.onExit(attempt, (exit) => {
+    if (exit._tag === "Success") budget.onSuccess()
+    else if (!Cause.hasInterruptsOnly(exit.cause)) budget.onFailure()
+    return Effect.void
+  })
 
 /** A hook around each prepared task: the task's span, when the fan-out makes one per task. */
 export type Around = (index: number, task: AnyEffect, attempts: () => number) => AnyEffect
@@ -176,23 +172,21 @@ export const prepare = (shape: Shape, s: Settings, around: Around | undefined, h
     if (s.retry !== undefined) {
       if (plain) attempt = Effect.retry(attempt, s.retry)
       else {
-        // The budget is asked once the schedule has decided on another attempt, before its delay.
-        const schedule = Schedule.modifyDelay(s.retry, ({ duration, input }) => {
+        // The budget is asked once the schedule has decided on another attempt, before its delay: a refusal ends
+        // the schedule there, and the retry fails with the attempt's own failure.
+        const schedule = Schedule.while(s.retry, ({ duration }) => {
           if (budget !== undefined && !budget.allows) {
             refused[index] = "budget"
-            return Effect.fail(new Refused(input))
+            return false
           }
           if (tracking) {
             next[index] = "retry"
             waiting[index] = true
             hook.delayed(index, Duration.toMillis(duration))
           }
-          return Effect.succeed(duration)
+          return true
         })
-        attempt = Effect.catch(
-          Effect.retry(attempt, schedule as Schedule.Schedule<any, any, any>),
-          (error: unknown) => Effect.fail(error instanceof Refused ? error.error : error)
-        )
+        attempt = Effect.retry(attempt, schedule as Schedule.Schedule<any, any, any>)
       }
     }
     return around === undefined ? attempt : around(index, attempt, () => counts[index]!)
