@@ -28,6 +28,11 @@
  *   --trace=otlp      export spans over OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT (default http://127.0.0.1:4318);
  *                     setting OTEL_EXPORTER_OTLP_ENDPOINT alone also turns it on
  *   --trace=off       no export (the default without OTEL_EXPORTER_OTLP_ENDPOINT)
+ *
+ * Metrics (see examples/analytics/Metrics.ts):
+ *   --metrics=otlp    export the fan-outs' outcome and attempt metrics over OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT
+ *                     every OTEL_METRIC_EXPORT_INTERVAL ms (default 60000); setting the endpoint alone turns it on
+ *   --metrics=off     none (the default without OTEL_EXPORTER_OTLP_ENDPOINT)
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Cause, ConfigProvider, Context, Data, Deferred, Effect, Exit, Layer, Logger, Result, Runtime } from "effect"
@@ -39,6 +44,7 @@ import * as Embedded from "../examples/analytics/harness/Embedded.js"
 import * as ServeFlags from "../examples/analytics/harness/ServeFlags.js"
 import * as Simulator from "../examples/analytics/harness/Simulator.js"
 import * as Listen from "../examples/analytics/Listen.js"
+import * as Metrics from "../examples/analytics/Metrics.js"
 import * as Server from "../examples/analytics/Server.js"
 import * as Tracing from "../examples/analytics/Tracing.js"
 
@@ -210,6 +216,7 @@ const tracing = options.trace === "console" ?
   options.trace === "otlp" ?
   Tracing.layerOtlp(options.otlpEndpoint) :
   Layer.empty
+const metrics = options.metrics === "otlp" ? Metrics.layerOtlp(options.otlpEndpoint) : Layer.empty
 
 const plan = process.env[planVariable]
 const program = Cluster.isWorker && plan !== undefined ?
@@ -219,6 +226,9 @@ const program = Cluster.isWorker && plan !== undefined ?
   primary(options.workers)
 if (options.trace === "otlp" && !Cluster.isWorker) {
   console.log(`exporting spans over OTLP/HTTP to ${options.otlpEndpoint}/v1/traces`)
+}
+if (options.metrics === "otlp" && !Cluster.isWorker) {
+  console.log(`exporting metrics over OTLP/HTTP to ${options.otlpEndpoint}/v1/metrics`)
 }
 
 const main = program.pipe(
@@ -233,6 +243,7 @@ const main = program.pipe(
       })
   ),
   Effect.provide(tracing),
+  Effect.provide(metrics),
   Effect.provide(Logger.layer([Logger.consoleLogFmt])),
   // An empty variable is a value, as `ServeFlags` checked it: an empty `HOST` is refused, never read as unset.
   Effect.provide(ConfigProvider.layer(ConfigProvider.fromEnv({ preserveEmptyStrings: true })))

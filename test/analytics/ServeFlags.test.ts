@@ -42,6 +42,7 @@ describe("ServeFlags.parse", () => {
       port: 3000,
       simulators: Result.getOrThrow(Simulator.applyFlags(Simulator.loadConfig(), [])),
       trace: "off",
+      metrics: "off",
       otlpEndpoint: "http://127.0.0.1:4318",
       workers: Os.availableParallelism()
     })
@@ -91,10 +92,32 @@ describe("ServeFlags.parse", () => {
     })
   })
 
+  it("exports metrics with --metrics=otlp, or with OTEL_EXPORTER_OTLP_ENDPOINT alone; names a bad --metrics", () => {
+    expect(parse(["--metrics=otlp"])).toMatchObject({ metrics: "otlp", trace: "off" })
+    expect(parse([], { OTEL_EXPORTER_OTLP_ENDPOINT: "http://collector:4318" })).toMatchObject({
+      metrics: "otlp",
+      trace: "otlp"
+    })
+    expect(parse(["--metrics=off"], { OTEL_EXPORTER_OTLP_ENDPOINT: "http://collector:4318" })).toMatchObject({
+      metrics: "off",
+      trace: "otlp"
+    })
+    expect(problem(["--metrics=prometheus"])).toBe("--metrics=prometheus: metrics must be otlp or off")
+    expect(problem(["--metrics=otlp", "--trace=off"], { OTEL_EXPORTER_OTLP_ENDPOINT: "nope" })).toBe(
+      "OTEL_EXPORTER_OTLP_ENDPOINT=nope: must be an absolute http:// or https:// URL, such as http://127.0.0.1:4318"
+    )
+    for (const value of ["99", "ten", ""]) {
+      expect(problem([], { OTEL_METRIC_EXPORT_INTERVAL: value }), value).toBe(
+        `OTEL_METRIC_EXPORT_INTERVAL=${value}: must be a whole number of milliseconds from 100 to 3600000`
+      )
+    }
+  })
+
   it("starts no simulators with --external", () => {
     expect(parse(["--external", "--trace=console"], featureUrls)).toEqual({
       _tag: "External",
       trace: "console",
+      metrics: "off",
       otlpEndpoint: "http://127.0.0.1:4318",
       workers: Os.availableParallelism()
     })

@@ -5,34 +5,12 @@
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Deferred, Effect, Layer, Option } from "effect"
 import type { Tracer } from "effect"
-import { createServer } from "node:http"
-import type { AddressInfo } from "node:net"
 import { features } from "../../examples/analytics/Features.js"
 import * as Embedded from "../../examples/analytics/harness/Embedded.js"
 import * as Server from "../../examples/analytics/Server.js"
 import * as Tracing from "../../examples/analytics/Tracing.js"
 import { doubles } from "./doubles.js"
-import { get, makeCaptureLogger } from "./support.js"
-
-/** A collector stand-in on 127.0.0.1 port 0: every POST's path and JSON body, answered 200. */
-const collector = Effect.acquireRelease(
-  Effect.callback<{ readonly server: ReturnType<typeof createServer>; readonly bodies: Array<any> }>((resume) => {
-    const bodies: Array<any> = []
-    const server = createServer((request, response) => {
-      let body = ""
-      request.on("data", (chunk) => (body += chunk))
-      request.on("end", () => {
-        bodies.push({ path: request.url, json: JSON.parse(body) })
-        response.writeHead(200, { "content-type": "application/json" }).end("{}")
-      })
-    })
-    server.listen(0, "127.0.0.1", () => resume(Effect.succeed({ server, bodies })))
-  }),
-  ({ server }) =>
-    Effect.callback<void>((resume) => {
-      server.close(() => resume(Effect.void))
-    })
-).pipe(Effect.map(({ bodies, server }) => ({ bodies, port: (server.address() as AddressInfo).port })))
+import { collector, get, makeCaptureLogger } from "./support.js"
 
 /** The names of the spans `bodies` exported. */
 const exported = (bodies: ReadonlyArray<any>): Array<string> =>

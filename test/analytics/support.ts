@@ -3,6 +3,8 @@
  * logger that keeps what the server logged, to check that details are logged and not sent.
  */
 import { Cause, Effect, Logger, References } from "effect"
+import { createServer } from "node:http"
+import type { AddressInfo } from "node:net"
 
 export interface RawResponse {
   readonly status: number
@@ -60,3 +62,23 @@ export const makeCaptureLogger = () => {
   })
   return { entries, layer: Logger.layer([logger]) }
 }
+
+/** A collector stand-in on 127.0.0.1 port 0: every POST's path and JSON body, answered 200. */
+export const collector = Effect.acquireRelease(
+  Effect.callback<{ readonly server: ReturnType<typeof createServer>; readonly bodies: Array<any> }>((resume) => {
+    const bodies: Array<any> = []
+    const server = createServer((request, response) => {
+      let body = ""
+      request.on("data", (chunk) => (body += chunk))
+      request.on("end", () => {
+        bodies.push({ path: request.url, json: JSON.parse(body) })
+        response.writeHead(200, { "content-type": "application/json" }).end("{}")
+      })
+    })
+    server.listen(0, "127.0.0.1", () => resume(Effect.succeed({ server, bodies })))
+  }),
+  ({ server }) =>
+    Effect.callback<void>((resume) => {
+      server.close(() => resume(Effect.void))
+    })
+).pipe(Effect.map(({ bodies, server }) => ({ bodies, port: (server.address() as AddressInfo).port })))

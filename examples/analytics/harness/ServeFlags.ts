@@ -8,6 +8,9 @@
  *   --trace=console|otlp|off
  *                     where spans go; default `otlp` when OTEL_EXPORTER_OTLP_ENDPOINT (an http(s) URL) is set,
  *                     else `off`
+ *   --metrics=otlp|off
+ *                     whether metrics (the fan-outs' outcomes and attempts) are exported over OTLP/HTTP to
+ *                     OTEL_EXPORTER_OTLP_ENDPOINT; default as `--trace`'s
  *   --workers=N       how many processes serve the API on the one port (`node:cluster`), 1 to 1024; default one per
  *                     core (`os.availableParallelism()`); 1 serves it in this process, as without cluster
  *   --external        no simulators: the clients call `<FEATURE>_URL`, the API listens on `PORT` and `HOST`
@@ -16,7 +19,8 @@
  *
  * `serve`'s own flags also take their value as the next argument (`--workers 2`). A flag given twice is refused.
  *
- * The environment: `REQUIRED_FEATURES`, `FEATURE_RETRIES`, `STRICT_RETRIES`, `FEATURE_TIMEOUT`, the bounds
+ * The environment: `REQUIRED_FEATURES`, `FEATURE_RETRIES`, `STRICT_RETRIES`, `FEATURE_HEDGE`, `RETRY_BUDGET`,
+ * `FEATURE_TIMEOUT`, `OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG`, `OTEL_METRIC_EXPORT_INTERVAL`, the bounds
  * (`MAX_FANOUTS`, `MAX_FANOUTS_PER_CONNECTION`, `MAX_QUEUED_FANOUTS`, `MAX_EVENT_LOOP_DELAY`, `MAX_CONNECTIONS`, `KEEP_ALIVE_TIMEOUT`,
  * `HEADERS_TIMEOUT`, `FEATURE_CONNECTIONS`, `FEATURE_HTTP_CLIENT`, `FEATURE_MAX_BODY_BYTES`) and `LOG_WINDOW`; with `--external`
  * also `PORT`, `HOST` and every `<FEATURE>_URL`. Each is read by the `Config` the application itself reads it with.
@@ -32,12 +36,15 @@ import * as FeatureClient from "../FeatureClient.js"
 import { features } from "../Features.js"
 import * as Listen from "../Listen.js"
 import * as LogLimit from "../LogLimit.js"
+import * as Metrics from "../Metrics.js"
 import * as Tracing from "../Tracing.js"
 import * as Usage from "../Usage.js"
 import * as Simulator from "./Simulator.js"
 import { FlagError } from "./Simulator.js"
 
 export type Trace = "console" | "otlp" | "off"
+
+export type MetricsExport = "otlp" | "off"
 
 export type ServeOptions =
   | {
@@ -46,6 +53,7 @@ export type ServeOptions =
     readonly port: number
     readonly simulators: Simulator.SimulatorConfig
     readonly trace: Trace
+    readonly metrics: MetricsExport
     readonly otlpEndpoint: string
     readonly workers: number
   }
@@ -53,6 +61,7 @@ export type ServeOptions =
     /** The API alone, configured from the environment (`Server.layerConfig`). */
     readonly _tag: "External"
     readonly trace: Trace
+    readonly metrics: MetricsExport
     readonly otlpEndpoint: string
     readonly workers: number
   }
@@ -61,7 +70,7 @@ const defaultPort = 3000
 const defaultOtlpEndpoint = "http://127.0.0.1:4318"
 
 /** The flags `serve` reads itself; every other one is a simulator setting. */
-const own = ["port", "config", "trace", "workers"] as const
+const own = ["port", "config", "trace", "metrics", "workers"] as const
 
 /** The most worker processes `--workers` takes: far past any core count, short of a typo's thousands. */
 export const maxWorkers = 1024
@@ -89,6 +98,7 @@ const environment = (external: boolean): ReadonlyArray<Config.Config<unknown>> =
   Listen.connectionsConfig,
   LogLimit.logWindow,
   Tracing.sampling,
+  Metrics.exportInterval,
   ...(external ? [Listen.portConfig, Listen.hostConfig, ...features.map(FeatureClient.baseUrl)] : [])
 ]
 
@@ -165,10 +175,12 @@ export const parse = (
   if (trace !== "console" && trace !== "otlp" && trace !== "off") {
     return fail(`--trace=${trace}: trace must be console, otlp or off`)
   }
-  if (trace === "otlp" && otlpEndpoint !== undefined && !isHttpUrl(otlpEndpoint)) {
+  const metrics = values.metrics ?? (otlpEndpoint === undefined ? "off" : "otlp")
+  if (metrics !== "otlp" && metrics !== "off") return fail(`--metrics=${metrics}: metrics must be otlp or off`)
+  if ((trace === "otlp" || metrics === "otlp") && otlpEndpoint !== undefined && !isHttpUrl(otlpEndpoint)) {
     return fail(`OTEL_EXPORTER_OTLP_ENDPOINT=${otlpEndpoint}: ${httpUrlExpected}`)
   }
-  const common = { trace, otlpEndpoint: otlpEndpoint ?? defaultOtlpEndpoint, workers } as const
+  const common = { trace, metrics, otlpEndpoint: otlpEndpoint ?? defaultOtlpEndpoint, workers } as const
 
   if (external) {
     // Nothing here would be used: refuse rather than ignore what the caller asked for.
