@@ -326,6 +326,8 @@ const choiceTargets: ReadonlyArray<Target> = [
     name: "spans exported, 1 trace in 10 (OTEL_TRACES_SAMPLER_ARG=0.1)",
     env: { BENCH_SPANS: "otlp", OTEL_TRACES_SAMPLER: "parentbased_traceidratio", OTEL_TRACES_SAMPLER_ARG: "0.1" }
   },
+  { kind: "fanout", name: "metrics exported (OTLP/HTTP, every 1 s)", env: { BENCH_METRICS: "otlp" } },
+  { kind: "fanout", name: "hedged calls (FEATURE_HEDGE=p95)", env: { FEATURE_HEDGE: "p95" } },
   nodeTarget
 ]
 

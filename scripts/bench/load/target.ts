@@ -21,6 +21,7 @@ import { ConfigProvider, Effect, Layer, References } from "effect"
 import type { Feature } from "../../../examples/analytics/Features.js"
 import * as Embedded from "../../../examples/analytics/harness/Embedded.js"
 import * as Simulator from "../../../examples/analytics/harness/Simulator.js"
+import * as Metrics from "../../../examples/analytics/Metrics.js"
 import * as Server from "../../../examples/analytics/Server.js"
 import * as Tracing from "../../../examples/analytics/Tracing.js"
 import * as EffectAllUsage from "./effectAllUsage.js"
@@ -94,12 +95,17 @@ if (kind === "simulators") {
   // `BENCH_SPANS` (load.ts --choices): `off` makes no spans at all; `otlp` exports them to `BENCH_OTLP_ENDPOINT`.
   const spans = process.env.BENCH_SPANS
   const tracing = spans === "otlp" ? Tracing.layerOtlp(process.env.BENCH_OTLP_ENDPOINT!) : Layer.empty
+  // `BENCH_METRICS=otlp` (load.ts --choices): the metrics, attempt metrics on, exported every second.
+  const metrics = process.env.BENCH_METRICS === "otlp"
+    ? Metrics.layerOtlp(process.env.BENCH_OTLP_ENDPOINT!, { intervalMillis: 1000 })
+    : Layer.empty
   Effect.gen(function*() {
     send({ type: "ready", url: yield* Embedded.apiUrl })
     return yield* Effect.never
   }).pipe(
     Effect.provide(served),
     Effect.provide(tracing),
+    Effect.provide(metrics),
     spans === "off" ? Effect.provideService(References.TracerEnabled, false) : (effect) => effect,
     // Capacity, not shedding: saturated, the event loop's delay passes the default bound (100 ms), and the app would
     // answer part of the load 503 busy (cheap answers that are not the endpoint's work).
