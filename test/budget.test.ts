@@ -149,6 +149,25 @@ describe("the budget option", () => {
       expect(alone).toMatchObject({ _tag: "Success", value: 3, attempts: 1, refused: "budget" })
     }))
 
+  it.effect("a hedged task's attempts are told to the budget: a failed one takes a token, the winner gives some back, a loser interrupted neither", () =>
+    Effect.gen(function*() {
+      const budget = yield* Budget.make({ maxTokens: 10, tokenRatio: 0.5 })
+      // Attempts 1 and 2 fail at once (each starting the next), attempt 3 answers.
+      let n = 0
+      const third = Effect.suspend(() => ++n < 3 ? Effect.fail("down") : Effect.succeed(n))
+      const [out] = yield* FanOut.settle([third], { hedge: { delay: "1 hour", max: 3 }, budget })
+      expect(out).toMatchObject({ _tag: "Success", value: 3, attempts: 3 })
+      expect(yield* Budget.tokens(budget)).toBe(10 - 1 - 1 + 0.5)
+      // The first attempt answers at 50 ms; its backup, started at 10 ms, never does and is interrupted.
+      let m = 0
+      const slow = Effect.suspend(() => ++m === 1 ? Effect.as(Effect.sleep("50 millis"), "first") : Effect.never)
+      const fiber = yield* Effect.forkChild(FanOut.settle([slow], { hedge: { delay: "10 millis" }, budget }))
+      yield* TestClock.adjust("50 millis")
+      const [won] = yield* Fiber.join(fiber)
+      expect(won).toMatchObject({ _tag: "Success", value: "first", attempts: 2 })
+      expect(yield* Budget.tokens(budget)).toBe(8.5 + 0.5)
+    }))
+
   it.effect("a function gives each task its own budget by key: one downstream's failures leave the other's alone", () =>
     Effect.gen(function*() {
       const calls = { pricing: yield* Ref.make(0), stock: yield* Ref.make(0) }

@@ -62,10 +62,15 @@ export interface AttemptHook {
 
 /** A retry the budget refused: carries the attempt's error, which the task then fails with. */
 /** An attempt's end, told to the budget: a failure (typed or a defect) takes a token, a success gives some back. */
+const tell = (budget: Budget, exit: Exit.Exit<unknown, unknown>): void => {
+  if (exit._tag === "Success") budget.onSuccess()
+  else if (!Cause.hasInterruptsOnly(exit.cause)) budget.onFailure()
+}
+
+/** `attempt`, telling the budget its end (a hedged task's attempts are told by the hedge, which sees each end). */
 const accounted = (attempt: AnyEffect, budget: Budget): AnyEffect =>
   Effect.onExit(attempt, (exit) => {
-    if (exit._tag === "Success") budget.onSuccess()
-    else if (!Cause.hasInterruptsOnly(exit.cause)) budget.onFailure()
+    tell(budget, exit)
     return Effect.void
   })
 
@@ -144,7 +149,10 @@ export const prepare = (shape: Shape, s: Settings, around: Around | undefined, h
         }
     )
     if (s.timeout !== undefined) attempt = limited(attempt, s.timeout, timers, () => timeoutError(index))
-    if (budget !== undefined) attempt = accounted(attempt, budget)
+    if (budget !== undefined && hedge === undefined) attempt = accounted(attempt, budget)
+    const told = budget === undefined || hedge === undefined
+      ? undefined
+      : (exit: Exit.Exit<unknown, unknown>) => tell(budget, exit)
     // Without a budget and without anyone listening, retries and hedges are what they were: nothing to ask or to tell.
     const plain = budget === undefined && !tracking
     if (hedge !== undefined) {
@@ -164,9 +172,9 @@ export const prepare = (shape: Shape, s: Settings, around: Around | undefined, h
           // A hedging round's first attempt is the task's first, or a retry.
           ? Effect.suspend(() => {
             next[index] = counts[index] === 0 ? "original" : "retry"
-            return hedging.hedgeWith(inner, hedge, timers, backup)
+            return hedging.hedgeWith(inner, hedge, timers, backup, told)
           })
-          : hedging.hedgeWith(inner, hedge, timers, backup)
+          : hedging.hedgeWith(inner, hedge, timers, backup, told)
       }
     }
     if (s.retry !== undefined) {

@@ -50,7 +50,9 @@ export const hedgeWith = <A, E, R>(
   attempt: Effect.Effect<A, E, R>,
   hedge: Hedge,
   timers: Timers,
-  allow?: (() => boolean) | undefined
+  allow?: (() => boolean) | undefined,
+  /** Told every attempt's end (the retry budget's accounting), from the attempt's own observer. */
+  told?: ((exit: Exit.Exit<A, E>) => void) | undefined
 ): Effect.Effect<A, E, R> =>
   Effect.withFiber((task) =>
     // Started inside the callback's registration, not before it: a task fiber that yielded between the two and was
@@ -84,6 +86,7 @@ export const hedgeWith = <A, E, R>(
       }
 
       const ended = (k: number, fiber: Fiber.Fiber<A, E>, exit: Exit.Exit<A, E>) => {
+        told?.(exit)
         running.delete(fiber)
         if (!decided) {
           if (exit._tag === "Success") {
