@@ -95,8 +95,10 @@ export const prepare = (shape: Shape, s: Settings, around: Around | undefined, h
     const ended = (index: number, exit: Exit.Exit<unknown, unknown>, limit: string | undefined) => {
       const budget = budgets[index]
       if (budget === undefined) return
-      if (exit._tag === "Success") budget.onSuccess()
-      else if (limit === "Timeout" || (limit === undefined && !Cause.hasInterruptsOnly(exit.cause))) budget.onFailure()
+      // Its own time-out is the attempt's failure; the deadline cutting it off is not the downstream's.
+      if (exit._tag === "Failure" && limit !== undefined) {
+        if (limit === "Timeout") budget.onFailure()
+      } else tell(budget, exit)
     }
     return { task, engineTimeout: s.timeout, attempts: one, ownTimeout: () => false, ended }
   }

@@ -134,12 +134,6 @@ export const hedge = (value: unknown, option = "hedge", perTaskDelays = true): H
       "must be a duration or Hedge.adaptive here: a function of the task's key is for a fan-out's hedge option"
     )
   }
-  const adaptive = isAdaptive(record.delay) ? record.delay : undefined
-  const delay = perTask !== undefined
-    ? 0
-    : adaptive === undefined
-    ? millis(record.delay, `${option}.delay`)!
-    : adaptive.maxMillis
   const nonFatal = record.nonFatal
   if (nonFatal !== undefined && typeof nonFatal !== "function") {
     throw invalid(`${option}.nonFatal`, `must be a function from an error to a boolean, got ${show(nonFatal)}`)
@@ -150,17 +144,25 @@ export const hedge = (value: unknown, option = "hedge", perTaskDelays = true): H
   }
   const fatalityOf = nonFatal as ((error: unknown) => boolean) | undefined
   if (perTask !== undefined) {
-    const delayOf = (key: PropertyKey, index: number): Hedge => {
-      const given = perTask(key, index)
-      const what = `${option}.delay (task ${show(key)})`
-      if (isAdaptive(given)) return { delay: given.maxMillis, max, adaptive: given, nonFatal: fatalityOf }
-      if (given === undefined) throw invalid(what, "gave undefined, not a duration or Hedge.adaptive")
-      return { delay: millis(given, what)!, max, nonFatal: fatalityOf }
-    }
-    return { delay, max, nonFatal: fatalityOf, delayOf }
+    // `delay` is each task's, read by `delayOf`; the fan-out's own is unused.
+    const delayOf = (key: PropertyKey, index: number): Hedge => ({
+      ...delaySetting(perTask(key, index), `${option}.delay (task ${show(key)})`),
+      max,
+      nonFatal: fatalityOf
+    })
+    return { delay: 0, max, nonFatal: fatalityOf, delayOf }
   }
+  const { adaptive, delay } = delaySetting(record.delay, `${option}.delay`)
   if (adaptive === undefined && nonFatal === undefined) return { delay, max }
   return { delay, max, adaptive, nonFatal: fatalityOf }
+}
+
+/** A hedge delay as given (a duration, or `Hedge.adaptive`): its milliseconds (the adaptive one's `max` until read). */
+const delaySetting = (given: unknown, option: string): { readonly delay: number; readonly adaptive?: Adaptive } => {
+  if (isAdaptive(given)) return { delay: given.maxMillis, adaptive: given }
+  const delay = millis(given, option)
+  if (delay === undefined) throw invalid(option, "is undefined, not a duration or Hedge.adaptive")
+  return { delay }
 }
 
 /** The budget of each task, by its key and index: one for all, or one per downstream the tasks call. */

@@ -136,15 +136,15 @@ export const run = <A, E>(spec: Spec<A, E>): Effect.Effect<A, E> =>
     const timed = spec.timed || spec.timeout !== undefined || spec.deadline !== undefined
     let alarms: Alarms | undefined = undefined
     const alarmsOf = () => alarms ??= new Alarms(fork as any, () => clock.currentTimeMillisUnsafe())
-    // Why the fan-out stopped (see internal/cancel.ts): told once under the caller's id, or, detached, as the
-    // annotations its tasks are interrupted with (`why`); `told` once it was told.
+    // Why the fan-out stopped (see internal/cancel.ts): told once under the caller's id (`told`), or, detached (its
+    // tasks outlive its answer), carried by each interruption. Its annotations are made on first use (`why`).
     let reason: CancelReason | undefined = undefined
     let why: Context.Context<never> | undefined = undefined
-    let told = false
-    const timers: Timers = {
-      alarms: alarmsOf,
-      stopped: () => reason === undefined ? undefined : why ??= cancel.annotations(reason)
-    }
+    const annotationsOf = () => reason === undefined ? undefined : why ??= cancel.annotations(reason)
+    const told = () => reason !== undefined && !spec.detach
+    /** The annotations the fan-out's own tasks are interrupted with once it has stopped. */
+    const interruption = () => spec.detach ? annotationsOf() : undefined
+    const timers: Timers = { alarms: alarmsOf, stopped: annotationsOf }
 
     // The running tasks' fibers by index, and how many run: a task's slot is cleared when it ends.
     const fibers: Array<Running | undefined> = new Array(size)
@@ -184,16 +184,9 @@ export const run = <A, E>(spec: Spec<A, E>): Effect.Effect<A, E> =>
       if (stopped) return
       stopped = true
       reason = stopReason
-      if (reason !== undefined) {
-        if (spec.detach) why = cancel.annotations(reason)
-        else {
-          cancel.stopped(caller.id, reason)
-          told = true
-        }
-      }
+      if (told()) cancel.stopped(caller.id, reason!)
       clear(deadlineAlarm)
-      // Told under the caller's id, the interruptions need no annotation (`why` is made later, for attempts, if asked).
-      const annotations = told ? undefined : why
+      const annotations = interruption()
       forEachRunning((fiber) => fiber.interruptUnsafe(caller.id, annotations))
     }
     /** The fan-out's answer: once it is made, no task it interrupted is left to read why. */
@@ -201,7 +194,7 @@ export const run = <A, E>(spec: Spec<A, E>): Effect.Effect<A, E> =>
       try {
         return answerOf(started)
       } finally {
-        if (told) cancel.answered(caller.id)
+        if (told()) cancel.answered(caller.id)
       }
     }
 
@@ -307,7 +300,7 @@ export const run = <A, E>(spec: Spec<A, E>): Effect.Effect<A, E> =>
           continue
         }
         fibers[index] = task
-        if (stopped) task.interruptUnsafe(caller.id, told ? undefined : why)
+        if (stopped) task.interruptUnsafe(caller.id, interruption())
         const timeoutAlarm = spec.timeout === undefined ? undefined : alarmsOf().set(spec.timeout, () => {
           if (stopped || fibers[index] === undefined) return
           limits![index] = "Timeout"
@@ -352,7 +345,7 @@ export const run = <A, E>(spec: Spec<A, E>): Effect.Effect<A, E> =>
         // interrupted, and the caller dies with it at once, through Effect's own handling of a throwing registration.
         broken ??= { defect }
         stop()
-        if (told) cancel.answered(caller.id)
+        if (told()) cancel.answered(caller.id)
         throw defect
       }
       registering = false
