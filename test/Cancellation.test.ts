@@ -136,7 +136,8 @@ describe("Cancellation", () => {
               [key]: Effect.andThen(Deferred.await(started), Effect.fail(key))
             })
           )
-          yield* Ref.update(seen, (all) => [...all, ...Effect.runSync(Ref.get(mine))])
+          const read = yield* Ref.get(mine)
+          yield* Ref.update(seen, (all) => [...all, ...read])
         })
       yield* Effect.all([stopsFor("x"), stopsFor("y")], { concurrency: "unbounded" })
       expect(yield* Ref.get(seen)).toEqual([

@@ -9,12 +9,12 @@
  * once more as the server stops, waiting at most a second for the collector. A failed export never fails a request.
  */
 import * as OtelMetrics from "@effect/opentelemetry/OtelMetrics"
-import * as OtelResource from "@effect/opentelemetry/Resource"
 import { OTLPMetricExporter } from "@opentelemetry/exporter-metrics-otlp-http"
 import { PeriodicExportingMetricReader } from "@opentelemetry/sdk-metrics"
 import { Config, Effect, Layer, Result } from "effect"
 import { Attempt } from "../../src/index.js"
 import { variable } from "./Environment.js"
+import * as Tracing from "./Tracing.js"
 
 /**
  * How often metrics are exported, in milliseconds: `OTEL_METRIC_EXPORT_INTERVAL`, 100 to 3600000, default 60000
@@ -29,7 +29,7 @@ export const exportInterval: Config.Config<number> = variable("OTEL_METRIC_EXPOR
 
 /**
  * Exports the application's metrics, the attempt metrics turned on, to `<endpoint>/v1/metrics` every
- * `options.intervalMillis` (default: `exportInterval`), as service `OTEL_SERVICE_NAME` (default `analytics`).
+ * `options.intervalMillis` (default: `exportInterval`), as the spans' service (`Tracing.resource`).
  */
 export const layerOtlp = (
   endpoint: string,
@@ -37,10 +37,6 @@ export const layerOtlp = (
 ): Layer.Layer<never, Config.ConfigError> =>
   Layer.unwrap(Effect.gen(function*() {
     const intervalMillis = options.intervalMillis ?? (yield* exportInterval)
-    const serviceName = yield* Config.String("OTEL_SERVICE_NAME").pipe(
-      Config.withDefault("analytics"),
-      Effect.orElseSucceed(() => "analytics")
-    )
     const reader = () =>
       new PeriodicExportingMetricReader({
         exporter: new OTLPMetricExporter({ url: `${endpoint.replace(/\/+$/, "")}/v1/metrics` }),
@@ -48,9 +44,7 @@ export const layerOtlp = (
         exportTimeoutMillis: Math.min(intervalMillis, 30_000)
       })
     return Layer.mergeAll(
-      OtelMetrics.layer(reader, { shutdownTimeout: "1 second" }).pipe(
-        Layer.provide(OtelResource.layer({ serviceName }))
-      ),
+      OtelMetrics.layer(reader, { shutdownTimeout: "1 second" }).pipe(Layer.provide(Tracing.resource)),
       Attempt.layerMetrics
     )
   }))

@@ -220,11 +220,14 @@ export const layerOtlp = (
         )
       })
     )),
-    Layer.provide(Layer.unwrap(Effect.map(
-      Config.String("OTEL_SERVICE_NAME").pipe(Config.withDefault("analytics"), Effect.orElseSucceed(() => "analytics")),
-      (serviceName) => OtelResource.layer({ serviceName })
-    )))
+    Layer.provide(resource)
   )
+
+/** The OpenTelemetry resource spans and metrics are sent as: service `OTEL_SERVICE_NAME`, default `analytics`. */
+export const resource: Layer.Layer<OtelResource.Resource> = Layer.unwrap(Effect.map(
+  Config.String("OTEL_SERVICE_NAME").pipe(Config.withDefault("analytics"), Effect.orElseSucceed(() => "analytics")),
+  (serviceName) => OtelResource.layer({ serviceName })
+))
 
 /** The collector's base URL: `OTEL_EXPORTER_OTLP_ENDPOINT`, default `http://127.0.0.1:4318` (a local collector). */
 export const otlpEndpoint: Config.Config<string> = Config.String("OTEL_EXPORTER_OTLP_ENDPOINT").pipe(

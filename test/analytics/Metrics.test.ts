@@ -44,6 +44,11 @@ describe("Metrics.layerOtlp", () => {
         }).pipe(Effect.provide(Metrics.layerOtlp(`http://127.0.0.1:${port}/`, { intervalMillis: 60_000 })))
       )
       expect(bodies.map((body) => body.path)).toEqual(["/v1/metrics"])
+      // Sent as the spans' service.
+      expect(bodies[0].json.resourceMetrics[0].resource.attributes).toContainEqual({
+        key: "service.name",
+        value: { stringValue: "analytics" }
+      })
       const started = points(bodies, "fanout_attempts_started_total", "metrics.test")
       const byType = Object.fromEntries(started.map((p) => [attribute(p, "type"), Number(p.asDouble ?? p.asInt)]))
       expect(byType).toMatchObject({ original: 2, retry: 3 })
@@ -58,6 +63,18 @@ describe("Metrics.layerOtlp", () => {
       const refused = points(bodies, "fanout_attempts_refused_total", "metrics.budget")
       expect(refused.map((p) => [attribute(p, "reason"), Number(p.asDouble ?? p.asInt)])).toContainEqual(["budget", 1])
     }).pipe(Effect.scoped))
+
+  it.live("a collector that cannot be reached fails nothing: the fan-out answers and the layer closes", () =>
+    Effect.gen(function*() {
+      // A port that was just free: nothing listens there.
+      const { port } = yield* Effect.scoped(collector)
+      const exit = yield* Effect.exit(Effect.scoped(
+        FanOut.settle([flaky(1)], { retry: Schedule.recurs(1), name: "metrics.unreachable" }).pipe(
+          Effect.provide(Metrics.layerOtlp(`http://127.0.0.1:${port}`, { intervalMillis: 60_000 }))
+        )
+      ))
+      expect(exit).toMatchObject({ _tag: "Success", value: [{ _tag: "Success", value: 2, attempts: 2 }] })
+    }))
 
   it("OTEL_METRIC_EXPORT_INTERVAL takes 100 to 3600000 whole milliseconds", () => {
     const read = (raw: string) =>
