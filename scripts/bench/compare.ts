@@ -27,7 +27,7 @@ import { createRequire } from "node:module"
 import * as Path from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
 import { effectFailFast, failN, type Wait, waits } from "./failFast.js"
-import { cost, fmtStats, machine, nsPerTask, stats, table, timeTogether } from "./harness.js"
+import { cost, fmtStats, machine, nsPerTask, type Stats, stats, table, timeTogether } from "./harness.js"
 
 const root = fileURLToPath(new URL("../../", import.meta.url))
 const cacheDir = Path.join(root, "node_modules/.cache/effect-fanout-compare")
@@ -153,6 +153,27 @@ if (only.includes("failfast")) {
   console.log(`\n${rounds} rounds per wait after 3 warm-up runs of each runner; every finalizer done at every return.`)
 }
 
+/**
+ * CPU ns per task of each fan-out `make` builds (`n` tasks), timed together: each sample runs `k` of them in a row,
+ * `rounds` rounds after 3 warm-up samples, the order rotating.
+ */
+const cpuPerTask = async (
+  makes: ReadonlyArray<() => Effect.Effect<unknown, unknown>>,
+  n: number,
+  k: number
+): Promise<Array<Stats>> => {
+  const bodies = makes.map((make) => () =>
+    Effect.runPromise(Effect.exit(Effect.repeat(Effect.suspend(make), { times: k - 1 })))
+  )
+  return (await timeTogether(bodies, { runs: rounds, warmup: 3, clock: "cpu" })).map((s) => nsPerTask(s, n * k))
+}
+
+/** `self` ÷ `peer`: the ratio of the medians, with the min–max of the per-round ratios. */
+const ratioOf = (self: Stats, peer: Stats): string => {
+  const ratio = cost(self, peer)!
+  return `${ratio.ratio.toFixed(2)}× (${ratio.min.toFixed(2)}–${ratio.max.toFixed(2)})`
+}
+
 if (only.includes("throughput")) {
   // Each scenario: a fan-out of `n` tasks, made anew per call; `k` fan-outs in a row per sample.
   const succeed = (n: number) => Array.from({ length: n }, (_, i) => Effect.succeed(i))
@@ -212,24 +233,18 @@ if (only.includes("throughput")) {
   for (const scenario of scenarios) {
     // About 60,000 tasks a sample.
     const k = Math.max(1, Math.round(60_000 / scenario.n))
-    const loop = (make: () => Effect.Effect<unknown, unknown>) => () =>
-      Effect.runPromise(Effect.exit(Effect.repeat(Effect.suspend(make), { times: k - 1 })))
-    const bodies = [
-      loop(() => scenario.fanOut(baseFanOut, scenario.n)),
-      loop(() => scenario.fanOut(headFanOut, scenario.n)),
-      loop(() => scenario.peer(scenario.n))
-    ]
-    const perCall = await timeTogether(bodies, { runs: rounds, warmup: 3, clock: "cpu" })
-    const perTask = perCall.map((s) => nsPerTask(s, scenario.n * k))
-    const ratio = cost(perTask[1], perTask[0])!
+    const perTask = await cpuPerTask(
+      [
+        () => scenario.fanOut(baseFanOut, scenario.n),
+        () => scenario.fanOut(headFanOut, scenario.n),
+        () => scenario.peer(scenario.n)
+      ],
+      scenario.n,
+      k
+    )
     const names = ["FanOut, base", "FanOut, head", "Effect.all"]
     perTask.forEach((s, i) => {
-      rows.push([
-        scenario.name,
-        names[i]!,
-        fmtStats(s),
-        i === 1 ? `${ratio.ratio.toFixed(2)}× (${ratio.min.toFixed(2)}–${ratio.max.toFixed(2)})` : ""
-      ])
+      rows.push([scenario.name, names[i]!, fmtStats(s), i === 1 ? ratioOf(perTask[1]!, perTask[0]!) : ""])
     })
   }
   console.log(table(["fan-out (no new option)", "runner", "CPU ns per task", "head ÷ base"], rows, 2))
@@ -291,18 +306,8 @@ if (only.includes("options")) {
   ]
   const rows: Array<Array<string>> = []
   for (const pair of pairs) {
-    const loop = (make: () => Effect.Effect<unknown, unknown>) => () =>
-      Effect.runPromise(Effect.exit(Effect.repeat(Effect.suspend(make), { times: k - 1 })))
-    const [on, off] = (await timeTogether([loop(pair.on), loop(pair.off)], { runs: rounds, warmup: 3, clock: "cpu" }))
-      .map((s) => nsPerTask(s, n * k))
-    const ratio = cost(on, off)!
-    rows.push([
-      pair.name,
-      pair.against,
-      fmtStats(on),
-      fmtStats(off),
-      `${ratio.ratio.toFixed(2)}× (${ratio.min.toFixed(2)}–${ratio.max.toFixed(2)})`
-    ])
+    const [on, off] = await cpuPerTask([pair.on, pair.off], n, k)
+    rows.push([pair.name, pair.against, fmtStats(on), fmtStats(off), ratioOf(on!, off!)])
   }
   console.log(table(["option (head)", "against", "CPU ns per task, on", "off", "on ÷ off"], rows, 2))
   console.log(
